@@ -1,0 +1,103 @@
+"""The allocator interface shared by heuristic baselines and trained RL policies.
+
+Every scheduling interval the scheduler builds an :class:`AllocatorState` over the
+*active* users (users with data to send) and asks the allocator for bandwidth
+shares. Shares are fractions of the cell bandwidth: ``shares >= 0`` and
+``shares.sum() <= 1``. Leftover bandwidth is simply unused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from sim.registry import Registry
+
+
+@dataclass(frozen=True)
+class AllocatorState:
+    """What an allocator sees for one interval; every array has shape ``[n]``.
+
+    ``n`` is the number of active users; index ``j`` of every array is the same user.
+
+    Attributes:
+        user_ids: ``[n]`` int, the simulator's user index of each active user.
+        snr_db: ``[n]`` SNR in dB the user would have with an equal share
+            ``bandwidth_hz / n`` (with per-user transmit power the SNR depends on the
+            bandwidth given, so a reference share is needed).
+        spectral_efficiency_bps_hz: ``[n]`` achievable bits/s/Hz at that SNR under the
+            scenario's link model (0 when the user is in outage).
+        bits_left_unit: ``[n]`` bits still to deliver to finish the current unit.
+        bits_left_total: ``[n]`` bits still to deliver to reach the request's target
+            (its quality target when stopping at target, else the whole stream).
+        quality_gain_next: ``[n]`` quality gained when the current unit arrives
+            (for LPIPS: decrease in LPIPS, >= 0).
+        deadline_slack_s: ``[n]`` seconds until the request's deadline (``inf`` if none;
+            negative once missed).
+        avg_throughput_bps: ``[n]`` exponentially averaged delivered throughput, b/s.
+        bandwidth_hz: total cell bandwidth, Hz.
+        interval_s: scheduling interval, s.
+        time_s: simulation time at the start of the interval, s.
+    """
+
+    user_ids: np.ndarray
+    snr_db: np.ndarray
+    spectral_efficiency_bps_hz: np.ndarray
+    bits_left_unit: np.ndarray
+    bits_left_total: np.ndarray
+    quality_gain_next: np.ndarray
+    deadline_slack_s: np.ndarray
+    avg_throughput_bps: np.ndarray
+    bandwidth_hz: float
+    interval_s: float
+    time_s: float
+
+    @property
+    def num_users(self) -> int:
+        return int(self.user_ids.shape[0])
+
+    def demand_share(self) -> np.ndarray:
+        """``[n]`` share of the cell bandwidth each user needs to finish ``bits_left_total``
+        this interval at its reference spectral efficiency (``inf`` in outage)."""
+        capacity_bits = self.spectral_efficiency_bps_hz * self.bandwidth_hz * self.interval_s
+        with np.errstate(divide="ignore", invalid="ignore"):
+            need = np.where(capacity_bits > 0, self.bits_left_total / capacity_bits, np.inf)
+        return need
+
+
+@runtime_checkable
+class Allocator(Protocol):
+    """Anything with ``allocate(state) -> shares``; shares ``[n]``, >= 0, sum <= 1."""
+
+    def allocate(self, state: AllocatorState) -> np.ndarray: ...
+
+
+ALLOCATORS: Registry[Allocator] = Registry("allocator")
+"""Registry of allocators; factories are called as ``factory(params, rng=Generator)``."""
+
+
+def check_shares(shares: np.ndarray, num_users: int) -> np.ndarray:
+    """Validate an allocator's output; raises ``ValueError`` naming the problem.
+
+    Returns the shares as float64 ``[num_users]``, renormalised if the sum exceeds 1
+    by no more than floating-point error.
+    """
+    shares = np.asarray(shares, dtype=np.float64)
+    if shares.shape != (num_users,):
+        raise ValueError(
+            f"allocator returned shares of shape {shares.shape}, expected ({num_users},)"
+        )
+    if not np.all(np.isfinite(shares)):
+        raise ValueError(
+            f"allocator returned non-finite shares: {shares[~np.isfinite(shares)][:5]}"
+        )
+    if np.any(shares < 0):
+        raise ValueError(f"allocator returned negative shares: min {shares.min():.3g}")
+    total = float(shares.sum())
+    if total > 1.0 + 1e-9:
+        raise ValueError(f"allocator returned shares summing to {total:.6g} > 1")
+    if total > 1.0:
+        shares = shares / total
+    return shares

@@ -1,0 +1,128 @@
+"""Engine speed: scheduling intervals simulated per wall-second, by number of users.
+
+Usage:
+    python benchmarks/bench_engine.py                      # 10, 100, 1000, 10000 users
+    python benchmarks/bench_engine.py --users 1000 --intervals 5000
+    python benchmarks/bench_engine.py --long               # 10,000 users, 600 s at 10 ms
+
+The load is chosen so that a steady fraction of users has data every interval
+(Poisson requests, SYNTHETIC operating points, proportional fair, Rayleigh fading,
+Shannon link with HARQ). Prints intervals/s, requests simulated, and peak RSS.
+Figures printed here are what the README quotes; rerun to reproduce on your machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from sim import scenario as sl
+from sim.engine import Simulation
+
+
+def scenario_for(users: int, duration_s: float, interval_s: float = 0.01) -> dict:
+    return {
+        "name": f"bench-{users}",
+        "seed": 1,
+        "duration_s": duration_s,
+        "interval_s": interval_s,
+        "drain": False,
+        "cell": {"radius_m": 500, "bandwidth_hz": 100e6, "tx_power_dbm": 30},
+        "link": {"model": {"name": "shannon", "params": {"gap_db": 3.0}}, "packet_bits": 4096},
+        "provider": {
+            "servers": max(2, users // 50),
+            "diffusion_steps": 20,
+            "step_time": {"name": "constant", "params": {"value_s": 0.005}},
+        },
+        "users": {
+            "count": users,
+            "arrivals": {"name": "poisson", "params": {"rate_per_s": 0.1}},
+            "groups": [
+                {"encoder": "seq-words/lowest-lpips", "fraction": 0.25},
+                {"encoder": "vq-mask/prm/p=0.25", "fraction": 0.25},
+                {"encoder": "cross-attn/default", "fraction": 0.25},
+                {"encoder": "jpeg/q=40", "fraction": 0.25},
+            ],
+        },
+        "qos": {"metric": "lpips", "target": 0.6, "deadline_s": 5.0},
+        "allocator": {"name": "proportional-fair"},
+    }
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench(users: int, intervals: int, warm_intervals: int = 300) -> dict:
+    sc = sl.validate(scenario_for(users, duration_s=(intervals + warm_intervals) * 0.01 + 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulation(sc, out_dir=Path(tmp))
+        for _ in range(warm_intervals):  # reach steady state before timing
+            state = sim.observe()
+            sim.apply(None if state is None else sim.allocator.allocate(state))
+        active = 0
+        t0 = time.perf_counter()
+        for _ in range(intervals):
+            state = sim.observe()
+            active += 0 if state is None else state.num_users
+            sim.apply(None if state is None else sim.allocator.allocate(state))
+        wall = time.perf_counter() - t0
+        sim.close(wall)
+    return {
+        "users": users,
+        "intervals": intervals,
+        "wall_s": wall,
+        "intervals_per_s": intervals / wall,
+        "mean_active": active / intervals,
+    }
+
+
+def long_run(users: int = 10_000, sim_s: float = 600.0) -> None:
+    sc = sl.validate(scenario_for(users, duration_s=sim_s))
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = Simulation(sc, out_dir=Path(tmp))
+        rss = []
+        t0 = time.perf_counter()
+
+        def progress(t: float, horizon: float) -> None:
+            if sim.tick_index % 6000 == 0:
+                rss.append((round(t), round(peak_rss_mb())))
+
+        summary = sim.run(progress)
+        wall = time.perf_counter() - t0
+    print(
+        f"long run: {users} users, {sim_s:.0f} s simulated at 10 ms = "
+        f"{summary['intervals']} intervals in {wall:.1f} s wall "
+        f"({summary['intervals'] / wall:.0f} intervals/s), {summary['requests_total']} requests"
+    )
+    print("peak RSS (MB) by simulated time (s):", rss)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--users", type=int, nargs="*", default=[10, 100, 1000, 10000])
+    ap.add_argument("--intervals", type=int, default=3000)
+    ap.add_argument("--long", action="store_true", help="the 10,000-user, 60,000-interval run")
+    args = ap.parse_args()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
+    )
+    if args.long:
+        long_run()
+        return
+    print(f"{'users':>7} {'mean active':>12} {'intervals/s':>12} {'wall s':>8}")
+    for n in args.users:
+        r = bench(n, args.intervals)
+        row = (r["users"], r["mean_active"], r["intervals_per_s"], r["wall_s"])
+        print("{:>7} {:>12.1f} {:>12.0f} {:>8.2f}".format(*row))
+    print(f"peak RSS: {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

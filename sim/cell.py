@@ -1,0 +1,105 @@
+"""The cell's channel state for all users: path loss, LOS, shadowing and fading.
+
+``gain_db[u]`` is the channel gain of user ``u`` (antenna gain minus path loss minus
+shadowing plus small-scale fading), in dB. Large-scale terms are recomputed only
+when users move; shadowing follows the Gudmundson model, correlated over the
+distance moved with the TR 38.901 decorrelation distance; LOS state is redrawn
+with the LOS probability once a user has moved a decorrelation distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.channel.fading import FADING
+from sim.channel.pathloss import PATHLOSS
+from sim.schema import CellConfig
+
+SPEED_OF_LIGHT_MPS = 299_792_458.0
+
+
+class CellChannel:
+    """Vectorised channel of ``U`` users.
+
+    Attributes:
+        positions_m: ``[U, 2]`` user positions, m (base station at the origin).
+        los: ``[U]`` bool line-of-sight state.
+        shadowing_db: ``[U]`` shadow fading, dB.
+        large_scale_db: ``[U]`` antenna gain - path loss - shadowing, dB.
+        fading_gain: ``[U]`` small-scale power gain ``|h|^2`` (unit mean).
+    """
+
+    def __init__(
+        self,
+        config: CellConfig,
+        positions_m: np.ndarray,
+        shadowing_rng: np.random.Generator,
+        fading_rng: np.random.Generator,
+    ) -> None:
+        self.config = config
+        self.rng = shadowing_rng
+        self.pathloss = PATHLOSS.build(config.pathloss.name, config.pathloss.params)
+        n = positions_m.shape[0]
+        self.fading = FADING.build(
+            config.fading.name, config.fading.params, num_users=n, rng=fading_rng
+        )
+        self.positions_m = positions_m.copy()
+        d2d = self.distance_m
+        self.los = self.rng.random(n) < self.pathloss.los_probability(d2d)
+        self.shadowing_db = self._draw_shadowing(np.ones(n, dtype=bool))
+        self._moved_since_los_m = np.zeros(n)
+        self.large_scale_db = self._large_scale()
+        self.fading_gain = self.fading.power_gain()
+
+    @property
+    def distance_m(self) -> np.ndarray:
+        """``[U]`` horizontal distance to the base station, m."""
+        return np.hypot(self.positions_m[:, 0], self.positions_m[:, 1])
+
+    def _draw_shadowing(self, mask: np.ndarray) -> np.ndarray:
+        if not self.config.shadowing:
+            return np.zeros(mask.shape[0])
+        sigma = self.pathloss.shadowing_sigma_db(self.los)
+        return np.where(mask, self.rng.normal(0.0, 1.0, mask.shape[0]) * sigma, 0.0)
+
+    def _large_scale(self) -> np.ndarray:
+        pl = self.pathloss.pathloss_db(self.distance_m, self.los, self.config.carrier_ghz)
+        return self.config.antenna_gain_db - pl - self.shadowing_db
+
+    def doppler_hz(self, speed_mps: np.ndarray) -> np.ndarray:
+        """``[U]`` maximum Doppler shift for speeds ``[U]`` m/s at the carrier."""
+        return speed_mps * self.config.carrier_ghz * 1e9 / SPEED_OF_LIGHT_MPS
+
+    def move(self, new_positions_m: np.ndarray) -> None:
+        """Update large-scale terms after users moved to ``new_positions_m`` ``[U, 2]``."""
+        step = np.hypot(*(new_positions_m - self.positions_m).T)
+        self.positions_m = new_positions_m
+        moved = step > 0
+        if not moved.any():
+            return
+        decorr = self.pathloss.shadowing_decorrelation_m(self.los)
+        self._moved_since_los_m += step
+        redraw = self._moved_since_los_m >= decorr
+        if redraw.any():
+            p = self.pathloss.los_probability(self.distance_m)
+            self.los = np.where(redraw, self.rng.random(self.los.shape[0]) < p, self.los)
+            self._moved_since_los_m[redraw] = 0.0
+        if self.config.shadowing:
+            rho = np.exp(-step / decorr)
+            sigma = self.pathloss.shadowing_sigma_db(self.los)
+            innovation = self.rng.normal(0.0, 1.0, step.shape[0]) * sigma
+            self.shadowing_db = np.where(
+                moved,
+                rho * self.shadowing_db + np.sqrt(1.0 - rho**2) * innovation,
+                self.shadowing_db,
+            )
+        self.large_scale_db = self._large_scale()
+
+    def advance(self, dt_s: float, speed_mps: np.ndarray) -> None:
+        """Advance small-scale fading by ``dt_s`` with per-user speeds ``[U]``."""
+        self.fading_gain = self.fading.step(dt_s, self.doppler_hz(speed_mps))
+
+    def gain_db(self, users: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Total channel gain in dB of ``users`` (indices), fading included."""
+        fading = np.maximum(self.fading_gain[users], 1e-30)
+        return self.large_scale_db[users] + 10.0 * np.log10(fading)

@@ -1,0 +1,331 @@
+"""Small-scale fading: per-user complex gains ``h: [U]`` with unit mean power.
+
+Models (registry :data:`FADING`):
+
+* ``none``: ``h = 1``.
+* ``rayleigh``: ``h ~ CN(0, 1)`` evolving in time with Jakes-type correlation.
+* ``rician``: ``h = sqrt(K/(K+1)) e^{j phi_LOS(t)} + sqrt(1/(K+1)) h_diffuse``; the LOS
+  phase rotates at ``2 pi f_d cos(theta_LOS)`` with a per-user random arrival angle.
+
+The diffuse part is produced by one of two processes (param ``process``):
+
+* ``gauss-markov``: ``h <- rho h + sqrt(1 - rho^2) w``, ``w ~ CN(0, 1)``,
+  ``rho = J0(2 pi f_d dt)`` per user. The lag-1 correlation equals Clarke/Jakes'
+  ``J0``; longer lags decay as ``rho^k`` (not ``J0(2 pi f_d k dt)``). Cheap.
+* ``sum-of-sinusoids``: a Zheng & Xiao (2003)-style statistical model with ``M``
+  sinusoids per quadrature, per-user random arrival-angle offset and per-sinusoid
+  random phases, ``X_c = M^{-1/2} sum_n cos(phi_n(t))`` with
+  ``d phi_n/dt = 2 pi f_d cos(alpha_n)`` (``X_s`` uses ``sin(alpha_n)``),
+  ``alpha_n = (2 pi n - pi + theta)/(4M)``. Its ensemble autocorrelation is exactly
+  ``J0(2 pi f_d tau)`` at every lag. Each user keeps its own phases, so per-user
+  (and time-varying) Dopplers are handled by integrating phase over each step.
+
+Dopplers are floored at ``min_doppler_hz`` (moving scatterers around static users).
+Every stochastic model starts in its stationary distribution. Per-step factors
+(``rho``, phasor rotations) are cached and reused while ``dt_s`` and the Doppler
+array passed to :meth:`step` keep the same values.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import j0
+
+from sim.registry import NoParams, Registry
+
+_TWO_PI = 2.0 * np.pi
+_RENORMALISE_EVERY = 4096
+"""Sum-of-sinusoids phasors are renormalised to unit modulus this often (steps)."""
+
+
+class FadingModel(Protocol):
+    """What every ``FADING`` factory returns."""
+
+    num_users: int
+
+    def power_gain(self) -> np.ndarray: ...
+
+    def step(self, dt_s: float, doppler_hz: np.ndarray | float) -> np.ndarray: ...
+
+    def reset(self, rng: np.random.Generator) -> None: ...
+
+    def coefficients(self) -> np.ndarray: ...
+
+
+FADING: Registry[FadingModel] = Registry("fading model")
+
+
+def _complex_normal(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``CN(0, 1)`` samples, complex ``[size]``, drawn in one call."""
+    z = rng.standard_normal(2 * size).view(np.complex128)
+    z *= np.sqrt(0.5)
+    return z
+
+
+def _power(h: np.ndarray) -> np.ndarray:
+    """``|h|^2`` as float ``[U]`` with a single output allocation."""
+    pairs = np.ascontiguousarray(h).view(np.float64).reshape(-1, 2)
+    return np.einsum("ij,ij->i", pairs, pairs)
+
+
+def _check_num_users(num_users: int) -> int:
+    if int(num_users) != num_users or num_users < 0:
+        raise ValueError(f"num_users must be a non-negative integer (got {num_users!r})")
+    return int(num_users)
+
+
+class NoFading:
+    """No small-scale fading: ``h = 1`` for every user."""
+
+    def __init__(self, num_users: int) -> None:
+        self.num_users = _check_num_users(num_users)
+
+    def power_gain(self) -> np.ndarray:
+        """All ones, float ``[U]``."""
+        return np.ones(self.num_users)
+
+    def step(self, dt_s: float, doppler_hz: np.ndarray | float) -> np.ndarray:
+        """No state to advance; returns ones ``[U]``."""
+        return self.power_gain()
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Nothing to reset."""
+
+    def coefficients(self) -> np.ndarray:
+        """All ones, complex ``[U]``."""
+        return np.ones(self.num_users, dtype=np.complex128)
+
+
+class GaussMarkovProcess:
+    """First-order autoregressive ``CN(0, 1)`` process per user (see module doc)."""
+
+    def __init__(self, num_users: int, rng: np.random.Generator) -> None:
+        self.num_users = num_users
+        self.reset(rng)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Redraw the state from ``CN(0, 1)`` and use ``rng`` from now on."""
+        self._rng = rng
+        self.values = _complex_normal(rng, self.num_users)
+        """Current diffuse gains, complex ``[U]``."""
+        self.rho = np.ones(self.num_users)
+        self._innovation_std = np.zeros(self.num_users)
+
+    def set_rate(self, dt_s: float, doppler_hz: np.ndarray) -> None:
+        """Precompute ``rho = J0(2 pi f_d dt)`` for ``doppler_hz: [U]`` (Hz), ``dt_s`` (s)."""
+        self.rho = j0(_TWO_PI * dt_s * doppler_hz)
+        # Per real/imaginary component: sqrt((1 - rho^2) / 2).
+        self._innovation_std = np.sqrt(np.maximum(1.0 - self.rho * self.rho, 0.0) * 0.5)
+
+    def advance(self) -> None:
+        """One step at the rate last given to :meth:`set_rate`."""
+        w = self._rng.standard_normal(2 * self.num_users).view(np.complex128)
+        w *= self._innovation_std
+        self.values *= self.rho
+        self.values += w
+
+
+class SumOfSinusoidsProcess:
+    """Zheng & Xiao-style sum of ``M`` sinusoids per quadrature (see module doc).
+
+    State: unit phasors ``z_c, z_s: [U, M]`` complex; per-step rotations
+    ``exp(j 2 pi f_d dt cos(alpha))`` and ``exp(j 2 pi f_d dt sin(alpha))``.
+    """
+
+    def __init__(self, num_users: int, num_sinusoids: int, rng: np.random.Generator) -> None:
+        self.num_users = num_users
+        self.num_sinusoids = num_sinusoids
+        self._scale = 1.0 / np.sqrt(num_sinusoids)
+        self.reset(rng)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Redraw angles and phases (stationary start)."""
+        u, m = self.num_users, self.num_sinusoids
+        theta = rng.uniform(-np.pi, np.pi, size=(u, 1))
+        n = np.arange(1, m + 1)
+        alpha = (_TWO_PI * n - np.pi + theta) / (4.0 * m)
+        self._cos_alpha = np.cos(alpha)
+        self._sin_alpha = np.sin(alpha)
+        self._z_c = np.exp(1j * rng.uniform(-np.pi, np.pi, size=(u, m)))
+        self._z_s = np.exp(1j * rng.uniform(-np.pi, np.pi, size=(u, m)))
+        self._rot_c = np.ones((u, m), dtype=np.complex128)
+        self._rot_s = np.ones((u, m), dtype=np.complex128)
+        self._steps = 0
+        self.values = self._evaluate()
+        """Current diffuse gains, complex ``[U]``."""
+
+    def _evaluate(self) -> np.ndarray:
+        h = np.empty(self.num_users, dtype=np.complex128)
+        h.real = self._z_c.real.sum(axis=1)
+        h.imag = self._z_s.real.sum(axis=1)
+        h *= self._scale
+        return h
+
+    def set_rate(self, dt_s: float, doppler_hz: np.ndarray) -> None:
+        """Precompute the phasor rotations for ``doppler_hz: [U]`` (Hz) over ``dt_s`` (s)."""
+        w = (_TWO_PI * dt_s * doppler_hz)[:, None]
+        for rot, direction in ((self._rot_c, self._cos_alpha), (self._rot_s, self._sin_alpha)):
+            angle = w * direction
+            np.cos(angle, out=rot.real)
+            np.sin(angle, out=rot.imag)
+
+    def advance(self) -> None:
+        """One step at the rate last given to :meth:`set_rate`."""
+        self._z_c *= self._rot_c
+        self._z_s *= self._rot_s
+        self._steps += 1
+        if self._steps % _RENORMALISE_EVERY == 0:
+            self._z_c /= np.abs(self._z_c)
+            self._z_s /= np.abs(self._z_s)
+        self.values = self._evaluate()
+
+
+class _RateKey:
+    """The last ``(dt_s, doppler_hz)`` seen, to detect when cached factors still hold."""
+
+    __slots__ = ("dt_s", "doppler_hz")
+
+    def __init__(self) -> None:
+        self.dt_s: float | None = None
+        self.doppler_hz: np.ndarray | None = None
+
+    def matches(self, dt_s: float, doppler_hz: np.ndarray | float) -> bool:
+        last = self.doppler_hz
+        return (
+            dt_s == self.dt_s
+            and last is not None
+            and np.shape(doppler_hz) == last.shape
+            and bool(np.array_equal(doppler_hz, last))
+        )
+
+    def store(self, dt_s: float, doppler_hz: np.ndarray | float) -> None:
+        self.dt_s = dt_s
+        self.doppler_hz = np.array(doppler_hz, dtype=np.float64, copy=True)
+
+
+class StochasticFading:
+    """Rayleigh (``k_factor_linear = 0``) or Rician fading over ``num_users`` users.
+
+    ``diffuse`` is a :class:`GaussMarkovProcess` or :class:`SumOfSinusoidsProcess`.
+    """
+
+    def __init__(
+        self,
+        num_users: int,
+        rng: np.random.Generator,
+        diffuse: GaussMarkovProcess | SumOfSinusoidsProcess,
+        k_factor_linear: float = 0.0,
+        min_doppler_hz: float = 0.0,
+    ) -> None:
+        self.num_users = _check_num_users(num_users)
+        self.k_factor_linear = float(k_factor_linear)
+        self.min_doppler_hz = float(min_doppler_hz)
+        self._diffuse = diffuse
+        self._los_amplitude = np.sqrt(self.k_factor_linear / (self.k_factor_linear + 1.0))
+        self._diffuse_amplitude = np.sqrt(1.0 / (self.k_factor_linear + 1.0))
+        self._has_los = self.k_factor_linear > 0.0
+        self._init_los(rng)
+
+    def _init_los(self, rng: np.random.Generator) -> None:
+        self._key = _RateKey()
+        if self._has_los:
+            self._los_cos_aoa = np.cos(rng.uniform(-np.pi, np.pi, self.num_users))
+            self._los = np.exp(1j * rng.uniform(-np.pi, np.pi, self.num_users))
+            self._los_rot = np.ones(self.num_users, dtype=np.complex128)
+        self._h = self._combine()
+
+    def _combine(self) -> np.ndarray:
+        if not self._has_los:
+            return self._diffuse.values
+        h = self._diffuse.values * self._diffuse_amplitude
+        h += self._los_amplitude * self._los
+        return h
+
+    def coefficients(self) -> np.ndarray:
+        """Current complex gains ``h: [U]`` (a copy)."""
+        return self._h.copy()
+
+    def power_gain(self) -> np.ndarray:
+        """Current ``|h|^2: [U]`` (unit mean over the ensemble), a fresh array."""
+        return _power(self._h)
+
+    def step(self, dt_s: float, doppler_hz: np.ndarray | float) -> np.ndarray:
+        """Advance by ``dt_s`` seconds with Doppler ``doppler_hz: [U]`` (or scalar, Hz).
+
+        Returns the new ``|h|^2: [U]``.
+        """
+        if not dt_s >= 0.0:
+            raise ValueError(f"dt_s must be >= 0 (got {dt_s!r})")
+        if not self._key.matches(dt_s, doppler_hz):
+            fd_hz = np.broadcast_to(np.maximum(doppler_hz, self.min_doppler_hz), (self.num_users,))
+            self._diffuse.set_rate(dt_s, fd_hz)
+            if self._has_los:
+                self._los_rot = np.exp(1j * (_TWO_PI * dt_s) * (fd_hz * self._los_cos_aoa))
+            self._key.store(dt_s, doppler_hz)
+        self._diffuse.advance()
+        if self._has_los:
+            self._los *= self._los_rot
+        self._h = self._combine()
+        return _power(self._h)
+
+    def reset(self, rng: np.random.Generator) -> None:
+        """Redraw all state from the stationary distribution using ``rng``."""
+        self._diffuse.reset(rng)
+        self._init_los(rng)
+
+
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class RayleighParams(BaseModel):
+    """Params of ``rayleigh``."""
+
+    model_config = _CONFIG
+    process: Literal["gauss-markov", "sum-of-sinusoids"] = "gauss-markov"
+    num_sinusoids: int = Field(16, ge=1, le=1024, description="sinusoids per quadrature")
+    min_doppler_hz: float = Field(0.0, ge=0.0, description="Doppler floor (Hz)")
+
+
+class RicianParams(RayleighParams):
+    """Params of ``rician``."""
+
+    k_factor_db: float = Field(
+        6.0, ge=-50.0, le=50.0, description="Rician K-factor, LOS/diffuse power (dB)"
+    )
+
+
+def _diffuse_process(
+    params: RayleighParams, num_users: int, rng: np.random.Generator
+) -> GaussMarkovProcess | SumOfSinusoidsProcess:
+    num_users = _check_num_users(num_users)
+    if params.process == "gauss-markov":
+        return GaussMarkovProcess(num_users, rng)
+    return SumOfSinusoidsProcess(num_users, params.num_sinusoids, rng)
+
+
+@FADING.register("none", params=NoParams, summary="no small-scale fading (|h|^2 = 1)")
+def build_none(params: NoParams, *, num_users: int, rng: np.random.Generator) -> NoFading:
+    """No small-scale fading."""
+    return NoFading(num_users)
+
+
+@FADING.register("rayleigh", params=RayleighParams, summary="Rayleigh fading, Jakes Doppler")
+def build_rayleigh(
+    params: RayleighParams, *, num_users: int, rng: np.random.Generator
+) -> StochasticFading:
+    """Rayleigh fading with Jakes-type time correlation."""
+    diffuse = _diffuse_process(params, num_users, rng)
+    return StochasticFading(num_users, rng, diffuse, 0.0, params.min_doppler_hz)
+
+
+@FADING.register("rician", params=RicianParams, summary="Rician fading with rotating LOS")
+def build_rician(
+    params: RicianParams, *, num_users: int, rng: np.random.Generator
+) -> StochasticFading:
+    """Rician fading: rotating LOS phasor plus a Rayleigh diffuse part."""
+    diffuse = _diffuse_process(params, num_users, rng)
+    k_linear = 10.0 ** (params.k_factor_db / 10.0)
+    return StochasticFading(num_users, rng, diffuse, k_linear, params.min_doppler_hz)

@@ -1,0 +1,637 @@
+"""The SimPy engine: one cell, an AIGC provider, many users, interval scheduling.
+
+Time advances in scheduling intervals of ``interval_s``. Between ticks SimPy
+processes the discrete events (request arrivals, GPU generation start/end). At each
+tick the scheduler builds an :class:`~agents.base.AllocatorState` over users with
+data to send, asks the allocator for bandwidth shares, and moves packets over the
+fading channels, all vectorised across users. Per-event Python work happens only
+when a request arrives, starts or ends generation, or finishes delivery.
+
+A request's life: arrival -> wait for a GPU server -> generation -> wait behind the
+user's earlier deliveries -> delivery of its encoder's unit stream -> decode at the
+receiver. It succeeds if the quality target is met and decoding ends by the
+deadline; it fails with a reason otherwise (see :data:`FAILURE_REASONS`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from agents.base import ALLOCATORS, Allocator, AllocatorState, check_shares
+from models.optable import LOWER_IS_BETTER, OperatingPointTable
+from sim.cell import CellChannel
+from sim.channel.noise import thermal_noise_dbm
+from sim.harq import transmit
+from sim.link import LINK
+from sim.provider import STEP_TIME
+from sim.records import INTERVAL_SCHEMA, REQUEST_SCHEMA, RecordWriter
+from sim.registry import UserInputError
+from sim.rng import Streams
+from sim.schema import QosConfig, Scenario
+from sim.summary import SummaryAccumulator
+from sim.table_source import load_source
+from sim.users import ARRIVALS, MOBILITY, PLACEMENT
+
+FAILURE_REASONS = {
+    "": "success",
+    "expired_in_queue": "deadline passed while waiting for a GPU server",
+    "expired_in_generation": "deadline passed during generation",
+    "expired_before_delivery": "deadline passed while waiting behind the user's earlier deliveries",
+    "deadline": "deadline passed during delivery (quality reached is recorded)",
+    "late_decode": "delivered, but decoding ended after the deadline",
+    "quality_below_target": "all units delivered, quality target not met",
+    "unfinished": "still in the system when the simulation ended",
+}
+
+
+class Request:
+    """One image request; mutable bookkeeping, one object per request."""
+
+    __slots__ = (
+        "request_id",
+        "user",
+        "group",
+        "image",
+        "encoder",
+        "arrival_s",
+        "deadline_s",
+        "gen_start_s",
+        "gen_end_s",
+        "delivery_start_s",
+        "scored",
+    )
+
+    def __init__(
+        self,
+        request_id: int,
+        user: int,
+        group: int,
+        image: int,
+        encoder: int,
+        arrival_s: float,
+        deadline_s: float,
+        scored: bool,
+    ) -> None:
+        self.request_id, self.user, self.group = request_id, user, group
+        self.image, self.encoder = image, encoder
+        self.arrival_s, self.deadline_s, self.scored = arrival_s, deadline_s, scored
+        self.gen_start_s = self.gen_end_s = self.delivery_start_s = float("nan")
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """Static facts of one user group, resolved against the table."""
+
+    name: str
+    encoder_index: int
+    qos: QosConfig
+    lower_is_better: bool
+    target_units: np.ndarray  # [I] units needed to reach the target (n if never)
+
+
+class Simulation:
+    """A runnable simulation of one scenario.
+
+    Use :meth:`run` for a whole run with the scenario's allocator, or drive it one
+    interval at a time with :meth:`observe` / :meth:`apply` (the Gymnasium wrapper
+    does this).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        out_dir: Path | None = None,
+        table: OperatingPointTable | None = None,
+        allocator: Allocator | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        self.scenario = sc = scenario
+        self.streams = Streams(sc.seed)
+        self.dt = sc.interval_s
+        self.bandwidth_hz = sc.cell.bandwidth_hz
+        encoder_ids = list(dict.fromkeys(g.encoder for g in sc.users.groups))
+        self.table = (
+            table.select(encoder_ids)
+            if table is not None
+            else load_source(sc.table, encoder_ids, base_dir)
+        )
+        self._setup_table()
+        self._setup_users()
+        self.channel = CellChannel(
+            sc.cell, self.positions_m, self.streams["shadowing"], self.streams["fading"]
+        )
+        self.link = LINK.build(sc.link.model.name, sc.link.model.params)
+        self.allocator = allocator or ALLOCATORS.build(
+            sc.allocator.name, sc.allocator.params, rng=self.streams["allocator"]
+        )
+        self.packet_bits = sc.link.packet_bits
+        self._setup_delivery_state()
+        self.env = simpy.Environment()
+        self.servers: simpy.Resource = (
+            simpy.PriorityResource(self.env, capacity=sc.provider.servers)
+            if sc.provider.discipline == "edf"
+            else simpy.Resource(self.env, capacity=sc.provider.servers)
+        )
+        self._step_time = STEP_TIME.build(sc.provider.step_time.name, sc.provider.step_time.params)
+        self._gen_rng = self.streams["generation"]
+        self._img_rng = self.streams["images"]
+        self._err_rng = self.streams["packet-errors"]
+        self.open_requests: dict[int, Request] = {}
+        self.user_queue: list[deque[Request]] = [deque() for _ in range(self.num_users)]
+        self.current: list[Request | None] = [None] * self.num_users
+        self._next_request_id = 0
+        self.summary = SummaryAccumulator(self.num_users, self.group_names, sc.qos.metric)
+        self.out_dir = out_dir
+        self._writers: list[RecordWriter] = []
+        if out_dir is not None:
+            self.requests_out = self._writer(out_dir / "requests.parquet", REQUEST_SCHEMA)
+            self.intervals_out = (
+                self._writer(out_dir / "intervals.parquet", INTERVAL_SCHEMA)
+                if sc.output.intervals
+                else None
+            )
+        else:
+            self.requests_out = self.intervals_out = None
+        self._arrival_images = self._img_rng.integers(0, len(self.table.image_ids), size=4096)
+        self._arrival_image_pos = 0
+        for g, users in enumerate(self.group_users):
+            spec = sc.users.groups[g].arrivals or sc.users.arrivals
+            arrivals = ARRIVALS.build(
+                spec.name, spec.params, user_ids=users, rng=self.streams[f"arrivals/{g}"]
+            )
+            self.env.process(self._arrivals(arrivals.events(sc.duration_s), g))
+        self.tick_index = 0
+        self.time_s = 0.0
+        self._pending_state: tuple | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _writer(self, path: Path, schema) -> RecordWriter:
+        w = RecordWriter(path, schema, self.scenario.output.chunk_rows)
+        self._writers.append(w)
+        return w
+
+    def _setup_table(self) -> None:
+        t, sc = self.table, self.scenario
+        self.num_images = len(t.image_ids)
+        self.num_encoders = len(t.encoders)
+        u1 = t.max_units + 1
+        self._row_len = u1
+        cum = t.cum_bits.reshape(-1, u1)  # [R, U+1]
+        self._cum_flat = cum.ravel()
+        self._big = float(cum.max()) + 1.0
+        self._cum_key = (cum + np.arange(cum.shape[0])[:, None] * self._big).ravel()
+        self._num_units_flat = t.num_units.ravel()
+        self._total_bits_flat = cum[:, -1].copy()
+        self._dec_flat = t.decode_time_s.ravel()
+        self._loss_tolerant = np.array([e.loss_tolerant for e in t.encoders])
+        metric = sc.qos.metric
+        self.group_names, self.plans = [], []
+        for g in sc.users.groups:
+            qos = g.qos or sc.qos
+            if qos.metric != metric:
+                raise UserInputError(
+                    f"users.groups '{g.name}': qos.metric '{qos.metric}' differs from the "
+                    f"scenario's '{metric}'; one metric per run"
+                )
+            e = t.encoder_index(g.encoder)
+            q = t.metric(metric)[:, e, :]  # [I, U+1]
+            lower = LOWER_IS_BETTER.get(metric, True)
+            meets = q <= qos.target if lower else q >= qos.target
+            n = t.num_units[:, e]
+            first = np.where(meets.any(axis=1), meets.argmax(axis=1), n)
+            target_units = np.minimum(first, n) if qos.stop_at_target else n.copy()
+            self.group_names.append(g.name)
+            self.plans.append(GroupPlan(g.name, e, qos, lower, target_units))
+        self._q_flat = t.metric(metric).ravel()
+
+    def _setup_users(self) -> None:
+        sc = self.scenario
+        n = sc.users.count
+        self.num_users = n
+        place = PLACEMENT.build(sc.users.placement.name, sc.users.placement.params)
+        self.positions_m = place(
+            n, sc.cell.radius_m, sc.cell.min_distance_m, self.streams["placement"]
+        )
+        self.mobility = MOBILITY.build(
+            sc.users.mobility.name,
+            sc.users.mobility.params,
+            positions_m=self.positions_m,
+            radius_m=sc.cell.radius_m,
+            min_distance_m=sc.cell.min_distance_m,
+            rng=self.streams["mobility"],
+        )
+        sizes = _group_sizes(sc)
+        self.user_group = np.repeat(np.arange(len(sizes)), sizes)
+        self.group_users = [np.flatnonzero(self.user_group == g) for g in range(len(sizes))]
+
+    def _setup_delivery_state(self) -> None:
+        n, r = self.num_users, self.scenario.link.harq_max_retx
+        self.active = np.zeros(n, dtype=bool)
+        self.row = np.zeros(n, dtype=np.int64)  # flat (image, encoder) row
+        self.bits_done = np.zeros(n)  # acked bits (+ erased bits if loss-tolerant)
+        self.erased_bits = np.zeros(n)
+        self.target_units = np.zeros(n, dtype=np.int64)
+        self.loss_tolerant = np.zeros(n, dtype=bool)
+        self.lower_better = np.zeros(n, dtype=bool)
+        self.q_target = np.zeros(n)
+        self.deadline = np.full(n, np.inf)
+        self.carry_bits = np.zeros(n)
+        self.harq = np.zeros((n, r), dtype=np.int64)
+        self.packets_tx = np.zeros(n, dtype=np.int64)
+        self.packets_dropped = np.zeros(n, dtype=np.int64)
+        self.avg_throughput = np.zeros(n)
+        self.delivered_bits_user = np.zeros(n)
+
+    # --------------------------------------------------------------- processes
+    def _next_image(self) -> int:
+        if self._arrival_image_pos >= self._arrival_images.size:
+            self._arrival_images = self._img_rng.integers(0, self.num_images, size=4096)
+            self._arrival_image_pos = 0
+        image = int(self._arrival_images[self._arrival_image_pos])
+        self._arrival_image_pos += 1
+        return image
+
+    def _arrivals(self, events, group: int):
+        env = self.env
+        plan = self.plans[group]
+        deadline_s = plan.qos.deadline_s
+        for t, user in events:
+            if user >= self.num_users:
+                raise UserInputError(
+                    f"arrival trace names user {user}, but users.count is {self.num_users}"
+                )
+            if self.user_group[user] != group:
+                continue
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            req = Request(
+                self._next_request_id,
+                user,
+                group,
+                self._next_image(),
+                plan.encoder_index,
+                env.now,
+                env.now + deadline_s if deadline_s else float("inf"),
+                env.now >= self.scenario.warmup_s,
+            )
+            self._next_request_id += 1
+            self.open_requests[req.request_id] = req
+            env.process(self._generate(req))
+
+    def _generate(self, req: Request):
+        env = self.env
+        kwargs = (
+            {"priority": req.deadline_s} if isinstance(self.servers, simpy.PriorityResource) else {}
+        )
+        with self.servers.request(**kwargs) as slot:
+            yield slot
+            if env.now >= req.deadline_s:
+                self._finish(req, env.now, 0, 0, 0.0, "expired_in_queue")
+                return
+            req.gen_start_s = env.now
+            duration = self.scenario.provider.diffusion_steps * self._step_time(self._gen_rng)
+            yield env.timeout(duration)
+            req.gen_end_s = env.now
+        if env.now >= req.deadline_s:
+            self._finish(req, env.now, 0, 0, 0.0, "expired_in_generation")
+            return
+        self.user_queue[req.user].append(req)
+        if not self.active[req.user]:
+            self._start_next(req.user, env.now)
+
+    def _start_next(self, u: int, now: float) -> None:
+        """Make the oldest waiting request of user ``u`` its active delivery at ``now``."""
+        queue = self.user_queue[u]
+        while queue:
+            req = queue.popleft()
+            if now >= req.deadline_s:
+                self._finish(req, now, 0, 0, 0.0, "expired_before_delivery")
+                continue
+            plan = self.plans[req.group]
+            req.delivery_start_s = now
+            self.current[u] = req
+            self.active[u] = True
+            self.row[u] = req.image * self.num_encoders + req.encoder
+            self.bits_done[u] = self.erased_bits[u] = self.carry_bits[u] = 0.0
+            self.target_units[u] = plan.target_units[req.image]
+            self.loss_tolerant[u] = self._loss_tolerant[req.encoder]
+            self.lower_better[u] = plan.lower_is_better
+            self.q_target[u] = plan.qos.target
+            self.deadline[u] = req.deadline_s
+            self.harq[u] = 0
+            self.packets_tx[u] = self.packets_dropped[u] = 0
+            return
+        self.current[u] = None
+        self.active[u] = False
+
+    # ------------------------------------------------------------ bookkeeping
+    def _finish(
+        self,
+        req: Request,
+        end_s: float,
+        units_sent: int,
+        units_rx: int,
+        bits: float,
+        reason: str,
+        packets: tuple[int, int] = (0, 0),
+        decode_s: float = 0.0,
+    ) -> None:
+        """Record a request's outcome and forget it."""
+        row = req.image * self.num_encoders + req.encoder
+        base = row * self._row_len
+        quality = float(self._q_flat[base + units_rx])
+        plan = self.plans[req.group]
+        met = quality <= plan.qos.target if plan.lower_is_better else quality >= plan.qos.target
+        completion = end_s + decode_s
+        if reason == "" and completion > req.deadline_s:
+            reason = "late_decode"
+        if reason == "" and not met:
+            reason = "quality_below_target"
+        success = reason == ""
+        latency = completion - req.arrival_s
+        self.open_requests.pop(req.request_id, None)
+        self.summary.add(req.user, req.group, req.scored, success, reason, quality, latency, bits)
+        if self.requests_out is not None:
+            self.requests_out.append(
+                (
+                    req.request_id,
+                    req.user,
+                    self.group_names[req.group],
+                    self.table.image_ids[req.image],
+                    self.table.encoder_ids[req.encoder],
+                    bool(self.table.synthetic[req.image, req.encoder]),
+                    req.scored,
+                    req.arrival_s,
+                    req.deadline_s,
+                    req.gen_start_s,
+                    req.gen_end_s,
+                    req.delivery_start_s,
+                    end_s,
+                    completion,
+                    latency,
+                    int(self._num_units_flat[row]),
+                    units_sent,
+                    units_rx,
+                    bits,
+                    packets[0],
+                    packets[1],
+                    self.scenario.qos.metric,
+                    quality,
+                    plan.qos.target,
+                    bool(met),
+                    success,
+                    reason,
+                )
+            )
+
+    # ---------------------------------------------------------------- the tick
+    def _snr_db(self, gain_db: np.ndarray, bandwidth_hz: np.ndarray | float) -> np.ndarray:
+        cell = self.scenario.cell
+        if cell.power_mode == "uniform-psd":
+            bandwidth_hz = self.bandwidth_hz
+        with np.errstate(divide="ignore"):
+            noise = thermal_noise_dbm(bandwidth_hz, cell.noise_figure_db)
+        return cell.tx_power_dbm + gain_db - noise
+
+    def _units(self, rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """``[n]`` complete units contained in the first ``bits`` of each row's stream."""
+        pos = np.searchsorted(self._cum_key, bits + rows * self._big, side="right") - 1
+        return np.minimum(pos - rows * self._row_len, self._num_units_flat[rows])
+
+    def observe(self) -> AllocatorState | None:
+        """Advance to the next tick and return the allocator state (None: nobody active).
+
+        Call :meth:`apply` with shares before calling :meth:`observe` again.
+        """
+        t = self.tick_index * self.dt
+        if t > self.env.now:
+            self.env.run(until=t)
+        self.time_s = t
+        if self.mobility.moving:
+            self.positions_m = self.mobility.step(self.positions_m, self.dt)
+            self.channel.move(self.positions_m)
+        self.channel.advance(self.dt, self.mobility.speed_mps)
+        idx = np.flatnonzero(self.active)
+        if idx.size == 0:
+            self._pending_state = (idx, None)
+            return None
+        gain_db = self.channel.gain_db(idx)
+        snr_ref = self._snr_db(gain_db, self.bandwidth_hz / idx.size)
+        se_ref = self.link.spectral_efficiency(snr_ref)
+        rows = self.row[idx]
+        base = rows * self._row_len
+        done = self.bits_done[idx]
+        lt = self.loss_tolerant[idx]
+        erased = self.erased_bits[idx]
+        k_sent = self._units(rows, done)
+        k_rx = np.where(lt, self._units(rows, done - erased), k_sent)
+        target_bits = np.minimum(
+            self._cum_flat[base + self.target_units[idx]] + erased, self._total_bits_flat[rows]
+        )
+        next_unit = np.minimum(k_sent + 1, self._num_units_flat[rows])
+        q_now = self._q_flat[base + k_rx]
+        q_next = self._q_flat[base + np.minimum(k_rx + 1, self._num_units_flat[rows])]
+        gain = np.where(self.lower_better[idx], q_now - q_next, q_next - q_now)
+        in_flight = self.harq[idx].sum(axis=1) * self.packet_bits
+        state = AllocatorState(
+            user_ids=idx,
+            snr_db=snr_ref,
+            spectral_efficiency_bps_hz=se_ref,
+            bits_left_unit=np.maximum(self._cum_flat[base + next_unit] - done, 0.0),
+            bits_left_total=np.maximum(target_bits - done, 0.0),
+            quality_gain_next=np.maximum(gain, 0.0),
+            deadline_slack_s=self.deadline[idx] - t,
+            avg_throughput_bps=self.avg_throughput[idx],
+            bandwidth_hz=self.bandwidth_hz,
+            interval_s=self.dt,
+            time_s=t,
+        )
+        self._pending_state = (idx, (gain_db, rows, base, lt, target_bits, in_flight, snr_ref))
+        return state
+
+    def apply(self, shares: np.ndarray | None) -> None:
+        """Transmit for one interval with ``shares`` ``[n]`` of the last observed state."""
+        if self._pending_state is None:
+            raise RuntimeError("apply() called without observe()")
+        idx, cache = self._pending_state
+        self._pending_state = None
+        t = self.time_s
+        if cache is None:
+            self._record_interval(t, 0, 0.0, 0.0, 0, None)
+            self.tick_index += 1
+            return
+        gain_db, rows, base, lt, target_bits, in_flight, snr_ref = cache
+        shares = check_shares(shares, idx.size)
+        L = self.packet_bits
+        bw = shares * self.bandwidth_hz
+        served = bw > 0
+        snr = np.where(served, self._snr_db(gain_db, np.where(served, bw, 1.0)), -np.inf)
+        se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
+        capacity = bw * self.dt * se + self.carry_bits[idx]
+        budget = np.floor(capacity / L).astype(np.int64)
+        done = self.bits_done[idx]
+        new_packets = np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / L).astype(np.int64)
+        per = self.scenario.link.packet_error_rate
+        if per is not None:
+            bler = np.full(idx.size, per)
+        else:
+            bler = np.where(served, self.link.block_error_rate(snr, se, L), 1.0)
+        tx = transmit(budget, new_packets, self.harq[idx], bler, self._err_rng)
+        self.harq[idx] = tx.pending
+        backlogged = tx.transmissions == budget
+        self.carry_bits[idx] = np.where(backlogged, capacity - budget * L, 0.0)
+        good_bits = tx.delivered * float(L)
+        lost_bits = tx.dropped * float(L)
+        total = self._total_bits_flat[rows]
+        done = np.minimum(done + good_bits + np.where(lt, lost_bits, 0.0), total)
+        erased = self.erased_bits[idx] + np.where(lt, lost_bits, 0.0)
+        self.bits_done[idx] = done
+        self.erased_bits[idx] = erased
+        self.packets_tx[idx] += tx.transmissions
+        self.packets_dropped[idx] += tx.dropped
+        delivered_bits = np.minimum(good_bits, total)
+        self.delivered_bits_user[idx] += delivered_bits
+        beta = min(1.0, self.dt / self.scenario.throughput_window_s)
+        self.avg_throughput[idx] += beta * (delivered_bits / self.dt - self.avg_throughput[idx])
+        k_sent = self._units(rows, done)
+        k_rx = np.where(lt, self._units(rows, np.maximum(done - erased, 0.0)), k_sent)
+        q = self._q_flat[base + k_rx]
+        lower = self.lower_better[idx]
+        met = np.where(lower, q <= self.q_target[idx], q >= self.q_target[idx])
+        all_sent = (done >= total) & (tx.pending.sum(axis=1) == 0)
+        at_target = (k_rx >= self.target_units[idx]) & met
+        finished = all_sent | at_target
+        end = t + self.dt
+        expired = ~finished & (end >= self.deadline[idx])
+        used_fraction = np.where(
+            capacity > 0, np.minimum(tx.transmissions * L / np.maximum(capacity, 1e-9), 1.0), 0.0
+        )
+        for j in np.flatnonzero(finished | expired).tolist():
+            u = int(idx[j])
+            req = self.current[u]
+            if finished[j]:
+                end_s = t + self.dt * float(used_fraction[j])
+                reason, decode = "", float(self._dec_flat[base[j] + k_rx[j]])
+            else:
+                end_s, reason, decode = end, "deadline", 0.0
+            self._finish(
+                req,
+                end_s,
+                int(k_sent[j]),
+                int(k_rx[j]),
+                float(done[j]),
+                reason,
+                (int(self.packets_tx[u]), int(self.packets_dropped[u])),
+                decode,
+            )
+            self._start_next(u, end_s)
+        used_share = float((shares * used_fraction).sum())
+        self._record_interval(
+            t,
+            idx.size,
+            used_share,
+            float(delivered_bits.sum()),
+            int(tx.dropped.sum()),
+            float(np.mean(snr_ref)),
+        )
+        self.tick_index += 1
+
+    def _record_interval(
+        self, t: float, active: int, used_share: float, bits: float, dropped: int, snr: float | None
+    ) -> None:
+        self.summary.add_interval(used_share)
+        if self.intervals_out is not None:
+            self.intervals_out.append(
+                (
+                    t,
+                    active,
+                    used_share,
+                    bits,
+                    dropped,
+                    len(self.servers.queue),
+                    self.servers.count,
+                    snr,
+                )
+            )
+
+    # ------------------------------------------------------------------- runs
+    @property
+    def in_system(self) -> int:
+        return len(self.open_requests)
+
+    def done(self) -> bool:
+        """True once arrivals have stopped and (if draining) the system is empty."""
+        sc = self.scenario
+        t = self.tick_index * self.dt
+        if t < sc.duration_s:
+            return False
+        if not sc.drain or self.in_system == 0:
+            return True
+        return t >= sc.duration_s + sc.max_drain_s
+
+    def run(self, progress: Callable[[float, float], None] | None = None) -> dict:
+        """Run to the end; returns the summary dict. ``progress(sim_time_s, horizon_s)``."""
+        wall0 = time.perf_counter()
+        horizon = self.scenario.duration_s
+        try:
+            while not self.done():
+                state = self.observe()
+                self.apply(None if state is None else self.allocator.allocate(state))
+                if progress is not None and self.tick_index % 200 == 0:
+                    progress(self.time_s, horizon)
+            return self.close(time.perf_counter() - wall0)
+        except BaseException:
+            for w in self._writers:
+                w.abort()
+            raise
+
+    def close(self, wall_time_s: float) -> dict:
+        """Mark requests still in the system ``unfinished``, flush files, return summary."""
+        end = self.tick_index * self.dt
+        for req in sorted(self.open_requests.values(), key=lambda r: r.request_id):
+            u = req.user
+            if self.current[u] is req:
+                rows = np.array([self.row[u]])
+                done = self.bits_done[u]
+                k_sent = int(self._units(rows, np.array([done]))[0])
+                k_rx = k_sent
+                if self.loss_tolerant[u]:
+                    k_rx = int(self._units(rows, np.array([done - self.erased_bits[u]]))[0])
+                self._finish(
+                    req,
+                    end,
+                    k_sent,
+                    k_rx,
+                    float(done),
+                    "unfinished",
+                    (int(self.packets_tx[u]), int(self.packets_dropped[u])),
+                )
+            else:
+                self._finish(req, end, 0, 0, 0.0, "unfinished")
+        for w in self._writers:
+            w.close()
+        return self.summary.result(sim_time_s=end, wall_time_s=wall_time_s)
+
+
+def _group_sizes(sc: Scenario) -> list[int]:
+    """Users per group: explicit counts, the rest split by fraction (largest remainder)."""
+    groups = sc.users.groups
+    fixed = sum(g.count for g in groups if g.count is not None)
+    rest = sc.users.count - fixed
+    fracs = np.array([g.fraction or 0.0 for g in groups])
+    sizes = np.array([g.count or 0 for g in groups])
+    if fracs.sum() > 0:
+        share = fracs / fracs.sum() * rest
+        base = np.floor(share).astype(int)
+        remainder = rest - base.sum()
+        order = np.argsort(-(share - base), kind="stable")[:remainder]
+        base[order] += 1
+        sizes = sizes + base
+    return sizes.tolist()

@@ -1,0 +1,117 @@
+"""Run-level KPIs, accumulated as requests finish (memory O(users + requests/8 B)).
+
+Definitions (all over *scored* requests, i.e. those arriving after ``warmup_s``):
+
+* ``requests_total``: scored requests that arrived.
+* ``requests_completed``: delivered to the end of their stream or target, whatever
+  the outcome (``failure_reason`` in "", late_decode, quality_below_target).
+* ``success_rate``: successes / total. A success meets the quality target and is
+  decoded by its deadline.
+* ``mean_lpips`` (``mean_quality`` for other metrics): mean quality reached over all
+  scored requests, failed ones included with the quality they reached.
+* ``mean_latency_s`` / ``p95_latency_s``: arrival to decoded, over completed requests.
+* ``bandwidth_utilization``: mean over intervals of the used fraction of the band.
+* ``jain_fairness``: Jain's index of per-user delivered bits over users that made
+  at least one scored request.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+
+COMPLETED_REASONS = ("", "late_decode", "quality_below_target")
+
+
+class _Stats:
+    def __init__(self) -> None:
+        self.total = self.completed = self.success = 0
+        self.quality_sum = 0.0
+        self.bits_sum = 0.0
+        self.latencies: list[float] = []
+        self.reasons: Counter[str] = Counter()
+
+    def add(self, success: bool, reason: str, quality: float, latency: float, bits: float) -> None:
+        self.total += 1
+        self.success += success
+        self.quality_sum += quality
+        self.bits_sum += bits
+        self.reasons[reason or "success"] += 1
+        if reason in COMPLETED_REASONS:
+            self.completed += 1
+            self.latencies.append(latency)
+
+    def result(self, metric: str) -> dict:
+        lat = np.asarray(self.latencies, dtype=np.float64)
+        out = {
+            "requests_total": self.total,
+            "requests_completed": self.completed,
+            "success_rate": self.success / self.total if self.total else math.nan,
+            f"mean_{'lpips' if metric == 'lpips' else 'quality'}": (
+                self.quality_sum / self.total if self.total else math.nan
+            ),
+            "mean_latency_s": float(lat.mean()) if lat.size else math.nan,
+            "p95_latency_s": float(np.percentile(lat, 95)) if lat.size else math.nan,
+            "mean_kbytes_sent": self.bits_sum / 8e3 / self.total if self.total else math.nan,
+            "outcomes": dict(sorted(self.reasons.items())),
+        }
+        return out
+
+
+class SummaryAccumulator:
+    """Collects per-request outcomes and per-interval usage into ``summary.json``."""
+
+    def __init__(self, num_users: int, group_names: list[str], metric: str) -> None:
+        self.metric = metric
+        self.group_names = group_names
+        self.all = _Stats()
+        self.groups = [_Stats() for _ in group_names]
+        self.user_bits = np.zeros(num_users)
+        self.user_requests = np.zeros(num_users, dtype=np.int64)
+        self.used_share_sum = 0.0
+        self.intervals = 0
+
+    def add(
+        self,
+        user: int,
+        group: int,
+        scored: bool,
+        success: bool,
+        reason: str,
+        quality: float,
+        latency: float,
+        bits: float,
+    ) -> None:
+        if not scored:
+            return
+        self.all.add(success, reason, quality, latency, bits)
+        self.groups[group].add(success, reason, quality, latency, bits)
+        self.user_bits[user] += bits
+        self.user_requests[user] += 1
+
+    def add_interval(self, used_share: float) -> None:
+        self.used_share_sum += used_share
+        self.intervals += 1
+
+    def result(self, sim_time_s: float, wall_time_s: float) -> dict:
+        out = self.all.result(self.metric)
+        x = self.user_bits[self.user_requests > 0]
+        jain = (
+            float(x.sum() ** 2 / (x.size * (x**2).sum())) if x.size and (x > 0).any() else math.nan
+        )
+        out |= {
+            "bandwidth_utilization": self.used_share_sum / self.intervals
+            if self.intervals
+            else 0.0,
+            "jain_fairness": jain,
+            "sim_time_s": sim_time_s,
+            "wall_time_s": wall_time_s,
+            "intervals": self.intervals,
+            "quality_metric": self.metric,
+            "by_group": {
+                n: g.result(self.metric) for n, g in zip(self.group_names, self.groups, strict=True)
+            },
+        }
+        return out

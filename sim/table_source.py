@@ -1,0 +1,55 @@
+"""Resolve a scenario's ``table`` section into an :class:`OperatingPointTable`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.optable import OperatingPointTable, load_table
+from sim.registry import UserInputError, format_validation_error
+from sim.schema import TableConfig
+
+BUILTIN_SOURCES = ("builtin:synthetic",)
+
+
+class SyntheticSourceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_images: int = Field(12, ge=1, le=100_000)
+    seed: int = Field(0, ge=0)
+
+
+def load_source(
+    config: TableConfig, encoder_ids: Sequence[str], base_dir: Path | None = None
+) -> OperatingPointTable:
+    """The table for ``encoder_ids`` from ``config.source``.
+
+    ``builtin:synthetic`` generates SYNTHETIC profiles (see models/synthetic.py);
+    anything else is a path to an SQLite table/cache, relative paths resolved
+    against ``base_dir`` (the scenario's folder) when not found in the cwd.
+    """
+    src = config.source
+    if src == "builtin:synthetic":
+        from models.synthetic import make_synthetic_table
+
+        try:
+            p = SyntheticSourceParams.model_validate(config.params)
+        except ValidationError as exc:
+            raise UserInputError(
+                "invalid scenario:\n"
+                + format_validation_error(exc, prefix="table.params", model=SyntheticSourceParams)
+            ) from None
+        return make_synthetic_table(p.num_images, p.seed).select(encoder_ids)
+    if src.startswith("builtin:"):
+        raise UserInputError(
+            f"table.source: unknown builtin table '{src}'. "
+            f"Available: {', '.join(BUILTIN_SOURCES)}, "
+            "or the path of a cache file built with `aigcsim cache build`."
+        )
+    if config.params:
+        raise UserInputError(f"table.params: a file source takes no params (got {config.params})")
+    path = Path(src)
+    if not path.is_absolute() and not path.exists() and base_dir is not None:
+        path = base_dir / path
+    return load_table(path, encoder_ids)

@@ -1,0 +1,36 @@
+"""Shared fixtures: small scenarios that run in well under a second."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+SMALL: dict[str, Any] = {
+    "name": "small",
+    "seed": 3,
+    "duration_s": 8.0,
+    "interval_s": 0.01,
+    "cell": {"radius_m": 200, "bandwidth_hz": 2.0e6},
+    "provider": {
+        "servers": 2,
+        "diffusion_steps": 10,
+        "step_time": {"name": "constant", "params": {"value_s": 0.01}},
+    },
+    "users": {
+        "count": 12,
+        "arrivals": {"name": "poisson", "params": {"rate_per_s": 0.5}},
+        "groups": [
+            {"encoder": "seq-words/lowest-lpips", "fraction": 0.5},
+            {"encoder": "jpeg/q=40", "fraction": 0.5},
+        ],
+    },
+    "qos": {"metric": "lpips", "target": 0.6, "deadline_s": 3.0},
+    "allocator": {"name": "equal-share"},
+}
+
+
+@pytest.fixture
+def small_scenario_data() -> dict[str, Any]:
+    return copy.deepcopy(SMALL)
