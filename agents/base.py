@@ -62,7 +62,7 @@ class AllocatorState:
         """``[n]`` share of the cell bandwidth each user needs to finish ``bits_left_total``
         this interval at its reference spectral efficiency (``inf`` in outage)."""
         capacity_bits = self.spectral_efficiency_bps_hz * self.bandwidth_hz * self.interval_s
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             need = np.where(capacity_bits > 0, self.bits_left_total / capacity_bits, np.inf)
         return need
 

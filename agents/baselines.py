@@ -97,7 +97,7 @@ class SemanticGreedy:
             return e
         se = state.spectral_efficiency_bps_hz
         cap_bits = se * state.bandwidth_hz * state.interval_s
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             unit_need = np.where(cap_bits > 0, state.bits_left_unit / cap_bits, 0.0)
             eff = np.where(
                 (se > 0) & (state.bits_left_unit > 0),
@@ -139,7 +139,7 @@ class DeadlineAware:
         back = slack < 0
         if self.p.drop_infeasible:
             full_band_bps = se * state.bandwidth_hz
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 needed_s = np.where(
                     full_band_bps > 0, state.bits_left_total / full_band_bps, np.inf
                 )

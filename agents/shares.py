@@ -30,7 +30,8 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
     ``sum(min(lam * w, cap)) = budget``).
 
     Args:
-        weights: ``[n]`` non-negative weights; users with weight 0 get 0.
+        weights: ``[n]`` non-negative weights; users with weight 0 (or below 1e-12 of
+            the largest weight among users with room) get 0.
         caps: ``[n]`` maximum share per user (``>= 0``, may be ``inf``).
         budget: total share available.
 
@@ -41,23 +42,30 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
     c = np.maximum(np.asarray(caps, dtype=np.float64), 0.0)
     n = w.shape[0]
     out = np.zeros(n)
-    live = (w > 0) & (c > 0)
+    # Weights below 1e-12 of the largest count as zero (keeps the level finite).
+    has_room = c > 0
+    live = has_room & (w > 0) & (w > 1e-12 * w[has_room].max(initial=0.0))
     if not live.any() or budget <= 0:
         return out
     wl, cl = w[live], c[live]
+    wl = wl / wl.max()  # scale-free; keeps denormal weights from overflowing
     if np.sum(cl) <= budget:  # every user can be served fully
         out[live] = cl
         return out
     # Users saturate in increasing order of cap/weight. With users 0..j-1 saturated,
     # the level is (budget - sum caps[:j]) / sum weights[j:].
-    ratio = cl / wl
+    with np.errstate(over="ignore"):
+        ratio = cl / wl
     order = np.argsort(ratio, kind="stable")
     cs, ws, rs = cl[order], wl[order], ratio[order]
     cap_before = np.concatenate([[0.0], np.cumsum(cs)[:-1]])
     w_after = np.cumsum(ws[::-1])[::-1]
-    level = (budget - cap_before) / w_after
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        level = (budget - cap_before) / w_after
     # first j where the level does not saturate user j
     j = int(np.argmax(level <= rs)) if (level <= rs).any() else len(rs) - 1
-    lam = level[j]
-    out[live] = np.minimum(lam * wl, cl)
+    out[live] = np.minimum(level[j] * wl, cl)
+    total = out.sum()
+    if total > budget:  # rounding guard
+        out *= budget / total
     return out

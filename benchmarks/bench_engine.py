@@ -31,7 +31,7 @@ def scenario_for(users: int, duration_s: float, interval_s: float = 0.01) -> dic
         "duration_s": duration_s,
         "interval_s": interval_s,
         "drain": False,
-        "cell": {"radius_m": 500, "bandwidth_hz": 100e6, "tx_power_dbm": 30},
+        "cell": {"radius_m": 500, "bandwidth_hz": 5e3 * users, "tx_power_dbm": 30},
         "link": {"model": {"name": "shannon", "params": {"gap_db": 3.0}}, "packet_bits": 4096},
         "provider": {
             "servers": max(2, users // 50),
