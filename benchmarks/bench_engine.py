@@ -31,7 +31,7 @@ def scenario_for(users: int, duration_s: float, interval_s: float = 0.01) -> dic
         "duration_s": duration_s,
         "interval_s": interval_s,
         "drain": False,
-        "cell": {"radius_m": 500, "bandwidth_hz": 5e3 * users, "tx_power_dbm": 30},
+        "cell": {"radius_m": 500, "bandwidth_hz": 2e3 * users, "tx_power_dbm": 30},
         "link": {"model": {"name": "shannon", "params": {"gap_db": 3.0}}, "packet_bits": 4096},
         "provider": {
             "servers": max(2, users // 50),
@@ -40,7 +40,7 @@ def scenario_for(users: int, duration_s: float, interval_s: float = 0.01) -> dic
         },
         "users": {
             "count": users,
-            "arrivals": {"name": "poisson", "params": {"rate_per_s": 0.1}},
+            "arrivals": {"name": "poisson", "params": {"rate_per_s": 0.2}},
             "groups": [
                 {"encoder": "seq-words/lowest-lpips", "fraction": 0.25},
                 {"encoder": "vq-mask/prm/p=0.25", "fraction": 0.25},

@@ -50,6 +50,11 @@ class CellChannel:
         self._moved_since_los_m = np.zeros(n)
         self.large_scale_db = self._large_scale()
         self.fading_gain = self.fading.power_gain()
+        self._speed_seen: np.ndarray | None = None
+        self._doppler = np.zeros(n)
+        self.time_s = 0.0
+        self._step_s = 0.0
+        self._fading_time_s = np.zeros(n)  # when each user's fading was last advanced
 
     @property
     def distance_m(self) -> np.ndarray:
@@ -96,10 +101,27 @@ class CellChannel:
         self.large_scale_db = self._large_scale()
 
     def advance(self, dt_s: float, speed_mps: np.ndarray) -> None:
-        """Advance small-scale fading by ``dt_s`` with per-user speeds ``[U]``."""
-        self.fading_gain = self.fading.step(dt_s, self.doppler_hz(speed_mps))
+        """Move the clock on by ``dt_s`` with per-user speeds ``[U]`` (m/s).
 
-    def gain_db(self, users: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Total channel gain in dB of ``users`` (indices), fading included."""
+        Small-scale fading is evaluated lazily: :meth:`gain_db` advances only the users
+        asked for, by the exact multi-step transition since their last evaluation.
+        """
+        if speed_mps is not self._speed_seen:  # static users keep one speed array
+            self._doppler = self.doppler_hz(speed_mps)
+            self._speed_seen = speed_mps
+        self.time_s += dt_s
+        self._step_s = dt_s
+
+    def gain_db(self, users: np.ndarray) -> np.ndarray:
+        """``[n]`` total channel gain in dB of ``users`` (indices ``[n]``), fading
+        included, at the current time."""
+        elapsed = self.time_s - self._fading_time_s[users]
+        stale = elapsed > 0
+        if stale.any():
+            moved = users[stale]
+            self.fading_gain[moved] = self.fading.advance_users(
+                moved, elapsed[stale], self._step_s, self._doppler[moved]
+            )
+            self._fading_time_s[moved] = self.time_s
         fading = np.maximum(self.fading_gain[users], 1e-30)
         return self.large_scale_db[users] + 10.0 * np.log10(fading)

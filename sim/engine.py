@@ -237,6 +237,8 @@ class Simulation:
         self.row = np.zeros(n, dtype=np.int64)  # flat (image, encoder) row
         self.bits_done = np.zeros(n)  # acked bits (+ erased bits if loss-tolerant)
         self.erased_bits = np.zeros(n)
+        self.k_sent = np.zeros(n, dtype=np.int64)  # complete units sent
+        self.k_rx = np.zeros(n, dtype=np.int64)  # units received (< k_sent after erasures)
         self.target_units = np.zeros(n, dtype=np.int64)
         self.loss_tolerant = np.zeros(n, dtype=bool)
         self.lower_better = np.zeros(n, dtype=bool)
@@ -320,6 +322,7 @@ class Simulation:
             self.active[u] = True
             self.row[u] = req.image * self.num_encoders + req.encoder
             self.bits_done[u] = self.erased_bits[u] = self.carry_bits[u] = 0.0
+            self.k_sent[u] = self.k_rx[u] = 0
             self.target_units[u] = plan.target_units[req.image]
             self.loss_tolerant[u] = self._loss_tolerant[req.encoder]
             self.lower_better[u] = plan.lower_is_better
@@ -411,8 +414,9 @@ class Simulation:
         Call :meth:`apply` with shares before calling :meth:`observe` again.
         """
         t = self.tick_index * self.dt
-        if t > self.env.now:
-            self.env.run(until=t)
+        env = self.env
+        while env.peek() < t:  # events strictly before the tick (cheaper than run(until))
+            env.step()
         self.time_s = t
         if self.mobility.moving:
             self.positions_m = self.mobility.step(self.positions_m, self.dt)
@@ -430,8 +434,8 @@ class Simulation:
         done = self.bits_done[idx]
         lt = self.loss_tolerant[idx]
         erased = self.erased_bits[idx]
-        k_sent = self._units(rows, done)
-        k_rx = np.where(lt, self._units(rows, done - erased), k_sent)
+        k_sent = self.k_sent[idx]
+        k_rx = self.k_rx[idx]
         target_bits = np.minimum(
             self._cum_flat[base + self.target_units[idx]] + erased, self._total_bits_flat[rows]
         )
@@ -501,7 +505,11 @@ class Simulation:
         beta = min(1.0, self.dt / self.scenario.throughput_window_s)
         self.avg_throughput[idx] += beta * (delivered_bits / self.dt - self.avg_throughput[idx])
         k_sent = self._units(rows, done)
-        k_rx = np.where(lt, self._units(rows, np.maximum(done - erased, 0.0)), k_sent)
+        k_rx = k_sent
+        if lt.any():
+            k_rx = np.where(lt, self._units(rows, np.maximum(done - erased, 0.0)), k_sent)
+        self.k_sent[idx] = k_sent
+        self.k_rx[idx] = k_rx
         q = self._q_flat[base + k_rx]
         lower = self.lower_better[idx]
         met = np.where(lower, q <= self.q_target[idx], q >= self.q_target[idx])
@@ -539,7 +547,7 @@ class Simulation:
             used_share,
             float(delivered_bits.sum()),
             int(tx.dropped.sum()),
-            float(np.mean(snr_ref)),
+            float(np.mean(snr_ref)) if self.intervals_out is not None else None,
         )
         self.tick_index += 1
 
@@ -598,17 +606,12 @@ class Simulation:
         for req in sorted(self.open_requests.values(), key=lambda r: r.request_id):
             u = req.user
             if self.current[u] is req:
-                rows = np.array([self.row[u]])
                 done = self.bits_done[u]
-                k_sent = int(self._units(rows, np.array([done]))[0])
-                k_rx = k_sent
-                if self.loss_tolerant[u]:
-                    k_rx = int(self._units(rows, np.array([done - self.erased_bits[u]]))[0])
                 self._finish(
                     req,
                     end,
-                    k_sent,
-                    k_rx,
+                    int(self.k_sent[u]),
+                    int(self.k_rx[u]),
                     float(done),
                     "unfinished",
                     (int(self.packets_tx[u]), int(self.packets_dropped[u])),

@@ -44,6 +44,20 @@ def transmit(
     n, max_retx = pending.shape
     left = budget.astype(np.int64).copy()
     p_ok = np.clip(1.0 - bler, 0.0, 1.0)
+    noisy = p_ok < 1.0
+    if not noisy.any():  # error-free link: no random draws needed
+
+        def outcome(sent: np.ndarray) -> np.ndarray:
+            return sent
+
+    else:
+        p_noisy = p_ok[noisy]
+
+        def outcome(sent: np.ndarray) -> np.ndarray:
+            ok = sent.copy()
+            ok[noisy] = rng.binomial(sent[noisy], p_noisy)
+            return ok
+
     delivered = np.zeros(n, dtype=np.int64)
     dropped = np.zeros(n, dtype=np.int64)
     out = np.zeros_like(pending)
@@ -54,7 +68,7 @@ def transmit(
         sent = np.minimum(waiting, left)
         left -= sent
         out[:, a] += waiting - sent
-        ok = rng.binomial(sent, p_ok)
+        ok = outcome(sent)
         delivered += ok
         if a + 1 < max_retx:
             out[:, a + 1] += sent - ok
@@ -62,7 +76,7 @@ def transmit(
             dropped += sent - ok
     sent = np.minimum(new_packets.astype(np.int64), left)
     left -= sent
-    ok = rng.binomial(sent, p_ok)
+    ok = outcome(sent)
     delivered += ok
     if max_retx > 0:
         out[:, 0] += sent - ok

@@ -91,6 +91,12 @@ class NoFading:
         """No state to advance; returns ones ``[U]``."""
         return self.power_gain()
 
+    def advance_users(
+        self, users: np.ndarray, elapsed_s: np.ndarray, dt_s: float, doppler_hz: np.ndarray
+    ) -> np.ndarray:
+        """No state to advance; returns ones ``[n]``."""
+        return np.ones(users.shape[0])
+
     def reset(self, rng: np.random.Generator) -> None:
         """Nothing to reset."""
 
@@ -119,6 +125,15 @@ class GaussMarkovProcess:
         self.rho = j0(_TWO_PI * dt_s * doppler_hz)
         # Per real/imaginary component: sqrt((1 - rho^2) / 2).
         self._innovation_std = np.sqrt(np.maximum(1.0 - self.rho * self.rho, 0.0) * 0.5)
+
+    def advance_users(self, users: np.ndarray, steps: np.ndarray, rho_step: np.ndarray) -> None:
+        """Advance only ``users: [n]`` by ``steps: [n]`` steps of correlation
+        ``rho_step: [n]`` at once: ``h <- rho^k h + sqrt(1 - rho^2k) w``, the exact
+        ``k``-step transition of the AR(1) process."""
+        rho = np.power(rho_step, steps)
+        w = _complex_normal(self._rng, users.shape[0])
+        w *= np.sqrt(np.maximum(1.0 - rho * rho, 0.0))
+        self.values[users] = rho * self.values[users] + w
 
     def advance(self) -> None:
         """One step at the rate last given to :meth:`set_rate`."""
@@ -171,6 +186,18 @@ class SumOfSinusoidsProcess:
             angle = w * direction
             np.cos(angle, out=rot.real)
             np.sin(angle, out=rot.imag)
+
+    def advance_users(
+        self, users: np.ndarray, elapsed_s: np.ndarray, doppler_hz: np.ndarray
+    ) -> None:
+        """Advance only ``users: [n]`` by ``elapsed_s: [n]`` at Doppler ``doppler_hz: [n]``."""
+        w = (_TWO_PI * elapsed_s * doppler_hz)[:, None]
+        z_c = self._z_c[users] * np.exp(1j * (w * self._cos_alpha[users]))
+        z_s = self._z_s[users] * np.exp(1j * (w * self._sin_alpha[users]))
+        z_c /= np.abs(z_c)
+        z_s /= np.abs(z_s)
+        self._z_c[users], self._z_s[users] = z_c, z_s
+        self.values[users] = (z_c.real.sum(axis=1) + 1j * z_s.real.sum(axis=1)) * self._scale
 
     def advance(self) -> None:
         """One step at the rate last given to :meth:`set_rate`."""
@@ -270,6 +297,33 @@ class StochasticFading:
             self._los *= self._los_rot
         self._h = self._combine()
         return _power(self._h)
+
+    def advance_users(
+        self, users: np.ndarray, elapsed_s: np.ndarray, dt_s: float, doppler_hz: np.ndarray
+    ) -> np.ndarray:
+        """Advance only ``users: [n]`` (indices) by ``elapsed_s: [n]`` seconds, a whole
+        number of ``dt_s`` steps, at Doppler ``doppler_hz: [n]``; returns their ``|h|^2``.
+
+        Lazy evaluation: a user's channel is only advanced when it is needed, by the
+        exact multi-step transition of the process (Gauss-Markov: ``rho^k``;
+        sum-of-sinusoids: phases integrated over ``elapsed_s``), so the per-interval
+        cost scales with the users served, not with all users in the cell.
+        """
+        fd_hz = np.maximum(doppler_hz, self.min_doppler_hz)
+        diffuse = self._diffuse
+        if isinstance(diffuse, GaussMarkovProcess):
+            steps = np.rint(elapsed_s / dt_s) if dt_s > 0 else np.zeros_like(elapsed_s)
+            diffuse.advance_users(users, steps, j0(_TWO_PI * dt_s * fd_hz))
+        else:
+            diffuse.advance_users(users, elapsed_s, fd_hz)
+        h = diffuse.values[users]
+        if self._has_los:
+            self._los[users] *= np.exp(
+                1j * (_TWO_PI * fd_hz * self._los_cos_aoa[users] * elapsed_s)
+            )
+            h = h * self._diffuse_amplitude + self._los_amplitude * self._los[users]
+        self._h[users] = h
+        return _power(h)
 
     def reset(self, rng: np.random.Generator) -> None:
         """Redraw all state from the stationary distribution using ``rng``."""

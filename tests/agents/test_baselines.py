@@ -76,8 +76,12 @@ def test_proportional_fair_favours_low_throughput(make_state):
 
 
 def test_semantic_greedy_first_slice_to_best_gain_per_hz(make_state):
-    st_ = make_state(3, quality_gain_next=[0.01, 0.2, 0.05], bits_left_unit=[1e3, 1e3, 1e3],
-                     bits_left_total=[1e9, 1e3, 1e9])
+    st_ = make_state(
+        3,
+        quality_gain_next=[0.01, 0.2, 0.05],
+        bits_left_unit=[1e3, 1e3, 1e3],
+        bits_left_total=[1e9, 1e3, 1e9],
+    )
     s = ALLOCATORS.build("semantic-greedy").allocate(st_)
     # user 1 finishes its unit with 1e3 / 2e4 = 0.05 of the band, first
     assert s[1] == pytest.approx(0.05)
@@ -100,12 +104,17 @@ def test_deadline_aware_puts_infeasible_last(make_state):
     assert s[1] == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize("name", ["max-rate", "proportional-fair", "semantic-greedy", "deadline-aware"])
+@pytest.mark.parametrize(
+    "name", ["max-rate", "proportional-fair", "semantic-greedy", "deadline-aware"]
+)
 def test_work_conserving_when_demand_exceeds_band(name, make_state):
     rng = np.random.default_rng(1)
-    st_ = make_state(10, spectral_efficiency_bps_hz=rng.uniform(0.5, 5, 10),
-                     quality_gain_next=rng.uniform(0, 0.1, 10),
-                     avg_throughput_bps=rng.uniform(1e3, 1e6, 10))
+    st_ = make_state(
+        10,
+        spectral_efficiency_bps_hz=rng.uniform(0.5, 5, 10),
+        quality_gain_next=rng.uniform(0, 0.1, 10),
+        avg_throughput_bps=rng.uniform(1e3, 1e6, 10),
+    )
     s = ALLOCATORS.build(name).allocate(st_)
     assert s.sum() == pytest.approx(1.0, abs=1e-9)
 
@@ -117,9 +126,13 @@ def test_outage_users_get_nothing(make_state):
 
 
 def test_unknown_allocator_and_param():
-    with pytest.raises(UserInputError, match="unknown allocator 'max_rate'. Did you mean 'max-rate'"):
+    with pytest.raises(
+        UserInputError, match="unknown allocator 'max_rate'. Did you mean 'max-rate'"
+    ):
         ALLOCATORS.build("max_rate")
-    with pytest.raises(UserInputError, match=r"params.alpah: unknown key 'alpah'. Did you mean 'alpha'"):
+    with pytest.raises(
+        UserInputError, match=r"params.alpah: unknown key 'alpah'. Did you mean 'alpha'"
+    ):
         ALLOCATORS.build("proportional-fair", {"alpah": 2})
 
 

@@ -40,8 +40,14 @@ def _waterfill_reference(w, c, budget):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.tuples(st.one_of(st.just(0.0), st.floats(1e-3, 10)), st.one_of(st.floats(0, 1), st.just(np.inf))),
-             min_size=1, max_size=30),
+    st.lists(
+        st.tuples(
+            st.one_of(st.just(0.0), st.floats(1e-3, 10)),
+            st.one_of(st.floats(0, 1), st.just(np.inf)),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
     st.floats(0.01, 1.0),
 )
 def test_waterfill_matches_reference(pairs, budget):

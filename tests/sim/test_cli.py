@@ -10,7 +10,11 @@ import pytest
 
 def aigcsim(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "sim.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "sim.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -23,7 +27,11 @@ def test_quickstart_through_the_cli(tmp_path):
     assert set(comparison) == {"proportional-fair", "semantic-greedy"}
     for label, summary in comparison.items():
         assert summary["requests_total"] > 100
-        assert set(summary["by_group"]) == {"seq-words/lowest-lpips", "vq-mask/prm/p=0.25", "jpeg/q=40"}
+        assert set(summary["by_group"]) == {
+            "seq-words/lowest-lpips",
+            "vq-mask/prm/p=0.25",
+            "jpeg/q=40",
+        }
         req = pq.read_table(out / label / "requests.parquet")
         assert req.num_rows == summary["requests_total"]
         run = json.loads((out / label / "run.json").read_text())
@@ -37,13 +45,28 @@ def test_quickstart_through_the_cli(tmp_path):
 
 def test_seed_and_set_flags(tmp_path):
     out = tmp_path / "r"
-    r = aigcsim("run", "quickstart", "--out", str(out), "--seed", "5", "--no-progress",
-                "--set", "duration_s=5", "--set", "variants=[]", "--set", "users.count=6")
+    r = aigcsim(
+        "run",
+        "quickstart",
+        "--out",
+        str(out),
+        "--seed",
+        "5",
+        "--no-progress",
+        "--set",
+        "duration_s=5",
+        "--set",
+        "variants=[]",
+        "--set",
+        "users.count=6",
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
     assert s["seed"] == 5
-    assert "users: {count: 6" in (out / "config.yaml").read_text().replace("\n  ", " ") or \
-        "count: 6" in (out / "config.yaml").read_text()
+    assert (
+        "users: {count: 6" in (out / "config.yaml").read_text().replace("\n  ", " ")
+        or "count: 6" in (out / "config.yaml").read_text()
+    )
 
 
 @pytest.mark.parametrize(
@@ -53,8 +76,10 @@ def test_seed_and_set_flags(tmp_path):
         (["run", "quickstart", "--set", "cell.bandwith_hz=3"], "Did you mean 'bandwidth_hz'"),
         (["run", "quickstart", "--set", "allocator.name=pf"], "unknown allocator 'pf'"),
         (["run", "quickstart", "--set", "oops"], "--set expects key.path=value"),
-        (["validate", "quickstart", "--set", "users.groups.0.encoder=jpeg/q=41"],
-         "Did you mean 'jpeg/q=40'"),
+        (
+            ["validate", "quickstart", "--set", "users.groups.0.encoder=jpeg/q=41"],
+            "Did you mean 'jpeg/q=40'",
+        ),
         (["list", "alocator"], "Did you mean 'allocator'"),
         (["run"], "Missing argument"),
     ],
@@ -80,6 +105,13 @@ def test_validate_and_list():
     assert r.returncode == 0 and "OK" in r.stdout
     r = aigcsim("list")
     assert r.returncode == 0
-    for word in ("proportional-fair", "semantic-greedy", "uma", "rayleigh", "cqi-table",
-                 "vq-mask/prm/p=0.25", "quickstart"):
+    for word in (
+        "proportional-fair",
+        "semantic-greedy",
+        "uma",
+        "rayleigh",
+        "cqi-table",
+        "vq-mask/prm/p=0.25",
+        "quickstart",
+    ):
         assert word in r.stdout
