@@ -69,9 +69,9 @@ class UnitStream:
             raise ValueError(f"{self.encoder_id}: quality must include 'lpips'")
         for name, q in {**self.quality, "decode_time_s": self.decode_time_s}.items():
             if np.asarray(q).shape != (n + 1,):
-                raise ValueError(
-                    f"{self.encoder_id}: {name} has shape {np.asarray(q).shape}, expected ({n + 1},)"
-                )
+                shape = np.asarray(q).shape
+                msg = f"{self.encoder_id}: {name} has shape {shape}, expected ({n + 1},)"
+                raise ValueError(msg)
 
 
 class ModelOutputStore(Protocol):
