@@ -182,7 +182,7 @@ def validate_arrays(t: OperatingPointTable) -> None:
 
 
 # --------------------------------------------------------------------- SQLite
-_SCHEMA = """
+OPTABLE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS op_images(
     image_id TEXT PRIMARY KEY, sha256 TEXT, caption TEXT, source TEXT);
@@ -204,7 +204,7 @@ CREATE TABLE IF NOT EXISTS op_quality(
 """
 
 
-def _blob(a: np.ndarray) -> bytes:
+def to_blob(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<f8").tobytes()
 
 
@@ -217,7 +217,7 @@ def _unblob(b: bytes, n: int, what: str) -> np.ndarray:
 
 def write_table_rows(con: sqlite3.Connection, table: OperatingPointTable) -> None:
     """Insert (or replace) every entry of ``table`` into an open connection."""
-    con.executescript(_SCHEMA)
+    con.executescript(OPTABLE_SCHEMA)
     con.execute("INSERT OR REPLACE INTO meta VALUES('format', ?)", (TABLE_FORMAT,))
     con.executemany(
         "INSERT OR IGNORE INTO op_images(image_id) VALUES(?)", [(i,) for i in table.image_ids]
@@ -244,15 +244,15 @@ def write_table_rows(con: sqlite3.Connection, table: OperatingPointTable) -> Non
                     image_id,
                     enc.encoder_id,
                     n,
-                    _blob(table.unit_bits[i, j, :n]),
-                    _blob(table.decode_time_s[i, j, : n + 1]),
+                    to_blob(table.unit_bits[i, j, :n]),
+                    to_blob(table.decode_time_s[i, j, : n + 1]),
                     int(table.synthetic[i, j]),
                 ),
             )
             con.executemany(
                 "INSERT OR REPLACE INTO op_quality VALUES(?,?,?,?)",
                 [
-                    (image_id, enc.encoder_id, m, _blob(q[i, j, : n + 1]))
+                    (image_id, enc.encoder_id, m, to_blob(q[i, j, : n + 1]))
                     for m, q in table.quality.items()
                 ],
             )

@@ -32,6 +32,15 @@ console = Console() if sys.stdout.isatty() else Console(width=160)
 EXIT_BAD_INPUT = 2
 
 
+def _register_subcommands() -> None:
+    from sim.cli_cache import cache_app
+
+    app.add_typer(cache_app, name="cache")
+
+
+_register_subcommands()
+
+
 class _LazyProgress:
     """A progress bar that appears only once a run has taken more than ``delay_s``."""
 

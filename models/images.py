@@ -1,0 +1,141 @@
+"""Loading images for cache builds: the builtin catalogue or a folder of files.
+
+Every image becomes an :class:`~models.encoders.base.ImageRecord` (RGB uint8 pixels,
+caption, content address). Bad files (unreadable, wrong mode, too small, no caption)
+are reported and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.encoders.base import ImageRecord
+from sim.registry import UserInputError
+
+CATALOGUE_PATH = Path(__file__).resolve().parent / "data" / "catalogue.json"
+MIN_SIDE_PX = 64
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An image that could not be used, and why."""
+
+    name: str
+    reason: str
+
+
+def pixel_sha256(pixels: np.ndarray) -> str:
+    """Content address of ``pixels: [H, W, 3]`` uint8 (shape + bytes)."""
+    h = hashlib.sha256(f"{pixels.shape}|{pixels.dtype}|".encode())
+    h.update(np.ascontiguousarray(pixels).tobytes())
+    return h.hexdigest()
+
+
+def check_pixels(pixels: np.ndarray, name: str) -> np.ndarray:
+    """Validate ``[H, W, 3]`` uint8 RGB of at least ``MIN_SIDE_PX``; raises ValueError."""
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"{name}: pixels are {pixels.dtype}, expected uint8")
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = pixels[:, :, :3]
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"{name}: shape {pixels.shape} is not a colour image [H, W, 3]")
+    if min(pixels.shape[:2]) < MIN_SIDE_PX:
+        raise ValueError(
+            f"{name}: {pixels.shape[1]}x{pixels.shape[0]} px is smaller than {MIN_SIDE_PX} px"
+        )
+    return np.ascontiguousarray(pixels)
+
+
+def _load_builtin(loader: str) -> np.ndarray:
+    package, _, rest = loader.partition(":")
+    if package == "skimage":
+        import skimage.data
+
+        name, _, index = rest.partition(":")
+        img = getattr(skimage.data, name)()
+        return img[int(index)] if index else img
+    if package == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(rest)
+    if package == "matplotlib":
+        import matplotlib.cbook
+        from PIL import Image
+
+        with matplotlib.cbook.get_sample_data(rest) as f:
+            return np.asarray(Image.open(f).convert("RGB"))
+    raise ValueError(f"unknown catalogue loader {loader!r}")
+
+
+def builtin_catalogue() -> list[dict[str, str]]:
+    """The catalogue entries (id, loader, caption)."""
+    return json.loads(CATALOGUE_PATH.read_text())["images"]
+
+
+def load_builtin(skipped: list[Skipped] | None = None) -> Iterator[ImageRecord]:
+    """The real photographs shipped in scikit-image, scikit-learn and matplotlib."""
+    for entry in builtin_catalogue():
+        try:
+            pixels = check_pixels(_load_builtin(entry["loader"]), entry["id"])
+        except (ImportError, OSError, ValueError, AttributeError) as exc:
+            if skipped is not None:
+                skipped.append(Skipped(entry["id"], str(exc)))
+            continue
+        yield ImageRecord(
+            entry["id"], pixel_sha256(pixels), pixels, entry["caption"], entry["loader"]
+        )
+
+
+def _captions(folder: Path) -> dict[str, str]:
+    path = folder / "captions.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise UserInputError(f"{path}: expected an object mapping file names to captions")
+    return data
+
+
+def load_folder(folder: str | Path, skipped: list[Skipped] | None = None) -> Iterator[ImageRecord]:
+    """Images in ``folder`` with captions from ``captions.json`` ({file name: caption})
+    or a ``<stem>.txt`` beside each image."""
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserInputError(f"--images: '{folder}' is not a folder (or use 'builtin')")
+    captions = _captions(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserInputError(
+            f"--images: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in '{folder}'"
+        )
+    for path in files:
+        caption = captions.get(path.name)
+        sidecar = path.with_suffix(".txt")
+        if caption is None and sidecar.is_file():
+            caption = sidecar.read_text().strip()
+        if not caption:
+            if skipped is not None:
+                skipped.append(Skipped(path.name, "no caption (captions.json or a .txt beside it)"))
+            continue
+        try:
+            with Image.open(path) as im:
+                if im.mode not in ("RGB", "RGBA"):
+                    raise ValueError(f"{path.name}: mode {im.mode}, expected RGB")
+                pixels = check_pixels(np.asarray(im.convert("RGB")), path.name)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            if skipped is not None:
+                skipped.append(Skipped(path.name, str(exc)))
+            continue
+        yield ImageRecord(path.stem, pixel_sha256(pixels), pixels, caption, str(path))

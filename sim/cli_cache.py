@@ -1,0 +1,121 @@
+"""``aigcsim cache build|info|export``: build and inspect per-image model caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+cache_app = typer.Typer(help="Build and inspect per-image model caches.", no_args_is_help=True)
+
+
+@cache_app.command("build")
+def build(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="cache file (.sqlite), created or resumed")
+    ],
+    images: Annotated[str, typer.Option(help="'builtin' or a folder of images")] = "builtin",
+    encoders: Annotated[
+        str, typer.Option(help="comma-separated families or family/level ids")
+    ] = "jpeg,raw,vq-mask,seq-words",
+    backend: Annotated[str, typer.Option(help="offline | diffusers")] = "offline",
+    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Compute every missing (image, encoder) entry; rerun to resume after a crash."""
+    from models.backends.registry import BACKENDS
+    from models.build import build_cache, expand_encoders
+    from models.images import Skipped, load_builtin, load_folder
+
+    console = Console(stderr=True)
+    specs = expand_encoders(encoders)
+    be = BACKENDS.build(backend, {"device": device})
+    skipped: list[Skipped] = []
+    records = list(load_builtin(skipped) if images == "builtin" else load_folder(images, skipped))
+    for s in skipped:
+        console.print(f"skipped image {s.name}: {s.reason}", markup=False)
+    total = len(records) * len(specs)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not progress,
+    )
+    with bar:
+        task = bar.add_task("cache build", total=total)
+        report = build_cache(
+            records,
+            specs,
+            be,
+            out,
+            progress=lambda desc, n: bar.update(task, advance=n, description=desc[:40]),
+        )
+    for image_id, enc, why in report.failed:
+        console.print(f"not built: {image_id} {enc}: {why}", markup=False)
+    print(
+        f"{out}: {report.computed} entries computed, {report.reused} reused, "
+        f"{len(report.failed)} not available, {len(skipped)} images skipped, "
+        f"{report.seconds:.1f} s ({report.seconds / max(report.images, 1):.2f} s per image)"
+    )
+
+
+@cache_app.command("info")
+def info(
+    cache: Annotated[Path, typer.Argument(help="cache file")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Images, encoders, provenance, measured vs synthetic entries."""
+    from models.cache import Cache
+
+    with Cache(cache, read_only=True) as c:
+        data = c.info()
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    console = Console()
+    console.print(
+        f"{data['path']}: {data['images']} images, {data['entries']} entries "
+        f"({data['measured_entries']} measured, {data['synthetic_entries']} SYNTHETIC), "
+        f"{data['model_outputs']} stored model outputs",
+        markup=False,
+    )
+    t = Table("encoder", "entries", "measured", "synthetic", "backend", "code")
+    for enc, e in data["encoders"].items():
+        prov = e["provenance"]
+        t.add_row(
+            enc,
+            str(e["entries"]),
+            str(e["measured_entries"]),
+            str(e["synthetic_entries"]),
+            str(prov.get("backend", "?")),
+            str(prov.get("code_version", "?")),
+        )
+    console.print(t)
+
+
+@cache_app.command("export")
+def export(
+    cache: Annotated[Path, typer.Argument(help="cache file")],
+    parquet: Annotated[Path, typer.Option("--parquet", help="output parquet file")],
+) -> None:
+    """Export operating points as tidy parquet (one row per image, encoder, k)."""
+    from models.cache import export_parquet
+
+    n = export_parquet(cache, parquet)
+    print(f"wrote {n} rows to {parquet}")
