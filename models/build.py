@@ -92,9 +92,8 @@ def build_cache(
                         report.failed.append((image.image_id, encoder_id, str(exc)))
                         continue
                     if stream.encoder_id != encoder_id:
-                        raise RuntimeError(
-                            f"encoder {family} returned stream {stream.encoder_id!r} for {encoder_id!r}"
-                        )
+                        got = stream.encoder_id
+                        raise RuntimeError(f"encoder {family} returned {got!r} for {encoder_id!r}")
                     stream.provenance.setdefault("backend", backend.name)
                     stream.provenance.setdefault("models", model_ids)
                     stream.provenance.setdefault("code_version", enc.code_version)

@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.encoders.base import ImageRecord, UnitStream
-from models.optable import OPTABLE_SCHEMA
-from models.optable import TABLE_FORMAT, to_blob
+from models.optable import OPTABLE_SCHEMA, TABLE_FORMAT, to_blob
 from sim.registry import UserInputError
 
 CACHE_SCHEMA = """
