@@ -1,8 +1,12 @@
 """Heuristic bandwidth allocators (registered in :data:`agents.base.ALLOCATORS`).
 
-All are vectorised over users and return shares ``>= 0`` summing to at most 1.
+All are vectorised over users (no Python loop over users), never warn on ``inf``/``0``
+inputs, and return float64 shares ``[n]``, ``>= 0``, summing to at most 1 (an empty
+array when ``n == 0``).
+
 "Demand" is :meth:`AllocatorState.demand_share`: the share a user needs this interval
-to finish what it still has to send, at its reference spectral efficiency.
+to finish ``bits_left_total`` at its reference spectral efficiency (SE). Users in outage
+(SE 0) get nothing, except from the channel-blind ``equal-share`` and ``random-share``.
 """
 
 from __future__ import annotations
@@ -13,13 +17,40 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.base import ALLOCATORS, AllocatorState
 from agents.shares import fill_in_order, waterfill
 
+__all__ = [
+    "DeadlineAware",
+    "EqualShare",
+    "MaxRate",
+    "ProportionalFair",
+    "RandomShare",
+    "SemanticGreedy",
+]
+
+_EPS = 1e-12  # leftover below this is not worth a second pass
+_FLOOR = 1e-6  # relative weight of zero-priority users in leftover passes
+
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _empty(state: AllocatorState) -> np.ndarray | None:
-    return np.zeros(0) if state.num_users == 0 else None
+def _demand(state: AllocatorState, se: np.ndarray) -> np.ndarray:
+    """``[n]`` demand share, 0 (not ``inf``) for users in outage."""
+    return np.where(se > 0, state.demand_share(), 0.0)
+
+
+def _se(state: AllocatorState) -> np.ndarray:
+    """``[n]`` spectral efficiency with NaN/negative read as 0 (outage)."""
+    se = np.asarray(state.spectral_efficiency_bps_hz, dtype=np.float64)
+    return np.maximum(np.nan_to_num(se, nan=0.0, posinf=np.finfo(float).max), 0.0)
+
+
+def _floored(weight: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """Weights for a leftover pass: eligible users get at least ``_FLOOR`` times the
+    largest eligible weight (so zero-priority users still absorb leftovers), others 0."""
+    top = weight[eligible].max(initial=0.0)
+    floor = _FLOOR * top if top > 0 else 1.0
+    return np.where(eligible, np.maximum(weight, floor), 0.0)
 
 
 class EqualShareParams(_Params):
@@ -29,172 +60,204 @@ class EqualShareParams(_Params):
 
 
 class EqualShare:
-    """Every active user gets ``1 / n`` of the band (optionally capped at its demand, the
-    leftover water-filled equally among the others: max-min fair)."""
+    """Channel-blind equal split: every active user (outage included) gets ``1 / n``.
+
+    With ``cap_to_demand``: ``waterfill(ones, demand)`` -- no user above its demand,
+    the rest split equally among the others (max-min fair; users in outage have
+    infinite demand and so share the rest).
+    """
 
     def __init__(self, params: EqualShareParams) -> None:
         self.cap = params.cap_to_demand
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        if (e := _empty(state)) is not None:
-            return e
         n = state.num_users
+        if n == 0:
+            return np.zeros(0)
         if not self.cap:
             return np.full(n, 1.0 / n)
         return waterfill(np.ones(n), state.demand_share())
 
 
 class MaxRate:
-    """Best channel first: users by descending spectral efficiency each get their demand
-    until the band is used up."""
-
-    def __init__(self, params: BaseModel) -> None:
-        pass
+    """Best channel first: users sorted by SE descending (ties: lower index first) each
+    get ``min(demand, what is left)``; outage users get 0. Leftover (total demand < 1)
+    stays unused."""
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        if (e := _empty(state)) is not None:
-            return e
-        se = state.spectral_efficiency_bps_hz
-        order = np.argsort(-se, kind="stable")
-        need = np.where(se > 0, state.demand_share(), 0.0)
-        return fill_in_order(order, need)
+        if state.num_users == 0:
+            return np.zeros(0)
+        se = _se(state)
+        return fill_in_order(np.argsort(-se, kind="stable"), _demand(state, se))
 
 
 class ProportionalFairParams(_Params):
-    throughput_floor_bps: float = Field(1e3, gt=0)
+    throughput_floor_bps: float = Field(
+        1e3, gt=0, description="average throughputs below this count as this"
+    )
     alpha: float = Field(1.0, ge=0, description="exponent on the average throughput")
 
 
 class ProportionalFair:
-    """Shares proportional to ``SE / max(avg_throughput, floor)^alpha``, capped at each
-    user's demand, leftovers water-filled (the fluid form of the PF metric)."""
+    """Fluid proportional fair: ``waterfill(weight, demand)`` with
+    ``weight = SE / max(avg_throughput, floor) ** alpha`` (computed in the log domain, so
+    no overflow); outage users get 0. ``alpha = 0`` is max-SE-weighted sharing."""
 
     def __init__(self, params: ProportionalFairParams) -> None:
         self.p = params
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        if (e := _empty(state)) is not None:
-            return e
-        thr = np.maximum(state.avg_throughput_bps, self.p.throughput_floor_bps)
-        weight = state.spectral_efficiency_bps_hz / thr**self.p.alpha
-        return waterfill(weight, state.demand_share())
+        if state.num_users == 0:
+            return np.zeros(0)
+        se = _se(state)
+        serve = se > 0
+        if not serve.any():
+            return np.zeros(state.num_users)
+        thr = np.nan_to_num(state.avg_throughput_bps, nan=0.0, posinf=np.finfo(float).max)
+        thr = np.maximum(thr, self.p.throughput_floor_bps)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            logw = np.log(np.where(serve, se, 1.0)) - self.p.alpha * np.log(thr)
+        logw = np.where(serve, np.nan_to_num(logw, nan=-np.inf), -np.inf)
+        top = logw[serve].max()
+        if np.isfinite(top):  # floor 1e-300: tiny weights form a lower waterfill tier
+            weight = np.where(serve, np.maximum(np.exp(logw - top), 1e-300), 0.0)
+        else:  # absurd alpha: only the extreme users share, equally
+            weight = (serve & (logw == top)).astype(np.float64)
+        return waterfill(weight, _demand(state, se))
 
 
 class SemanticGreedy:
-    """Bandwidth to the user whose next unit buys the most quality per Hz.
+    """Most quality per Hz first.
 
-    Efficiency = ``quality_gain_next / (bits_left_unit / SE)`` (quality per Hz-second).
-    Pass 1: in descending efficiency, each user gets the share that finishes its
-    current unit. Pass 2: what is left is water-filled by efficiency (users with zero
-    gain get a small weight, so bandwidth is not wasted) up to each user's demand.
+    ``eff = quality_gain_next / (bits_left_unit / SE)`` (quality per Hz-second; 0 in
+    outage or with nothing left in the unit). Pass 1: users in descending ``eff``
+    (ties: lower index) each get ``min(unit share, demand)`` while bandwidth lasts,
+    where unit share = ``bits_left_unit / (SE * bandwidth * interval)``. Pass 2: the
+    leftover is water-filled by ``eff`` among users with SE > 0, capped at each
+    user's remaining demand; zero-``eff`` users get weight ``1e-6 * max eff`` so they
+    still absorb what the others cannot use. Outage users get 0.
     """
 
-    def __init__(self, params: BaseModel) -> None:
-        pass
-
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        if (e := _empty(state)) is not None:
-            return e
-        se = state.spectral_efficiency_bps_hz
-        cap_bits = se * state.bandwidth_hz * state.interval_s
+        if state.num_users == 0:
+            return np.zeros(0)
+        se = _se(state)
+        serve = se > 0
+        bits_unit = np.maximum(np.nan_to_num(state.bits_left_unit, nan=0.0), 0.0)
+        gain = np.nan_to_num(state.quality_gain_next, nan=0.0, posinf=np.finfo(float).max)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            unit_need = np.where(cap_bits > 0, state.bits_left_unit / cap_bits, 0.0)
-            eff = np.where(
-                (se > 0) & (state.bits_left_unit > 0),
-                state.quality_gain_next * se / np.maximum(state.bits_left_unit, 1e-12),
-                0.0,
-            )
-        demand = np.where(se > 0, state.demand_share(), 0.0)
-        unit_need = np.minimum(unit_need, demand)
+            cap_bits = se * state.bandwidth_hz * state.interval_s
+            unit_need = np.where(cap_bits > 0, bits_unit / cap_bits, 0.0)
+            per_hz_s = np.maximum(gain, 0.0) * se / np.maximum(bits_unit, 1e-12)
+            eff = np.where(serve & (bits_unit > 0), per_hz_s, 0.0)
+        eff = np.nan_to_num(eff, nan=0.0, posinf=np.finfo(float).max)
+        demand = _demand(state, se)
+        unit_need = np.minimum(np.nan_to_num(unit_need, nan=0.0, posinf=np.inf), demand)
         first = fill_in_order(np.argsort(-eff, kind="stable"), unit_need)
         left = 1.0 - first.sum()
-        if left <= 1e-12:
+        if left <= _EPS:
             return first
-        floor = 1e-6 * (eff.max() if eff.max() > 0 else 1.0)
-        weight = np.where(se > 0, np.maximum(eff, floor), 0.0)
-        return first + waterfill(weight, demand - first, left)
+        return first + waterfill(_floored(eff, serve), np.maximum(demand - first, 0.0), left)
 
 
 class DeadlineAwareParams(_Params):
-    min_slack_s: float = Field(1e-3, gt=0)
+    min_slack_s: float = Field(1e-3, gt=0, description="slack floor in the priority")
     drop_infeasible: bool = Field(
         True, description="serve last the users that cannot finish before their deadline"
     )
 
 
 class DeadlineAware:
-    """Earliest deadline weighted by channel: priority ``SE / max(slack, min_slack_s)``.
-    Users are served their demand in priority order; missed or (optionally) infeasible
-    deadlines go to the back; leftovers are water-filled by priority."""
+    """Earliest deadline weighted by channel.
+
+    ``priority = SE / max(slack, min_slack_s)`` (0 with no deadline, ``slack = inf``).
+    Queue: on-time users by descending priority, then (with ``drop_infeasible``) users
+    that cannot send ``bits_left_total`` before the deadline even with the whole band
+    (``bits_left_total / (SE * bandwidth) > slack``), then users whose deadline has
+    passed (``slack < 0``); each group by descending priority, ties by lower index.
+    Pass 1: each user in queue order gets ``min(demand, what is left)``. Pass 2 (only
+    when every demand is met): the leftover goes, uncapped, to users with SE > 0 and
+    bits left, proportionally to priority (back-of-queue and no-deadline users get
+    weight ``1e-6 * max priority``) -- headroom for HARQ and packet rounding. Outage
+    users get 0.
+    """
 
     def __init__(self, params: DeadlineAwareParams) -> None:
         self.p = params
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        if (e := _empty(state)) is not None:
-            return e
-        se = state.spectral_efficiency_bps_hz
-        slack = state.deadline_slack_s
-        prio = se / np.maximum(slack, self.p.min_slack_s)
-        back = slack < 0
-        if self.p.drop_infeasible:
+        n = state.num_users
+        if n == 0:
+            return np.zeros(0)
+        se = _se(state)
+        slack = np.nan_to_num(state.deadline_slack_s, nan=np.inf)
+        bits = np.maximum(np.nan_to_num(state.bits_left_total, nan=0.0), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            prio = se / np.maximum(slack, self.p.min_slack_s)
             full_band_bps = se * state.bandwidth_hz
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                needed_s = np.where(
-                    full_band_bps > 0, state.bits_left_total / full_band_bps, np.inf
-                )
-            back |= needed_s > slack
-        key = np.where(back, -1.0, 1.0) * np.where(np.isfinite(prio), prio, 0.0)
-        # back users sort after every front user, keeping their own priority order
-        order = np.lexsort((-np.abs(key), back))
-        demand = np.where(se > 0, state.demand_share(), 0.0)
+            needed_s = np.where(full_band_bps > 0, bits / full_band_bps, np.inf)
+        prio = np.nan_to_num(prio, nan=0.0, posinf=np.finfo(float).max)
+        missed = slack < 0
+        tier = np.where(missed, 2, 0)
+        if self.p.drop_infeasible:
+            tier = np.where(~missed & (needed_s > slack), 1, tier)
+        order = np.lexsort((-prio, tier))
+        demand = _demand(state, se)
         first = fill_in_order(order, demand)
         left = 1.0 - first.sum()
-        if left <= 1e-12:
+        if left <= _EPS:
             return first
-        return first + waterfill(
-            np.where(se > 0, np.maximum(prio, 1e-12), 0.0), demand - first, left
-        )
+        eligible = (se > 0) & (bits > 0)
+        weight = _floored(np.where(tier == 0, prio, 0.0), eligible)
+        return first + waterfill(weight, np.where(eligible, np.inf, 0.0), left)
 
 
 class RandomShareParams(_Params):
-    concentration: float = Field(1.0, gt=0)
+    concentration: float = Field(1.0, gt=0, description="Dirichlet concentration per user")
 
 
 class RandomShare:
-    """Dirichlet-random shares: a sanity baseline for RL comparisons."""
+    """Channel-blind random split: shares ~ ``Dirichlet(concentration * ones(n))`` drawn
+    from the allocator's ``rng`` (sum 1; outage users included). A sanity baseline."""
 
     def __init__(self, params: RandomShareParams, rng: np.random.Generator) -> None:
         self.alpha, self.rng = params.concentration, rng
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        if (e := _empty(state)) is not None:
-            return e
-        return self.rng.dirichlet(np.full(state.num_users, self.alpha))
+        n = state.num_users
+        if n == 0:
+            return np.zeros(0)
+        shares = np.maximum(self.rng.dirichlet(np.full(n, self.alpha)), 0.0)
+        total = shares.sum()
+        if not np.isfinite(total) or total <= 0:
+            return np.full(n, 1.0 / n)
+        return shares / max(total, 1.0)
 
 
 @ALLOCATORS.register("equal-share", params=EqualShareParams, summary="1/n of the band each")
-def _equal(params: EqualShareParams, **_: object) -> EqualShare:
+def _equal(params: EqualShareParams, *, rng: np.random.Generator | None = None) -> EqualShare:
     return EqualShare(params)
 
 
-@ALLOCATORS.register("max-rate", summary="best channel first, each up to its demand")
-def _max_rate(params: BaseModel, **_: object) -> MaxRate:
-    return MaxRate(params)
+@ALLOCATORS.register("max-rate", params=_Params, summary="best channel first, each up to demand")
+def _max_rate(params: BaseModel, *, rng: np.random.Generator | None = None) -> MaxRate:
+    return MaxRate()
 
 
 @ALLOCATORS.register(
     "proportional-fair",
     params=ProportionalFairParams,
-    summary="shares ~ SE / average throughput, capped at demand",
+    summary="shares ~ SE / average throughput^alpha, capped at demand",
 )
-def _pf(params: ProportionalFairParams, **_: object) -> ProportionalFair:
+def _pf(
+    params: ProportionalFairParams, *, rng: np.random.Generator | None = None
+) -> ProportionalFair:
     return ProportionalFair(params)
 
 
-@ALLOCATORS.register("semantic-greedy", summary="most quality gained per Hz first")
-def _semantic(params: BaseModel, **_: object) -> SemanticGreedy:
-    return SemanticGreedy(params)
+@ALLOCATORS.register("semantic-greedy", params=_Params, summary="most quality gained per Hz first")
+def _semantic(params: BaseModel, *, rng: np.random.Generator | None = None) -> SemanticGreedy:
+    return SemanticGreedy()
 
 
 @ALLOCATORS.register(
@@ -202,12 +265,12 @@ def _semantic(params: BaseModel, **_: object) -> SemanticGreedy:
     params=DeadlineAwareParams,
     summary="earliest deadline weighted by channel",
 )
-def _deadline(params: DeadlineAwareParams, **_: object) -> DeadlineAware:
+def _deadline(
+    params: DeadlineAwareParams, *, rng: np.random.Generator | None = None
+) -> DeadlineAware:
     return DeadlineAware(params)
 
 
 @ALLOCATORS.register("random-share", params=RandomShareParams, summary="Dirichlet random shares")
-def _random(
-    params: RandomShareParams, *, rng: np.random.Generator | None = None, **_: object
-) -> RandomShare:
+def _random(params: RandomShareParams, *, rng: np.random.Generator | None = None) -> RandomShare:
     return RandomShare(params, rng if rng is not None else np.random.default_rng(0))

@@ -1,71 +1,114 @@
-"""Vectorised helpers for turning priorities and demands into bandwidth shares."""
+"""Vectorised helpers for turning priorities and demands into bandwidth shares.
+
+Both helpers work on ``[n]`` arrays with no Python loop over users, never warn on
+``inf``/``0`` inputs, and return float64 ``[n]`` shares ``>= 0`` summing to at most
+``budget``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+__all__ = ["fill_in_order", "waterfill"]
 
 
 def fill_in_order(order: np.ndarray, need: np.ndarray, budget: float = 1.0) -> np.ndarray:
     """Serve users in ``order``, each getting ``min(need, what is left of budget)``.
 
     Args:
-        order: ``[n]`` permutation of user indices, highest priority first.
-        need: ``[n]`` share each user wants (``>= 0``, may be ``inf``).
+        order: ``[n]`` int permutation of user indices, highest priority first.
+        need: ``[n]`` share each user wants (``>= 0``, may be ``inf``; NaN or negative
+            count as 0).
         budget: total share available.
 
     Returns:
-        ``[n]`` shares, in the original user order.
+        ``[n]`` float64 shares, in the original user order (not in ``order``).
+
+    Example: ``fill_in_order([2, 0, 1], [0.3, 0.5, 0.4]) == [0.3, 0.3, 0.4]``.
     """
-    need_sorted = np.maximum(need[order], 0.0)
-    before = np.concatenate([[0.0], np.cumsum(need_sorted)[:-1]])
-    given = np.clip(budget - before, 0.0, need_sorted)
+    need = np.asarray(need, dtype=np.float64)
+    order = np.asarray(order, dtype=np.intp)
     out = np.zeros(need.shape[0])
+    if need.shape[0] == 0 or not budget > 0:
+        return out
+    need_sorted = np.nan_to_num(need[order], nan=0.0, posinf=np.inf, neginf=0.0)
+    need_sorted = np.maximum(need_sorted, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        before = np.concatenate([[0.0], np.cumsum(need_sorted)[:-1]])
+        given = np.clip(budget - before, 0.0, need_sorted)
     out[order] = given
     return out
 
 
 def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.ndarray:
-    """Shares proportional to ``weights``, none above its cap, all of ``budget`` used
-    if the caps allow (exact water-filling: find the level ``lam`` with
-    ``sum(min(lam * w, cap)) = budget``).
+    """Exact weighted water-filling: shares ``min(lam * w, cap)`` with the level ``lam``
+    chosen so that ``budget`` is used up, or every user at its cap if the caps sum to
+    less than ``budget``.
+
+    Users saturate in increasing order of ``cap / weight``; after a sort by that ratio
+    the level for "the first ``j`` users saturated" is
+    ``(budget - sum caps[:j]) / sum weights[j:]`` for every ``j`` at once (cumsums),
+    and the answer is the first ``j`` whose level does not saturate user ``j``.
+
+    Weights are split into tiers by magnitude so the level stays finite: the users
+    within ``1e-12`` of the largest weight are water-filled first, and only if they all
+    reach their caps does the remainder go to the next tier (a loop over tiers, at
+    most ~55 for the float range and usually 1, never over users). ``inf`` weights form
+    the top tier and share it equally. So the whole budget is used whenever the users
+    with positive weight have room for it.
 
     Args:
-        weights: ``[n]`` non-negative weights; users with weight 0 (or below 1e-12 of
-            the largest weight among users with room) get 0.
-        caps: ``[n]`` maximum share per user (``>= 0``, may be ``inf``).
+        weights: ``[n]`` non-negative weights (0, NaN or negative: the user gets 0).
+        caps: ``[n]`` maximum share per user (``>= 0``, may be ``inf``; NaN counts as 0).
         budget: total share available.
 
     Returns:
-        ``[n]`` shares.
+        ``[n]`` float64 shares, ``0 <= shares <= caps``,
+        ``sum == min(budget, sum of caps over users with weight > 0)``.
     """
-    w = np.maximum(np.asarray(weights, dtype=np.float64), 0.0)
-    c = np.maximum(np.asarray(caps, dtype=np.float64), 0.0)
-    n = w.shape[0]
-    out = np.zeros(n)
-    # Weights below 1e-12 of the largest count as zero (keeps the level finite).
-    has_room = c > 0
-    live = has_room & (w > 0) & (w > 1e-12 * w[has_room].max(initial=0.0))
-    if not live.any() or budget <= 0:
+    w = np.nan_to_num(np.asarray(weights, dtype=np.float64), nan=0.0, neginf=0.0, posinf=np.inf)
+    c = np.nan_to_num(np.asarray(caps, dtype=np.float64), nan=0.0, neginf=0.0, posinf=np.inf)
+    out = np.zeros(w.shape[0])
+    if not budget > 0:
         return out
-    wl, cl = w[live], c[live]
-    wl = wl / wl.max()  # scale-free; keeps denormal weights from overflowing
-    if np.sum(cl) <= budget:  # every user can be served fully
-        out[live] = cl
-        return out
-    # Users saturate in increasing order of cap/weight. With users 0..j-1 saturated,
-    # the level is (budget - sum caps[:j]) / sum weights[j:].
-    with np.errstate(over="ignore"):
-        ratio = cl / wl
-    order = np.argsort(ratio, kind="stable")
-    cs, ws, rs = cl[order], wl[order], ratio[order]
-    cap_before = np.concatenate([[0.0], np.cumsum(cs)[:-1]])
-    w_after = np.cumsum(ws[::-1])[::-1]
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        level = (budget - cap_before) / w_after
-    # first j where the level does not saturate user j
-    j = int(np.argmax(level <= rs)) if (level <= rs).any() else len(rs) - 1
-    out[live] = np.minimum(level[j] * wl, cl)
+    room = (c > 0) & (w > 0)
+    left = float(budget)
+    while left > 0 and room.any():
+        top = w[room].max()
+        if np.isinf(top):
+            live = room & np.isinf(w)
+            wl = np.ones(int(live.sum()))
+        else:
+            live = room & (w >= 1e-12 * top)
+            wl = w[live] / top  # scale-free: the largest weight of the tier is 1
+        shares, saturated = _fill_level(wl, c[live], left)
+        out[live] = shares
+        if not saturated:
+            break
+        left -= float(shares.sum())
+        room &= ~live
     total = out.sum()
     if total > budget:  # rounding guard
         out *= budget / total
     return out
+
+
+def _fill_level(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np.ndarray, bool]:
+    """Water-fill one tier: ``w`` ``[m]`` in ``[1e-12, 1]``, caps ``c`` ``[m]`` > 0.
+
+    Returns ``([m]`` shares, whether every user is at its cap``)``.
+    """
+    if np.sum(c) <= budget:
+        return c.copy(), True
+    with np.errstate(over="ignore"):
+        ratio = c / w
+    order = np.argsort(ratio, kind="stable")
+    cs, ws, rs = c[order], w[order], ratio[order]
+    with np.errstate(over="ignore", invalid="ignore"):
+        cap_before = np.concatenate([[0.0], np.cumsum(cs)[:-1]])
+        w_after = np.cumsum(ws[::-1])[::-1]  # >= 1e-12
+        level = (budget - cap_before) / w_after
+    ok = level <= rs
+    j = int(np.argmax(ok)) if ok.any() else len(rs) - 1
+    lam = max(float(level[j]), 0.0)
+    return np.minimum(lam * w, c), False

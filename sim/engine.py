@@ -462,7 +462,12 @@ class Simulation:
             snr_db=snr_ref,
             spectral_efficiency_bps_hz=se_ref,
             bits_left_unit=np.maximum(self._cum_flat[base + next_unit] - done, 0.0),
-            bits_left_total=np.maximum(target_bits - done, 0.0),
+            # whole packets: what the link must carry to finish (pending retransmissions too)
+            bits_left_total=(
+                np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / self.packet_bits)
+                * self.packet_bits
+                + in_flight
+            ),
             quality_gain_next=np.maximum(gain, 0.0),
             deadline_slack_s=self.deadline[idx] - t,
             avg_throughput_bps=self.avg_throughput[idx],
