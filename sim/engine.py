@@ -572,7 +572,8 @@ class Simulation:
     def _record_interval(
         self, t: float, active: int, used_share: float, bits: float, dropped: int, snr: float | None
     ) -> None:
-        self.summary.add_interval(used_share)
+        if t >= self.scenario.warmup_s:
+            self.summary.add_interval(used_share)
         if self.intervals_out is not None:
             self.intervals_out.append(
                 (

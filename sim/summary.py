@@ -10,7 +10,8 @@ Definitions (all over *scored* requests, i.e. those arriving after ``warmup_s``)
 * ``mean_lpips`` (``mean_quality`` for other metrics): mean quality reached over all
   scored requests, failed ones included with the quality they reached.
 * ``mean_latency_s`` / ``p95_latency_s``: arrival to decoded, over completed requests.
-* ``bandwidth_utilization``: mean over intervals of the used fraction of the band.
+* ``bandwidth_utilization``: mean over intervals after ``warmup_s`` of the used fraction
+  of the band.
 * memory: 8 bytes per completed request (latencies kept for an exact p95).
 * ``jain_fairness``: Jain's index of per-user delivered bits over users that made
   at least one scored request.
@@ -110,7 +111,7 @@ class SummaryAccumulator:
             "jain_fairness": jain,
             "sim_time_s": sim_time_s,
             "wall_time_s": wall_time_s,
-            "intervals": self.intervals,
+            "intervals": self.intervals,  # scored intervals (after warmup_s)
             "quality_metric": self.metric,
             "by_group": {
                 n: g.result(self.metric) for n, g in zip(self.group_names, self.groups, strict=True)

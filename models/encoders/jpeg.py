@@ -1,0 +1,121 @@
+"""``jpeg``: the image as one Pillow JPEG file (levels ``q=10 .. q=90``).
+
+Bits are the real file size (Pillow ``save(format="JPEG", quality=q)``, default 4:2:0
+chroma subsampling, no ``optimize``) times 8. Quality after the unit is the backend's
+LPIPS of the decoded file against the original; after 0 units, of a uniform mid-grey
+image. Decode time is a stated model, not a measurement (wall time is not
+deterministic): :data:`JPEG_DECODE_S_PER_MPIX` seconds per megapixel.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.encoders.base import (
+    ENCODERS,
+    ImageRecord,
+    ModelOutputStore,
+    QualityBackend,
+    UnitStream,
+)
+from models.encoders.raw import MID_GREY, backend_key, check_pixels, grey_quality, measure
+
+JPEG_DECODE_S_PER_MPIX = 0.01
+"""Stated receiver JPEG decode time, s per megapixel (about 100 Mpx/s, one CPU core)."""
+
+DEFAULT_QUALITIES = (10, 20, 40, 60, 80, 90)
+
+
+class JpegParams(BaseModel):
+    """Parameters of the ``jpeg`` family."""
+
+    model_config = ConfigDict(extra="forbid")
+    qualities: list[int] = Field(default_factory=lambda: list(DEFAULT_QUALITIES))
+    decode_s_per_mpix: float = Field(JPEG_DECODE_S_PER_MPIX, ge=0.0)
+
+    @field_validator("qualities")
+    @classmethod
+    def _in_range(cls, v: list[int]) -> list[int]:
+        bad = [q for q in v if not 1 <= q <= 100]
+        if bad or not v:
+            raise ValueError(f"JPEG qualities must be non-empty and in 1..100, got {v}")
+        return v
+
+
+def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> tuple[int, np.ndarray]:
+    """Pillow JPEG at ``quality``: (file size in bytes, decoded ``[H, W, 3]`` uint8)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(check_pixels(pixels)).save(buf, format="JPEG", quality=int(quality))
+    data = buf.getvalue()
+    with Image.open(io.BytesIO(data)) as im:
+        decoded = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return len(data), decoded
+
+
+def parse_quality(level: str) -> int:
+    """``"q=40"`` -> 40; anything else raises ValueError."""
+    m = re.fullmatch(r"q=(\d+)", level.strip())
+    if not m or not 1 <= int(m.group(1)) <= 100:
+        raise ValueError(f"bad jpeg level '{level}': expected 'q=N' with N in 1..100")
+    return int(m.group(1))
+
+
+class JpegEncoder:
+    """One unit: the whole JPEG file."""
+
+    family = "jpeg"
+    code_version = "jpeg/1"
+    loss_tolerant = False
+
+    def __init__(self, params: JpegParams | None = None) -> None:
+        self.params = params or JpegParams()
+
+    def levels(self) -> list[str]:
+        return [f"q={q}" for q in self.params.qualities]
+
+    def encode(
+        self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
+    ) -> UnitStream:
+        import PIL
+
+        q = parse_quality(level)
+        px = check_pixels(image.pixels)
+        grey = grey_quality(image, backend, store)
+
+        def compute() -> np.ndarray:
+            nbytes, decoded = jpeg_roundtrip(px, q)
+            return np.concatenate([[8.0 * nbytes], measure(px, decoded[None], backend)[:, 0]])
+
+        key = f"q={q}|pillow={PIL.__version__}|{backend_key(backend)}"
+        bits, lp, ps = np.asarray(store.get_or_compute(image.sha256, "jpeg", key, compute))
+        t = self.params.decode_s_per_mpix * px.shape[0] * px.shape[1] / 1e6
+        return UnitStream(
+            encoder_id=f"jpeg/q={q}",
+            unit_bits=np.array([bits]),
+            quality={"lpips": np.array([grey[0], lp]), "psnr_db": np.array([grey[1], ps])},
+            decode_time_s=np.array([0.0, t]),
+            loss_tolerant=False,
+            synthetic=False,
+            provenance={
+                "family": self.family,
+                "code_version": self.code_version,
+                "backend": backend.name,
+                "models": backend.model_ids(),
+                "pillow": PIL.__version__,
+                "measured": True,
+                "bits": "Pillow JPEG file size * 8 (4:2:0, optimize=False)",
+                "quality_at_0_units": f"uniform grey {MID_GREY}",
+                "decode_time": f"stated model {self.params.decode_s_per_mpix} s/Mpx, not measured",
+            },
+        )
+
+
+@ENCODERS.register("jpeg", params=JpegParams, summary="Pillow JPEG, one unit per image")
+def make_jpeg(params: JpegParams) -> JpegEncoder:
+    return JpegEncoder(params)

@@ -1,0 +1,138 @@
+"""``raw``: the image sent losslessly as one unit of ``H * W * 24`` bits.
+
+Also holds the small helpers every measured pixel encoder shares: input checks, PSNR,
+and the quality of the receiver's "nothing received" image (a uniform mid-grey image).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.encoders.base import (
+    ENCODERS,
+    ImageRecord,
+    ModelOutputStore,
+    QualityBackend,
+    UnitStream,
+)
+
+MID_GREY = 128
+"""Value of every channel of the receiver's image before any unit arrives."""
+
+PSNR_CAP_DB = 100.0
+"""PSNR reported for identical images (MSE 0), so that tables stay finite."""
+
+RAW_BITS_PER_PIXEL = 24
+
+
+def check_pixels(pixels: np.ndarray, what: str = "image.pixels") -> np.ndarray:
+    """Return ``pixels`` if it is ``[H, W, 3]`` uint8 with H, W >= 1, else raise ValueError."""
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8:
+        raise ValueError(f"{what} must be uint8 RGB, got dtype {a.dtype}")
+    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"{what} must have shape [H, W, 3], got {a.shape}")
+    return a
+
+
+def psnr_db(reference: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """PSNR in dB (peak 255) of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]``
+    -> ``[B]``, capped at :data:`PSNR_CAP_DB`."""
+    ref = reference.astype(np.float64)
+    err = images.astype(np.float64) - ref[None]
+    mse = (err * err).reshape(err.shape[0], -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        out = 10.0 * np.log10(255.0**2 / mse)
+    return np.minimum(out, PSNR_CAP_DB)
+
+
+def backend_key(backend: QualityBackend) -> str:
+    """Part of a store key that names the quality backend (its metrics depend on it)."""
+    ids = backend.model_ids()
+    return backend.name + "[" + ",".join(f"{k}={ids[k]}" for k in sorted(ids)) + "]"
+
+
+def measure(reference: np.ndarray, images: np.ndarray, backend: QualityBackend) -> np.ndarray:
+    """``[2, B]``: LPIPS (from ``backend``) and PSNR (dB) of ``images: [B, H, W, 3]``."""
+    lp = np.asarray(backend.lpips(reference, images), dtype=np.float64).reshape(-1)
+    if lp.shape[0] != images.shape[0]:
+        raise ValueError(f"backend.lpips returned {lp.shape[0]} values for {images.shape[0]}")
+    return np.stack([lp, psnr_db(reference, images)])
+
+
+def grey_quality(image: ImageRecord, backend: QualityBackend, store: ModelOutputStore):
+    """``[2]`` LPIPS and PSNR of a uniform mid-grey image of the same size (0 units)."""
+    px = check_pixels(image.pixels)
+
+    def compute() -> np.ndarray:
+        grey = np.full((1, *px.shape), MID_GREY, dtype=np.uint8)
+        return measure(px, grey, backend)[:, 0]
+
+    key = f"mid-grey={MID_GREY}|{backend_key(backend)}"
+    return np.asarray(store.get_or_compute(image.sha256, "grey-quality", key, compute))
+
+
+class RawParams(BaseModel):
+    """Parameters of the ``raw`` family."""
+
+    model_config = ConfigDict(extra="forbid")
+    decode_time_s: float = Field(0.0, ge=0.0, description="receiver decode time, s (stated)")
+
+
+class RawEncoder:
+    """Lossless pixels: one unit of ``H * W * 24`` bits. The encoder id is just ``raw``
+    (its only level is ``""``), matching the synthetic table."""
+
+    family = "raw"
+    code_version = "raw/1"
+    loss_tolerant = False
+
+    def __init__(self, params: RawParams | None = None) -> None:
+        self.params = params or RawParams()
+
+    def levels(self) -> list[str]:
+        return [""]
+
+    def encode(
+        self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
+    ) -> UnitStream:
+        """One unit; quality after it = backend LPIPS of the original against itself."""
+        if level not in ("", "raw"):
+            raise ValueError(f"raw has no level '{level}' (its only level is '')")
+        px = check_pixels(image.pixels)
+        grey = grey_quality(image, backend, store)
+
+        def compute() -> np.ndarray:
+            return measure(px, px[None], backend)[:, 0]
+
+        full = np.asarray(
+            store.get_or_compute(image.sha256, "raw-quality", backend_key(backend), compute)
+        )
+        bits = float(px.shape[0] * px.shape[1] * RAW_BITS_PER_PIXEL)
+        return UnitStream(
+            encoder_id="raw",
+            unit_bits=np.array([bits]),
+            quality={
+                "lpips": np.array([grey[0], full[0]]),
+                "psnr_db": np.array([grey[1], full[1]]),
+            },
+            decode_time_s=np.array([0.0, self.params.decode_time_s]),
+            loss_tolerant=False,
+            synthetic=False,
+            provenance={
+                "family": self.family,
+                "code_version": self.code_version,
+                "backend": backend.name,
+                "models": backend.model_ids(),
+                "measured": True,
+                "bits": f"H*W*{RAW_BITS_PER_PIXEL}",
+                "quality_at_0_units": f"uniform grey {MID_GREY}",
+                "decode_time": "stated constant (params.decode_time_s), not measured",
+            },
+        )
+
+
+@ENCODERS.register("raw", params=RawParams, summary="lossless pixels, one unit (24 bit/pixel)")
+def make_raw(params: RawParams) -> RawEncoder:
+    return RawEncoder(params)
