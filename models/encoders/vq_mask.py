@@ -74,8 +74,8 @@ class VQMaskParams(BaseModel):
     """Parameters of the ``vq-mask`` family."""
 
     model_config = ConfigDict(extra="forbid")
-    patch_px: int = Field(8, ge=2, le=64, description="patch side, working-size pixels")
-    codebook_size: int = Field(256, ge=2, le=65536)
+    patch_px: int = Field(4, ge=2, le=64, description="patch side, working-size pixels")
+    codebook_size: int = Field(512, ge=2, le=65536)
     image_px: int = Field(256, ge=8, le=4096, description="working size ~ image_px^2 pixels")
     packet_indices: int = Field(70, ge=1, description="codebook indices per packet")
     interleave: bool = True
