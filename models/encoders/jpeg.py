@@ -22,7 +22,14 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
-from models.encoders.raw import MID_GREY, backend_key, check_pixels, grey_quality, measure
+from models.encoders.raw import (
+    MID_GREY,
+    backend_key,
+    check_pixels,
+    grey_quality,
+    measure,
+    quality_dict,
+)
 
 JPEG_DECODE_S_PER_MPIX = 0.01
 """Stated receiver JPEG decode time, s per megapixel (about 100 Mpx/s, one CPU core)."""
@@ -70,7 +77,7 @@ class JpegEncoder:
     """One unit: the whole JPEG file."""
 
     family = "jpeg"
-    code_version = "jpeg/1"
+    code_version = "jpeg/2"
     loss_tolerant = False
 
     def __init__(self, params: JpegParams | None = None) -> None:
@@ -93,12 +100,12 @@ class JpegEncoder:
             return np.concatenate([[8.0 * nbytes], measure(px, decoded[None], backend)[:, 0]])
 
         key = f"q={q}|pillow={PIL.__version__}|{backend_key(backend)}"
-        bits, lp, ps = np.asarray(store.get_or_compute(image.sha256, "jpeg", key, compute))
+        bits, *metrics = np.asarray(store.get_or_compute(image.sha256, "jpeg", key, compute))
         t = self.params.decode_s_per_mpix * px.shape[0] * px.shape[1] / 1e6
         return UnitStream(
             encoder_id=f"jpeg/q={q}",
             unit_bits=np.array([bits]),
-            quality={"lpips": np.array([grey[0], lp]), "psnr_db": np.array([grey[1], ps])},
+            quality=quality_dict(backend, np.stack([grey, metrics], axis=1)),
             decode_time_s=np.array([0.0, t]),
             loss_tolerant=False,
             synthetic=False,

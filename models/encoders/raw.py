@@ -53,12 +53,29 @@ def backend_key(backend: QualityBackend) -> str:
     return backend.name + "[" + ",".join(f"{k}={ids[k]}" for k in sorted(ids)) + "]"
 
 
+def metric_names(backend: QualityBackend) -> tuple[str, ...]:
+    """Rows of :func:`measure` for ``backend``: LPIPS, PSNR and, when the backend has an
+    image classifier (``top1``), downstream-task agreement."""
+    return ("lpips", "psnr_db") + (("task_agreement",) if hasattr(backend, "top1") else ())
+
+
 def measure(reference: np.ndarray, images: np.ndarray, backend: QualityBackend) -> np.ndarray:
-    """``[2, B]``: LPIPS (from ``backend``) and PSNR (dB) of ``images: [B, H, W, 3]``."""
+    """``[M, B]`` metrics of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]``, rows
+    named by :func:`metric_names`: LPIPS (from ``backend``), PSNR (dB), and task agreement
+    (1.0 where the classifier's top-1 class of the image equals the reference's)."""
     lp = np.asarray(backend.lpips(reference, images), dtype=np.float64).reshape(-1)
     if lp.shape[0] != images.shape[0]:
         raise ValueError(f"backend.lpips returned {lp.shape[0]} values for {images.shape[0]}")
-    return np.stack([lp, psnr_db(reference, images)])
+    rows = [lp, psnr_db(reference, images)]
+    if hasattr(backend, "top1"):
+        ref_class = np.asarray(backend.top1(reference[None]))[0]
+        rows.append((np.asarray(backend.top1(images)) == ref_class).astype(np.float64))
+    return np.stack(rows)
+
+
+def quality_dict(backend: QualityBackend, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Name the rows ``[M, n + 1]`` of per-prefix metrics."""
+    return {name: np.asarray(rows[i]) for i, name in enumerate(metric_names(backend))}
 
 
 def grey_quality(image: ImageRecord, backend: QualityBackend, store: ModelOutputStore):
@@ -85,7 +102,7 @@ class RawEncoder:
     (its only level is ``""``), matching the synthetic table."""
 
     family = "raw"
-    code_version = "raw/1"
+    code_version = "raw/2"
     loss_tolerant = False
 
     def __init__(self, params: RawParams | None = None) -> None:
@@ -113,10 +130,7 @@ class RawEncoder:
         return UnitStream(
             encoder_id="raw",
             unit_bits=np.array([bits]),
-            quality={
-                "lpips": np.array([grey[0], full[0]]),
-                "psnr_db": np.array([grey[1], full[1]]),
-            },
+            quality=quality_dict(backend, np.stack([grey, full], axis=1)),
             decode_time_s=np.array([0.0, self.params.decode_time_s]),
             loss_tolerant=False,
             synthetic=False,

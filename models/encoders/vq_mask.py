@@ -52,7 +52,15 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
-from models.encoders.raw import MID_GREY, backend_key, check_pixels, grey_quality, measure
+from models.encoders.raw import (
+    MID_GREY,
+    backend_key,
+    check_pixels,
+    grey_quality,
+    measure,
+    metric_names,
+    quality_dict,
+)
 from models.huffman import HuffmanCode
 from models.vq import VQCodebook, fill_tokens, fit_codebook
 
@@ -189,7 +197,7 @@ class VQMaskEncoder:
     """Masked VQ indices + caption; see the module docstring."""
 
     family = "vq-mask"
-    code_version = "vq-mask/1"
+    code_version = "vq-mask/2"
     loss_tolerant = True
 
     def __init__(self, params: VQMaskParams | None = None, codebook: VQCodebook | None = None):
@@ -302,7 +310,7 @@ class VQMaskEncoder:
         n_p = plan.num_packets
         grid = self.packet_grid(n_p)
         px = image.pixels
-        measured = np.empty((2, grid.size))
+        measured = np.empty((len(metric_names(backend)), grid.size))
         for gi, j in enumerate(grid):
             reps = 1 if j in (0, n_p) else self.params.loss_patterns
             imgs = []
@@ -312,7 +320,7 @@ class VQMaskEncoder:
                 imgs.append(self.reconstruct(image, plan, got, store))
             measured[:, gi] = measure(px, np.stack(imgs), backend).mean(axis=1)
         js = np.arange(n_p + 1)
-        return np.stack([np.interp(js, grid, measured[m]) for m in range(2)])
+        return np.stack([np.interp(js, grid, row) for row in measured])
 
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
@@ -350,10 +358,7 @@ class VQMaskEncoder:
                 lambda: self._quality_by_packets(image, plan, backend, store),
             )
         )
-        quality = {
-            "lpips": np.concatenate([[grey[0]], by_packets[0]]),
-            "psnr_db": np.concatenate([[grey[1]], by_packets[1]]),
-        }
+        quality = quality_dict(backend, np.concatenate([grey[:, None], by_packets], axis=1))
         n_units = plan.num_packets + 1
         decode = np.full(n_units + 1, pr.decode_time_s)
         decode[0] = 0.0
