@@ -168,6 +168,10 @@ class Simulation:
                 spec.name, spec.params, user_ids=users, rng=self.streams[f"arrivals/{g}"]
             )
             self.env.process(self._arrivals(arrivals.events(sc.duration_s), g))
+        self.finish_listeners: list[Callable[[Request, str, float], None]] = []
+        """Called as ``listener(request, failure_reason, quality)`` when a request ends."""
+        self.last_used_share = 0.0
+        """Fraction of the band used in the last interval."""
         self.tick_index = 0
         self.time_s = 0.0
         self._pending_state: tuple | None = None
@@ -373,6 +377,8 @@ class Simulation:
         success = reason == ""
         latency = completion - req.arrival_s
         self.open_requests.pop(req.request_id, None)
+        for listener in self.finish_listeners:
+            listener(req, reason, quality)
         self.summary.add(req.user, req.group, req.scored, success, reason, quality, latency, bits)
         if self.requests_out is not None:
             self.requests_out.append(
@@ -415,6 +421,10 @@ class Simulation:
         with np.errstate(divide="ignore"):
             noise = thermal_noise_dbm(bandwidth_hz, cell.noise_figure_db)
         return cell.tx_power_dbm + gain_db - noise
+
+    def prefix_quality(self, users: np.ndarray) -> np.ndarray:
+        """``[n]`` quality of the received prefix of each of ``users``' current request."""
+        return self._q_flat[self.row[users] * self._row_len + self.k_rx[users]]
 
     def _units(self, rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """``[n]`` complete units contained in the first ``bits`` of each row's stream."""
@@ -572,6 +582,7 @@ class Simulation:
     def _record_interval(
         self, t: float, active: int, used_share: float, bits: float, dropped: int, snr: float | None
     ) -> None:
+        self.last_used_share = used_share
         if t >= self.scenario.warmup_s:
             self.summary.add_interval(used_share)
         if self.intervals_out is not None:
