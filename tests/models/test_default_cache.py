@@ -75,5 +75,6 @@ def test_rebuilding_vq_mask_matches_shipped(tmp_path, shipped):
     n = int(shipped.num_units[i, j])
     assert rebuilt.num_units[0, 0] == n
     assert np.allclose(rebuilt.unit_bits[0, 0, :n], shipped.unit_bits[i, j, :n])
-    assert np.allclose(rebuilt.quality["lpips"][0, 0, : n + 1],
-                       shipped.quality["lpips"][i, j, : n + 1], atol=2e-3)
+    assert np.allclose(
+        rebuilt.quality["lpips"][0, 0, : n + 1], shipped.quality["lpips"][i, j, : n + 1], atol=2e-3
+    )

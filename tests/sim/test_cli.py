@@ -36,7 +36,10 @@ def test_quickstart_through_the_cli(tmp_path):
         assert req.num_rows == summary["requests_total"]
         run = json.loads((out / label / "run.json").read_text())
         assert run["seed"] == 1 and "numpy" in run["versions"]
-        assert all(e["synthetic"] for e in run["table"]["encoders"].values())
+        flags = {e: v["synthetic"] for e, v in run["table"]["encoders"].items()}
+        assert flags == {"seq-words/lowest-lpips": True, "vq-mask/prm/p=0.25": False,
+                         "jpeg/q=40": False}  # the shipped default cache
+        assert run["table"]["source"] == "builtin:default"
     # the encoders trade bits for quality: JPEG sends far more than the word stream
     g = comparison["proportional-fair"]["by_group"]
     assert g["jpeg/q=40"]["mean_kbytes_sent"] > 50 * g["seq-words/lowest-lpips"]["mean_kbytes_sent"]
