@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.base import ALLOCATORS, AllocatorState
-from agents.shares import fill_in_order, waterfill
+from agents.shares import fill_in_order, nan_to_num, waterfill
 
 __all__ = [
     "DeadlineAware",
@@ -42,7 +42,7 @@ def _demand(state: AllocatorState, se: np.ndarray) -> np.ndarray:
 def _se(state: AllocatorState) -> np.ndarray:
     """``[n]`` spectral efficiency with NaN/negative read as 0 (outage)."""
     se = np.asarray(state.spectral_efficiency_bps_hz, dtype=np.float64)
-    return np.maximum(np.nan_to_num(se, nan=0.0, posinf=np.finfo(float).max), 0.0)
+    return np.maximum(nan_to_num(se, nan=0.0, posinf=np.finfo(float).max), 0.0)
 
 
 def _floored(weight: np.ndarray, eligible: np.ndarray) -> np.ndarray:
@@ -113,11 +113,11 @@ class ProportionalFair:
         serve = se > 0
         if not serve.any():
             return np.zeros(state.num_users)
-        thr = np.nan_to_num(state.avg_throughput_bps, nan=0.0, posinf=np.finfo(float).max)
+        thr = nan_to_num(state.avg_throughput_bps, nan=0.0, posinf=np.finfo(float).max)
         thr = np.maximum(thr, self.p.throughput_floor_bps)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             logw = np.log(np.where(serve, se, 1.0)) - self.p.alpha * np.log(thr)
-        logw = np.where(serve, np.nan_to_num(logw, nan=-np.inf), -np.inf)
+        logw = np.where(serve, nan_to_num(logw, nan=-np.inf), -np.inf)
         top = logw[serve].max()
         if np.isfinite(top):  # floor 1e-300: tiny weights form a lower waterfill tier
             weight = np.where(serve, np.maximum(np.exp(logw - top), 1e-300), 0.0)
@@ -143,16 +143,16 @@ class SemanticGreedy:
             return np.zeros(0)
         se = _se(state)
         serve = se > 0
-        bits_unit = np.maximum(np.nan_to_num(state.bits_left_unit, nan=0.0), 0.0)
-        gain = np.nan_to_num(state.quality_gain_next, nan=0.0, posinf=np.finfo(float).max)
+        bits_unit = np.maximum(nan_to_num(state.bits_left_unit, nan=0.0), 0.0)
+        gain = nan_to_num(state.quality_gain_next, nan=0.0, posinf=np.finfo(float).max)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             cap_bits = se * state.bandwidth_hz * state.interval_s
             unit_need = np.where(cap_bits > 0, bits_unit / cap_bits, 0.0)
             per_hz_s = np.maximum(gain, 0.0) * se / np.maximum(bits_unit, 1e-12)
             eff = np.where(serve & (bits_unit > 0), per_hz_s, 0.0)
-        eff = np.nan_to_num(eff, nan=0.0, posinf=np.finfo(float).max)
+        eff = nan_to_num(eff, nan=0.0, posinf=np.finfo(float).max)
         demand = _demand(state, se)
-        unit_need = np.minimum(np.nan_to_num(unit_need, nan=0.0, posinf=np.inf), demand)
+        unit_need = np.minimum(nan_to_num(unit_need, nan=0.0, posinf=np.inf), demand)
         first = fill_in_order(np.argsort(-eff, kind="stable"), unit_need)
         left = 1.0 - first.sum()
         if left <= _EPS:
@@ -190,13 +190,13 @@ class DeadlineAware:
         if n == 0:
             return np.zeros(0)
         se = _se(state)
-        slack = np.nan_to_num(state.deadline_slack_s, nan=np.inf)
-        bits = np.maximum(np.nan_to_num(state.bits_left_total, nan=0.0), 0.0)
+        slack = nan_to_num(state.deadline_slack_s, nan=np.inf)
+        bits = np.maximum(nan_to_num(state.bits_left_total, nan=0.0), 0.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             prio = se / np.maximum(slack, self.p.min_slack_s)
             full_band_bps = se * state.bandwidth_hz
             needed_s = np.where(full_band_bps > 0, bits / full_band_bps, np.inf)
-        prio = np.nan_to_num(prio, nan=0.0, posinf=np.finfo(float).max)
+        prio = nan_to_num(prio, nan=0.0, posinf=np.finfo(float).max)
         missed = slack < 0
         tier = np.where(missed, 2, 0)
         if self.p.drop_infeasible:

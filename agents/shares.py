@@ -9,6 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
+
+def nan_to_num(x: np.ndarray, **kwargs: float) -> np.ndarray:
+    """``np.nan_to_num`` (float64, a new array only when needed), with a fast path for
+    the common all-finite input: replacing values is rare, checking must be cheap."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.isfinite(x).all():
+        return x
+    return np.nan_to_num(x, **kwargs)
+
+
 __all__ = ["fill_in_order", "waterfill"]
 
 
@@ -31,7 +41,7 @@ def fill_in_order(order: np.ndarray, need: np.ndarray, budget: float = 1.0) -> n
     out = np.zeros(need.shape[0])
     if need.shape[0] == 0 or not budget > 0:
         return out
-    need_sorted = np.nan_to_num(need[order], nan=0.0, posinf=np.inf, neginf=0.0)
+    need_sorted = nan_to_num(need[order], nan=0.0, posinf=np.inf, neginf=0.0)
     need_sorted = np.maximum(need_sorted, 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
         before = np.concatenate([[0.0], np.cumsum(need_sorted)[:-1]])
@@ -66,8 +76,8 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
         ``[n]`` float64 shares, ``0 <= shares <= caps``,
         ``sum == min(budget, sum of caps over users with weight > 0)``.
     """
-    w = np.nan_to_num(np.asarray(weights, dtype=np.float64), nan=0.0, neginf=0.0, posinf=np.inf)
-    c = np.nan_to_num(np.asarray(caps, dtype=np.float64), nan=0.0, neginf=0.0, posinf=np.inf)
+    w = nan_to_num(weights, nan=0.0, neginf=0.0, posinf=np.inf)
+    c = nan_to_num(caps, nan=0.0, neginf=0.0, posinf=np.inf)
     out = np.zeros(w.shape[0])
     if not budget > 0:
         return out
