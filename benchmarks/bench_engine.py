@@ -24,7 +24,9 @@ from sim import scenario as sl
 from sim.engine import Simulation
 
 
-def scenario_for(users: int, duration_s: float, interval_s: float = 0.01) -> dict:
+def scenario_for(
+    users: int, duration_s: float, interval_s: float = 0.01, rate_per_s: float = 0.2
+) -> dict:
     return {
         "name": f"bench-{users}",
         "seed": 1,
@@ -40,7 +42,7 @@ def scenario_for(users: int, duration_s: float, interval_s: float = 0.01) -> dic
         },
         "users": {
             "count": users,
-            "arrivals": {"name": "poisson", "params": {"rate_per_s": 0.2}},
+            "arrivals": {"name": "poisson", "params": {"rate_per_s": rate_per_s}},
             "groups": [
                 {"encoder": "seq-words/lowest-lpips", "fraction": 0.25},
                 {"encoder": "vq-mask/prm/p=0.25", "fraction": 0.25},
@@ -57,8 +59,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(users: int, intervals: int, warm_intervals: int = 300) -> dict:
-    sc = sl.validate(scenario_for(users, duration_s=(intervals + warm_intervals) * 0.01 + 1))
+def bench(users: int, intervals: int, warm_intervals: int = 300, rate_per_s: float = 0.2) -> dict:
+    duration_s = (intervals + warm_intervals) * 0.01 + 1
+    sc = sl.validate(scenario_for(users, duration_s, rate_per_s=rate_per_s))
     with tempfile.TemporaryDirectory() as tmp:
         sim = Simulation(sc, out_dir=Path(tmp))
         for _ in range(warm_intervals):  # reach steady state before timing
@@ -81,8 +84,8 @@ def bench(users: int, intervals: int, warm_intervals: int = 300) -> dict:
     }
 
 
-def long_run(users: int = 10_000, sim_s: float = 600.0) -> None:
-    sc = sl.validate(scenario_for(users, duration_s=sim_s))
+def long_run(users: int = 10_000, sim_s: float = 600.0, rate_per_s: float = 0.2) -> None:
+    sc = sl.validate(scenario_for(users, duration_s=sim_s, rate_per_s=rate_per_s))
     with tempfile.TemporaryDirectory() as tmp:
         sim = Simulation(sc, out_dir=Path(tmp))
         rss = []
@@ -109,16 +112,18 @@ def main() -> None:
     ap.add_argument("--users", type=int, nargs="*", default=[10, 100, 1000, 10000])
     ap.add_argument("--intervals", type=int, default=3000)
     ap.add_argument("--long", action="store_true", help="the 10,000-user, 60,000-interval run")
+    ap.add_argument("--rate", type=float, default=0.2, help="requests per second per user")
     args = ap.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
+    print(f"load: {args.rate} requests/s per user, 2 kHz of band per user, proportional fair")
     if args.long:
-        long_run()
+        long_run(rate_per_s=args.rate)
         return
     print(f"{'users':>7} {'mean active':>12} {'intervals/s':>12} {'wall s':>8}")
     for n in args.users:
-        r = bench(n, args.intervals)
+        r = bench(n, args.intervals, rate_per_s=args.rate)
         row = (r["users"], r["mean_active"], r["intervals_per_s"], r["wall_s"])
         print("{:>7} {:>12.1f} {:>12.0f} {:>8.2f}".format(*row))
     print(f"peak RSS: {peak_rss_mb():.0f} MB")
