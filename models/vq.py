@@ -35,21 +35,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.pixels import check_pixels
+
 MID_GREY = 128.0
 CORNER_WEIGHT = 0.25
 
 # Neighbour offsets (da, db) and, for each, which side of the candidate faces it.
 _EDGE_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 _CORNER_NEIGHBOURS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
-
-
-def _check_pixels(pixels: np.ndarray) -> np.ndarray:
-    a = np.asarray(pixels)
-    if a.dtype != np.uint8:
-        raise ValueError(f"image pixels must be uint8 RGB, got dtype {a.dtype}")
-    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"image pixels must have shape [H, W, 3], got {a.shape}")
-    return a
 
 
 def working_size(height: int, width: int, image_px: int, patch_px: int) -> tuple[int, int]:
@@ -135,7 +128,7 @@ class VQCodebook:
     def quantise(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tokens ``[h, w]`` int64 and quantisation error ``[h, w]`` float64 (RMS pixel
         difference between each patch and its codeword, 0..255 units)."""
-        px = _check_pixels(pixels)
+        px = check_pixels(pixels, "image pixels")
         hp, wp = working_size(px.shape[0], px.shape[1], self.image_px, self.patch_px)
         x = to_patches(resize(px, hp, wp), self.patch_px)
         h, w, d = x.shape
@@ -175,7 +168,7 @@ def fit_codebook(
     stride = max(1, patch_px // 2)
     parts = []
     for i, im in enumerate(images):
-        px = _check_pixels(im)
+        px = check_pixels(im, "image pixels")
         hp, wp = working_size(px.shape[0], px.shape[1], image_px, patch_px)
         try:
             parts.append(

@@ -16,6 +16,7 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from models.pixels import check_pixels
 
 MID_GREY = 128
 """Value of every channel of the receiver's image before any unit arrives."""
@@ -24,16 +25,6 @@ PSNR_CAP_DB = 100.0
 """PSNR reported for identical images (MSE 0), so that tables stay finite."""
 
 RAW_BITS_PER_PIXEL = 24
-
-
-def check_pixels(pixels: np.ndarray, what: str = "image.pixels") -> np.ndarray:
-    """Return ``pixels`` if it is ``[H, W, 3]`` uint8 with H, W >= 1, else raise ValueError."""
-    a = np.asarray(pixels)
-    if a.dtype != np.uint8:
-        raise ValueError(f"{what} must be uint8 RGB, got dtype {a.dtype}")
-    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"{what} must have shape [H, W, 3], got {a.shape}")
-    return a
 
 
 def psnr_db(reference: np.ndarray, images: np.ndarray) -> np.ndarray:
