@@ -89,11 +89,11 @@ def check_shares(shares: np.ndarray, num_users: int) -> np.ndarray:
         raise ValueError(
             f"allocator returned shares of shape {shares.shape}, expected ({num_users},)"
         )
-    if not np.all(np.isfinite(shares)):
+    if not np.isfinite(shares).all():
         raise ValueError(
             f"allocator returned non-finite shares: {shares[~np.isfinite(shares)][:5]}"
         )
-    if np.any(shares < 0):
+    if (shares < 0).any():
         raise ValueError(f"allocator returned negative shares: min {shares.min():.3g}")
     total = float(shares.sum())
     if total > 1.0 + 1e-9:

@@ -15,6 +15,7 @@ deadline; it fails with a reason otherwise (see :data:`FAILURE_REASONS`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -128,6 +129,13 @@ class Simulation:
             sc.cell, self.positions_m, self.streams["shadowing"], self.streams["fading"]
         )
         self.link = LINK.build(sc.link.model.name, sc.link.model.params)
+        cell = sc.cell
+        self._uniform_psd = cell.power_mode == "uniform-psd"
+        # SNR = gain + offset - 10 log10(B) (per-user power) or gain + offset (uniform PSD)
+        noise_1hz_dbm = float(thermal_noise_dbm(1.0, cell.noise_figure_db))
+        self._snr_offset_db = cell.tx_power_dbm - noise_1hz_dbm - (
+            10.0 * math.log10(cell.bandwidth_hz) if self._uniform_psd else 0.0
+        )
         self.allocator = allocator or ALLOCATORS.build(
             sc.allocator.name, sc.allocator.params, rng=self.streams["allocator"]
         )
@@ -215,6 +223,7 @@ class Simulation:
             self.group_names.append(g.name)
             self.plans.append(GroupPlan(g.name, e, qos, lower, target_units))
         self._q_flat = t.metric(metric).ravel()
+        self._lower_is_better = LOWER_IS_BETTER.get(metric, True)  # one metric per run
 
     def _setup_users(self) -> None:
         sc = self.scenario
@@ -415,12 +424,15 @@ class Simulation:
 
     # ---------------------------------------------------------------- the tick
     def _snr_db(self, gain_db: np.ndarray, bandwidth_hz: np.ndarray | float) -> np.ndarray:
-        cell = self.scenario.cell
-        if cell.power_mode == "uniform-psd":
-            bandwidth_hz = self.bandwidth_hz
-        with np.errstate(divide="ignore"):
-            noise = thermal_noise_dbm(bandwidth_hz, cell.noise_figure_db)
-        return cell.tx_power_dbm + gain_db - noise
+        """``[n]`` SNR in dB for channel gains ``[n]`` dB and bandwidths (``[n]`` or scalar,
+        Hz, > 0): ``P_tx + gain - N0 B``, with ``B`` the cell band in uniform-PSD mode."""
+        if self._uniform_psd:
+            return gain_db + self._snr_offset_db
+        if isinstance(bandwidth_hz, float):
+            noise_db = 10.0 * math.log10(bandwidth_hz)
+        else:
+            noise_db = 10.0 * np.log10(bandwidth_hz)
+        return gain_db + (self._snr_offset_db - noise_db)
 
     def prefix_quality(self, users: np.ndarray) -> np.ndarray:
         """``[n]`` quality of the received prefix of each of ``users``' current request."""
@@ -450,7 +462,7 @@ class Simulation:
             self._pending_state = (idx, None)
             return None
         gain_db = self.channel.gain_db(idx)
-        snr_ref = self._snr_db(gain_db, self.bandwidth_hz / idx.size)
+        snr_ref = self._snr_db(gain_db, float(self.bandwidth_hz / idx.size))
         se_ref = self.link.spectral_efficiency(snr_ref)
         rows = self.row[idx]
         base = rows * self._row_len
@@ -465,7 +477,7 @@ class Simulation:
         next_unit = np.minimum(k_sent + 1, self._num_units_flat[rows])
         q_now = self._q_flat[base + k_rx]
         q_next = self._q_flat[base + np.minimum(k_rx + 1, self._num_units_flat[rows])]
-        gain = np.where(self.lower_better[idx], q_now - q_next, q_next - q_now)
+        gain = q_now - q_next if self._lower_is_better else q_next - q_now
         in_flight = self.harq[idx].sum(axis=1) * self.packet_bits
         state = AllocatorState(
             user_ids=idx,
@@ -539,8 +551,7 @@ class Simulation:
         self.k_sent[idx] = k_sent
         self.k_rx[idx] = k_rx
         q = self._q_flat[base + k_rx]
-        lower = self.lower_better[idx]
-        met = np.where(lower, q <= self.q_target[idx], q >= self.q_target[idx])
+        met = q <= self.q_target[idx] if self._lower_is_better else q >= self.q_target[idx]
         all_sent = (done >= total) & (tx.pending.sum(axis=1) == 0)
         at_target = (k_rx >= self.target_units[idx]) & met
         finished = all_sent | at_target

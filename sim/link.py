@@ -38,6 +38,8 @@ LINK: Registry[LinkModel] = Registry("link model")
 
 
 def _check_packet_bits(packet_bits: int | np.ndarray) -> None:
+    if isinstance(packet_bits, int) and packet_bits > 0:
+        return
     if np.any(np.asarray(packet_bits) <= 0):
         raise ValueError(f"packet_bits must be > 0 (got {packet_bits!r})")
 
