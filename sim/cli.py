@@ -34,8 +34,10 @@ EXIT_BAD_INPUT = 2
 
 def _register_subcommands() -> None:
     from sim.cli_cache import cache_app
+    from sim.cli_rl import register as register_rl
 
     app.add_typer(cache_app, name="cache")
+    register_rl(app)
 
 
 _register_subcommands()

@@ -133,8 +133,10 @@ class Simulation:
         self._uniform_psd = cell.power_mode == "uniform-psd"
         # SNR = gain + offset - 10 log10(B) (per-user power) or gain + offset (uniform PSD)
         noise_1hz_dbm = float(thermal_noise_dbm(1.0, cell.noise_figure_db))
-        self._snr_offset_db = cell.tx_power_dbm - noise_1hz_dbm - (
-            10.0 * math.log10(cell.bandwidth_hz) if self._uniform_psd else 0.0
+        self._snr_offset_db = (
+            cell.tx_power_dbm
+            - noise_1hz_dbm
+            - (10.0 * math.log10(cell.bandwidth_hz) if self._uniform_psd else 0.0)
         )
         self.allocator = allocator or ALLOCATORS.build(
             sc.allocator.name, sc.allocator.params, rng=self.streams["allocator"]

@@ -10,7 +10,7 @@ import agents
 from agents import ALLOCATORS, AllocatorState, check_shares
 from sim.registry import UserInputError
 
-NAMES = ALLOCATORS.names()
+NAMES = [n for n in ALLOCATORS.names() if n != "policy"]  # policy: tests/agents/test_rl_training.py
 BASELINES = [
     "deadline-aware",
     "equal-share",

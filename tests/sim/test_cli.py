@@ -37,8 +37,11 @@ def test_quickstart_through_the_cli(tmp_path):
         run = json.loads((out / label / "run.json").read_text())
         assert run["seed"] == 1 and "numpy" in run["versions"]
         flags = {e: v["synthetic"] for e, v in run["table"]["encoders"].items()}
-        assert flags == {"seq-words/lowest-lpips": True, "vq-mask/prm/p=0.25": False,
-                         "jpeg/q=40": False}  # the shipped default cache
+        assert flags == {
+            "seq-words/lowest-lpips": True,
+            "vq-mask/prm/p=0.25": False,
+            "jpeg/q=40": False,
+        }  # the shipped default cache
         assert run["table"]["source"] == "builtin:default"
     # the encoders trade bits for quality: JPEG sends far more than the word stream
     g = comparison["proportional-fair"]["by_group"]

@@ -1,0 +1,108 @@
+"""``aigcsim train`` and ``aigcsim evaluate``: RL agents on the bandwidth-allocation env.
+
+Attach to the main app with :func:`register` (``sim.cli._register_subcommands``).
+Heavy imports (torch, SB3) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def train(
+    scenario: Annotated[str, typer.Argument(help="scenario YAML, or a shipped name (quickstart)")],
+    agent: Annotated[str, typer.Option(help="ppo | sac | td3")] = "ppo",
+    timesteps: Annotated[int, typer.Option(help="environment steps to train for")] = 100_000,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="policy directory (default results/rl-...)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="model and training-env seed")] = 0,
+    max_users: Annotated[int, typer.Option(help="user slots of the policy")] = 32,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")
+    ] = None,
+    eval_every: Annotated[int, typer.Option(help="evaluate every N steps (0: never)")] = 5000,
+    eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 2,
+    reward: Annotated[str, typer.Option(help="lpips | success")] = "lpips",
+    deadline_penalty: Annotated[float, typer.Option(help="penalty per deadline failure")] = 1.0,
+    bandwidth_cost: Annotated[float, typer.Option(help="cost per unit of used band")] = 0.0,
+    episode_intervals: Annotated[
+        int | None, typer.Option(help="truncate episodes after N steps")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
+    progress: Annotated[bool, typer.Option(help="show SB3's progress bar")] = True,
+) -> None:
+    """Train a PPO/SAC/TD3 bandwidth allocator; writes model.zip and policy.json."""
+    from agents.sb3_training import check_agent
+    from agents.sb3_training import train as train_fn
+    from sim.scenario import resolve_path
+
+    name = check_agent(agent)
+    path = resolve_path(scenario)
+    out_dir = out or Path("results") / f"rl-{name}-{path.stem}-s{seed}"
+    result = train_fn(
+        str(scenario),
+        name,
+        timesteps,
+        out_dir,
+        seed=seed,
+        max_users=max_users,
+        overrides=set_ or [],
+        eval_every=eval_every,
+        n_eval_episodes=eval_episodes,
+        reward=reward,
+        deadline_penalty=deadline_penalty,
+        bandwidth_cost=bandwidth_cost,
+        episode_intervals=episode_intervals,
+        overwrite=overwrite,
+        progress_bar=progress and sys.stderr.isatty(),
+    )
+    console.print(f"policy written to {result}/ (use allocator 'policy:{result}')")
+
+
+def evaluate(
+    scenario: Annotated[str, typer.Argument(help="scenario YAML, or a shipped name")],
+    agents: Annotated[
+        str, typer.Option(help="comma-separated allocators; policy:DIR for a trained policy")
+    ] = "proportional-fair,equal-share",
+    seeds: Annotated[str, typer.Option(help="e.g. 1,2,3 or 1-5")] = "1,2,3",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV file to write")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")
+    ] = None,
+    reward: Annotated[str, typer.Option(help="episode-return reward: lpips | success")] = "lpips",
+    deadline_penalty: Annotated[float, typer.Option(help="penalty per deadline failure")] = 1.0,
+    bandwidth_cost: Annotated[float, typer.Option(help="cost per unit of used band")] = 0.0,
+) -> None:
+    """Compare allocators over seeds: KPI means with 95 % confidence intervals."""
+    from agents.evaluation import evaluate as evaluate_fn
+    from agents.evaluation import rich_table, write_csv
+    from sim.scenario import resolve_path
+
+    resolve_path(scenario)
+    result = evaluate_fn(
+        str(scenario),
+        agents,
+        seeds,
+        set_ or [],
+        reward=reward,
+        deadline_penalty=deadline_penalty,
+        bandwidth_cost=bandwidth_cost,
+    )
+    console.print(rich_table(result))
+    if out is not None:
+        write_csv(result, out)
+        console.print(f"table written to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``evaluate`` to ``app``."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
