@@ -119,16 +119,22 @@ def load_policy(
 ) -> PolicyAllocator:
     """Load a policy directory (imports torch and SB3)."""
     info = read_policy_info(path)
-    from stable_baselines3 import PPO, SAC, TD3
-
-    classes = {"ppo": PPO, "sac": SAC, "td3": TD3}
+    valid = ("ppo", "sac", "td3", "add")
     agent = str(info["agent"]).lower()
-    if agent not in classes:
+    if agent not in valid:
         raise UserInputError(
             f"'{Path(path) / 'policy.json'}' names unknown agent '{agent}'; "
-            f"valid: {', '.join(classes)}"
+            f"valid: {', '.join(valid)}"
         )
-    model = classes[agent].load(Path(path) / "model.zip", device="cpu")
+    if agent == "add":
+        from agents.add import ADD
+
+        model = ADD.load(Path(path) / "model.zip", device="cpu")
+    else:
+        from stable_baselines3 import PPO, SAC, TD3
+
+        classes = {"ppo": PPO, "sac": SAC, "td3": TD3}
+        model = classes[agent].load(Path(path) / "model.zip", device="cpu")
     space = model.observation_space
     users_shape = getattr(space, "spaces", {}).get("users")
     if users_shape is None or users_shape.shape[0] % int(info["max_users"]):

@@ -39,7 +39,7 @@ import numpy as np
 
 from sim.registry import UserInputError, suggest
 
-AGENTS: tuple[str, ...] = ("ppo", "sac", "td3")
+AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "add")
 POLICY_FORMAT = 1
 """Version of the ``policy.json`` layout."""
 
@@ -84,6 +84,12 @@ def user_deadlines_of(sim: Any) -> np.ndarray:
 
 def default_hyperparams(agent: str, timesteps: int) -> dict[str, Any]:
     """The documented small defaults for ``agent`` (see the module docstring)."""
+    if agent == "add":  # CPU-sized: see agents/add.py for the paper-style defaults
+        from agents.add import add_default_hyperparams
+
+        return {"gamma": 0.99, "batch_size": 64, "hidden": (64, 64)} | add_default_hyperparams(
+            timesteps
+        )
     common: dict[str, Any] = {"gamma": 0.99, "policy_kwargs": {"net_arch": [64, 64]}}
     if agent == "ppo":
         n_steps = max(16, min(512, timesteps))
@@ -232,16 +238,23 @@ def train(
             tb_dir = str(staging / "tb")
         else:
             notes.append("tensorboard not installed: no TensorBoard logs")
-        cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[agent]
-        model = cls(
-            "MultiInputPolicy",
-            env,
-            seed=seed,
-            device="cpu",
-            verbose=verbose,
-            tensorboard_log=tb_dir,
-            **params,
-        )
+        if agent == "add":
+            from agents.add import ADD
+
+            model = ADD(
+                env, seed=seed, device="cpu", verbose=verbose, tensorboard_log=tb_dir, **params
+            )
+        else:
+            cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[agent]
+            model = cls(
+                "MultiInputPolicy",
+                env,
+                seed=seed,
+                device="cpu",
+                verbose=verbose,
+                tensorboard_log=tb_dir,
+                **params,
+            )
         callbacks = []
         if eval_every > 0:
             callbacks.append(

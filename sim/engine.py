@@ -206,6 +206,7 @@ class Simulation:
         self._total_bits_flat = cum[:, -1].copy()
         self._dec_flat = t.decode_time_s.ravel()
         self._loss_tolerant = np.array([e.loss_tolerant for e in t.encoders])
+        self._any_loss_tolerant = bool(self._loss_tolerant.any())
         metric = sc.qos.metric
         self.group_names, self.plans = [], []
         for g in sc.users.groups:
@@ -265,7 +266,6 @@ class Simulation:
         self.packets_tx = np.zeros(n, dtype=np.int64)
         self.packets_dropped = np.zeros(n, dtype=np.int64)
         self.avg_throughput = np.zeros(n)
-        self.delivered_bits_user = np.zeros(n)
 
     # --------------------------------------------------------------- processes
     def _next_image(self) -> int:
@@ -473,25 +473,24 @@ class Simulation:
         erased = self.erased_bits[idx]
         k_sent = self.k_sent[idx]
         k_rx = self.k_rx[idx]
-        target_bits = np.minimum(
-            self._cum_flat[base + self.target_units[idx]] + erased, self._total_bits_flat[rows]
-        )
-        next_unit = np.minimum(k_sent + 1, self._num_units_flat[rows])
+        total = self._total_bits_flat[rows]
+        n_units = self._num_units_flat[rows]
+        target_bits = np.minimum(self._cum_flat[base + self.target_units[idx]] + erased, total)
+        next_unit = np.minimum(k_sent + 1, n_units)
         q_now = self._q_flat[base + k_rx]
-        q_next = self._q_flat[base + np.minimum(k_rx + 1, self._num_units_flat[rows])]
+        q_next = self._q_flat[base + np.minimum(k_rx + 1, n_units)]
         gain = q_now - q_next if self._lower_is_better else q_next - q_now
-        in_flight = self.harq[idx].sum(axis=1) * self.packet_bits
+        L = self.packet_bits
+        harq = self.harq[idx]
+        in_flight = harq.sum(axis=1) * L
+        new_packets = np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / L)
         state = AllocatorState(
             user_ids=idx,
             snr_db=snr_ref,
             spectral_efficiency_bps_hz=se_ref,
             bits_left_unit=np.maximum(self._cum_flat[base + next_unit] - done, 0.0),
             # whole packets: what the link must carry to finish (pending retransmissions too)
-            bits_left_total=(
-                np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / self.packet_bits)
-                * self.packet_bits
-                + in_flight
-            ),
+            bits_left_total=new_packets * L + in_flight,
             quality_gain_next=np.maximum(gain, 0.0),
             deadline_slack_s=self.deadline[idx] - t,
             avg_throughput_bps=self.avg_throughput[idx],
@@ -499,7 +498,21 @@ class Simulation:
             interval_s=self.dt,
             time_s=t,
         )
-        self._pending_state = (idx, (gain_db, rows, base, lt, target_bits, in_flight, snr_ref))
+        self._pending_state = (
+            idx,
+            (
+                gain_db,
+                rows,
+                base,
+                lt,
+                done,
+                erased,
+                total,
+                harq,
+                new_packets.astype(np.int64),
+                snr_ref,
+            ),
+        )
         return state
 
     def apply(self, shares: np.ndarray | None) -> None:
@@ -513,7 +526,7 @@ class Simulation:
             self._record_interval(t, 0, 0.0, 0.0, 0, None)
             self.tick_index += 1
             return
-        gain_db, rows, base, lt, target_bits, in_flight, snr_ref = cache
+        gain_db, rows, base, lt, done, erased, total, harq, new_packets, snr_ref = cache
         shares = check_shares(shares, idx.size)
         L = self.packet_bits
         bw = shares * self.bandwidth_hz
@@ -522,33 +535,33 @@ class Simulation:
         se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
         capacity = bw * self.dt * se + self.carry_bits[idx]
         budget = np.floor(capacity / L).astype(np.int64)
-        done = self.bits_done[idx]
-        new_packets = np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / L).astype(np.int64)
         per = self.scenario.link.packet_error_rate
         if per is not None:
             bler = np.full(idx.size, per)
         else:
             bler = np.where(served, self.link.block_error_rate(snr, se, L), 1.0)
-        tx = transmit(budget, new_packets, self.harq[idx], bler, self._err_rng)
+        tx = transmit(budget, new_packets, harq, bler, self._err_rng)
         self.harq[idx] = tx.pending
         backlogged = tx.transmissions == budget
         self.carry_bits[idx] = np.where(backlogged, capacity - budget * L, 0.0)
         good_bits = tx.delivered * float(L)
         lost_bits = tx.dropped * float(L)
-        total = self._total_bits_flat[rows]
-        done = np.minimum(done + good_bits + np.where(lt, lost_bits, 0.0), total)
-        erased = self.erased_bits[idx] + np.where(lt, lost_bits, 0.0)
+        if self._any_loss_tolerant:
+            lost_lt = np.where(lt, lost_bits, 0.0)
+            done = np.minimum(done + good_bits + lost_lt, total)
+            erased = erased + lost_lt
+        else:
+            done = np.minimum(done + good_bits, total)
         self.bits_done[idx] = done
         self.erased_bits[idx] = erased
         self.packets_tx[idx] += tx.transmissions
         self.packets_dropped[idx] += tx.dropped
         delivered_bits = np.minimum(good_bits, total)
-        self.delivered_bits_user[idx] += delivered_bits
         beta = min(1.0, self.dt / self.scenario.throughput_window_s)
         self.avg_throughput[idx] += beta * (delivered_bits / self.dt - self.avg_throughput[idx])
         k_sent = self._units(rows, done)
         k_rx = k_sent
-        if lt.any():
+        if self._any_loss_tolerant and lt.any():
             k_rx = np.where(lt, self._units(rows, np.maximum(done - erased, 0.0)), k_sent)
         self.k_sent[idx] = k_sent
         self.k_rx[idx] = k_rx
