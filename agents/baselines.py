@@ -28,6 +28,7 @@ __all__ = [
 
 _EPS = 1e-12  # leftover below this is not worth a second pass
 _FLOOR = 1e-6  # relative weight of zero-priority users in leftover passes
+_TINY_PRIORITY = 1e-290  # below this, _FLOOR * top would be subnormal
 
 
 class _Params(BaseModel):
@@ -47,10 +48,13 @@ def _se(state: AllocatorState) -> np.ndarray:
 
 def _floored(weight: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     """Weights for a leftover pass: eligible users get at least ``_FLOOR`` times the
-    largest eligible weight (so zero-priority users still absorb leftovers), others 0."""
+    largest eligible weight (so zero-priority users still absorb leftovers), others 0.
+    Weights so small that the floor would underflow carry no usable priority: then every
+    eligible user gets the same weight."""
     top = weight[eligible].max(initial=0.0)
-    floor = _FLOOR * top if top > 0 else 1.0
-    return np.where(eligible, np.maximum(weight, floor), 0.0)
+    if not top > _TINY_PRIORITY:
+        return eligible.astype(np.float64)
+    return np.where(eligible, np.maximum(weight, _FLOOR * top), 0.0)
 
 
 class EqualShareParams(_Params):

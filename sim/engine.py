@@ -205,6 +205,12 @@ class Simulation:
         self._num_units_flat = t.num_units.ravel()
         self._total_bits_flat = cum[:, -1].copy()
         self._dec_flat = t.decode_time_s.ravel()
+        # plain-Python copies for per-request bookkeeping (no numpy scalars there)
+        self._image_ids = list(t.image_ids)
+        self._encoder_ids = list(t.encoder_ids)
+        self._synthetic = t.synthetic.tolist()
+        self._num_units_list = self._num_units_flat.tolist()
+        self._metric = sc.qos.metric
         self._loss_tolerant = np.array([e.loss_tolerant for e in t.encoders])
         self._any_loss_tolerant = bool(self._loss_tolerant.any())
         metric = sc.qos.metric
@@ -397,9 +403,9 @@ class Simulation:
                     req.request_id,
                     req.user,
                     self.group_names[req.group],
-                    self.table.image_ids[req.image],
-                    self.table.encoder_ids[req.encoder],
-                    bool(self.table.synthetic[req.image, req.encoder]),
+                    self._image_ids[req.image],
+                    self._encoder_ids[req.encoder],
+                    self._synthetic[req.image][req.encoder],
                     req.scored,
                     req.arrival_s,
                     req.deadline_s,
@@ -409,13 +415,13 @@ class Simulation:
                     end_s,
                     completion,
                     latency,
-                    int(self._num_units_flat[row]),
+                    self._num_units_list[row],
                     units_sent,
                     units_rx,
                     bits,
                     packets[0],
                     packets[1],
-                    self.scenario.qos.metric,
+                    self._metric,
                     quality,
                     plan.qos.target,
                     bool(met),

@@ -253,3 +253,22 @@ def test_check_shares_rejects_bad_output():
         check_shares(np.array([-0.1, 0.5]), 2)
     with pytest.raises(ValueError, match="shape"):
         check_shares(np.array([0.5]), 2)
+
+
+def test_semantic_greedy_uses_the_band_when_gains_are_subnormal():
+    """Regression (found by Hypothesis): with subnormal efficiencies the leftover floor
+    underflowed and no bandwidth was handed out."""
+    state = AllocatorState(
+        user_ids=np.arange(2),
+        snr_db=np.zeros(2),
+        spectral_efficiency_bps_hz=np.array([0.05, 0.05]),
+        bits_left_unit=np.array([0.0, 2.25179757e08]),
+        bits_left_total=np.array([50.0, 0.0]),
+        quality_gain_next=np.full(2, 1.11253693e-308),
+        deadline_slack_s=np.full(2, np.inf),
+        avg_throughput_bps=np.zeros(2),
+        bandwidth_hz=1000.0,
+        interval_s=1.0,
+        time_s=0.0,
+    )
+    assert build("semantic-greedy").allocate(state) == pytest.approx([1.0, 0.0])
