@@ -26,3 +26,4 @@ def register() -> None:
 
 
 register()
+import sim.gym_joint_registration  # noqa: E402,F401  (registers aigcsim/JointEncodingAllocation-v0)

@@ -1,0 +1,324 @@
+"""Gymnasium environment: the agent picks each user's encoding level *and* the bandwidth.
+
+The joint semantic-encoding + bandwidth-allocation problem: besides sharing the band
+every interval, the agent chooses per user how much semantic payload (which encoder
+level of the operating-point table) the user's next request is sent with.
+
+Registered (lazily, see :mod:`sim.gym_joint_registration`) as
+``aigcsim/JointEncodingAllocation-v0``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import numpy as np
+from gymnasium import spaces
+
+from agents.base import AllocatorState
+from models.optable import LOWER_IS_BETTER, OperatingPointTable
+from sim.engine import Simulation
+from sim.gym_env import BandwidthAllocationEnv, _OutcomeLog
+from sim.registry import UserInputError, suggest
+from sim.schema import Scenario, TableConfig
+from sim.table_source import load_source
+
+_STILL = SimpleNamespace(moving=False, speed_mps=None)
+
+
+# ------------------------------------------------------------------ simulator helpers
+def target_units(sim: Simulation, group: int, encoder_index: int) -> np.ndarray:
+    """``[I]`` units a request of ``group`` needs with encoder ``encoder_index``.
+
+    Same rule as ``Simulation._setup_table``: the first prefix meeting the group's QoS
+    target (all units if none does), or all units when ``stop_at_target`` is false.
+    Cached on ``sim``.
+    """
+    cache: dict[tuple[int, int], np.ndarray] = sim.__dict__.setdefault("_joint_target_units", {})
+    key = (group, encoder_index)
+    if key not in cache:
+        t = sim.table
+        qos = sim.plans[group].qos
+        q = t.metric(qos.metric)[:, encoder_index, :]  # [I, U+1]
+        lower = LOWER_IS_BETTER.get(qos.metric, True)
+        meets = q <= qos.target if lower else q >= qos.target
+        n = t.num_units[:, encoder_index]
+        first = np.where(meets.any(axis=1), meets.argmax(axis=1), n)
+        cache[key] = np.minimum(first, n) if qos.stop_at_target else n.copy()
+    return cache[key]
+
+
+def retarget_current_request(sim: Simulation, user: int, encoder_index: int) -> None:
+    """Switch ``user``'s current request, not yet sending, to encoder ``encoder_index``.
+
+    Sets ``Request.encoder`` and updates the simulator's per-user delivery arrays that
+    ``Simulation._start_next`` derives from the encoder (``row``, ``target_units``,
+    ``loss_tolerant``); everything else ``_start_next`` sets does not depend on it.
+
+    Raises:
+        ValueError: ``user`` has no current request, it already started sending, or
+            ``encoder_index`` is not an index into ``sim.table.encoders``.
+    """
+    req = sim.current[user]
+    if req is None:
+        raise ValueError(f"user {user} has no current request")
+    if not 0 <= encoder_index < sim.num_encoders:
+        raise ValueError(f"encoder_index {encoder_index} not in [0, {sim.num_encoders})")
+    if sim.bits_done[user] > 0 or sim.packets_tx[user] > 0 or sim.harq[user].any():
+        raise ValueError(f"user {user}'s request {req.request_id} already started sending")
+    req.encoder = encoder_index
+    sim.row[user] = req.image * sim.num_encoders + encoder_index
+    sim.target_units[user] = target_units(sim, req.group, encoder_index)[req.image]
+    sim.loss_tolerant[user] = sim.table.encoders[encoder_index].loss_tolerant
+
+
+class LevelSimulation(Simulation):
+    """A :class:`Simulation` whose table holds the given encoder levels, in order.
+
+    ``Simulation`` restricts the table to the groups' encoders; this subclass keeps all
+    of ``levels_table`` instead, so table encoder ``j`` is level ``j``. ``choice[u]`` is
+    the level user ``u``'s next request is delivered with: whenever a request becomes a
+    user's current delivery it is retargeted to that level (``-1``: keep the group's).
+    """
+
+    def __init__(
+        self, scenario: Scenario, levels_table: OperatingPointTable, base_dir: Path | None
+    ) -> None:
+        self._levels_table = levels_table
+        self.choice = np.full(scenario.users.count, -1, dtype=np.int64)
+        super().__init__(scenario, out_dir=None, table=levels_table, base_dir=base_dir)
+
+    def _setup_table(self) -> None:
+        self.table = self._levels_table
+        super()._setup_table()
+
+    def _start_next(self, u: int, now: float) -> None:
+        super()._start_next(u, now)
+        req = self.current[u]
+        level = int(self.choice[u])
+        if req is not None and level >= 0 and req.encoder != level:
+            retarget_current_request(self, u, level)
+
+    def reobserve(self) -> AllocatorState | None:
+        """The state of the tick last observed, recomputed (after a retarget).
+
+        Neither the clock, the users nor the channels move: fading was evaluated at this
+        tick already, so no random draw happens. Call before :meth:`apply`.
+        """
+        if self._pending_state is None:
+            raise RuntimeError("reobserve() called without observe()")
+        mobility, channel = self.mobility, self.channel
+        self.mobility = _STILL
+        channel.advance = lambda _dt, _speed: None  # instance attribute shadows the method
+        try:
+            return self.observe()
+        finally:
+            self.mobility = mobility
+            del channel.advance
+
+
+def _available_encoders(config: TableConfig, base_dir: Path | None) -> list[str] | None:
+    """Every encoder id of the table source (``None`` if it cannot be listed)."""
+    src = config.source
+    try:
+        if src == "builtin:synthetic":
+            from models.synthetic import synthetic_encoder_ids
+
+            return list(synthetic_encoder_ids())
+        if src == "builtin:default":
+            from models.default_cache import DEFAULT_CACHE_PATH
+
+            path = Path(DEFAULT_CACHE_PATH)
+        else:
+            path = Path(src)
+            if not path.is_absolute() and not path.exists() and base_dir is not None:
+                path = base_dir / path
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return sorted(r[0] for r in con.execute("SELECT encoder_id FROM op_encoders"))
+        finally:
+            con.close()
+    except Exception:  # noqa: BLE001  (only used to word an error message)
+        return None
+
+
+def level_indices(action: np.ndarray, num_levels: int) -> np.ndarray:
+    """Map level actions in ``[-1, 1]`` to indices ``0..num_levels-1`` (uniform bins)."""
+    x = (np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0
+    return np.minimum(np.floor(x * num_levels), num_levels - 1).astype(np.int64)
+
+
+# ------------------------------------------------------------------------ environment
+class JointEncodingAllocationEnv(BandwidthAllocationEnv):
+    """Choose each user's encoding level and share the cell's bandwidth.
+
+    As :class:`~sim.gym_env.BandwidthAllocationEnv` (one step per scheduling interval
+    with data to send), but the agent also picks, per user, which of ``encoder_levels``
+    (e.g. ``jpeg/q=10``, ``jpeg/q=40``, ``jpeg/q=80``) its next request is sent with:
+    more bits cost band and time, fewer bits cost quality.
+
+    ## Action Space
+    ``Box(-1, 1, (2 * max_users,), float32)``. ``action[:max_users]`` is the bandwidth
+    action, mapped to shares exactly as in the parent. ``action[max_users:]`` is a level
+    per user slot: ``a`` in ``[-1, 1]`` selects ``encoder_levels[min(floor((a + 1) / 2
+    * L), L - 1)]`` (``L`` levels, uniform bins). A user's choice applies to each
+    request that *becomes* its current delivery after the action (during this step or
+    later, until the next action changes it); a request already sending keeps its
+    encoder. Requests that became current during :meth:`reset` take the first action's
+    choice. Before the first action every user's choice is its group's encoder.
+
+    ## Observation Space
+    The parent's ``Dict(users=..., mask=...)`` plus ``levels=Box(0, 1, (max_users,),
+    float32)``: each user's chosen level index / ``(L - 1)`` (0 when ``L = 1`` and for
+    unused slots).
+
+    ## Rewards
+    The parent's reward (quality gained, or successes; minus ``deadline_penalty`` per
+    deadline failure and ``bandwidth_cost`` times the used band share).
+
+    ## Starting State / Episode End
+    As the parent's.
+
+    ## Arguments
+    As the parent's, plus ``encoder_levels``: encoder ids of the scenario's table
+    (``table.source``), in the order the level action indexes them (e.g. lowest to
+    highest rate). Default ``None``: the groups' encoders, in group order. Every group's
+    encoder must be one of the levels (it is the initial choice); unknown ids raise
+    ``ValueError`` naming the valid ones. The simulation's table holds exactly these
+    encoders, so ``Request.encoder`` is a level index.
+
+    ``info`` additionally holds ``levels``: ``[users.count]`` chosen level indices.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    def __init__(
+        self,
+        scenario: str | Path | Scenario | dict[str, Any] = "quickstart",
+        encoder_levels: list[str] | tuple[str, ...] | None = None,
+        max_users: int = 32,
+        overrides: dict[str, Any] | None = None,
+        reward: Literal["lpips", "success"] = "lpips",
+        deadline_penalty: float = 1.0,
+        bandwidth_cost: float = 0.0,
+        episode_intervals: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            scenario,
+            max_users=max_users,
+            overrides=overrides,
+            reward=reward,
+            deadline_penalty=deadline_penalty,
+            bandwidth_cost=bandwidth_cost,
+            episode_intervals=episode_intervals,
+            render_mode=render_mode,
+        )
+        groups = self.scenario.users.groups
+        if encoder_levels is None:
+            encoder_levels = list(dict.fromkeys(g.encoder for g in groups))
+        levels = [str(e) for e in encoder_levels]
+        if not levels:
+            raise ValueError("encoder_levels must name at least one encoder")
+        dupes = sorted({e for e in levels if levels.count(e) > 1})
+        if dupes:
+            raise ValueError(f"encoder_levels repeats {', '.join(map(repr, dupes))}")
+        self.encoder_levels = levels
+        self._levels_table = self._load_levels(levels)
+        missing = [g for g in groups if g.encoder not in levels]
+        if missing:
+            names = ", ".join(f"'{g.name}' ({g.encoder})" for g in missing)
+            raise ValueError(
+                f"users.groups {names}: encoder not in encoder_levels "
+                f"({', '.join(levels)}); every group's encoder must be one of the levels"
+            )
+        self._group_level = np.array([levels.index(g.encoder) for g in groups], dtype=np.int64)
+        base = self.observation_space
+        self.observation_space = spaces.Dict(
+            {
+                **base.spaces,
+                "levels": spaces.Box(0.0, 1.0, shape=(max_users,), dtype=np.float32),
+            }
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2 * max_users,), dtype=np.float32)
+        self._retarget_pending = False
+
+    def _load_levels(self, levels: list[str]) -> OperatingPointTable:
+        config = self.scenario.table
+        try:
+            table = load_source(config, levels, self._base_dir)
+        except UserInputError as exc:
+            valid = _available_encoders(config, self._base_dir)
+            if valid is None:
+                raise ValueError(f"encoder_levels: {exc}") from None
+            bad = [e for e in levels if e not in valid]
+            if not bad:
+                raise ValueError(f"encoder_levels: {exc}") from None
+            hints = "".join(suggest(e, valid) for e in bad)
+            raise ValueError(
+                f"encoder_levels: {', '.join(map(repr, bad))} not in the table "
+                f"'{config.source}'.{hints} Valid: {', '.join(valid)}."
+            ) from None
+        return table.select(levels)
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def num_levels(self) -> int:
+        return len(self.encoder_levels)
+
+    def _build(self, seed: int) -> None:
+        # the parent's _build, with a LevelSimulation
+        sc = self.scenario.model_copy(update={"seed": seed})
+        sim = LevelSimulation(sc, self._levels_table, self._base_dir)
+        sim.choice[:] = self._group_level[sim.user_group]
+        self._table = sim.table
+        self._log = _OutcomeLog()
+        sim.finish_listeners.append(self._log.record)
+        deadlines = [p.qos.deadline_s or np.inf for p in sim.plans]
+        self._deadline_s = np.asarray(deadlines, dtype=np.float64)[sim.user_group]
+        self._sim = sim
+        self._retarget_pending = True
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        obs = super()._obs()
+        levels = np.zeros(self.max_users, dtype=np.float32)
+        if self._sim is not None:
+            choice = self._sim.choice  # type: ignore[attr-defined]
+            levels[: choice.size] = choice / max(self.num_levels - 1, 1)
+        obs["levels"] = levels
+        return obs
+
+    def _info(self, **step: float) -> dict[str, Any]:
+        info = super()._info(**step)
+        sim = self._sim
+        info["levels"] = None if sim is None else sim.choice.copy()  # type: ignore[attr-defined]
+        return info
+
+    # ------------------------------------------------------------------ API
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64)
+        m = self.max_users
+        if a.shape != (2 * m,):
+            raise ValueError(f"action has shape {a.shape}, expected ({2 * m},)")
+        sim: LevelSimulation = self.simulation  # type: ignore[assignment]
+        n = sim.num_users
+        sim.choice[:] = level_indices(a[m : m + n], self.num_levels)
+        if self._retarget_pending and self._state is not None:
+            # requests that became current during reset() start with the first action
+            changed = False
+            for u in self._state.user_ids.tolist():
+                req = sim.current[u]
+                level = int(sim.choice[u])
+                if req is not None and req.encoder != level and sim.bits_done[u] == 0:
+                    retarget_current_request(sim, u, level)
+                    changed = True
+            if changed:
+                self._state = sim.reobserve()
+        self._retarget_pending = False
+        return super().step(a[:m].astype(np.float32))
