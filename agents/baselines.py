@@ -117,6 +117,11 @@ class ProportionalFair:
         serve = se > 0
         if not serve.any():
             return np.zeros(state.num_users)
+        if self.p.alpha == 1.0 and serve.all():  # common case, direct (same weights)
+            thr = np.maximum(state.avg_throughput_bps, self.p.throughput_floor_bps)
+            if np.isfinite(thr).all():
+                weight = se / thr
+                return waterfill(weight / weight.max(), _demand(state, se))
         thr = nan_to_num(state.avg_throughput_bps, nan=0.0, posinf=np.finfo(float).max)
         thr = np.maximum(thr, self.p.throughput_floor_bps)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):

@@ -103,6 +103,8 @@ class Cache:
 
     def _check_or_init(self) -> None:
         tables = {r[0] for r in self.con.execute("SELECT name FROM sqlite_master")}
+        if self.read_only and not tables:
+            raise UserInputError(f"cache '{self.path}' is empty (a build may be starting)")
         if tables and "meta" not in tables:
             raise UserInputError(f"'{self.path}' is an SQLite file but not an aigcsim cache")
         if "meta" in tables:
@@ -116,9 +118,13 @@ class Cache:
             return
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.execute("PRAGMA synchronous=NORMAL")
-        with self.con:
-            self.con.executescript(OPTABLE_SCHEMA + CACHE_SCHEMA)
-            self.con.execute("INSERT OR REPLACE INTO meta VALUES('format', ?)", (TABLE_FORMAT,))
+        # one transaction: a concurrent reader sees either no schema or all of it
+        self.con.executescript(
+            "BEGIN;"
+            + OPTABLE_SCHEMA
+            + CACHE_SCHEMA
+            + f"INSERT OR REPLACE INTO meta VALUES('format', '{TABLE_FORMAT}');COMMIT;"
+        )
 
     def close(self) -> None:
         self.con.close()
@@ -223,7 +229,12 @@ class Cache:
             }
             for enc, count, syn, units, prov in rows
         }
-        outputs = con.execute("SELECT COUNT(*) FROM model_outputs").fetchone()[0]
+        has_outputs = con.execute(
+            "SELECT 1 FROM sqlite_master WHERE name='model_outputs'"
+        ).fetchone()
+        outputs = (
+            con.execute("SELECT COUNT(*) FROM model_outputs").fetchone()[0] if has_outputs else 0
+        )
         total = sum(e["entries"] for e in encoders.values())
         synthetic = sum(e["synthetic_entries"] for e in encoders.values())
         return {
