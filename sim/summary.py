@@ -12,7 +12,9 @@ Definitions (all over *scored* requests, i.e. those arriving after ``warmup_s``)
 * ``mean_latency_s`` / ``p95_latency_s``: arrival to decoded, over completed requests.
 * ``bandwidth_utilization``: mean over intervals after ``warmup_s`` of the used fraction
   of the band.
-* memory: 8 bytes per completed request (latencies kept for an exact p95).
+* memory: flat. Latencies go to a :class:`~sim.quantiles.SpilledSamples` (at most 64 Ki
+  values in memory, the rest in a temporary file) from which the mean and an exact p95
+  (equal to ``numpy.percentile``) are computed at the end.
 * ``jain_fairness``: Jain's index of per-user delivered bits over users that made
   at least one scored request.
 """
@@ -20,10 +22,11 @@ Definitions (all over *scored* requests, i.e. those arriving after ``warmup_s``)
 from __future__ import annotations
 
 import math
-from array import array
 from collections import Counter
 
 import numpy as np
+
+from sim.quantiles import SpilledSamples
 
 COMPLETED_REASONS = ("", "late_decode", "quality_below_target")
 
@@ -33,7 +36,7 @@ class _Stats:
         self.total = self.completed = self.success = 0
         self.quality_sum = 0.0
         self.bits_sum = 0.0
-        self.latencies = array("d")  # 8 bytes per completed request, for exact p95
+        self.latencies = SpilledSamples()  # flat memory, exact p95
         self.reasons: Counter[str] = Counter()
 
     def add(self, success: bool, reason: str, quality: float, latency: float, bits: float) -> None:
@@ -47,7 +50,7 @@ class _Stats:
             self.latencies.append(latency)
 
     def result(self, metric: str) -> dict:
-        lat = np.frombuffer(self.latencies, dtype=np.float64)
+        lat = self.latencies
         out = {
             "requests_total": self.total,
             "requests_completed": self.completed,
@@ -55,8 +58,8 @@ class _Stats:
             f"mean_{'lpips' if metric == 'lpips' else 'quality'}": (
                 self.quality_sum / self.total if self.total else math.nan
             ),
-            "mean_latency_s": float(lat.mean()) if lat.size else math.nan,
-            "p95_latency_s": float(np.percentile(lat, 95)) if lat.size else math.nan,
+            "mean_latency_s": lat.mean(),
+            "p95_latency_s": lat.quantile(0.95),
             "mean_kbytes_sent": self.bits_sum / 8e3 / self.total if self.total else math.nan,
             "outcomes": dict(sorted(self.reasons.items())),
         }
