@@ -82,7 +82,7 @@ class SpilledSamples:
         return math.fsum(float(c.sum()) for c in self._chunks()) / n
 
     def quantile(self, q: float) -> float:
-        """The ``q`` quantile (0 <= q <= 1), equal to ``numpy.quantile(values, q)``; NaN if empty."""
+        """The ``q`` quantile (0 <= q <= 1): ``numpy.quantile(values, q)``; NaN if empty."""
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"quantile q must be in [0, 1], got {q}")
         n = len(self)
