@@ -34,10 +34,12 @@ EXIT_BAD_INPUT = 2
 
 def _register_subcommands() -> None:
     from sim.cli_cache import cache_app
+    from sim.cli_report import register as register_report
     from sim.cli_rl import register as register_rl
 
     app.add_typer(cache_app, name="cache")
     register_rl(app)
+    register_report(app)
 
 
 _register_subcommands()
