@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scenario_data import tiny
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 
 from agents.add import ADD, ADDConfig
@@ -18,28 +19,7 @@ torch.set_num_threads(1)
 U = 8
 SMALL_NET = {"d_model": 16, "n_heads": 2, "hidden": (32, 32), "diffusion_steps": 4}
 
-TINY = {  # tests/conftest.py's SMALL, 2 s and 6 users
-    "name": "tiny-add",
-    "seed": 3,
-    "duration_s": 2.0,
-    "interval_s": 0.01,
-    "cell": {"radius_m": 200, "bandwidth_hz": 2.0e6},
-    "provider": {
-        "servers": 2,
-        "diffusion_steps": 10,
-        "step_time": {"name": "constant", "params": {"value_s": 0.01}},
-    },
-    "users": {
-        "count": 6,
-        "arrivals": {"name": "poisson", "params": {"rate_per_s": 0.5}},
-        "groups": [
-            {"encoder": "seq-words/lowest-lpips", "fraction": 0.5},
-            {"encoder": "jpeg/q=40", "fraction": 0.5},
-        ],
-    },
-    "qos": {"metric": "lpips", "target": 0.6, "deadline_s": 3.0},
-    "allocator": {"name": "equal-share"},
-}
+TINY = tiny("tiny-add")  # tests/scenario_data.py SMALL, 2 s and 6 users
 
 
 def _obs(batch: int, seed: int = 0, active: int | None = None) -> dict[str, np.ndarray]:

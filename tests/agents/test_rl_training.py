@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from scenario_data import tiny
 
 import agents.policy  # noqa: F401  (registers the "policy" allocator)
 from agents.base import ALLOCATORS, check_shares
@@ -28,28 +29,7 @@ torch.set_num_threads(1)
 MAX_USERS = 8
 
 
-TINY: dict[str, Any] = {  # tests/conftest.py's SMALL, shorter and with 6 users
-    "name": "tiny-rl",
-    "seed": 3,
-    "duration_s": 2.0,
-    "interval_s": 0.01,
-    "cell": {"radius_m": 200, "bandwidth_hz": 2.0e6},
-    "provider": {
-        "servers": 2,
-        "diffusion_steps": 10,
-        "step_time": {"name": "constant", "params": {"value_s": 0.01}},
-    },
-    "users": {
-        "count": 6,
-        "arrivals": {"name": "poisson", "params": {"rate_per_s": 0.5}},
-        "groups": [
-            {"encoder": "seq-words/lowest-lpips", "fraction": 0.5},
-            {"encoder": "jpeg/q=40", "fraction": 0.5},
-        ],
-    },
-    "qos": {"metric": "lpips", "target": 0.6, "deadline_s": 3.0},
-    "allocator": {"name": "equal-share"},
-}
+TINY = tiny("tiny-rl")  # tests/scenario_data.py SMALL, 2 s and 6 users
 
 
 def _tiny() -> dict[str, Any]:
