@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from models.backends.diffusers_backend import DiffusersSettings
 from models.encoders.base import QualityBackend
 from sim.registry import Registry, UserInputError
 
@@ -36,11 +37,11 @@ def _offline(params: BackendParams, **_: object) -> QualityBackend:
 
 @BACKENDS.register(
     "diffusers",
-    params=BackendParams,
-    summary="GPU pipelines (BLIP, Stable Diffusion, aMUSEd) via diffusers/transformers",
+    params=DiffusersSettings,
+    summary="GPU pipelines (BLIP, Stable Diffusion, CLIP, aMUSEd) via diffusers/transformers, "
+    "from hub ids or local folders",
 )
-def _diffusers(params: BackendParams, **_: object) -> QualityBackend:
-    raise UserInputError(
-        "the diffusers backend is not implemented yet (tracked as its own issue); "
-        "use --backend offline"
-    )
+def _diffusers(params: DiffusersSettings, **_: object) -> QualityBackend:
+    from models.backends.diffusers_backend import build_diffusers_backend
+
+    return build_diffusers_backend(params)

@@ -1,0 +1,402 @@
+"""The ``diffusers`` backend: real generative pipelines (BLIP, Stable Diffusion, CLIP).
+
+Models are loaded by hub id or local folder (:mod:`models.backends.hub`) on first use:
+
+* ``caption``: BLIP (``captioner``, :mod:`models.backends.blip_captioner`), or the
+  generation prompt itself (``caption_source="prompt"``, the AIGC case).
+* ``text_to_image``: Stable Diffusion 1.x/2.x (``text_to_image``,
+  :mod:`models.backends.sd_receiver`), fixed-seed latents shared by all prompts,
+  batched candidates, configurable scheduler and steps, fp16 on CUDA.
+* ``cross_attention_maps``: the UNet's cross-attention per word
+  (:mod:`models.backends.attention_capture`).
+* ``word_attention``: the same model's CLIP text-encoder self-attention, summed over
+  layers and heads, per word (:mod:`models.backends.text_encoder_attention`).
+* ``lpips``: LPIPS-Alex v0.1 with real offline weights (:mod:`models.backends.lpips_offline`);
+  ``clip_similarity``: CLIP-I (``clip``, :mod:`models.backends.clip_similarity`);
+  ``quality``: both, at ``metric_side x metric_side`` after a centre crop.
+* ``parse`` / ``content_words``: spaCy, as the offline backend.
+
+The ``inpainting`` (cross-attn receiver) and ``vq`` (aMUSEd, vq-mask receiver) settings
+are read by :mod:`models.backends.sd_inpaint` and :mod:`models.backends.amused_receiver`
+through :meth:`DiffusersBackend.load_model`.
+
+Importing this module is cheap (pydantic + numpy); torch, diffusers and transformers
+are imported when a model is first needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from models.backends.parsing import DEFAULT_SPACY_MODEL, ParsedWord
+from sim.registry import NoParams, Registry, UserInputError, suggest
+
+if TYPE_CHECKING:
+    from models.backends.blip_captioner import BlipCaptioner
+    from models.backends.clip_similarity import ClipImageSimilarity
+    from models.backends.lpips_offline import OfflineLPIPS
+    from models.backends.parsing import DependencyParser
+    from models.backends.sd_receiver import TextToImageReceiver
+
+ModelRole = Literal["captioner", "text_to_image", "inpainting", "vq", "clip"]
+MODEL_ROLES: tuple[str, ...] = ("captioner", "text_to_image", "inpainting", "vq", "clip")
+
+SCHEDULERS: Registry[Any] = Registry("scheduler")
+"""diffusers schedulers by short name; factories are called as ``factory(params, config=...)``
+with the pipeline's scheduler config and return a scheduler built ``from_config``."""
+
+
+def _register_scheduler(name: str, class_name: str, summary: str, **overrides: Any) -> None:
+    def factory(_: NoParams, config: Any) -> Any:
+        import diffusers
+
+        return getattr(diffusers, class_name).from_config(config, **overrides)
+
+    SCHEDULERS.register(name, summary=summary)(factory)
+
+
+_register_scheduler("ddim", "DDIMScheduler", "DDIM (deterministic, eta=0)")
+_register_scheduler("pndm", "PNDMScheduler", "PNDM / PLMS")
+_register_scheduler("ddpm", "DDPMScheduler", "DDPM (stochastic)")
+_register_scheduler("euler", "EulerDiscreteScheduler", "Euler")
+_register_scheduler("euler-a", "EulerAncestralDiscreteScheduler", "Euler ancestral (stochastic)")
+_register_scheduler("lms", "LMSDiscreteScheduler", "linear multistep")
+_register_scheduler("heun", "HeunDiscreteScheduler", "Heun (2 UNet calls a step)")
+_register_scheduler("dpm++2m", "DPMSolverMultistepScheduler", "DPM-Solver++ 2M")
+_register_scheduler("unipc", "UniPCMultistepScheduler", "UniPC")
+
+
+class DiffusersSettings(BaseModel):
+    """Settings of the ``diffusers`` backend (``--backend-param key=value`` or a YAML file).
+
+    Model settings take a hub id (``org/name``) or a local folder written by
+    ``save_pretrained`` / ``huggingface-cli download --local-dir``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: Literal["cpu", "cuda"] = "cpu"
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """``auto``: float16 on CUDA, float32 on CPU."""
+    local_files_only: bool = False
+    """Never reach the hub: load from local folders or the local hub cache only."""
+    captioner: str = "Salesforce/blip-image-captioning-base"
+    text_to_image: str = "stabilityai/stable-diffusion-2-1-base"
+    inpainting: str = "stabilityai/stable-diffusion-2-inpainting"
+    vq: str = "amused/amused-256"
+    clip: str = "openai/clip-vit-large-patch14"
+    revisions: dict[ModelRole, str] = Field(default_factory=dict)
+    """Hub revision (branch, tag or commit) per model role; default ``main``."""
+    spacy_model: str = DEFAULT_SPACY_MODEL
+    caption_source: Literal["blip", "prompt"] = "blip"
+    """``blip``: caption each image with the captioner; ``prompt``: use the image's
+    stored prompt/caption (the AIGC case, where the generation prompt is known)."""
+    caption_max_tokens: int = Field(30, ge=1)
+    num_inference_steps: int = Field(50, ge=1)
+    guidance_scale: float = Field(7.5, ge=0.0)
+    height: int = Field(512, ge=8)
+    width: int = Field(512, ge=8)
+    scheduler: str = "ddim"
+    seed: int = Field(0, ge=0)
+    candidate_batch_size: int = Field(8, ge=1)
+    """Prompts per text-to-image call (lowest-lpips candidates are batched)."""
+    attention_resolution: int = Field(16, ge=1)
+    """Side of the grid every cross-attention map is resized to before averaging."""
+    metric_side: int = Field(256, ge=32)
+    """Images are centre-cropped square and resized to this side before LPIPS / CLIP-I
+    (the sequential-semantic paper's LPIPS was at 256x256)."""
+    metric_batch_size: int = Field(8, ge=1)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        if name not in SCHEDULERS:
+            valid = SCHEDULERS.names()
+            raise ValueError(
+                f"unknown scheduler '{name}'.{suggest(name, valid)} Valid: {', '.join(valid)}"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _check(self) -> DiffusersSettings:
+        if self.device == "cpu" and self.dtype in ("float16", "bfloat16"):
+            raise ValueError(f"dtype {self.dtype} is for CUDA; use float32 (or auto) on cpu")
+        return self
+
+    def torch_dtype_name(self) -> str:
+        """The resolved dtype: ``float16`` on CUDA and ``float32`` on CPU for ``auto``."""
+        if self.dtype == "auto":
+            return "float16" if self.device == "cuda" else "float32"
+        return self.dtype
+
+
+class DiffusersBackend:
+    """A :class:`~models.encoders.base.QualityBackend` with diffusers/transformers pipelines.
+
+    Args:
+        settings: :class:`DiffusersSettings` (or a dict of its fields).
+    """
+
+    name = "diffusers"
+
+    def __init__(self, settings: DiffusersSettings | dict[str, Any] | None = None) -> None:
+        if not isinstance(settings, DiffusersSettings):
+            settings = DiffusersSettings(**(settings or {}))
+        self.settings = settings
+        self.device = settings.device
+        self._models: dict[str, Any] = {}
+        self._ids: dict[str, str] | None = None
+
+    # -- loading ------------------------------------------------------------------------
+    @property
+    def torch_dtype(self):
+        """The torch dtype of the generative models (see ``DiffusersSettings.dtype``)."""
+        import torch
+
+        return getattr(torch, self.settings.torch_dtype_name())
+
+    def load_model(
+        self, loader: Callable[..., Any], setting: ModelRole, role: str = "", **kwargs: Any
+    ) -> Any:
+        """``loader(<settings.<setting>>, local_files_only=..., revision=..., **kwargs)``.
+
+        Missing weights raise a :class:`~sim.registry.UserInputError` naming the model,
+        the setting and how to provide it (see :func:`models.backends.hub.load_pretrained`).
+        """
+        from models.backends.hub import load_pretrained
+
+        return load_pretrained(
+            loader,
+            getattr(self.settings, setting),
+            role=role or setting.replace("_", "-"),
+            setting=setting,
+            local_files_only=self.settings.local_files_only,
+            revision=self.settings.revisions.get(setting),
+            **kwargs,
+        )
+
+    def _cached(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self._models:
+            self._models[key] = build()
+        return self._models[key]
+
+    @property
+    def receiver(self) -> TextToImageReceiver:
+        """The Stable Diffusion receiver (loaded on first use)."""
+        return self._cached("receiver", self._build_receiver)
+
+    def _build_receiver(self) -> TextToImageReceiver:
+        from diffusers import StableDiffusionPipeline
+        from transformers import CLIPTextModel
+
+        from models.backends.sd_receiver import TextToImageReceiver
+
+        dtype = self.torch_dtype
+        text_encoder = self.load_model(
+            CLIPTextModel.from_pretrained,
+            "text_to_image",
+            role="text-to-image (text encoder)",
+            subfolder="text_encoder",
+            attn_implementation="eager",
+            dtype=dtype,
+        )
+        pipe = self.load_model(
+            StableDiffusionPipeline.from_pretrained,
+            "text_to_image",
+            text_encoder=text_encoder,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+            dtype=dtype,
+        )
+        pipe.scheduler = SCHEDULERS.build(self.settings.scheduler, {}, config=pipe.scheduler.config)
+        pipe = pipe.to(self.device)
+        s = self.settings
+        return TextToImageReceiver(
+            pipe,
+            height=s.height,
+            width=s.width,
+            num_inference_steps=s.num_inference_steps,
+            guidance_scale=s.guidance_scale,
+            seed=s.seed,
+            batch_size=s.candidate_batch_size,
+        )
+
+    @property
+    def captioner(self) -> BlipCaptioner:
+        """The BLIP captioner (loaded on first use)."""
+
+        def build() -> BlipCaptioner:
+            from transformers import BlipForConditionalGeneration, BlipProcessor
+
+            from models.backends.blip_captioner import BlipCaptioner
+
+            model = self.load_model(
+                BlipForConditionalGeneration.from_pretrained, "captioner", dtype=self.torch_dtype
+            )
+            processor = self.load_model(BlipProcessor.from_pretrained, "captioner")
+            model = model.requires_grad_(False).to(self.device).eval()
+            return BlipCaptioner(
+                model, processor, self.settings.caption_max_tokens, self.settings.metric_batch_size
+            )
+
+        return self._cached("captioner", build)
+
+    @property
+    def clip_model(self) -> ClipImageSimilarity:
+        """CLIP-I model (loaded on first use)."""
+
+        def build() -> ClipImageSimilarity:
+            from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+            from models.backends.clip_similarity import ClipImageSimilarity
+
+            model = self.load_model(
+                CLIPVisionModelWithProjection.from_pretrained, "clip", role="CLIP image",
+                dtype=self.torch_dtype,
+            )  # fmt: skip
+            processor = self.load_model(CLIPImageProcessor.from_pretrained, "clip")
+            model = model.requires_grad_(False).to(self.device).eval()
+            return ClipImageSimilarity(model, processor, self.settings.metric_batch_size)
+
+        return self._cached("clip", build)
+
+    @property
+    def lpips_model(self) -> OfflineLPIPS:
+        """LPIPS-Alex v0.1 with offline weights (always float32)."""
+
+        def build() -> OfflineLPIPS:
+            from models.backends.lpips_offline import OfflineLPIPS
+
+            return OfflineLPIPS(self.device, self.settings.metric_batch_size)
+
+        return self._cached("lpips", build)
+
+    @property
+    def parser(self) -> DependencyParser:
+        def build() -> DependencyParser:
+            from models.backends.parsing import DependencyParser
+
+            return DependencyParser(self.settings.spacy_model)
+
+        return self._cached("parser", build)
+
+    # -- provenance ---------------------------------------------------------------------
+    def model_ids(self) -> dict[str, str]:
+        """Model role -> provenance string, computed without loading any model.
+
+        Keys: ``captioner``, ``text_to_image``, ``inpainting``, ``vq``, ``clip`` (hub id
+        with the cached snapshot's commit, or local folder with a config hash),
+        ``text_attention``, ``lpips``, ``parser``, ``receiver`` (device, dtype,
+        scheduler, steps, guidance, size, seed, metric side).
+        """
+        if self._ids is None:
+            from models.backends.hub import describe_model
+            from models.backends.lpips_offline import OfflineLPIPS
+            from models.backends.parsing import DependencyParser
+
+            s = self.settings
+            ids = {
+                role: describe_model(getattr(s, role), s.revisions.get(role))
+                for role in MODEL_ROLES
+            }
+            if s.caption_source == "prompt":
+                ids["captioner"] = "prompt (the image's stored caption)"
+            ids["text_attention"] = f"{ids['text_to_image']} text_encoder eager self-attention"
+            ids["lpips"] = OfflineLPIPS.model_id()
+            ids["parser"] = DependencyParser.model_id(s.spacy_model)
+            ids["receiver"] = (
+                f"device={s.device} dtype={s.torch_dtype_name()} scheduler={s.scheduler} "
+                f"steps={s.num_inference_steps} guidance={s.guidance_scale} "
+                f"size={s.height}x{s.width} seed={s.seed} metric_side={s.metric_side}"
+            )
+            self._ids = ids
+        return dict(self._ids)
+
+    def receiver_key(self) -> str:
+        """Everything a generated image's metrics depend on (model-output cache key prefix)."""
+        ids = self.model_ids()
+        return "|".join(ids[k] for k in ("text_to_image", "receiver", "lpips", "clip"))
+
+    # -- QualityBackend -----------------------------------------------------------------
+    def caption(self, images: np.ndarray, prompts: list[str] | None = None) -> list[str]:
+        """Captions of ``images: [B, H, W, 3]`` uint8: BLIP, or ``prompts`` when
+        ``caption_source="prompt"`` (then ``prompts`` is required, one per image)."""
+        if self.settings.caption_source == "prompt":
+            n_images = 1 if np.ndim(images) == 3 else len(images)
+            if prompts is None or len(prompts) != n_images:
+                raise ValueError("caption_source='prompt' needs one prompt per image")
+            return [" ".join(p.split()) for p in prompts]
+        return self.captioner(images)
+
+    def text_to_image(self, prompts: list[str]) -> np.ndarray:
+        """Images of ``prompts`` -> ``[B, height, width, 3]`` uint8 (fixed seed; each
+        prompt's image is independent of the batch it is generated in)."""
+        return self.receiver.generate(prompts)
+
+    def cross_attention_maps(self, prompt: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Generate ``prompt`` and its per-word cross-attention.
+
+        Returns:
+            image ``[height, width, 3]`` uint8, the ``n`` words (``prompt.split()``), and
+            ``[n, r, r]`` float32 maps (``r = attention_resolution``; per word: attention
+            summed over its BPE pieces, mean over heads, layers and steps).
+        """
+        return self.receiver.cross_attention(prompt, self.settings.attention_resolution)
+
+    def word_attention(self, words: list[str]) -> np.ndarray:
+        """Text-encoder self-attention between ``n`` words -> ``[n, n]`` (row attends to
+        column, summed over layers and heads; lower-triangular: CLIP text is causal)."""
+        from models.backends.text_encoder_attention import clip_word_attention
+
+        pipe = self.receiver.pipe
+        return clip_word_attention(pipe.text_encoder, pipe.tokenizer, list(words))
+
+    def lpips(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """LPIPS-Alex v0.1 of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]``
+        (same size) -> ``[B]`` float64."""
+        return self.lpips_model(reference, images)
+
+    def clip_similarity(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """CLIP-I of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]`` -> ``[B]``."""
+        return self.clip_model(reference, images)
+
+    def to_metric_size(self, images: np.ndarray) -> np.ndarray:
+        """Centre-crop ``[B, H, W, 3]`` (or ``[H, W, 3]``) uint8 to a square and resize
+        (bicubic) to ``metric_side`` -> ``[B, s, s, 3]`` uint8."""
+        from models.backends import image_batch
+        from models.backends.metric_size import square_resize
+
+        return square_resize(image_batch(images), self.settings.metric_side)
+
+    def quality(self, reference: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
+        """``{"lpips": [B], "clip_i": [B]}`` of ``images`` against ``reference``, both
+        brought to ``metric_side`` by :meth:`to_metric_size`."""
+        ref = self.to_metric_size(reference)[0]
+        imgs = self.to_metric_size(images)
+        return {"lpips": self.lpips(ref, imgs), "clip_i": self.clip_similarity(ref, imgs)}
+
+    def parse(self, text: str) -> list[ParsedWord]:
+        """spaCy tokens of ``text`` as ``(word, dep, head_index, pos)``."""
+        return self.parser.parse(text)
+
+    def content_words(self, text: str) -> list[str]:
+        """Nouns, proper nouns, verbs and adjectives of ``text`` (spaCy POS)."""
+        return self.parser.content_words(text)
+
+
+def build_diffusers_backend(settings: DiffusersSettings) -> DiffusersBackend:
+    """Registry factory body: checks the model stack is installed."""
+    try:
+        import diffusers  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise UserInputError(
+            f"the diffusers backend needs the model extras ({exc.name} is missing): "
+            'pip install -e ".[models]"'
+        ) from None
+    return DiffusersBackend(settings)
