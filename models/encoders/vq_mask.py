@@ -33,20 +33,45 @@ computed only on a grid of ``j``: ``quality_grid + 1`` values of ``round(linspac
 (all ``j`` when ``P <= quality_grid``), linearly interpolated in between; ``j = 0`` and
 ``j = P`` need one pattern. Decode time is the stated constant ``decode_time_s`` for every
 ``k >= 1`` (not measured; wall time is not deterministic).
+
+**Two tokenisers/receivers.** With ``tokenizer="auto"`` (default) the encoder uses the
+backend's VQ-GAN receiver when the backend has one (attribute ``vq_receiver``, a
+:class:`VQTokenReceiver`; the ``diffusers`` backend: aMUSEd's ``VQModel`` and its
+text-conditioned masked-token transformer run with latent mixture integration, see
+:mod:`models.backends.amused_receiver`), and otherwise our patch codebook and neighbour
+prior (:mod:`models.vq`; the ``offline`` backend). ``tokenizer="codebook"`` forces the
+latter, ``tokenizer="backend"`` requires the former. On the receiver path:
+
+* tokens and the quantisation distances ``||z - w_k||`` of the VQ-GAN latents (eq. 16, what
+  ``ebm`` ranks) are stored per image (kind ``vq-tokens``, model key = the receiver's key),
+  so every level reuses one tokenisation;
+* the caption in the header is the receiver's text condition; the receiver fills masked
+  and lost positions (received ids never change, checked after every fill) from a
+  ``torch.Generator`` seeded by ``SeedSequence([fill_seed, j])`` for ``j`` packets; the
+  images are decoded at the working size and resized (LANCZOS) to the original size to
+  be scored;
+* index coding: ``index_coding`` ``fixed`` = ``ceil(log2 K)`` bits per index (13 for
+  aMUSEd's 8,192 codes) and no table; ``huffman`` = as above (its table sends ``K``
+  lengths: about 33 kbit for 8,192 codes); ``auto`` (default on this path) = the cheaper
+  of the two for this image and level, plus a 1-bit selector in the header. The offline
+  path keeps ``huffman``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.encoders.base import (
     ENCODERS,
+    BackendUnavailable,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
@@ -62,7 +87,7 @@ from models.encoders.raw import (
     quality_dict,
 )
 from models.huffman import HuffmanCode
-from models.vq import VQCodebook, fill_tokens, fit_codebook
+from models.vq import VQCodebook, fill_tokens, fit_codebook, resize
 
 DEFAULT_LEVELS = ("prm/p=0.25", "prm/p=0.35", "prm/p=0.5", "pdm", "ebm/p=0.25")
 DEFAULT_TRAIN_IMAGES = (
@@ -95,6 +120,55 @@ class VQMaskParams(BaseModel):
     kmeans_seed: int = Field(0, ge=0)
     train_images: list[str] = Field(default_factory=lambda: list(DEFAULT_TRAIN_IMAGES))
     decode_time_s: float = Field(0.02, ge=0.0, description="stated receiver decode time, s")
+    tokenizer: Literal["auto", "codebook", "backend"] = Field(
+        "auto", description="auto: the backend's VQ receiver if it has one, else our codebook"
+    )
+    index_coding: Literal["huffman", "fixed", "auto"] | None = Field(
+        None, description="None: huffman (codebook path), auto (backend receiver path)"
+    )
+    fill_seed: int = Field(0, ge=0, description="receiver sampling seed (backend receiver)")
+
+
+@runtime_checkable
+class VQTokenReceiver(Protocol):
+    """A VQ-GAN tokeniser and masked-token receiver a backend provides (``backend.vq_receiver``).
+
+    Implemented by :class:`models.backends.amused_receiver.AmusedReceiver`. Images are
+    uint8 RGB; token grids are int64 codebook indices ``0..codebook_size-1``.
+    """
+
+    codebook_size: int
+
+    @property
+    def key(self) -> str:
+        """Content address of the models and settings (store key of tokens and metrics)."""
+        ...
+
+    def model_ids(self) -> dict[str, str]:
+        """Role -> model id, for provenance."""
+        ...
+
+    def describe(self) -> str:
+        """One line naming the prior and how it is run, for provenance."""
+        ...
+
+    def tokenize(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[B, H, W, 3]`` -> tokens ``[B, h, w]``, latent-to-codeword distances ``[B, h, w]``."""
+        ...
+
+    def decode(self, tokens: np.ndarray) -> np.ndarray:
+        """``[B, h, w]`` -> ``[B, H', W', 3]`` uint8 at the receiver's working size."""
+        ...
+
+    def fill(self, tokens: np.ndarray, known: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        """Fill ``~known`` positions of ``tokens: [B, h, w]`` given ``prompt``; ``known``
+        positions must come back unchanged. -> ``[B, h, w]`` int64."""
+        ...
+
+
+def fixed_index_bits(codebook_size: int) -> int:
+    """Bits of one index in a fixed-length code: ``ceil(log2 K)`` (at least 1)."""
+    return max(1, math.ceil(math.log2(codebook_size)))
 
 
 @dataclass(frozen=True)
@@ -160,8 +234,10 @@ class VQPlan:
         sent: ``[n]`` raster positions of the unmasked indices, in coding order.
         packet_of: ``[n]`` packet number (0-based) of each sent index.
         code: Huffman code of the sent indices (None if nothing is sent).
-        caption_bits, table_bits, mask_bits: header parts, bits.
+        caption_bits, table_bits, mask_bits: header parts, bits (``table_bits`` includes
+            the 1-bit code selector when ``index_coding`` is ``auto``).
         packet_bits: ``[P]`` bits of each packet.
+        coding: index code used, ``huffman`` or ``fixed``.
     """
 
     tokens: np.ndarray
@@ -173,6 +249,7 @@ class VQPlan:
     table_bits: int
     mask_bits: int
     packet_bits: np.ndarray
+    coding: str = "huffman"
 
     @property
     def num_packets(self) -> int:
@@ -191,6 +268,27 @@ class VQPlan:
         k = np.zeros(self.tokens.size, dtype=bool)
         k[self.sent[np.isin(self.packet_of, received_packets)]] = True
         return k.reshape(self.tokens.shape)
+
+
+def _code_indices(
+    symbols: np.ndarray, num_codes: int, coding: str
+) -> tuple[HuffmanCode | None, int, np.ndarray, str]:
+    """Code ``symbols: [n]`` (n >= 1) over ``0..num_codes-1``.
+
+    Returns ``(huffman code or None, table bits, [n] bits per symbol, coding used)``;
+    ``auto`` picks the cheaper total (ties: fixed) and adds a 1-bit selector to the table."""
+    fixed = np.full(symbols.size, float(fixed_index_bits(num_codes)))
+    if coding == "fixed":
+        return None, 0, fixed, "fixed"
+    code = HuffmanCode.from_counts(np.bincount(symbols, minlength=num_codes))
+    huff = code.symbol_bits(symbols).astype(np.float64)
+    if coding == "huffman":
+        return code, code.table_cost_bits(), huff, "huffman"
+    if coding != "auto":
+        raise ValueError(f"unknown index_coding '{coding}': expected huffman, fixed or auto")
+    if code.table_cost_bits() + huff.sum() < fixed.sum():
+        return code, code.table_cost_bits() + 1, huff, "huffman"
+    return None, 1, fixed, "fixed"
 
 
 class VQMaskEncoder:
@@ -263,10 +361,55 @@ class VQMaskEncoder:
         te = np.asarray(store.get_or_compute(image.sha256, "vq-tokens", cb.key, compute))
         return te[0].astype(np.int64), te[1]
 
-    def plan(self, image: ImageRecord, level: str, store: ModelOutputStore) -> VQPlan:
-        """Mask, Huffman code and packetisation of ``image`` at ``level``."""
+    def receiver_for(self, backend: QualityBackend) -> VQTokenReceiver | None:
+        """The backend's VQ receiver if ``params.tokenizer`` selects it, else None.
+
+        Raises:
+            BackendUnavailable: ``tokenizer="backend"`` and the backend has no receiver.
+        """
+        mode = self.params.tokenizer
+        if mode == "codebook":
+            return None
+        receiver = getattr(backend, "vq_receiver", None)
+        if receiver is None and mode == "backend":
+            raise BackendUnavailable(
+                f"vq-mask: tokenizer='backend' but the '{backend.name}' backend has no VQ-GAN "
+                "receiver; use '--backend diffusers' or tokenizer 'auto'/'codebook'"
+            )
+        return receiver
+
+    def receiver_tokens(
+        self, image: ImageRecord, store: ModelOutputStore, receiver: VQTokenReceiver
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """VQ-GAN token grid ``[h, w]`` int64 and latent-to-codeword distance ``[h, w]``
+        (memoised per image under the receiver's key)."""
+        px = check_pixels(image.pixels)
+
+        def compute() -> np.ndarray:
+            t, d = receiver.tokenize(px[None])
+            return np.stack([np.asarray(t[0], np.float64), np.asarray(d[0], np.float64)])
+
+        te = np.asarray(store.get_or_compute(image.sha256, "vq-tokens", receiver.key, compute))
+        return te[0].astype(np.int64), te[1]
+
+    def plan(
+        self,
+        image: ImageRecord,
+        level: str,
+        store: ModelOutputStore,
+        receiver: VQTokenReceiver | None = None,
+    ) -> VQPlan:
+        """Mask, index code and packetisation of ``image`` at ``level``; tokens from
+        ``receiver`` when given, else from our codebook."""
         policy = parse_level(level)
-        tokens, qerr = self.tokens(image, store)
+        if receiver is None:
+            tokens, qerr = self.tokens(image, store)
+            num_codes = self.codebook(store).size
+            coding = self.params.index_coding or "huffman"
+        else:
+            tokens, qerr = self.receiver_tokens(image, store, receiver)
+            num_codes = int(receiver.codebook_size)
+            coding = self.params.index_coding or "auto"
         mask = make_mask(policy, qerr, self.params.mask_seed)
         sent = np.flatnonzero(~mask.ravel())
         symbols = tokens.ravel()[sent]
@@ -274,15 +417,18 @@ class VQMaskEncoder:
         caption_bits = 8 * len(image.caption.encode("utf-8"))
         mask_bits = mask_cost_bits(mask) if policy.kind == "ebm" else 0
         if n == 0:
-            return VQPlan(tokens, mask, sent, sent, None, caption_bits, 0, mask_bits, np.zeros(0))
-        code = HuffmanCode.from_counts(np.bincount(symbols, minlength=self.codebook(store).size))
+            return VQPlan(
+                tokens, mask, sent, sent, None, caption_bits, 0, mask_bits, np.zeros(0),
+                "fixed" if coding == "fixed" else "huffman",
+            )  # fmt: skip
+        code, table_bits, symbol_bits, used = _code_indices(symbols, num_codes, coding)
         n_packets = -(-n // self.params.packet_indices)
         i = np.arange(n)
         packet_of = i % n_packets if self.params.interleave else i // self.params.packet_indices
-        packet_bits = np.bincount(packet_of, weights=code.symbol_bits(symbols), minlength=n_packets)
+        packet_bits = np.bincount(packet_of, weights=symbol_bits, minlength=n_packets)
         return VQPlan(
-            tokens, mask, sent, packet_of, code, caption_bits, code.table_cost_bits(),
-            mask_bits, packet_bits,
+            tokens, mask, sent, packet_of, code, caption_bits, table_bits,
+            mask_bits, packet_bits, used,
         )  # fmt: skip
 
     # ------------------------------------------------------------------- receiver
@@ -326,6 +472,9 @@ class VQMaskEncoder:
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
         check_pixels(image.pixels)
+        receiver = self.receiver_for(backend)
+        if receiver is not None:
+            return self._encode_with_receiver(image, level, backend, store, receiver)
         plan = self.plan(image, level, store)
         cb = self.codebook(store)
         grey = grey_quality(image, backend, store)
@@ -388,6 +537,115 @@ class VQMaskEncoder:
                 "units": "unit 0 = caption + Huffman table + mask; units 1..P = packets",
                 "quality_at_0_units": f"uniform grey {MID_GREY}",
                 "quality_grid": self.packet_grid(plan.num_packets).tolist(),
+                "decode_time": f"stated constant {pr.decode_time_s} s, not measured",
+            },
+        )
+
+    # ------------------------------------------------------- backend VQ-GAN receiver
+    def _receiver_quality_by_packets(
+        self, image: ImageRecord, plan: VQPlan, backend: QualityBackend, receiver
+    ) -> np.ndarray:
+        """``[M, P + 1]`` metrics after ``j = 0..P`` packets (header received), the
+        receiver filling masked and lost positions; same loss patterns as the codebook path."""
+        n_p = plan.num_packets
+        grid = self.packet_grid(n_p)
+        px = image.pixels
+        height, width = px.shape[:2]
+        measured = np.empty((len(metric_names(backend)), grid.size))
+        for gi, j in enumerate(grid):
+            reps = 1 if j in (0, n_p) else self.params.loss_patterns
+            known = []
+            for r in range(reps):
+                rng = np.random.default_rng(np.random.SeedSequence([self.params.loss_seed, j, r]))
+                got = rng.choice(n_p, size=j, replace=False) if j < n_p else np.arange(n_p)
+                known.append(plan.known(got))
+            known_b = np.stack(known)
+            tokens = np.broadcast_to(plan.tokens, known_b.shape).copy()
+            seed = int(np.random.SeedSequence([self.params.fill_seed, int(j)]).generate_state(1)[0])
+            filled = np.asarray(receiver.fill(tokens, known_b, image.caption, seed))
+            if filled.shape != tokens.shape or not np.array_equal(filled[known_b], tokens[known_b]):
+                raise RuntimeError(
+                    "the VQ receiver changed a received index (latent mixture integration "
+                    f"violated) for {image.image_id} with {j} packets"
+                )
+            imgs = np.stack([resize(im, height, width) for im in receiver.decode(filled)])
+            measured[:, gi] = measure(px, imgs, backend).mean(axis=1)
+        js = np.arange(n_p + 1)
+        return np.stack([np.interp(js, grid, row) for row in measured])
+
+    def _encode_with_receiver(
+        self,
+        image: ImageRecord,
+        level: str,
+        backend: QualityBackend,
+        store: ModelOutputStore,
+        receiver: VQTokenReceiver,
+    ) -> UnitStream:
+        """:meth:`encode` on the backend's VQ-GAN and masked-token receiver."""
+        plan = self.plan(image, level, store, receiver)
+        grey = grey_quality(image, backend, store)
+        pr = self.params
+        key = json.dumps(
+            {
+                "receiver": receiver.key,
+                "level": level.strip(),
+                "backend": backend_key(backend),
+                **pr.model_dump(
+                    include={
+                        "packet_indices",
+                        "interleave",
+                        "loss_patterns",
+                        "quality_grid",
+                        "mask_seed",
+                        "loss_seed",
+                        "fill_seed",
+                    }
+                ),  # fmt: skip
+                "code_version": self.code_version,
+            },
+            sort_keys=True,
+        )
+        by_packets = np.asarray(
+            store.get_or_compute(
+                image.sha256,
+                "vq-quality",
+                key,
+                lambda: self._receiver_quality_by_packets(image, plan, backend, receiver),
+            )
+        )
+        quality = quality_dict(backend, np.concatenate([grey[:, None], by_packets], axis=1))
+        n_units = plan.num_packets + 1
+        decode = np.full(n_units + 1, pr.decode_time_s)
+        decode[0] = 0.0
+        ids = receiver.model_ids()
+        return UnitStream(
+            encoder_id=f"{self.family}/{level.strip()}",
+            unit_bits=plan.unit_bits,
+            quality=quality,
+            decode_time_s=decode,
+            loss_tolerant=True,
+            synthetic=False,
+            provenance={
+                "family": self.family,
+                "code_version": self.code_version,
+                "backend": backend.name,
+                "models": backend.model_ids(),
+                "measured": True,
+                "codebook": f"VQ-GAN {ids.get('vqvae', '?')} (K={receiver.codebook_size})",
+                "receiver_models": ids,
+                "receiver_key": receiver.key,
+                "prior": receiver.describe(),
+                "tokens": list(plan.tokens.shape),
+                "masked": int(plan.mask.sum()),
+                "index_coding": plan.coding,
+                "caption_bits": plan.caption_bits,
+                "table_bits": plan.table_bits,
+                "mask_bits": plan.mask_bits,
+                "payload_bits": float(plan.packet_bits.sum()),
+                "units": "unit 0 = caption + code table/selector + mask; units 1..P = packets",
+                "quality_at_0_units": f"uniform grey {MID_GREY}",
+                "quality_grid": self.packet_grid(plan.num_packets).tolist(),
+                "fill_seed": pr.fill_seed,
                 "decode_time": f"stated constant {pr.decode_time_s} s, not measured",
             },
         )
