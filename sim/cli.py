@@ -36,9 +36,11 @@ def _register_subcommands() -> None:
     from sim.cli_cache import cache_app
     from sim.cli_report import register as register_report
     from sim.cli_rl import register as register_rl
+    from sim.cli_sweep import register as register_sweep
 
     app.add_typer(cache_app, name="cache")
     register_rl(app)
+    register_sweep(app)
     register_report(app)
 
 

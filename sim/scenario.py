@@ -180,6 +180,12 @@ def load(spec: str | Path, overrides: list[str] | None = None, seed: int | None 
     """Read, override and validate a scenario file (or a shipped scenario name)."""
     path = resolve_path(str(spec))
     data = read_yaml(path)
+    if "sweep" in data:
+        raise UserInputError(
+            f"'{spec}' has a 'sweep:' section, so it describes many runs: run it with "
+            f"`aigcsim sweep {spec} --out DIR` (add --dry-run to list the runs), or remove "
+            "the section to run the base scenario alone"
+        )
     for text in overrides or []:
         data = apply_override(data, *parse_override(text))
     if seed is not None:
