@@ -36,6 +36,7 @@ from models.backends.parsing import DEFAULT_SPACY_MODEL, ParsedWord
 from sim.registry import NoParams, Registry, UserInputError, suggest
 
 if TYPE_CHECKING:
+    from models.backends.amused_receiver import AmusedReceiver
     from models.backends.blip_captioner import BlipCaptioner
     from models.backends.clip_similarity import ClipImageSimilarity
     from models.backends.lpips_offline import OfflineLPIPS
@@ -88,6 +89,12 @@ class DiffusersSettings(BaseModel):
     text_to_image: str = "stabilityai/stable-diffusion-2-1-base"
     inpainting: str = "stabilityai/stable-diffusion-2-inpainting"
     vq: str = "amused/amused-256"
+    vq_steps: int = Field(12, ge=1)
+    """Sampling steps of the aMUSEd vq-mask receiver (aMUSEd's default 12)."""
+    vq_guidance_scale: float = Field(10.0, ge=0.0)
+    """Classifier-free guidance of the aMUSEd receiver (aMUSEd's default 10; <= 1: off)."""
+    vq_resolution: int = Field(256, ge=8)
+    """vq-mask working size ~ vq_resolution^2 pixels (256: amused-256, 512: amused-512)."""
     clip: str = "openai/clip-vit-large-patch14"
     revisions: dict[ModelRole, str] = Field(default_factory=dict)
     """Hub revision (branch, tag or commit) per model role; default ``main``."""
@@ -227,6 +234,54 @@ class DiffusersBackend:
         )
 
     @property
+    def vq_receiver(self) -> AmusedReceiver:
+        """aMUSEd's VQ-GAN tokenizer and masked-token receiver with latent mixture
+        integration (``vq``; :mod:`models.backends.amused_receiver`), loaded on first use.
+        The VQ-GAN runs in float32, the transformer and text encoder in ``dtype``."""
+
+        def build() -> AmusedReceiver:
+            import torch
+            from diffusers import AmusedPipeline
+
+            from models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
+
+            pipe = self.load_model(
+                AmusedPipeline.from_pretrained, "vq", role="vq (aMUSEd)", dtype=self.torch_dtype
+            )
+            pipe.vqvae.to(device=self.device, dtype=torch.float32)
+            pipe.transformer.requires_grad_(False).to(self.device).eval()
+            pipe.text_encoder.requires_grad_(False).to(self.device).eval()
+            s = self.settings
+            vq_id = self.model_ids()["vq"]
+            roles = ("vqvae", "transformer", "text_encoder", "tokenizer")
+            return AmusedReceiver.from_pipeline(
+                pipe,
+                AmusedReceiverSettings(
+                    steps=s.vq_steps,
+                    guidance_scale=s.vq_guidance_scale,
+                    resolution_px=s.vq_resolution,
+                    batch_size=s.metric_batch_size,
+                ),
+                model_ids={r: f"{vq_id} {r}" for r in roles},
+            )
+
+        return self._cached("vq_receiver", build)
+
+    def vq_tokenize(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """aMUSEd VQ-GAN tokens ``[B, h, w]`` and latent-to-codeword distances ``[B, h, w]``
+        of ``images: [B, H, W, 3]`` uint8."""
+        return self.vq_receiver.tokenize(images)
+
+    def vq_decode(self, tokens: np.ndarray) -> np.ndarray:
+        """Tokens ``[B, h, w]`` -> ``[B, H', W', 3]`` uint8 (working size)."""
+        return self.vq_receiver.decode(tokens)
+
+    def vq_fill(self, tokens: np.ndarray, known: np.ndarray, prompt: str, seed: int) -> np.ndarray:
+        """Fill the ``~known`` positions of ``tokens: [B, h, w]`` with the aMUSEd receiver
+        (received ids never change) -> ``[B, h, w]`` int64."""
+        return self.vq_receiver.fill(tokens, known, prompt, seed)
+
+    @property
     def captioner(self) -> BlipCaptioner:
         """The BLIP captioner (loaded on first use)."""
 
@@ -292,7 +347,8 @@ class DiffusersBackend:
         Keys: ``captioner``, ``text_to_image``, ``inpainting``, ``vq``, ``clip`` (hub id
         with the cached snapshot's commit, or local folder with a config hash),
         ``text_attention``, ``lpips``, ``parser``, ``receiver`` (device, dtype,
-        scheduler, steps, guidance, size, seed, metric side).
+        scheduler, steps, guidance, size, seed, metric side), ``vq_receiver`` (the aMUSEd
+        receiver's device, dtype, steps, guidance, resolution).
         """
         if self._ids is None:
             from models.backends.hub import describe_model
@@ -313,6 +369,10 @@ class DiffusersBackend:
                 f"device={s.device} dtype={s.torch_dtype_name()} scheduler={s.scheduler} "
                 f"steps={s.num_inference_steps} guidance={s.guidance_scale} "
                 f"size={s.height}x{s.width} seed={s.seed} metric_side={s.metric_side}"
+            )
+            ids["vq_receiver"] = (
+                f"device={s.device} dtype={s.torch_dtype_name()} (VQ-GAN float32) "
+                f"steps={s.vq_steps} guidance={s.vq_guidance_scale} resolution={s.vq_resolution}"
             )
             self._ids = ids
         return dict(self._ids)

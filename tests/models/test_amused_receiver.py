@@ -319,3 +319,46 @@ def test_a_receiver_that_breaks_lmi_is_caught():
     rec.fill = lambda tokens, known, prompt, seed: (np.asarray(tokens) + 1) % TINY_CODES
     with pytest.raises(RuntimeError, match="changed a received index"):
         _encoder().encode(_record(0), "prm/p=0.25", Cheating(rec), InMemoryStore())
+
+
+# ----------------------------------------------------------------- the diffusers backend
+def test_diffusers_backend_delegates_to_a_lazily_built_receiver(tmp_path):
+    from models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
+
+    folder = tmp_path / "amused-tiny"
+    tiny_amused_pipeline(0).save_pretrained(folder)
+    backend = DiffusersBackend(
+        DiffusersSettings(
+            device="cpu", local_files_only=True, vq=str(folder), vq_steps=3,
+            vq_guidance_scale=2.0, vq_resolution=32,
+        )
+    )  # fmt: skip
+    assert "vq_receiver" not in backend._models  # nothing loaded until first use
+    assert "steps=3 guidance=2.0 resolution=32" in backend.model_ids()["vq_receiver"]
+    rec = backend.vq_receiver
+    assert rec is backend.vq_receiver and isinstance(rec, AmusedReceiver)
+    assert (rec.settings.steps, rec.settings.resolution_px) == (3, 32)
+    assert rec.model_ids()["vqvae"] == f"{backend.model_ids()['vq']} vqvae"
+    img = _image(4)[None]
+    tokens, dist = backend.vq_tokenize(img)
+    np.testing.assert_array_equal(tokens, receiver().tokenize(img)[0])  # same saved weights
+    known = np.random.default_rng(0).random(tokens.shape) < 0.5
+    filled = backend.vq_fill(tokens, known, "a cup", 0)
+    np.testing.assert_array_equal(filled[known], tokens[known])
+    assert backend.vq_decode(filled).shape == (1, *rec.working_size(48, 40), 3)
+    # the encoder picks the backend's receiver and scores with the backend's real LPIPS
+    stream = _encoder().encode(_record(0), "pdm", backend, InMemoryStore())
+    assert stream.provenance["receiver_models"]["vqvae"].endswith("vqvae")
+    assert stream.provenance["models"]["vq"] == backend.model_ids()["vq"]
+    assert np.all((stream.quality["lpips"] >= 0) & (stream.quality["lpips"] <= 1.5))
+
+
+def test_diffusers_backend_missing_vq_weights_is_a_clear_error(tmp_path):
+    from models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
+    from sim.registry import UserInputError
+
+    backend = DiffusersBackend(
+        DiffusersSettings(device="cpu", local_files_only=True, vq=str(tmp_path / "nowhere"))
+    )
+    with pytest.raises(UserInputError, match=r"could not load the vq \(aMUSEd\) model"):
+        _ = backend.vq_receiver
