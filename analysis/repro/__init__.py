@@ -1,0 +1,1 @@
+"""Scripts that reproduce the project's reported figures (``python -m analysis.repro.NAME``)."""
