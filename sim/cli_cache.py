@@ -32,6 +32,18 @@ def build(
     ] = "jpeg,raw,vq-mask,seq-words",
     backend: Annotated[str, typer.Option(help="offline | diffusers")] = "offline",
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    backend_config: Annotated[
+        Path | None,
+        typer.Option(help="YAML mapping of backend settings (e.g. model ids, steps)"),
+    ] = None,
+    backend_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend-param",
+            help="backend setting key=value (repeatable; overrides --backend-config), "
+            "e.g. text_to_image=/models/sd21 or num_inference_steps=25",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute every missing (image, encoder) entry; rerun to resume after a crash."""
@@ -41,7 +53,7 @@ def build(
 
     console = Console(stderr=True)
     specs = expand_encoders(encoders)
-    be = BACKENDS.build(backend, {"device": device})
+    be = BACKENDS.build(backend, backend_settings(device, backend_config, backend_param))
     skipped: list[Skipped] = []
     records = list(load_builtin(skipped) if images == "builtin" else load_folder(images, skipped))
     for s in skipped:
@@ -73,6 +85,34 @@ def build(
         f"{len(report.failed)} not available, {len(skipped)} images skipped, "
         f"{report.seconds:.1f} s ({report.seconds / max(report.images, 1):.2f} s per image)"
     )
+
+
+def backend_settings(
+    device: str, config: Path | None, overrides: list[str] | None
+) -> dict[str, object]:
+    """Backend params: ``device``, then the YAML file's mapping, then ``key=value``
+    overrides (values read as YAML; dotted keys reach nested settings)."""
+    from sim.registry import UserInputError
+    from sim.scenario import apply_override, parse_override
+
+    data: dict[str, object] = {"device": device}
+    if config is not None:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise UserInputError(f"--backend-config {config}: cannot read it ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise UserInputError(f"--backend-config {config}: expected a YAML mapping of settings")
+        data.update(loaded)
+    for text in overrides or []:
+        try:
+            key, value = parse_override(text)
+        except UserInputError:
+            raise UserInputError(f"--backend-param expects key=value, got {text!r}") from None
+        data = apply_override(data, key, value)
+    return data
 
 
 @cache_app.command("info")

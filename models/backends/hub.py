@@ -41,14 +41,19 @@ def looks_like_path(id_or_path: str) -> bool:
 
 
 def missing_weights_message(
-    role: str, id_or_path: str, setting: str, local_files_only: bool, cause: str
+    role: str,
+    id_or_path: str,
+    setting: str,
+    local_files_only: bool,
+    cause: str,
+    default_id: str | None = None,
 ) -> str:
     """The one-paragraph error shown when a model cannot be loaded."""
     if is_local(id_or_path) or looks_like_path(id_or_path):
         where = f"the local folder '{id_or_path}'"
         if not is_local(id_or_path):
             cause = "the folder does not exist"
-        source = "the model's hub id"
+        source = default_id or "ORG/NAME"
     else:
         where = f"'{id_or_path}' (hub id)"
         source = id_or_path
@@ -73,6 +78,7 @@ def load_pretrained(
     setting: str,
     local_files_only: bool,
     revision: str | None = None,
+    default_id: str | None = None,
     **kwargs: Any,
 ) -> T:
     """``loader(id_or_path, local_files_only=..., revision=..., **kwargs)`` with clear errors.
@@ -84,13 +90,14 @@ def load_pretrained(
         setting: the backend setting that holds ``id_or_path`` (``"text_to_image"``).
         local_files_only: never touch the network.
         revision: hub branch, tag or commit (ignored for local folders).
+        default_id: hub id suggested in the error when ``id_or_path`` is a missing folder.
 
     Raises:
         UserInputError: the model's files are missing or unreadable.
     """
     if looks_like_path(id_or_path) and not is_local(id_or_path):
         raise UserInputError(
-            missing_weights_message(role, id_or_path, setting, local_files_only, "")
+            missing_weights_message(role, id_or_path, setting, local_files_only, "", default_id)
         )
     if revision is not None and not is_local(id_or_path):
         kwargs["revision"] = revision
@@ -100,7 +107,9 @@ def load_pretrained(
             return loader(target, local_files_only=local_files_only, **kwargs)
     except (OSError, ValueError) as exc:  # hub/transformers/diffusers "not found" errors
         raise UserInputError(
-            missing_weights_message(role, id_or_path, setting, local_files_only, str(exc))
+            missing_weights_message(
+                role, id_or_path, setting, local_files_only, str(exc), default_id
+            )
         ) from None
 
 

@@ -12,13 +12,15 @@ paper's code. Orders (levels):
   and greedily sends the one giving the lowest LPIPS. This needs a text-to-image
   receiver.
 
-Quality. With a backend that has a text-to-image receiver (``text_to_image``), LPIPS
-after each prefix is measured. The offline backend has none, so the word *bits* and
-the attentive *orders* are real (MiniLM attention, spaCy parse), but the LPIPS curve is
-SYNTHETIC. It comes from the stated model of ``models/synthetic.py``: LPIPS falls from
-``lpips_no_words`` to the image's full-caption LPIPS as the sent words' importance
-accumulates, where importance is 1 for content words and 0.08 for function words
-(spaCy POS), scaled by the attention the word receives. Under that model the
+Quality. With a backend that has a text-to-image receiver (``text_to_image``, e.g.
+``diffusers``), the caption comes from the backend's captioner and LPIPS / CLIP-I after
+each prefix are measured (:mod:`models.encoders.seq_words_measured`; ``lowest-lpips``
+runs the real greedy search with batched candidates). The offline backend has none, so
+the word *bits* and the attentive *orders* are real (MiniLM attention, spaCy parse), but
+the LPIPS curve is SYNTHETIC. It comes from the stated model of ``models/synthetic.py``:
+LPIPS falls from ``lpips_no_words`` to the image's full-caption LPIPS as the sent words'
+importance accumulates, where importance is 1 for content words and 0.08 for function
+words (spaCy POS), scaled by the attention the word receives. Under that model the
 lowest-LPIPS greedy order is descending importance. Such entries are flagged
 ``synthetic``.
 """
@@ -37,6 +39,13 @@ from models.encoders.base import (
     ModelOutputStore,
     QualityBackend,
     UnitStream,
+)
+from models.encoders.seq_words_measured import (
+    PromptMetrics,
+    caption_words,
+    has_receiver,
+    lowest_lpips_order,
+    prefix_prompts,
 )
 from models.synthetic import SyntheticAssumptions
 
@@ -131,6 +140,8 @@ class SeqWords:
     ) -> UnitStream:
         if level not in POLICIES:
             raise ValueError(f"seq-words: unknown order '{level}', expected one of {POLICIES}")
+        if has_receiver(backend):
+            return self._encode_measured(image, level, backend, store)
         words = image.caption.split()
         if not words:
             raise ValueError(f"{image.image_id}: empty caption")
@@ -155,6 +166,37 @@ class SeqWords:
                 "measured": False,
                 "note": "bits and word order measured; LPIPS curve SYNTHETIC (no offline "
                 "text-to-image receiver), model of models/synthetic.py",
+            },
+        )
+
+    def _encode_measured(
+        self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
+    ) -> UnitStream:
+        """Measured stream: real receiver generations after every prefix (see module doc)."""
+        words = caption_words(image, backend, store)
+        metrics = PromptMetrics(image, backend, store)
+        if level == "lowest-lpips":
+            order, rows = lowest_lpips_order(words, metrics)
+        else:
+            order = self._order(level, image, words, backend, store)
+            rows = metrics(prefix_prompts(words, order))
+        decode = rows[:, 2].copy()
+        decode[0] = 0.0
+        return UnitStream(
+            encoder_id=f"{self.family}/{level}",
+            unit_bits=word_bits([words[i] for i in order], self.params.bits_per_char),
+            quality={"lpips": rows[:, 0].copy(), "clip_i": rows[:, 1].copy()},
+            decode_time_s=decode,
+            loss_tolerant=False,
+            synthetic=False,
+            provenance={
+                "measured": True,
+                "caption": " ".join(words),
+                "order": [int(i) for i in order],
+                "receiver": backend.receiver_key(),
+                "note": "LPIPS/CLIP-I measured on the receiver's generation from the first k "
+                "words in arrival order (k=0: empty prompt); decode_time_s = wall time per "
+                "image of the batched generation that produced it",
             },
         )
 

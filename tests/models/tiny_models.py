@@ -27,7 +27,9 @@ Stable API (other test modules import it):
 * :func:`save_tiny_models` ``(root, seed=0) -> dict[str, Path]`` (roles ``text_to_image``,
   ``captioner``, ``clip``)
 * :func:`tiny_settings` ``(paths, **overrides) -> DiffusersSettings`` (local files only,
-  CPU, fp32, 2 DDIM steps, 32x32 images)
+  CPU, fp32, 2 DDIM steps, 32x32 images, metrics at 32x32)
+* fixture :func:`tiny_model_paths` (session scope): ``save_tiny_models`` into a temp dir;
+  use it in a test module with ``from tests.models.tiny_models import tiny_model_paths``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 TINY_WORDS = (
@@ -335,7 +338,14 @@ def tiny_settings(paths: dict[str, Path], **overrides: Any):
         "seed": 0,
         "candidate_batch_size": 4,
         "attention_resolution": 8,
+        "metric_side": TINY_IMAGE_SIDE,
     }
     fields.update({role: str(path) for role, path in paths.items()})
     fields.update(overrides)
     return DiffusersSettings(**fields)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny models saved once per test session; role -> folder."""
+    return save_tiny_models(tmp_path_factory.mktemp("tiny_models"))
