@@ -247,7 +247,7 @@ def _partition_files(dataset: Path) -> dict[str, list[Path]]:
     if not dataset.is_dir():
         return out
     for d in sorted(dataset.glob("run_id=*")):
-        parts = sorted(d.glob("*.parquet"))
+        parts = sorted(p for p in d.glob("*.parquet") if not p.name.startswith((".", "_")))
         if parts:
             out[d.name.removeprefix("run_id=")] = parts
     return out
@@ -258,7 +258,8 @@ def _load_sweep(root: Path, load_requests: bool, columns: Sequence[str] | None) 
     entries = manifest.get("runs")
     if not isinstance(entries, list):
         raise UserInputError(f"'{root / 'sweep.json'}' has no 'runs' list; is it a sweep manifest?")
-    axes: list[str] = []
+    keys = manifest.get("keys")
+    axes: list[str] = [str(k) for k in keys] if isinstance(keys, list) else []
     for e in entries:
         for k in (e.get("params") or {}).keys():
             if k not in axes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +42,11 @@ DPI = 110
 
 
 def _new_figure(ncols: int = 1, width_in: float = 6.0, height_in: float = 4.0) -> Figure:
-    fig = Figure(figsize=(width_in * ncols if ncols > 1 else width_in, height_in), dpi=DPI)
+    fig = Figure(
+        figsize=(width_in * ncols if ncols > 1 else width_in, height_in),
+        dpi=DPI,
+        layout="constrained",
+    )
     fig.subplots(1, ncols, squeeze=False)
     return fig
 
@@ -51,21 +56,12 @@ def mark_synthetic(fig: Figure, synthetic: Sequence[str] | bool, title: str) -> 
     names = [synthetic] if isinstance(synthetic, str) else synthetic
     if names:
         listed = "" if names is True else ": " + ", ".join(sorted(names))
-        fig.suptitle(f"[includes SYNTHETIC data] {title}", color=SYNTHETIC_COLOR, fontsize=11)
-        fig.text(
-            0.01,
-            0.01,
-            f"Built on SYNTHETIC operating points (not measured){listed}",
-            color=SYNTHETIC_COLOR,
-            fontsize=7,
-            ha="left",
-            va="bottom",
-            wrap=True,
-        )
-        fig.tight_layout(rect=(0, 0.05, 1, 1))
+        text = textwrap.fill(f"[includes SYNTHETIC data] {title}", 80)
+        fig.suptitle(text, color=SYNTHETIC_COLOR, fontsize=10)
+        note = textwrap.fill(f"Built on SYNTHETIC operating points (not measured){listed}", 130)
+        fig.supxlabel(note, color=SYNTHETIC_COLOR, fontsize=7, ha="center")
     else:
-        fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
+        fig.suptitle(textwrap.fill(title, 80), fontsize=10)
 
 
 def _label(name: object, synthetic: set[str]) -> str:
@@ -131,7 +127,7 @@ def plot_metric_vs_axis(
         xs = part[x].to_numpy(float) if numeric else part[x].astype(str).map(categories.index)
         mean = part[f"{metric}_mean"].to_numpy(float)
         half = np.nan_to_num(part[f"{metric}_ci95"].to_numpy(float), nan=0.0)
-        label = None if hue is None else f"{hue}={key}"
+        label = None if hue is None else str(key)
         (line,) = ax.plot(xs, mean, marker="o", label=label)
         ax.fill_between(xs, mean - half, mean + half, color=line.get_color(), alpha=0.2)
     if not numeric:
@@ -140,12 +136,14 @@ def plot_metric_vs_axis(
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     if hue:
-        ax.legend(fontsize=8)
+        ax.legend(
+            fontsize=7, title=hue, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1)
+        )
     n_seeds = int(table["runs"].max()) if len(table) else 0
     mark_synthetic(
         fig,
         synthetic,
-        title or f"{metric} vs {x} (mean, 95 % CI over up to {n_seeds} runs)",
+        title or f"{metric} vs {x}: mean and 95 % CI over seeds (up to {n_seeds} runs a point)",
     )
     return fig
 
@@ -187,7 +185,7 @@ def plot_cdf(
     ax.set_ylabel("fraction of requests" + (" (completed)" if completed_only else ""))
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, title=hue, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     any_syn = bool(syn) or bool("synthetic" in r.columns and r["synthetic"].any())
     mark_synthetic(fig, sorted(syn) or any_syn, title or f"CDF of {column}")
     return fig

@@ -70,7 +70,7 @@ pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}
 .synthetic{background:#fdecea;border:2px solid #c0392b;color:#7b1d13;padding:.8em 1em;
 margin:1em 0;font-weight:600}
 .note{color:#555;font-size:.9em}
-.warn{color:#a04000}
+.warn{color:#a04000} .tablewrap{overflow-x:auto}
 """
 
 
@@ -93,7 +93,8 @@ class Report:
         self.add(f'<p class="{cls}">{html.escape(text)}</p>')
 
     def table(self, frame: pd.DataFrame) -> None:
-        self.add(frame.to_html(index=False, na_rep="-", border=0, escape=True))
+        table = frame.to_html(index=False, na_rep="-", border=0, escape=True)
+        self.add(f'<div class="tablewrap">{table}</div>')
 
     def figure(self, build: Any, caption: str) -> None:
         """Embed the figure returned by ``build()``; a failure becomes a warning."""
@@ -126,6 +127,17 @@ def _quality_kpi(frame: pd.DataFrame) -> str:
 
 def _varying(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     return [c for c in columns if c in frame.columns and frame[c].nunique(dropna=False) > 1]
+
+
+def _independent(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+    """``columns`` without those that another earlier one determines (zipped axes)."""
+    kept: list[str] = []
+    for c in columns:
+        if not any(
+            frame.groupby(k, dropna=False)[c].nunique(dropna=False).max() <= 1 for k in kept
+        ):
+            kept.append(c)
+    return kept
 
 
 def _synthetic_banner(rep: Report, res: Results) -> None:
@@ -184,16 +196,19 @@ def _sweep_figures(rep: Report, res: Results) -> None:
     rep.heading("Metrics against swept axes")
     syn = res.synthetic_encoders
     for x in numeric_axes[:3]:
-        others = [c for c in _varying(ok, [*res.axes, "variant"]) if c != x]
-        hue = others[0] if others else None
-        if len(others) > 1:
-            rep.paragraph(
-                f"Against {x}: lines by {hue}; runs are pooled over {', '.join(others[1:])}."
-            )
+        others = _independent(ok, [c for c in _varying(ok, [*res.axes, "variant"]) if c != x])
+        frame, hue = ok, None
+        if len(others) == 1:
+            hue = others[0]
+        elif others:  # one line per combination of the other axes
+            hue = " / ".join(others)
+            frame = ok.assign(**{hue: ok[others].astype(str).agg(" / ".join, axis=1)})
         for metric in ("success_rate", _quality_kpi(ok), "mean_latency_s"):
             if metric in ok.columns:
                 rep.figure(
-                    lambda x=x, m=metric, h=hue: plots.plot_metric_vs_axis(ok, x, m, h, syn),
+                    lambda x=x, m=metric, h=hue, f=frame: plots.plot_metric_vs_axis(
+                        f, x, m, h, syn
+                    ),
                     f"{metric} vs {x}" + (f" by {hue}" if hue else "") + " (mean, 95 % CI)",
                 )
 
@@ -209,7 +224,7 @@ def _request_figures(rep: Report, res: Results) -> None:
     elif res.kind == "variants":
         hue = "variant"
     else:
-        varying = _varying(req, ["variant", *res.axes])
+        varying = _varying(req, ["encoder", "variant", *res.axes])
         hue = varying[0] if varying else "encoder"
     metric = str(req["quality_metric"].iloc[0]) if "quality_metric" in req else "quality"
     rep.figure(
