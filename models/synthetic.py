@@ -209,14 +209,35 @@ def _cross_attn(
     region_bits = region_share * max(total - kw_bits.sum(), 8.0 * n_rg)
     bits = np.concatenate([kw_bits, region_bits])
     final = float(jpeg["q=60"].lpips[1]) + a.cross_attn_lpips_final_vs_jpeg60
-    kw_lp = a.lpips_nothing_received + (
-        a.cross_attn_lpips_keywords_only - a.lpips_nothing_received
-    ) * (np.arange(1, n_kw + 1) / n_kw)
-    rg_lp = a.cross_attn_lpips_keywords_only + (final - a.cross_attn_lpips_keywords_only) * np.sqrt(
-        np.cumsum(region_share)
-    )
-    lpips = np.concatenate([[a.lpips_nothing_received], kw_lp, rg_lp])
+    lpips = cross_attn_lpips_curve(np.arange(1, n_kw + 1) / n_kw, np.cumsum(region_share), final, a)
     return _Stream(bits, lpips, a.cross_attn_receiver_steps * a.cross_attn_receiver_step_time_s)
+
+
+def cross_attn_lpips_curve(
+    keywords_received: np.ndarray,
+    regions_received: np.ndarray,
+    final_lpips: float,
+    a: SyntheticAssumptions,
+) -> np.ndarray:
+    """SYNTHETIC ``cross-attn`` LPIPS after ``k = 0..n_kw + n_rg`` units (keywords first).
+
+    The stated model: with nothing received LPIPS is ``lpips_nothing_received``; the
+    keywords bring it linearly in the fraction of keyword weight received
+    (``keywords_received: [n_kw]``, cumulative, 1 = all the prompt's keywords) down to
+    ``cross_attn_lpips_keywords_only``; the regions then bring it down by
+    ``(final_lpips - cross_attn_lpips_keywords_only) * sqrt(f)`` where
+    ``regions_received: [n_rg]`` is the cumulative fraction ``f`` of the attention mass of
+    all the image's regions received (1 = every region). Used by the synthetic table and
+    by the ``cross-attn`` encoder offline (real keywords, weights and regions).
+    """
+    kw = np.asarray(keywords_received, dtype=np.float64)
+    rg = np.asarray(regions_received, dtype=np.float64)
+    nothing, kw_only = a.lpips_nothing_received, a.cross_attn_lpips_keywords_only
+    kw_lp = nothing + (kw_only - nothing) * kw
+    kw_total = float(kw[-1]) if kw.size else 0.0
+    kw_end = kw_only + (nothing - kw_only) * (1.0 - kw_total)
+    rg_lp = kw_end + (final_lpips - kw_only) * np.sqrt(rg)
+    return np.concatenate([[nothing], kw_lp, rg_lp])
 
 
 def make_synthetic_table(
