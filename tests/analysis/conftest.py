@@ -126,3 +126,41 @@ def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     write_json(root / "sweep.json", manifest)
     return root
+
+
+class _InlineExecutor:
+    """Runs sweep tasks in this process (the sweep runner's Executor protocol)."""
+
+    name = "inline"
+
+    def run(self, tasks):  # noqa: ANN001, ANN201
+        from sim.sweep_exec import simulate
+
+        for task in tasks:
+            yield simulate(*task)
+
+
+@pytest.fixture(scope="session")
+def real_sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sweep written by the real sweep runner (sim.sweep), run inline."""
+    import yaml
+
+    from sim.sweep import load_sweep, run_sweep
+
+    tmp = tmp_path_factory.mktemp("realsweep")
+    raw = json.loads(json.dumps(TINY)) | {
+        "sweep": {
+            "seeds": list(SWEEP_SEEDS),
+            "grid": {"users.count": list(SWEEP_COUNTS)},
+            "zip": {
+                "users.groups.0.encoder": ["jpeg/q=40", "jpeg/q=80"],
+                "users.groups.0.label": ["q40", "q80"],
+            },
+        }
+    }
+    path = tmp / "tiny-sweep.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    sweep, base, text = load_sweep(path)
+    out = tmp / "out"
+    run_sweep(sweep, out, _InlineExecutor(), base, text)
+    return out

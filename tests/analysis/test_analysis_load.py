@@ -96,3 +96,17 @@ def test_bad_directories(tmp_path: Path) -> None:
     (bad / "sweep.json").write_text("[1, 2]")
     with pytest.raises(UserInputError, match="does not hold a JSON object"):
         load_results(bad)
+
+
+def test_real_sweep_runner_output(real_sweep_dir: Path) -> None:
+    """The loader on what `aigcsim sweep` writes (sim.sweep, run inline)."""
+    from sim.sweep import load_summary
+
+    res = load_results(real_sweep_dir)
+    ref = load_summary(real_sweep_dir).to_pandas().set_index("run_id")
+    assert len(res.summaries) == len(ref) == 8 and (res.summaries["status"] == "ok").all()
+    assert res.axes[:3] == ["users.count", "users.groups.0.encoder", "users.groups.0.label"]
+    got = res.summaries.set_index("run_id").loc[ref.index]
+    assert got["mean_lpips"].tolist() == ref["mean_lpips"].tolist()
+    assert got["users.count"].tolist() == ref["users.count"].tolist()
+    assert set(res.requests["users.groups.0.label"]) == {"q40", "q80"}

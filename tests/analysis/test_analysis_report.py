@@ -87,8 +87,12 @@ PROBE = (
     reason="no chromium binary found; install Debian's chromium (apt-get install chromium) "
     "to render the report in a headless browser",
 )
-def test_report_renders_in_chromium(sweep_dir: Path, tmp_path: Path) -> None:
-    path, rep = write_report(sweep_dir, tmp_path / "report.html")
+def test_report_renders_in_chromium(real_sweep_dir: Path, tmp_path: Path) -> None:
+    """The report of a sweep written by the real sweep runner, rendered in Chromium."""
+    path, rep = write_report(real_sweep_dir, tmp_path / "report.html")
+    assert rep.warnings == []
+    # zipped label/encoder axes give one line per encoder, not a pooled one
+    assert "by users.groups.0.encoder" in path.read_text()
     probe = tmp_path / "probe.html"
     probe.write_text(path.read_text().replace("</body>", PROBE))
     cmd = [
