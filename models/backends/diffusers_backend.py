@@ -188,6 +188,15 @@ class DiffusersBackend:
             **kwargs,
         )
 
+    def use_models(self, **models: Any) -> None:
+        """Install already-built components instead of loading them: ``receiver``
+        (:class:`~models.backends.sd_receiver.TextToImageReceiver`), ``captioner``,
+        ``clip``, ``lpips``, ``parser`` (benchmarks with random full-size models)."""
+        unknown = set(models) - {"receiver", "captioner", "clip", "lpips", "parser"}
+        if unknown:
+            raise ValueError(f"use_models: unknown component(s) {sorted(unknown)}")
+        self._models.update(models)
+
     def _cached(self, key: str, build: Callable[[], Any]) -> Any:
         if key not in self._models:
             self._models[key] = build()
