@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,19 @@ def test_learning_curves(tmp_path: Path) -> None:
     (tmp_path / "bad" / "monitor.csv").write_text("a,b\n1,2\n")
     with pytest.raises(UserInputError, match="not an SB3 monitor log"):
         read_monitor(tmp_path / "bad")
+
+
+def test_metric_vs_categorical_axis(sweep_dir: Path) -> None:
+    res = load_results(sweep_dir, requests=False)
+    ok = res.ok_summaries.assign(alloc=lambda d: d["users.count"].map({3: "pf", 6: "eq"}))
+    fig = plots.plot_metric_vs_axis(ok, "alloc", "success_rate")
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["eq", "pf"]
+    assert list(fig.axes[0].get_lines()[0].get_xdata()) == [0, 1]
+
+
+def test_training_synthetic_encoders(tmp_path: Path, run_dir: Path) -> None:
+    from analysis.rl_logs import training_synthetic_encoders
+
+    assert training_synthetic_encoders(tmp_path) is None  # no scenario.yaml
+    shutil.copy(run_dir / "config.yaml", tmp_path / "scenario.yaml")
+    assert training_synthetic_encoders(tmp_path) == ["cross-attn/default", "jpeg/q=40"]
