@@ -8,7 +8,9 @@ Rebuild it with::
 
 Measured entries: ``jpeg``, ``raw``, ``vq-mask`` (real LPIPS on the real photographs).
 ``seq-words`` entries have measured bits and word orders but SYNTHETIC LPIPS curves
-(no text-to-image model installs offline); they are flagged synthetic.
+(no text-to-image model installs offline); they are flagged synthetic. So are the
+``cross-attn`` entries: real keywords (spaCy parse, MiniLM weights) and real region JPEG
+bits (regions from a gradient-energy stand-in map), SYNTHETIC LPIPS/JPSQ curves.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_CACHE_PATH = Path(__file__).resolve().parent / "data" / "default.sqlite"
-DEFAULT_ENCODERS = "jpeg,raw,vq-mask,seq-words"
+DEFAULT_ENCODERS = "jpeg,raw,vq-mask,seq-words,cross-attn"
 
 
 def rebuild(out: Path = DEFAULT_CACHE_PATH) -> None:

@@ -25,12 +25,14 @@ def test_shipped_cache_shape_and_provenance(shipped):
     for j, enc in enumerate(shipped.encoder_ids):
         prov = shipped.provenance[enc]
         assert prov["backend"] == "offline"
-        synthetic = enc.startswith("seq-words/")
+        synthetic = enc.startswith(("seq-words/", "cross-attn/"))
         assert shipped.synthetic[:, j].all() == synthetic
         assert prov["measured"] is (not synthetic)
     with Cache(DEFAULT_CACHE_PATH, read_only=True) as c:
         info = c.info()
-    assert info["synthetic_entries"] == 5 * len(shipped.image_ids)
+    n_synthetic = sum(e.startswith(("seq-words/", "cross-attn/")) for e in shipped.encoder_ids)
+    assert n_synthetic == 5 + 3
+    assert info["synthetic_entries"] == n_synthetic * len(shipped.image_ids)
 
 
 def test_shipped_quality_is_sane(shipped):
