@@ -148,9 +148,9 @@ def _synthetic_banner(rep: Report, res: Results) -> None:
     items = "".join(f"<li><code>{html.escape(n)}</code></li>" for n in names)
     rep.add(
         '<div class="synthetic" id="synthetic-banner">SYNTHETIC DATA: the operating points '
-        "of these encoders were generated from stated assumptions "
-        "(models/synthetic.py), not measured. Numbers that depend on them are not "
-        f"measurements.<ul>{items}</ul></div>"
+        "of these encoders are (wholly or partly) generated from stated assumptions "
+        "(models/synthetic.py), not measured; run.json gives each encoder's provenance. "
+        f"Numbers that depend on them are not measurements.<ul>{items}</ul></div>"
     )
 
 
