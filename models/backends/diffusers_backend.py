@@ -191,8 +191,10 @@ class DiffusersBackend:
     def use_models(self, **models: Any) -> None:
         """Install already-built components instead of loading them: ``receiver``
         (:class:`~models.backends.sd_receiver.TextToImageReceiver`), ``captioner``,
-        ``clip``, ``lpips``, ``parser`` (benchmarks with random full-size models)."""
-        unknown = set(models) - {"receiver", "captioner", "clip", "lpips", "parser"}
+        ``clip``, ``lpips``, ``parser``, ``vq_receiver``, ``inpaint_receiver`` (benchmarks
+        with random full-size models)."""
+        known = {"receiver", "captioner", "clip", "lpips", "parser", "vq_receiver"}
+        unknown = set(models) - known - {"inpaint_receiver"}
         if unknown:
             raise ValueError(f"use_models: unknown component(s) {sorted(unknown)}")
         self._models.update(models)
