@@ -29,7 +29,7 @@ def test_missing_local_folder_names_model_setting_and_remedy(tmp_path):
 
 
 def test_missing_hub_id_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))  # empty local hub cache
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     be = DiffusersBackend(
         {
             "captioner": "nobody-here/blip-missing",
@@ -98,3 +98,18 @@ def test_model_ids_without_loading(tiny_model_paths):
     assert describe_model(str(tiny_model_paths["clip"])) == ids["clip"]
     ids2 = DiffusersBackend(tiny_settings(tiny_model_paths, num_inference_steps=3)).model_ids()
     assert ids2["receiver"] != ids["receiver"]
+
+
+def test_describe_model_reads_the_commit_of_a_cached_hub_snapshot(tmp_path, monkeypatch):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "models--someorg--somemodel"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "model_index.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    assert describe_model("someorg/somemodel") == f"someorg/somemodel@{commit}"
+    assert describe_model("someorg/other") == "someorg/other@main (not in the local hub cache)"
+    assert (
+        describe_model("/definitely/missing/folder") == "local:/definitely/missing/folder (missing)"
+    )
