@@ -44,6 +44,20 @@ def build(
             "e.g. text_to_image=/models/sd21 or num_inference_steps=25",
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="where entries are computed: serial (this process) | local (process "
+            "pool) | ray (one Ray task per batch of images); the cache is written here"
+        ),
+    ] = "serial",
+    workers: Annotated[int, typer.Option(help="parallel tasks for --executor local|ray")] = 2,
+    address: Annotated[
+        str | None, typer.Option(help="join this Ray cluster (--executor ray), e.g. auto")
+    ] = None,
+    batch_images: Annotated[
+        int | None, typer.Option(help="images per task (default: 2 tasks per worker)")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute every missing (image, encoder) entry; rerun to resume after a crash."""
@@ -53,7 +67,18 @@ def build(
 
     console = Console(stderr=True)
     specs = expand_encoders(encoders)
-    be = BACKENDS.build(backend, backend_settings(device, backend_config, backend_param))
+    from models.build_parallel import EXECUTORS
+    from sim.registry import UserInputError, suggest
+
+    settings = backend_settings(device, backend_config, backend_param)
+    if executor not in EXECUTORS:
+        raise UserInputError(
+            f"unknown --executor '{executor}'.{suggest(executor, EXECUTORS)} "
+            f"Executors: {', '.join(EXECUTORS)}."
+        )
+    if executor == "serial" and address is not None:
+        raise UserInputError("--address joins a Ray cluster; it needs --executor ray")
+    be = BACKENDS.build(backend, settings) if executor == "serial" else None
     skipped: list[Skipped] = []
     records = list(load_builtin(skipped) if images == "builtin" else load_folder(images, skipped))
     for s in skipped:
@@ -71,13 +96,24 @@ def build(
     )
     with bar:
         task = bar.add_task("cache build", total=total)
-        report = build_cache(
-            records,
-            specs,
-            be,
-            out,
-            progress=lambda desc, n: bar.update(task, advance=n, description=desc[:40]),
-        )
+        advance = lambda desc, n: bar.update(task, advance=n, description=desc[:40])  # noqa: E731
+        if be is not None:
+            report = build_cache(records, specs, be, out, progress=advance)
+        else:
+            from models.build_parallel import build_cache_parallel
+
+            report = build_cache_parallel(
+                records,
+                specs,
+                backend,
+                settings,
+                out,
+                executor=executor,
+                workers=workers,
+                address=address,
+                batch_images=batch_images,
+                progress=advance,
+            )
     for image_id, enc, why in report.failed:
         console.print(f"not built: {image_id} {enc}: {why}", markup=False)
     print(

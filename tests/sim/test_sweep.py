@@ -400,3 +400,24 @@ def test_cli_runs_resumes_and_exits_1_on_a_failed_run(tmp_path, monkeypatch):
             progress=False,
         )
     assert exc.value.code == 1
+
+
+# ---------------------------------------------------------------------- Ray
+@pytest.mark.slow
+def test_ray_backend_with_a_local_instance_matches_local(local_sweep, tmp_path):
+    pytest.importorskip("ray")
+    from sim.sweep_exec import RayExecutor
+
+    out_local, sw, *_ = local_sweep
+    out = tmp_path / "ray"
+    report = run_sweep(sw, out, RayExecutor(2))
+    assert (report.ok, report.failed) == (4, [])
+    local = {r["run_id"]: r for r in load_summary(out_local).to_pylist()}
+    for row in load_summary(out).to_pylist():
+        mine = local[row["run_id"]]
+        for key in ("requests_total", "success_rate", "mean_lpips", "p95_latency_s"):
+            assert row[key] == mine[key]
+    r = sw.runs[0]
+    assert pq.read_table(out / "runs" / r.run_id / "requests.parquet").equals(
+        pq.read_table(out_local / "runs" / r.run_id / "requests.parquet")
+    )

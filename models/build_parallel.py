@@ -1,0 +1,271 @@
+"""Building a cache in parallel: one task per batch of images, on Ray or a process pool.
+
+The driver opens the one cache file and finds the missing (image, encoder) entries
+exactly as :func:`models.build.build_cache` does (same content addresses). It ships
+each batch of images with missing entries to a task, together with the model outputs
+already stored for those images and the shared ones (e.g. a fitted VQ codebook). The
+task builds the backend and encoders, computes the missing streams with an in-memory
+store and returns them with the model outputs it computed. Only the driver writes
+the cache: new model outputs in one transaction, then each entry in its own
+(:meth:`Cache.put_entry`), so a killed build keeps whole entries only and rerunning
+it skips every entry already present, as with the serial build. Tasks need no
+shared file system, so this works on a Ray cluster (``address``) as well as on a
+local Ray instance or a local process pool.
+
+Tasks of the first wave may each compute a shared output (the codebook) once; the
+results are identical (seeded) and the first one written is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.build import BuildReport
+from models.cache import Cache, _from_bytes, _to_bytes, entry_key
+from models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, UnitStream
+from sim.registry import UserInputError, suggest
+
+EXECUTORS = ("serial", "local", "ray")
+OutputKey = tuple[str, str, str]  # (image_sha256, kind, model_key)
+
+
+@dataclass
+class BatchTask:
+    """A batch of images and the entries to compute for them.
+
+    Attributes:
+        images: the batch's images.
+        todo: ``(image index in images, family, level, entry key)`` per missing entry.
+        backend: backend registry name; ``backend_params`` its settings.
+        outputs: model outputs already stored that the batch may reuse.
+    """
+
+    images: list[ImageRecord]
+    todo: list[tuple[int, str, str, str]]
+    backend: str
+    backend_params: dict[str, Any]
+    outputs: dict[OutputKey, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class BatchResult:
+    """Computed entries ``(image index, stream, key)``, entries the backend could not
+    compute ``(image_id, encoder_id, why)`` and model outputs computed by the task."""
+
+    entries: list[tuple[int, UnitStream, str]]
+    failed: list[tuple[str, str, str]]
+    outputs: dict[OutputKey, np.ndarray]
+    seconds: float
+
+
+class _RecordingStore:
+    """A :class:`ModelOutputStore` over prefetched outputs that records new ones."""
+
+    def __init__(self, prefetched: dict[OutputKey, np.ndarray]) -> None:
+        self.data = dict(prefetched)
+        self.new: dict[OutputKey, np.ndarray] = {}
+
+    def get_or_compute(self, image_sha256: str, kind: str, model_key: str, compute: Any):
+        key = (image_sha256, kind, model_key)
+        if key not in self.data:
+            self.data[key] = self.new[key] = np.asarray(compute())
+        return self.data[key]
+
+
+def finish_stream(stream: UnitStream, encoder_id: str, enc: Any, backend: Any) -> UnitStream:
+    """Check the stream's id and fill in provenance (as :func:`build_cache` does)."""
+    if stream.encoder_id != encoder_id:
+        raise RuntimeError(f"encoder returned {stream.encoder_id!r} for {encoder_id!r}")
+    stream.provenance.setdefault("backend", backend.name)
+    stream.provenance.setdefault("models", backend.model_ids())
+    stream.provenance.setdefault("code_version", enc.code_version)
+    stream.provenance.setdefault("measured", not stream.synthetic)
+    return stream
+
+
+def run_batch(task: BatchTask) -> BatchResult:
+    """Compute a batch's missing entries (runs in a worker)."""
+    import models.encoders  # noqa: F401  (registers the families)
+    from models.backends.registry import BACKENDS
+
+    t0 = time.perf_counter()
+    backend = BACKENDS.build(task.backend, task.backend_params)
+    store = _RecordingStore(task.outputs)
+    built: dict[str, Any] = {}
+    entries, failed = [], []
+    for i, family, level, key in task.todo:
+        enc = built.setdefault(family, ENCODERS.build(family, {}))
+        encoder_id = f"{family}/{level}" if level else family
+        image = task.images[i]
+        try:
+            stream = enc.encode(image, level, backend, store)
+        except BackendUnavailable as exc:
+            failed.append((image.image_id, encoder_id, str(exc)))
+            continue
+        entries.append((i, finish_stream(stream, encoder_id, enc, backend), key))
+    return BatchResult(entries, failed, store.new, time.perf_counter() - t0)
+
+
+def _stored_outputs(cache: Cache, shas: set[str]) -> dict[OutputKey, np.ndarray]:
+    """Stored model outputs keyed by any of the image digests ``shas``."""
+    out = {}
+    for sha in sorted(shas):
+        for kind, key, payload in cache.con.execute(
+            "SELECT kind, model_key, payload FROM model_outputs WHERE image_sha256=?", (sha,)
+        ):
+            out[(sha, kind, key)] = _from_bytes(payload)
+    return out
+
+
+def _shared_outputs(cache: Cache, image_shas: set[str]) -> dict[OutputKey, np.ndarray]:
+    """Stored outputs not keyed by an input image (e.g. a codebook fitted once)."""
+    keys = {r[0] for r in cache.con.execute("SELECT DISTINCT image_sha256 FROM model_outputs")}
+    return _stored_outputs(cache, keys - image_shas)
+
+
+def _write(cache: Cache, task: BatchTask, result: BatchResult) -> None:
+    if result.outputs:
+        with cache.con:
+            cache.con.executemany(
+                "INSERT OR IGNORE INTO model_outputs VALUES(?,?,?,?)",
+                [(s, k, m, _to_bytes(v)) for (s, k, m), v in result.outputs.items()],
+            )
+    for i, stream, key in result.entries:
+        cache.put_entry(task.images[i], stream, key)
+
+
+def _run_local(tasks: Sequence[BatchTask], workers: int) -> Iterator[tuple[BatchTask, Any]]:
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+        futures = {pool.submit(run_batch, t): t for t in tasks}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+
+def _run_ray(
+    tasks: Sequence[BatchTask], workers: int, address: str | None
+) -> Iterator[tuple[BatchTask, Any]]:
+    from sim.sweep_exec import import_ray, init_ray
+
+    ray = import_ray()
+    started = init_ray(workers, address)
+    pending: list[Any] = []
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_batch)
+        refs = {remote.remote(t): t for t in tasks}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:
+                    raise getattr(exc, "cause", None) or exc from None
+                yield refs[ref], result
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+def build_cache_parallel(
+    images: Sequence[ImageRecord],
+    encoders: list[tuple[str, str]],
+    backend: str,
+    backend_params: dict[str, Any],
+    out: str | Path,
+    executor: str = "ray",
+    workers: int = 2,
+    address: str | None = None,
+    batch_images: int | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> BuildReport:
+    """Compute every missing entry into the cache at ``out`` with ``executor``
+    (``local``: a process pool of ``workers``; ``ray``: one Ray task per batch, on the
+    cluster at ``address`` or a local instance of ``workers`` CPUs).
+
+    ``batch_images``: images per task (default: enough for 2 tasks per worker).
+    ``progress(description, entries_done)`` is called as batches finish.
+    """
+    import models.encoders  # noqa: F401
+    from models.backends.registry import BACKENDS
+
+    if executor not in ("local", "ray"):
+        raise UserInputError(
+            f"unknown build executor '{executor}'.{suggest(executor, EXECUTORS)} "
+            f"Executors: {', '.join(EXECUTORS)}."
+        )
+    if workers < 1:
+        raise UserInputError(f"--workers must be at least 1, got {workers}")
+    if batch_images is not None and batch_images < 1:
+        raise UserInputError(f"--batch-images must be at least 1, got {batch_images}")
+    if executor == "ray":
+        from sim.sweep_exec import import_ray
+
+        import_ray()
+    report = BuildReport(images=len(images))
+    t0 = time.perf_counter()
+    be = BACKENDS.build(backend, backend_params)  # checked here: bad settings exit early
+    model_ids = be.model_ids()
+    built = {family: ENCODERS.build(family, {}) for family, _ in encoders}
+    with Cache(out) as cache:
+        shared = _shared_outputs(cache, {im.sha256 for im in images})
+        todo: list[tuple[ImageRecord, list[tuple[int, str, str, str]]]] = []
+        for image in images:
+            missing = []
+            for family, level in encoders:
+                enc = built[family]
+                encoder_id = f"{family}/{level}" if level else family
+                key = entry_key(
+                    image.sha256,
+                    be.name,
+                    model_ids,
+                    encoder_id,
+                    getattr(enc, "params_dict", {}),
+                    enc.code_version,
+                )
+                if cache.has_entry(image.image_id, encoder_id, key):
+                    report.reused += 1
+                    if progress is not None:
+                        progress(f"{image.image_id} {encoder_id}", 1)
+                else:
+                    missing.append((0, family, level, key))
+            if missing:
+                todo.append((image, missing))
+        size = batch_images or max(1, math.ceil(len(todo) / (2 * workers)))
+        tasks = []
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            batch = [im for im, _ in chunk]
+            work = [(j, f, lv, k) for j, (_, m) in enumerate(chunk) for _, f, lv, k in m]
+            outputs = {**shared, **_stored_outputs(cache, {im.sha256 for im in batch})}
+            tasks.append(BatchTask(batch, work, backend, backend_params, outputs))
+        if tasks:
+            runner = (
+                _run_ray(tasks, workers, address)
+                if executor == "ray"
+                else _run_local(tasks, workers)
+            )
+            for task, result in runner:
+                _write(cache, task, result)
+                report.computed += len(result.entries)
+                report.failed += result.failed
+                if progress is not None:
+                    ids = ", ".join(im.image_id for im in task.images)
+                    progress(ids, len(task.todo))
+    report.seconds = time.perf_counter() - t0
+    return report
