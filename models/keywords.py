@@ -28,10 +28,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.backends.parsing import ParsedWord
+if TYPE_CHECKING:  # a runtime import would be circular (parsing -> encoders -> keywords)
+    from models.backends.parsing import ParsedWord
 
 HEAD_POS = frozenset({"NOUN", "PROPN"})
 MODIFIER_DEPS = frozenset({"amod", "compound", "nummod", "acomp", "attr", "oprd"})
