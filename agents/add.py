@@ -59,6 +59,9 @@ Hyperparameters (:class:`ADDConfig`; defaults follow the authors' GDMOPT code)
 ``policy_delay``        1           critic updates per actor update
 ``bc_coef``             0.0         weight of the denoising loss on replayed actions
 ``exploration_noise``   0.0         std of extra Gaussian action noise
+``action_squash``       "clip"      final action: ``clip`` to [-1, 1] or ``tanh`` of the
+                                    last x_0 estimate (keeps a gradient at the bounds;
+                                    see docs/rl-results.md)
 ``max_grad_norm``       10.0        ``None``: no clipping
 ======================  ==========  ==================================================
 
@@ -90,7 +93,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.add_networks import DiffusionActor, TwinCritic
+from agents.add_networks import SQUASHES, DiffusionActor, TwinCritic
 
 __all__ = ["ADD", "ADDConfig", "add_default_hyperparams"]
 
@@ -121,6 +124,7 @@ class ADDConfig:
     policy_delay: int = 1
     bc_coef: float = 0.0
     exploration_noise: float = 0.0
+    action_squash: str = "clip"
     max_grad_norm: float | None = 10.0
     deterministic_noise: str = "zero"
     deterministic_seed: int = 0
@@ -130,6 +134,10 @@ class ADDConfig:
         if self.deterministic_noise not in ("zero", "seed"):
             raise ValueError(
                 f"deterministic_noise must be 'zero' or 'seed', got {self.deterministic_noise!r}"
+            )
+        if self.action_squash not in SQUASHES:
+            raise ValueError(
+                f"action_squash must be one of {', '.join(SQUASHES)}, got {self.action_squash!r}"
             )
         if self.diffusion_steps < 1:
             raise ValueError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
@@ -205,6 +213,7 @@ class ADD:
             steps=cfg.diffusion_steps,
             beta_min=cfg.beta_min,
             beta_max=cfg.beta_max,
+            squash=cfg.action_squash,
         ).to(self.device)
         self.critic = TwinCritic(self.n_features, **arch, hidden=cfg.hidden).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)

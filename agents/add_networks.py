@@ -14,7 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+SQUASHES: tuple[str, ...] = ("clip", "tanh")
+"""How :class:`DiffusionActor` bounds its final action to ``[-1, 1]``."""
+
 __all__ = [
+    "SQUASHES",
     "AttentionEncoder",
     "DiffusionActor",
     "NoiseNet",
@@ -170,8 +174,13 @@ class DiffusionActor(nn.Module):
 
     Each reverse step predicts the noise, reconstructs ``x_0`` (clipped to ``[-1, 1]``)
     and samples ``x_{t-1}`` from the Gaussian posterior ``q(x_{t-1} | x_t, x_0)``; the
-    returned action ``x_0`` is clipped to ``[-1, 1]``. ``noise`` (``[T + 1, B, U]``: the
-    initial ``x_T`` then one draw per step; the last step adds none) makes sampling
+    returned action ``x_0`` is clipped to ``[-1, 1]`` (``squash="clip"``, the DDPM
+    convention), or with ``squash="tanh"`` the last step's unclipped ``x_0`` estimate is
+    squashed by ``tanh``: a clipped action has zero gradient once the estimate leaves
+    ``[-1, 1]``, so a Q-maximising actor that drifts there (e.g. every user at ``+1``,
+    an equal split) can never come back; ``tanh`` keeps a gradient. ``noise``
+    (``[T + 1, B, U]``: the initial ``x_T`` then one draw per step; the last step adds
+    none) makes sampling
     reproducible; ``noise=0`` gives the deterministic mean chain.
     """
 
@@ -187,9 +196,13 @@ class DiffusionActor(nn.Module):
         steps: int = 6,
         beta_min: float = 0.1,
         beta_max: float = 10.0,
+        squash: str = "clip",
     ) -> None:
         super().__init__()
+        if squash not in SQUASHES:
+            raise ValueError(f"squash must be one of {', '.join(SQUASHES)}, got {squash!r}")
         self.steps = steps
+        self.squash = squash
         self.encoder = AttentionEncoder(n_features, d_model, n_heads, n_layers)
         self.eps = NoiseNet(d_model, hidden, t_dim)
         betas = vp_beta_schedule(steps, beta_min, beta_max)
@@ -223,7 +236,10 @@ class DiffusionActor(nn.Module):
         for k in reversed(range(self.steps)):  # k = t - 1
             t = torch.full((b,), k, dtype=torch.long, device=tokens.device)
             eps = self.eps(x, t, ctx, cell, mask)
-            x0 = (self.sqrt_recip_abar[k] * x - self.sqrt_recipm1_abar[k] * eps).clamp(-1.0, 1.0)
+            x0 = self.sqrt_recip_abar[k] * x - self.sqrt_recipm1_abar[k] * eps
+            if k == 0 and self.squash == "tanh":
+                return torch.tanh(x0)  # the last step's x_0 is the action (post_coef_xt = 0)
+            x0 = x0.clamp(-1.0, 1.0)
             x = self.post_coef_x0[k] * x0 + self.post_coef_xt[k] * x
             if k > 0:
                 x = x + self.post_std[k] * noise[self.steps - k]

@@ -206,10 +206,12 @@ def evaluate_all(
 ) -> pd.DataFrame:
     """Heuristics + trained policies on the held-out seeds; one row per episode.
 
-    Columns: ``allocator`` (label: heuristic name or agent), ``kind`` (``heuristic`` /
-    ``trained``), ``train_seed`` (-1 for heuristics), ``eval_seed``, the
-    :data:`agents.evaluation.METRICS`, ``quality_gain`` (return without penalty, ``G``)
-    and ``deadline_failures`` (``F``, derived from the two passes).
+    Columns: ``allocator`` (label: heuristic name, agent, or ``add[MODE]`` for the extra
+    ADD sampling modes of :func:`evaluate_add_modes`), ``kind`` (``heuristic`` /
+    ``reference`` / ``trained``), ``train_seed`` (-1 for heuristics), ``eval_seed``, the
+    :data:`agents.evaluation.METRICS` (``episode_return`` at the budget's deadline
+    penalty), ``quality_gain`` (the return without penalty, ``G``) and
+    ``deadline_failures`` (``F``; from the passes with penalty 1 and 0).
     """
     from agents.evaluation import evaluate
 
@@ -225,26 +227,91 @@ def evaluate_all(
     main = evaluate(budget.scenario, names, seeds, deadline_penalty=1.0, **kwargs)
     free = evaluate(budget.scenario, names, seeds, deadline_penalty=0.0, **kwargs)
     log(
-        f"evaluated {len(names)} allocators x {len(budget.eval_seeds)} seeds x 2 passes "
+        f"evaluated {len(names)} allocators x {len(seeds)} seeds x 2 passes "
         f"in {time.perf_counter() - t0:.0f} s"
     )
     rows = []
     for r_main, r_free in zip(main.runs, free.runs, strict=True):
         assert (r_main["allocator"], r_main["seed"]) == (r_free["allocator"], r_free["seed"])
         label, kind, train_seed = specs[r_main["allocator"]]
-        gain = r_free["episode_return"]
-        failures = (gain - r_main["episode_return"]) / budget.deadline_penalty
-        rows.append(
-            {
-                "allocator": label,
-                "kind": kind,
-                "train_seed": train_seed,
-                "eval_seed": r_main["seed"],
-            }
-            | {m: r_main[m] for m in main.metrics}
-            | {"quality_gain": gain, "deadline_failures": round(failures, 6)}
-        )
+        rows.append(_episode_row(budget, label, kind, train_seed, r_main, r_free))
+    rows += evaluate_add_modes(budget, runs.get("add", []), log)
     return pd.DataFrame(rows)
+
+
+def _episode_row(
+    budget: Budget,
+    label: str,
+    kind: str,
+    train_seed: int,
+    at_one: dict[str, Any],
+    at_zero: dict[str, Any],
+) -> dict[str, Any]:
+    """One ``runs.csv`` row from the same episode run with deadline penalty 1 and 0."""
+    from agents.evaluation import METRICS
+
+    gain = float(at_zero["episode_return"])
+    failures = round(gain - float(at_one["episode_return"]), 6)  # penalty 1 per failure
+    return (
+        {"allocator": label, "kind": kind, "train_seed": train_seed, "eval_seed": at_one["seed"]}
+        | {m: float(at_one[m]) for m in METRICS}
+        | {
+            "episode_return": gain - budget.deadline_penalty * failures,
+            "quality_gain": gain,
+            "deadline_failures": failures,
+        }
+    )
+
+
+ADD_MODES: dict[str, str] = {
+    "fixed-noise": "the reverse chain from one fixed noise draw (deterministic_noise='seed')",
+    "sampled": "fresh noise every interval (torch seeded with the held-out seed)",
+}
+"""Extra ways to act with a trained ADD policy; plain ``add`` is the zero-noise mean chain
+that ``predict(deterministic=True)`` uses by default (and the periodic evaluations)."""
+
+
+def evaluate_add_modes(
+    budget: Budget, dirs: Sequence[Path], log: Callable[[str], None] = _log
+) -> list[dict[str, Any]]:
+    """Rows for ``add[fixed-noise]`` and ``add[sampled]`` (see :data:`ADD_MODES`), run with
+    ``agents.evaluation.run_with_reward`` exactly as :func:`~agents.evaluation.evaluate`
+    runs ``policy:DIR``."""
+    import torch
+
+    from agents.evaluation import METRICS, run_with_reward
+    from agents.policy import load_policy
+    from agents.sb3_training import overrides_dict
+    from sim.gym_env import load_scenario
+
+    if not dirs:
+        return []
+    t0 = time.perf_counter()
+    scenario, base_dir = load_scenario(budget.scenario, overrides_dict(budget.overrides))
+    rows = []
+    for mode in ADD_MODES:
+        for train_seed, d in zip(budget.train_seeds, dirs, strict=True):
+            alloc = load_policy(d, deterministic=mode != "sampled")
+            if mode == "fixed-noise":
+                alloc.model.config.deterministic_noise = "seed"
+            for seed in budget.eval_seeds:
+                sc = scenario.model_copy(update={"seed": int(seed)})
+                passes = []
+                for penalty in (1.0, 0.0):
+                    torch.manual_seed(int(seed))
+                    summary = run_with_reward(sc, alloc, base_dir, deadline_penalty=penalty)
+                    passes.append(
+                        {"seed": int(seed)}
+                        | {
+                            m: summary.get(
+                                m if m != "mean_lpips" or m in summary else "mean_quality"
+                            )
+                            for m in METRICS
+                        }
+                    )
+                rows.append(_episode_row(budget, f"add[{mode}]", "trained", train_seed, *passes))
+    log(f"evaluated ADD sampling modes {list(ADD_MODES)} in {time.perf_counter() - t0:.0f} s")
+    return rows
 
 
 def _per_eval_seed(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -259,7 +326,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     from agents.evaluation import mean_ci95
 
     out = []
-    order = [*HEURISTICS, REFERENCE, *ALL_AGENTS]
+    order = [*HEURISTICS, REFERENCE, *ALL_AGENTS, *(f"add[{m}]" for m in ADD_MODES)]
     labels = [a for a in order if a in set(frame["allocator"])]
     for label in labels:
         mine = frame[frame["allocator"] == label]
@@ -299,6 +366,7 @@ def reward_ratios(
     return) and ``best_drl`` (the highest); ``add_over_above_random``: the same with
     every return measured from random-share's (``(R_ADD - R_rand) / (R_X - R_rand)``);
     ``returns``: the mean return of every allocator. ``None`` where a denominator is 0.
+    The extra ADD modes get ``add[MODE]_over`` and ``add[MODE]_over_above_random``.
     With ``runs``, ``along_training`` gives ``R_ADD / R_X`` at each periodic evaluation
     (same training seed -> same evaluation episodes; averaged over training seeds).
     """
@@ -315,10 +383,12 @@ def reward_ratios(
             dens = {a: ret[a] for a in drl}
             dens["mean_drl"] = float(np.mean([ret[a] for a in drl]))
             dens["best_drl"] = max(ret[a] for a in drl)
-            entry["add_over"] = {k: _safe_ratio(ret["add"], v) for k, v in dens.items()}
-            entry["add_over_above_random"] = {
-                k: _safe_ratio(ret["add"] - ref, v - ref) for k, v in dens.items()
-            }
+            for label in (a for a in labels if a == "add" or a.startswith("add[")):
+                prefix = "add" if label == "add" else label
+                entry[f"{prefix}_over"] = {k: _safe_ratio(ret[label], v) for k, v in dens.items()}
+                entry[f"{prefix}_over_above_random"] = {
+                    k: _safe_ratio(ret[label] - ref, v - ref) for k, v in dens.items()
+                }
         out["penalties"][str(p)] = entry
     if runs and "add" in runs:
         out["along_training"] = _ratio_along_training(runs)
@@ -561,7 +631,7 @@ def _print_report(result: dict[str, Any], budget: Budget) -> None:
     print(markdown_table(result["table"]))
     p = str(budget.deadline_penalty)
     entry = result["ratios"]["penalties"].get(p, {})
-    for key in ("add_over", "add_over_above_random"):
+    for key in (k for k in entry if k.endswith("_over") or k.endswith("_over_above_random")):
         if key in entry:
             vals = ", ".join(
                 f"{k}={'-' if v is None else f'{v:.3f}'}" for k, v in entry[key].items()

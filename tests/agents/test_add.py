@@ -11,7 +11,7 @@ import torch
 from scenario_data import tiny
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 
-from agents.add import ADD, ADDConfig
+from agents.add import ADD, ADDConfig, split_obs
 from sim.gym_env import BandwidthAllocationEnv
 from sim.gym_spaces import NUM_FEATURES
 
@@ -151,3 +151,29 @@ def test_config_validation():
         ADD(max_users=U, net_arch=[64])
     with pytest.raises(ValueError, match="deterministic_noise"):
         ADDConfig(deterministic_noise="mean")
+
+
+def test_action_squash_validation():
+    with pytest.raises(ValueError, match="action_squash must be one of clip, tanh, got 'sigmoid'"):
+        ADDConfig(action_squash="sigmoid")
+
+
+@pytest.mark.parametrize("squash", ["clip", "tanh"])
+def test_saturated_actor_gradient(squash):
+    """Regression (docs/rl-results.md): a clipped actor whose x_0 estimate left [-1, 1]
+    (every user at +1, an equal split) gets zero policy gradient and stays stuck there;
+    with ``action_squash="tanh"`` the gradient survives."""
+    torch.manual_seed(0)
+    model = ADD(max_users=U, seed=0, action_squash=squash, **SMALL_NET)
+    net = model.actor.eps.net[-1]
+    with torch.no_grad():  # eps = -5 everywhere: every step's x_0 estimate is far above 1
+        net.weight.zero_()
+        net.bias.fill_(-5.0)
+    tok, m = split_obs(_tensors(_obs(4, active=5)), U)
+    action = model.actor.sample(tok, m)
+    (action * m).sum().backward()
+    grad = net.bias.grad.abs().item()
+    if squash == "clip":
+        assert torch.all(action == 1.0) and grad == 0.0
+    else:
+        assert torch.all((action > 0.99) & (action < 1.0)) and grad > 0.0

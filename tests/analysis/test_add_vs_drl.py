@@ -34,7 +34,8 @@ def test_quick_run_writes_every_output(quick: dict[str, Any]) -> None:
         assert Path(path).is_file() and Path(path).stat().st_size > 0, path
     assert not list(Path(quick["root"] / "out").glob("*.partial*"))
     table = pd.read_csv(paths["table_csv"])
-    expected = [*repro.HEURISTICS, repro.REFERENCE, "add", "ppo"]
+    modes = [f"add[{m}]" for m in repro.ADD_MODES]
+    expected = [*repro.HEURISTICS, repro.REFERENCE, "add", "ppo", *modes]
     assert table["allocator"].tolist() == expected
     assert np.isfinite(table["episode_return_mean"]).all()
     md = Path(paths["table_md"]).read_text()
@@ -47,6 +48,8 @@ def test_quick_run_writes_every_output(quick: dict[str, Any]) -> None:
     assert entry["add_over"]["ppo"] == pytest.approx(add / ppo)
     assert entry["add_over"]["best_drl"] == pytest.approx(add / ppo)
     assert payload["wall_s"]["train_by_agent"].keys() == {"add", "ppo"}
+    fixed = entry["returns"]["add[fixed-noise]"]
+    assert entry["add[fixed-noise]_over"]["ppo"] == pytest.approx(fixed / ppo)
 
 
 def test_runs_frame_matches_direct_evaluation(quick: dict[str, Any]) -> None:
