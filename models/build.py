@@ -15,7 +15,8 @@ from pathlib import Path
 
 from models.cache import Cache, entry_key
 from models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, QualityBackend
-from sim.registry import UserInputError, suggest
+from models.encoders.levels import join_encoder_id, split_encoder_id
+from sim.registry import UserInputError
 
 
 @dataclass
@@ -30,23 +31,25 @@ class BuildReport:
 
 
 def expand_encoders(spec: str) -> list[tuple[str, str]]:
-    """``"jpeg,vq-mask/prm/p=0.25"`` -> ``[(family, level), ...]``; a bare family means
-    all its default levels. Unknown families or levels raise :class:`UserInputError`."""
+    """``"jpeg,vq-mask/prm/p=0.3"`` -> ``[(family, canonical level), ...]``.
+
+    A bare family means all its default levels; ``family/level`` accepts any level of
+    the family's grammar (``jpeg/q=55``, ``cross-attn/k=5/r=1``), normalised by the
+    encoder's ``canonical_level``. Unknown families or bad levels raise
+    :class:`UserInputError` naming the flag, the grammar and a did-you-mean."""
     import models.encoders  # noqa: F401  (registers the families)
 
     out: list[tuple[str, str]] = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:
             continue
-        family, _, level = item.partition("/")
-        encoder = ENCODERS.build(family, {})
-        levels = encoder.levels()
-        if level and level not in levels:
-            raise UserInputError(
-                f"--encoders: unknown level '{level}' of '{family}'.{suggest(level, levels)} "
-                f"Levels: {', '.join(levels)}."
-            )
-        out += [(family, lv) for lv in ([level] if level else levels)]
+        family, level = split_encoder_id(item)
+        try:
+            encoder = ENCODERS.build(family, {})
+            levels = [encoder.canonical_level(level)] if level else encoder.levels()
+        except UserInputError as exc:
+            raise UserInputError(f"--encoders: {exc}") from None
+        out += [(family, lv) for lv in levels]
     if not out:
         raise UserInputError("--encoders: give at least one encoder, e.g. jpeg,vq-mask")
     return list(dict.fromkeys(out))
@@ -74,7 +77,7 @@ def build_cache(
             report.images += 1
             for family, level in encoders:
                 enc = built[family]
-                encoder_id = f"{family}/{level}" if level else family
+                encoder_id = join_encoder_id(family, level)
                 key = entry_key(
                     image.sha256,
                     backend.name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -95,6 +95,16 @@ class UserGroup(Strict):
     count: int | None = Field(None, ge=0)
     qos: QosConfig | None = None
     arrivals: Plugin | None = None
+
+    @field_validator("encoder")
+    @classmethod
+    def _canonical_encoder(cls, encoder_id: str) -> str:
+        """Normalise a known family's level (``vq-mask/prm/p=0.30`` -> ``.../p=0.3``), as
+        ``aigcsim cache build`` names its entries; other ids are kept for the table's
+        own "not in the table" check (models.encoders.levels.canonical_encoder_id)."""
+        from models.encoders.levels import canonical_encoder_id
+
+        return canonical_encoder_id(encoder_id, strict=False)
 
     @model_validator(mode="after")
     def _size(self) -> UserGroup:

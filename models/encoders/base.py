@@ -131,6 +131,12 @@ class Encoder(Protocol):
         """Default level names, e.g. ``["q=10", "q=40"]``."""
         ...
 
+    def canonical_level(self, level: str) -> str:
+        """Validate any level of the family's grammar (not only the defaults) and return
+        its canonical spelling; raise :class:`~sim.registry.UserInputError` with the
+        grammar and a did-you-mean otherwise (see :mod:`models.encoders.levels`)."""
+        ...
+
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:

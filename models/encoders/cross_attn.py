@@ -66,6 +66,7 @@ from models.encoders.base import (
     UnitStream,
 )
 from models.encoders.jpeg import jpeg_roundtrip
+from models.encoders.levels import level_error
 from models.encoders.raw import MID_GREY, backend_key, check_pixels, psnr_db
 from models.encoders.seq_words import word_bits
 from models.jpsq import JPSQWeights, jpsq
@@ -106,21 +107,42 @@ class Level:
     regions: int | None
 
 
-def parse_level(level: str) -> Level:
-    """``default`` | ``k=K/r=R`` (``K``, ``R`` integers or ``all``) -> :class:`Level`."""
+LEVEL_GRAMMAR = (
+    "'default' (every keyword and region) or 'k=K/r=R' (the first K keywords and R "
+    "regions in importance order; K, R non-negative integers or 'all', not both 0)"
+)
+
+
+def parse_level(level: str, defaults: tuple[str, ...] | list[str] = DEFAULT_LEVELS) -> Level:
+    """``default`` | ``k=K/r=R`` (``K``, ``R`` integers or ``all``) -> :class:`Level`.
+
+    Raises:
+        UserInputError: (a ValueError) malformed, or ``K`` and ``R`` both 0; the message
+            gives the grammar and the closest of ``defaults``.
+    """
     s = level.strip()
     if s == "default":
         return Level(None, None)
     m = re.fullmatch(r"k=(\d+|all)/r=(\d+|all)", s)
     if not m:
-        raise ValueError(
-            f"bad cross-attn level '{level}': expected 'default' or 'k=K/r=R' with K, R "
-            f"integers or 'all' (e.g. 'k=3/r=2')"
-        )
+        raise level_error(
+            "cross-attn", level, "expected 'default' or 'k=K/r=R' (e.g. 'k=3/r=2')",
+            LEVEL_GRAMMAR, defaults,
+        )  # fmt: skip
     k, r = (None if g == "all" else int(g) for g in m.groups())
     if k == 0 and r == 0:
-        raise ValueError(f"cross-attn level '{level}' sends nothing: K and R are both 0")
+        raise level_error(
+            "cross-attn", level, "it sends nothing: K and R are both 0", LEVEL_GRAMMAR, defaults
+        )
     return Level(k, r)
+
+
+def canonical_level_of(lv: Level) -> str:
+    """``default`` for :class:`Level` (None, None) from ``default``; else ``k=K/r=R``."""
+    if lv.keywords is None and lv.regions is None:
+        return "default"
+    k, r = ("all" if v is None else str(v) for v in (lv.keywords, lv.regions))
+    return f"k={k}/r={r}"
 
 
 def gradient_energy_map(pixels: np.ndarray, side: int = 32, sigma_cells: float = 1.0):
@@ -229,6 +251,11 @@ class CrossAttn:
 
     def levels(self) -> list[str]:
         return list(DEFAULT_LEVELS)
+
+    def canonical_level(self, level: str) -> str:
+        """Any level of :data:`LEVEL_GRAMMAR`, normalised (``k=03/r=1`` -> ``k=3/r=1``;
+        ``k=all/r=all`` -> ``default``, the same stream); errors as :func:`parse_level`."""
+        return canonical_level_of(parse_level(level, self.levels()))
 
     @property
     def jpsq_weights(self) -> JPSQWeights:
@@ -420,7 +447,7 @@ class CrossAttn:
             }
             synthetic = True
         return UnitStream(
-            encoder_id=f"{self.family}/{level.strip()}",
+            encoder_id=f"{self.family}/{self.canonical_level(level)}",
             unit_bits=plan.unit_bits,
             quality=quality,
             decode_time_s=decode,

@@ -22,6 +22,7 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from models.encoders.levels import level_error
 from models.encoders.raw import (
     MID_GREY,
     backend_key,
@@ -65,12 +66,24 @@ def jpeg_roundtrip(pixels: np.ndarray, quality: int) -> tuple[int, np.ndarray]:
     return len(data), decoded
 
 
-def parse_quality(level: str) -> int:
-    """``"q=40"`` -> 40; anything else raises ValueError."""
+LEVEL_GRAMMAR = "'q=N' with N an integer in 1..100 (Pillow JPEG quality)"
+
+
+def parse_quality(level: str, defaults: tuple[str, ...] | list[str] = ()) -> int:
+    """``"q=40"`` -> 40.
+
+    Raises:
+        UserInputError: (a ValueError) not ``q=N`` or N outside 1..100; the message
+            suggests the closest of ``defaults``.
+    """
+    defaults = list(defaults) or [f"q={q}" for q in DEFAULT_QUALITIES]
     m = re.fullmatch(r"q=(\d+)", level.strip())
-    if not m or not 1 <= int(m.group(1)) <= 100:
-        raise ValueError(f"bad jpeg level '{level}': expected 'q=N' with N in 1..100")
-    return int(m.group(1))
+    if not m:
+        raise level_error("jpeg", level, "expected 'q=N'", LEVEL_GRAMMAR, defaults)
+    q = int(m.group(1))
+    if not 1 <= q <= 100:
+        raise level_error("jpeg", level, f"quality {q} is outside 1..100", LEVEL_GRAMMAR, defaults)
+    return q
 
 
 class JpegEncoder:
@@ -86,12 +99,17 @@ class JpegEncoder:
     def levels(self) -> list[str]:
         return [f"q={q}" for q in self.params.qualities]
 
+    def canonical_level(self, level: str) -> str:
+        """``q=N`` for any integer N in 1..100 (``q=055`` -> ``q=55``); see
+        :func:`parse_quality` for the errors."""
+        return f"q={parse_quality(level, self.levels())}"
+
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
         import PIL
 
-        q = parse_quality(level)
+        q = parse_quality(level, self.levels())
         px = check_pixels(image.pixels)
         grey = grey_quality(image, backend, store)
 

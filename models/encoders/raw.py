@@ -16,6 +16,7 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from models.encoders.levels import level_error
 from models.pixels import check_pixels
 
 MID_GREY = 128
@@ -102,12 +103,19 @@ class RawEncoder:
     def levels(self) -> list[str]:
         return [""]
 
+    def canonical_level(self, level: str) -> str:
+        """``""`` (also accepted: ``raw``); anything else raises UserInputError."""
+        if level.strip() not in ("", "raw"):
+            raise level_error(
+                "raw", level, "raw has no levels", "none (the encoder id is just 'raw')", [""]
+            )
+        return ""
+
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
         """One unit; quality after it = backend LPIPS of the original against itself."""
-        if level not in ("", "raw"):
-            raise ValueError(f"raw has no level '{level}' (its only level is '')")
+        self.canonical_level(level)
         px = check_pixels(image.pixels)
         grey = grey_quality(image, backend, store)
 

@@ -40,6 +40,7 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from models.encoders.levels import level_error
 from models.encoders.seq_words_measured import (
     PromptMetrics,
     caption_words,
@@ -101,6 +102,16 @@ class SeqWords:
     def levels(self) -> list[str]:
         return list(POLICIES)
 
+    def canonical_level(self, level: str) -> str:
+        """One of :data:`POLICIES`; anything else raises UserInputError."""
+        s = level.strip()
+        if s not in POLICIES:
+            raise level_error(
+                self.family, level, "unknown word order", "one of " + ", ".join(POLICIES),
+                POLICIES,
+            )  # fmt: skip
+        return s
+
     def _attention(self, image: ImageRecord, words: list[str], backend, store) -> np.ndarray:
         if not hasattr(backend, "word_attention"):
             raise BackendUnavailable(f"backend '{backend.name}' has no text self-attention")
@@ -138,8 +149,7 @@ class SeqWords:
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
-        if level not in POLICIES:
-            raise ValueError(f"seq-words: unknown order '{level}', expected one of {POLICIES}")
+        level = self.canonical_level(level)
         if has_receiver(backend):
             return self._encode_measured(image, level, backend, store)
         words = image.caption.split()

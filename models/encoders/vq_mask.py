@@ -77,6 +77,7 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from models.encoders.levels import level_error
 from models.encoders.raw import (
     MID_GREY,
     backend_key,
@@ -177,17 +178,52 @@ class MaskPolicy:
     p: float
 
 
-def parse_level(level: str) -> MaskPolicy:
-    """``prm/p=0.25`` | ``pdm`` | ``ebm/p=0.25`` -> :class:`MaskPolicy` (p in [0, 1))."""
+POLICIES = ("prm", "pdm", "ebm")
+LEVEL_GRAMMAR = (
+    "'prm/p=P' (pseudo-random, shared seed), 'pdm' (fixed 2x2 pattern, 1 in 4) or "
+    "'ebm/p=P' (lowest quantisation error, mask sent), with P the masked fraction in "
+    "[0, 1) written as a decimal (p=0: nothing masked)"
+)
+
+
+def format_ratio(p: float) -> str:
+    """Shortest positional decimal that reads back as ``p`` (``0.30`` -> ``0.3``)."""
+    return np.format_float_positional(float(p), trim="-")
+
+
+def parse_level(level: str, defaults: tuple[str, ...] | list[str] = DEFAULT_LEVELS) -> MaskPolicy:
+    """``prm/p=0.25`` | ``pdm`` | ``ebm/p=0.25`` -> :class:`MaskPolicy` (p in [0, 1)).
+
+    Raises:
+        UserInputError: (a ValueError) unknown policy, ``pdm`` with a parameter, a
+            malformed ``p=`` or P outside [0, 1); the message gives the grammar and the
+            closest of ``defaults``.
+    """
     s = level.strip()
-    if s == "pdm":
+    policy, _, rest = s.partition("/")
+
+    def bad(problem: str, candidates: tuple[str, ...] = ()) -> Exception:
+        return level_error("vq-mask", level, problem, LEVEL_GRAMMAR, defaults, candidates)
+
+    if policy not in POLICIES:
+        fixed = tuple(f"{k}/{rest}" if rest and k != "pdm" else k for k in POLICIES)
+        raise bad(f"unknown policy '{policy}' (policies: {', '.join(POLICIES)})", fixed)
+    if policy == "pdm":
+        if rest:
+            raise bad("'pdm' is a fixed pattern and takes no parameter")
         return MaskPolicy("pdm", 0.25)
-    m = re.fullmatch(r"(prm|ebm)/p=([0-9]*\.?[0-9]+)", s)
-    if not m or not 0.0 <= float(m.group(2)) < 1.0:
-        raise ValueError(
-            f"bad vq-mask level '{level}': expected 'prm/p=P', 'pdm' or 'ebm/p=P' with P in [0, 1)"
-        )
-    return MaskPolicy(m.group(1), float(m.group(2)))
+    m = re.fullmatch(r"p=([0-9]*\.?[0-9]+)", rest)
+    if not m:
+        raise bad(f"expected '{policy}/p=P' with P a decimal such as 0.25")
+    p = float(m.group(1))
+    if not 0.0 <= p < 1.0:
+        raise bad(f"P={m.group(1)} is outside [0, 1)")
+    return MaskPolicy(policy, p)
+
+
+def canonical_level_of(policy: MaskPolicy) -> str:
+    """The canonical level string of ``policy`` (``prm/p=0.3``, ``pdm``)."""
+    return "pdm" if policy.kind == "pdm" else f"{policy.kind}/p={format_ratio(policy.p)}"
 
 
 def make_mask(policy: MaskPolicy, qerr: np.ndarray, mask_seed: int = 0) -> np.ndarray:
@@ -308,6 +344,11 @@ class VQMaskEncoder:
 
     def levels(self) -> list[str]:
         return list(DEFAULT_LEVELS)
+
+    def canonical_level(self, level: str) -> str:
+        """Any level of :data:`LEVEL_GRAMMAR`, normalised (``prm/p=.30`` -> ``prm/p=0.3``);
+        errors as :func:`parse_level`."""
+        return canonical_level_of(parse_level(level, self.levels()))
 
     # ------------------------------------------------------------------ codebook
     def codebook(self, store: ModelOutputStore) -> VQCodebook:
@@ -482,7 +523,7 @@ class VQMaskEncoder:
         key = json.dumps(
             {
                 "codebook": cb.key,
-                "level": level.strip(),
+                "level": self.canonical_level(level),
                 "backend": backend_key(backend),
                 **pr.model_dump(
                     include={
@@ -512,7 +553,7 @@ class VQMaskEncoder:
         decode = np.full(n_units + 1, pr.decode_time_s)
         decode[0] = 0.0
         return UnitStream(
-            encoder_id=f"{self.family}/{level.strip()}",
+            encoder_id=f"{self.family}/{self.canonical_level(level)}",
             unit_bits=plan.unit_bits,
             quality=quality,
             decode_time_s=decode,
@@ -588,7 +629,7 @@ class VQMaskEncoder:
         key = json.dumps(
             {
                 "receiver": receiver.key,
-                "level": level.strip(),
+                "level": self.canonical_level(level),
                 "backend": backend_key(backend),
                 **pr.model_dump(
                     include={
@@ -619,7 +660,7 @@ class VQMaskEncoder:
         decode[0] = 0.0
         ids = receiver.model_ids()
         return UnitStream(
-            encoder_id=f"{self.family}/{level.strip()}",
+            encoder_id=f"{self.family}/{self.canonical_level(level)}",
             unit_bits=plan.unit_bits,
             quality=quality,
             decode_time_s=decode,
