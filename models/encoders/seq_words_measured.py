@@ -14,6 +14,11 @@ Every generation's metrics are stored per image and prompt in the cache's model
 outputs (kind ``t2i_metrics``, key = backend receiver key + prompt), so a rerun, an
 interrupted search or another order reuses them; only prompts not yet stored are
 generated, in one batched call per step.
+
+Decode times (``seconds_per_image``) are MEASURED wall times, stored with the metrics, so
+a rerun reproduces them exactly; they are only as meaningful as the machine and models
+they were taken on (numbers from the tiny random CPU test models say nothing about a
+real deployment).
 """
 
 from __future__ import annotations
