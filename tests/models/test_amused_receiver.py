@@ -125,7 +125,14 @@ def test_zero_mask_reproduces_the_tokenised_input_exactly():
     prompt=st.sampled_from(["", "a cat", "a small red rocket on the street"]),
 )
 def test_lmi_never_changes_a_received_index(density, mask_seed, seed, prompt):
-    rec = receiver()
+    assert_lmi_keeps_received_ids(receiver(), density, mask_seed, seed, prompt)
+
+
+def assert_lmi_keeps_received_ids(
+    rec: AmusedReceiver, density: float, mask_seed: int, seed: int, prompt: str
+) -> None:
+    """Latent mixture integration: ``fill`` returns every received id unchanged and
+    only valid codebook ids elsewhere."""
     rng = np.random.default_rng(mask_seed)
     tokens = rng.integers(0, TINY_CODES, size=(2, 8, 6))
     known = rng.random(tokens.shape) < density

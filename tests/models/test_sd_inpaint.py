@@ -15,16 +15,19 @@ from tests.models.tiny_models import (
 )
 
 
-def _receiver(tmp_path_factory, in_channels: int):
+def _receiver(tmp_path_factory, in_channels: int, device: str = "cpu", dtype=torch.float32):
+    """A tiny inpainting receiver on ``device`` in ``dtype`` (fp16 only on CUDA)."""
     from models.backends.sd_inpaint import InpaintReceiver
 
     torch.set_num_threads(1)
     tok = tiny_clip_tokenizer(tmp_path_factory.mktemp("tok"))
-    return InpaintReceiver.from_components(
+    rec = InpaintReceiver.from_components(
         tiny_vae(), tiny_text_encoder(len(tok)), tok, tiny_unet(in_channels=in_channels),
         tiny_scheduler(), height=TINY_IMAGE_SIDE, width=TINY_IMAGE_SIDE,
         num_inference_steps=2, guidance_scale=2.0, seed=0,
     )  # fmt: skip
+    rec.pipe.to(device, dtype)
+    return rec
 
 
 def save_tiny_inpainting(directory):
@@ -56,6 +59,14 @@ def _inputs():
 
 
 def test_shapes_kept_pixels_and_determinism(receiver):
+    assert_inpaint_keeps_pixels_and_is_deterministic(receiver, exact_batching=True)
+
+
+def assert_inpaint_keeps_pixels_and_is_deterministic(receiver, exact_batching: bool) -> None:
+    """Received pixels come back exactly, the rest is regenerated from the prompt, and
+    the same call gives the same images; ``exact_batching``: an image does not depend on
+    its batch bit for bit (CPU fp32; on CUDA other kernels may run for other batch
+    sizes, so only the kept pixels are compared there)."""
     prompts, images, keep = _inputs()
     out = receiver.inpaint(prompts, images, keep)
     assert out.shape == images.shape and out.dtype == np.uint8
@@ -65,7 +76,9 @@ def test_shapes_kept_pixels_and_determinism(receiver):
     again = receiver.inpaint(prompts, images, keep)
     assert np.array_equal(out, again)  # fixed seed
     alone = receiver.inpaint(prompts[1:2], images[1:2], keep[1:2])
-    assert np.array_equal(alone[0], out[1])  # independent of the batch
+    assert np.array_equal(alone[0][keep[1]], out[1][keep[1]])
+    if exact_batching:
+        assert np.array_equal(alone[0], out[1])  # independent of the batch
     other = receiver.inpaint(["blue flower"], images[:1], keep[:1])
     assert not np.array_equal(other[0], out[0])  # the prompt matters
 
