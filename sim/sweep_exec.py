@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -127,6 +128,8 @@ def init_ray(workers: int, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     common = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
+    if address:
+        check_reachable(address)
     try:
         if address:
             ray.init(address=address, **common)
@@ -134,8 +137,40 @@ def init_ray(workers: int, address: str | None) -> bool:
             ray.init(num_cpus=workers, **common)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"join the Ray cluster at '{address}'" if address else "start a local Ray instance"
-        raise UserInputError(f"cannot {where}: {exc}") from None
+        hint = (
+            " If the cluster uses token authentication (the default for clusters started "
+            "by Ray >= 2.59), give this process its token: set RAY_AUTH_TOKEN, or put it in "
+            "~/.ray/auth_token ('ray get-auth-token' on the head node prints it)."
+            if address
+            else ""
+        )
+        raise UserInputError(f"cannot {where}: {exc}.{hint}") from None
     return True
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, with a clear message, when nothing accepts connections at ``address``
+    (``host:port`` of a Ray head's GCS); Ray itself would retry for minutes.
+
+    ``ray://`` client addresses and ``auto`` are left to Ray.
+    """
+    if address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UserInputError(
+            f"--address: expected HOST:PORT of a Ray head node (e.g. 10.0.0.5:6379), "
+            f"'auto', or a ray:// address; got '{address}'"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot join the Ray cluster at '{address}': nothing accepts connections there "
+            f"({exc.strerror or exc}). Start a head node with 'ray start --head --port={port}' "
+            "or check the address."
+        ) from None
 
 
 class RayExecutor:
