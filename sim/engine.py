@@ -465,6 +465,23 @@ class Simulation:
             self.positions_m = self.mobility.step(self.positions_m, self.dt)
             self.channel.move(self.positions_m)
         self.channel.advance(self.dt, self.mobility.speed_mps)
+        return self._state_at_tick()
+
+    def reobserve(self) -> AllocatorState | None:
+        """The state of the tick last observed, recomputed after an outside change to the
+        users' deliveries (e.g. a request retargeted to another encoder level).
+
+        Neither the clock, the users nor the channels move, and no random number is
+        drawn: small-scale fading was already evaluated at this tick. Call it between
+        :meth:`observe` and :meth:`apply`.
+        """
+        if self._pending_state is None:
+            raise RuntimeError("reobserve() called without observe()")
+        return self._state_at_tick()
+
+    def _state_at_tick(self) -> AllocatorState | None:
+        """The allocator state at ``time_s`` (users, channels and clock already there)."""
+        t = self.time_s
         idx = np.flatnonzero(self.active)
         if idx.size == 0:
             self._pending_state = (idx, None)

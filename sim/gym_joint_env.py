@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import AllocatorState
+from models.encoders.levels import canonical_encoder_id
 from models.optable import LOWER_IS_BETTER, OperatingPointTable
 from sim.engine import Simulation
 from sim.gym_env import BandwidthAllocationEnv, _OutcomeLog
 from sim.registry import UserInputError, suggest
 from sim.schema import Scenario, TableConfig
 from sim.table_source import load_source
-
-_STILL = SimpleNamespace(moving=False, speed_mps=None)
 
 
 # ------------------------------------------------------------------ simulator helpers
@@ -101,23 +98,6 @@ class LevelSimulation(Simulation):
         level = int(self.choice[u])
         if req is not None and level >= 0 and req.encoder != level:
             retarget_current_request(self, u, level)
-
-    def reobserve(self) -> AllocatorState | None:
-        """The state of the tick last observed, recomputed (after a retarget).
-
-        Neither the clock, the users nor the channels move: fading was evaluated at this
-        tick already, so no random draw happens. Call before :meth:`apply`.
-        """
-        if self._pending_state is None:
-            raise RuntimeError("reobserve() called without observe()")
-        mobility, channel = self.mobility, self.channel
-        self.mobility = _STILL
-        channel.advance = lambda _dt, _speed: None  # instance attribute shadows the method
-        try:
-            return self.observe()
-        finally:
-            self.mobility = mobility
-            del channel.advance
 
 
 def _available_encoders(config: TableConfig, base_dir: Path | None) -> list[str] | None:
@@ -221,7 +201,8 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
         groups = self.scenario.users.groups
         if encoder_levels is None:
             encoder_levels = list(dict.fromkeys(g.encoder for g in groups))
-        levels = [str(e) for e in encoder_levels]
+        # the ids the table and the scenario use (e.g. 'jpeg/q=055' -> 'jpeg/q=55')
+        levels = [canonical_encoder_id(str(e), strict=False) for e in encoder_levels]
         if not levels:
             raise ValueError("encoder_levels must name at least one encoder")
         dupes = sorted({e for e in levels if levels.count(e) > 1})

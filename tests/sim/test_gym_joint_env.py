@@ -193,3 +193,12 @@ def test_retarget_refuses_a_request_that_started_sending(tiny):
 def test_default_levels_are_the_group_encoders(tiny):
     env = JointEncodingAllocationEnv(tiny, max_users=MAX_USERS)
     assert env.encoder_levels == ["jpeg/q=40", "jpeg/q=80"]
+
+
+def test_levels_are_normalised_like_scenario_encoder_ids(tiny):
+    env = JointEncodingAllocationEnv(
+        tiny, encoder_levels=["jpeg/q=010", "jpeg/q=40", "jpeg/q=80"], max_users=MAX_USERS
+    )
+    assert env.encoder_levels == LEVELS
+    env.reset(seed=1)
+    assert [e.encoder_id for e in env.simulation.table.encoders] == LEVELS
