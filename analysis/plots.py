@@ -97,6 +97,10 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 # ------------------------------------------------------------------ sweeps
+UNIT_INTERVAL_METRICS = frozenset({"success_rate", "bandwidth_utilization", "jain_fairness"})
+"""Summary metrics that live in [0, 1]: their confidence bands are drawn clipped to it."""
+
+
 def plot_metric_vs_axis(
     summaries: pd.DataFrame,
     x: str,
@@ -129,7 +133,10 @@ def plot_metric_vs_axis(
         half = np.nan_to_num(part[f"{metric}_ci95"].to_numpy(float), nan=0.0)
         label = None if hue is None else str(key)
         (line,) = ax.plot(xs, mean, marker="o", label=label)
-        ax.fill_between(xs, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+        lo, hi = mean - half, mean + half
+        if metric in UNIT_INTERVAL_METRICS:  # the t band is symmetric; the metric is not
+            lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
     if not numeric:
         ax.set_xticks(range(len(categories)), categories, rotation=20)
     ax.set_xlabel(x)

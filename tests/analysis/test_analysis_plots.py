@@ -135,3 +135,12 @@ def test_training_synthetic_encoders(tmp_path: Path, run_dir: Path) -> None:
     assert training_synthetic_encoders(tmp_path) is None  # no scenario.yaml
     shutil.copy(run_dir / "config.yaml", tmp_path / "scenario.yaml")
     assert training_synthetic_encoders(tmp_path) == ["cross-attn/default", "jpeg/q=40"]
+
+
+def test_bands_of_unit_interval_metrics_are_clipped() -> None:
+    import pandas as pd
+
+    df = pd.DataFrame({"x": [1, 1, 2, 2], "success_rate": [0.9, 1.0, 0.0, 0.2]})
+    fig = plots.plot_metric_vs_axis(df, "x", "success_rate")
+    ys = np.concatenate([p.vertices[:, 1] for p in fig.axes[0].collections[0].get_paths()])
+    assert ys.min() == 0.0 and ys.max() == 1.0  # the raw t band spans about -1.2 .. 2.1
