@@ -99,6 +99,10 @@ def png_bytes(fig: Figure) -> bytes:
 # ------------------------------------------------------------------ sweeps
 UNIT_INTERVAL_METRICS = frozenset({"success_rate", "bandwidth_utilization", "jain_fairness"})
 """Summary metrics that live in [0, 1]: their confidence bands are drawn clipped to it."""
+NONNEGATIVE_METRICS = frozenset(
+    {"mean_lpips", "mean_latency_s", "p95_latency_s", "mean_kbytes_sent", "wall_time_s"}
+)
+"""Summary metrics that are >= 0: their bands are drawn with the lower edge at 0 or above."""
 
 
 def plot_metric_vs_axis(
@@ -136,6 +140,8 @@ def plot_metric_vs_axis(
         lo, hi = mean - half, mean + half
         if metric in UNIT_INTERVAL_METRICS:  # the t band is symmetric; the metric is not
             lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+        elif metric in NONNEGATIVE_METRICS:
+            lo = np.maximum(lo, 0.0)
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
     if not numeric:
         ax.set_xticks(range(len(categories)), categories, rotation=20)

@@ -144,3 +144,12 @@ def test_bands_of_unit_interval_metrics_are_clipped() -> None:
     fig = plots.plot_metric_vs_axis(df, "x", "success_rate")
     ys = np.concatenate([p.vertices[:, 1] for p in fig.axes[0].collections[0].get_paths()])
     assert ys.min() == 0.0 and ys.max() == 1.0  # the raw t band spans about -1.2 .. 2.1
+
+
+def test_bands_of_nonnegative_metrics_stop_at_zero() -> None:
+    import pandas as pd
+
+    df = pd.DataFrame({"x": [1, 1], "mean_latency_s": [0.1, 2.0]})
+    fig = plots.plot_metric_vs_axis(df, "x", "mean_latency_s")
+    ys = np.concatenate([p.vertices[:, 1] for p in fig.axes[0].collections[0].get_paths()])
+    assert ys.min() == 0.0 and ys.max() > 2.0  # upper edge untouched
