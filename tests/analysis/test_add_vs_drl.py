@@ -136,6 +136,25 @@ def test_summary_table_averages_training_seeds_first() -> None:
     assert row["episode_return_ci95"] == pytest.approx(12.7062047 * 2.0, rel=1e-6)
     assert row["return_by_train_seed"] == [3.0, 5.0]
     assert row["train_seed_sd"] == pytest.approx(math.sqrt(2.0))
+    assert math.isnan(row["return_vs_equal_share_mean"])  # no equal-share rows here
+
+
+def test_paired_difference_from_equal_share() -> None:
+    base = {"kind": "x", "train_seed": 0, "quality_gain": 0.0, "deadline_failures": 0.0}
+    base |= {m: 0.5 for m in repro.TABLE_METRICS[1:]}
+    returns = {"equal-share": [10.0, 30.0, 20.0], "ppo": [11.0, 33.0, 20.0]}
+    rows = [
+        base | {"allocator": a, "eval_seed": e, "episode_return": r}
+        for a, rs in returns.items()
+        for e, r in enumerate(rs)
+    ]
+    table = repro.summary_table(pd.DataFrame(rows)).set_index("allocator")
+    assert table.loc["equal-share", "return_vs_equal_share_mean"] == 0.0
+    assert table.loc["ppo", "return_vs_equal_share_mean"] == pytest.approx(4.0 / 3.0)
+    sd = np.std([1.0, 3.0, 0.0], ddof=1)
+    assert table.loc["ppo", "return_vs_equal_share_ci95"] == pytest.approx(
+        4.302652729 * sd / math.sqrt(3), rel=1e-6
+    )
 
 
 @pytest.mark.parametrize(
