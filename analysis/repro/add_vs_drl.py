@@ -360,6 +360,63 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def add_diagnostics(
+    budget: Budget, dirs: Sequence[Path], n_obs: int = 256
+) -> list[dict[str, float]]:
+    """Where a trained ADD actor sits and which way its critic pushes it.
+
+    For each run: roll the deterministic policy on the first held-out seed for up to
+    ``n_obs`` steps, then over the active user slots of those observations report
+    ``frac_action_at_upper`` / ``frac_action_at_lower`` (action >= 0.99 / <= -0.99),
+    ``frac_q_slope_positive`` (``d min(Q1, Q2) / d a_i > 0`` at the policy's action)
+    and ``mean_q_slope``. A slope positive for almost every user with the action at +1
+    is the collapse to equal share that docs/rl-results.md describes.
+    """
+    import torch
+
+    from agents.add import ADD, split_obs
+    from agents.sb3_training import overrides_dict
+    from sim.gym_env import BandwidthAllocationEnv
+
+    out = []
+    for d in dirs:
+        model = ADD.load(Path(d) / "model.zip", device="cpu")
+        env = BandwidthAllocationEnv(
+            budget.scenario, max_users=model.max_users, overrides=overrides_dict(budget.overrides)
+        )
+        obs, _ = env.reset(seed=int(budget.eval_seeds[0]))
+        users, masks = [], []
+        for _ in range(n_obs):
+            users.append(obs["users"].copy())
+            masks.append(obs["mask"].copy())
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _r, term, trunc, _info = env.step(action)
+            if term or trunc:
+                break
+        batch = {
+            "users": torch.as_tensor(np.stack(users)),
+            "mask": torch.as_tensor(np.stack(masks)),
+        }
+        tokens, mask = split_obs(batch, model.max_users)
+        with torch.no_grad():
+            action = model.actor.sample(tokens, mask, model._noise(tokens.shape[0], True))
+        action.requires_grad_(True)
+        q = torch.min(*model.critic(tokens, mask, action))
+        (slope,) = torch.autograd.grad(q.sum(), action)
+        a, g = action.detach()[mask], slope[mask]
+        out.append(
+            {
+                "run": str(d),
+                "observations": int(tokens.shape[0]),
+                "frac_action_at_upper": float((a >= 0.99).float().mean()),
+                "frac_action_at_lower": float((a <= -0.99).float().mean()),
+                "frac_q_slope_positive": float((g > 0).float().mean()),
+                "mean_q_slope": float(g.mean()),
+            }
+        )
+    return out
+
+
 # ------------------------------------------------------------------------------- ratios
 def _safe_ratio(num: float, den: float) -> float | None:
     return None if not np.isfinite(num) or not np.isfinite(den) or den == 0 else num / den
@@ -630,6 +687,7 @@ def run(budget: Budget, out_dir: Path, runs_dir: Path, retrain: bool = False) ->
     frame = evaluate_all(budget, runs)
     table = summary_table(frame)
     ratios = reward_ratios(frame, runs=runs)
+    ratios["add_diagnostics"] = add_diagnostics(budget, runs.get("add", []))
     wall = {
         "train_by_agent": train_wall_s(runs),
         "train_this_call": t_train,
@@ -654,6 +712,8 @@ def _print_report(result: dict[str, Any], budget: Budget) -> None:
         if "add_over" in e:
             v = e["add_over"]["mean_drl"]
             print(f"  penalty {pen}: ADD / mean DRL = {'-' if v is None else f'{v:.3f}'}")
+    for diag in result["ratios"].get("add_diagnostics", []):
+        print("ADD diagnostics: " + json.dumps(diag))
     print(f"training wall s: {json.dumps(result['wall']['train_by_agent'])}")
     for name, path in result["paths"].items():
         print(f"{name}: {path}")

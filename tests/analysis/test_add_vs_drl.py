@@ -48,6 +48,10 @@ def test_quick_run_writes_every_output(quick: dict[str, Any]) -> None:
     assert entry["add_over"]["ppo"] == pytest.approx(add / ppo)
     assert entry["add_over"]["best_drl"] == pytest.approx(add / ppo)
     assert payload["wall_s"]["train_by_agent"].keys() == {"add", "ppo"}
+    (diag,) = payload["ratios"]["add_diagnostics"]
+    assert diag["observations"] > 0
+    for key in ("frac_action_at_upper", "frac_action_at_lower", "frac_q_slope_positive"):
+        assert 0.0 <= diag[key] <= 1.0
     fixed = entry["returns"]["add[fixed-noise]"]
     assert entry["add[fixed-noise]_over"]["ppo"] == pytest.approx(fixed / ppo)
 
