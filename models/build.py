@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from models.cache import Cache, entry_key
 from models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, QualityBackend
@@ -55,6 +56,21 @@ def expand_encoders(spec: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
+def encoder_entry_key(
+    image: ImageRecord, backend_name: str, model_ids: dict, encoder_id: str, encoder: Any
+) -> str:
+    """The cache entry key of ``image`` encoded as ``encoder_id`` by ``encoder`` on a backend
+    (its name and model ids), with the encoder's parameters and code version."""
+    return entry_key(
+        image.sha256,
+        backend_name,
+        model_ids,
+        encoder_id,
+        getattr(encoder, "params_dict", {}),
+        encoder.code_version,
+    )
+
+
 def build_cache(
     images: Iterable[ImageRecord],
     encoders: list[tuple[str, str]],
@@ -78,14 +94,7 @@ def build_cache(
             for family, level in encoders:
                 enc = built[family]
                 encoder_id = join_encoder_id(family, level)
-                key = entry_key(
-                    image.sha256,
-                    backend.name,
-                    model_ids,
-                    encoder_id,
-                    getattr(enc, "params_dict", {}),
-                    enc.code_version,
-                )
+                key = encoder_entry_key(image, backend.name, model_ids, encoder_id, enc)
                 if cache.has_entry(image.image_id, encoder_id, key):
                     report.reused += 1
                 else:

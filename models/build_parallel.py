@@ -29,9 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from models.build import BuildReport
-from models.cache import Cache, _from_bytes, _to_bytes, entry_key
+from models.build import BuildReport, encoder_entry_key
+from models.cache import Cache, _from_bytes, _to_bytes
 from models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, UnitStream
+from models.encoders.levels import join_encoder_id
 from sim.registry import UserInputError, suggest
 
 EXECUTORS = ("serial", "local", "ray")
@@ -104,7 +105,7 @@ def run_batch(task: BatchTask) -> BatchResult:
     entries, failed = [], []
     for i, family, level, key in task.todo:
         enc = built.setdefault(family, ENCODERS.build(family, {}))
-        encoder_id = f"{family}/{level}" if level else family
+        encoder_id = join_encoder_id(family, level)
         image = task.images[i]
         try:
             stream = enc.encode(image, level, backend, store)
@@ -229,15 +230,8 @@ def build_cache_parallel(
             missing = []
             for family, level in encoders:
                 enc = built[family]
-                encoder_id = f"{family}/{level}" if level else family
-                key = entry_key(
-                    image.sha256,
-                    be.name,
-                    model_ids,
-                    encoder_id,
-                    getattr(enc, "params_dict", {}),
-                    enc.code_version,
-                )
+                encoder_id = join_encoder_id(family, level)
+                key = encoder_entry_key(image, be.name, model_ids, encoder_id, enc)
                 if cache.has_entry(image.image_id, encoder_id, key):
                     report.reused += 1
                     if progress is not None:
