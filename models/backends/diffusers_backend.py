@@ -224,27 +224,39 @@ class DiffusersBackend:
             attn_implementation="eager",
             dtype=dtype,
         )
+        pipe = self.load_sd_pipeline(
+            StableDiffusionPipeline, "text_to_image", text_encoder=text_encoder
+        )
+        return TextToImageReceiver(pipe, **self.receiver_settings())
+
+    def load_sd_pipeline(self, pipeline_cls: Any, setting: str, **components: Any) -> Any:
+        """A Stable Diffusion pipeline of class ``pipeline_cls`` from the model named by
+        ``setting``: no safety checker, the configured scheduler, on this backend's
+        dtype and device."""
         pipe = self.load_model(
-            StableDiffusionPipeline.from_pretrained,
-            "text_to_image",
-            text_encoder=text_encoder,
+            pipeline_cls.from_pretrained,
+            setting,
             safety_checker=None,
             feature_extractor=None,
             requires_safety_checker=False,
-            dtype=dtype,
+            dtype=self.torch_dtype,
+            **components,
         )
         pipe.scheduler = SCHEDULERS.build(self.settings.scheduler, {}, config=pipe.scheduler.config)
-        pipe = pipe.to(self.device)
+        return pipe.to(self.device)
+
+    def receiver_settings(self) -> dict[str, Any]:
+        """Generation settings shared by the SD receivers (size, steps, guidance, seed,
+        candidate batch size)."""
         s = self.settings
-        return TextToImageReceiver(
-            pipe,
-            height=s.height,
-            width=s.width,
-            num_inference_steps=s.num_inference_steps,
-            guidance_scale=s.guidance_scale,
-            seed=s.seed,
-            batch_size=s.candidate_batch_size,
-        )
+        return {
+            "height": s.height,
+            "width": s.width,
+            "num_inference_steps": s.num_inference_steps,
+            "guidance_scale": s.guidance_scale,
+            "seed": s.seed,
+            "batch_size": s.candidate_batch_size,
+        }
 
     @property
     def vq_receiver(self) -> AmusedReceiver:

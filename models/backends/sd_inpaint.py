@@ -159,25 +159,5 @@ def build_inpaint_receiver(backend: DiffusersBackend) -> InpaintReceiver:
     guidance, size, seed and batch size settings (loaded with the backend's dtype/device)."""
     from diffusers import StableDiffusionInpaintPipeline
 
-    from models.backends.diffusers_backend import SCHEDULERS
-
-    s = backend.settings
-    pipe = backend.load_model(
-        StableDiffusionInpaintPipeline.from_pretrained,
-        "inpainting",
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-        dtype=backend.torch_dtype,
-    )
-    pipe.scheduler = SCHEDULERS.build(s.scheduler, {}, config=pipe.scheduler.config)
-    pipe = pipe.to(s.device)
-    return InpaintReceiver(
-        pipe,
-        height=s.height,
-        width=s.width,
-        num_inference_steps=s.num_inference_steps,
-        guidance_scale=s.guidance_scale,
-        seed=s.seed,
-        batch_size=s.candidate_batch_size,
-    )
+    pipe = backend.load_sd_pipeline(StableDiffusionInpaintPipeline, "inpainting")
+    return InpaintReceiver(pipe, **backend.receiver_settings())
