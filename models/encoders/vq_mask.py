@@ -524,6 +524,27 @@ class VQMaskEncoder:
         js = np.arange(n_p + 1)
         return np.stack([np.interp(js, grid, row) for row in measured])
 
+    _KEY_PARAMS = frozenset(
+        {"packet_indices", "interleave", "loss_patterns", "quality_grid", "mask_seed", "loss_seed"}
+    )
+
+    def _quality_key(
+        self, level: str, backend: QualityBackend, source: dict[str, str], extra: set[str]
+    ) -> str:
+        """Store key of the quality-by-packets curve: the VQ source (``codebook`` or
+        ``receiver`` key), level, backend, the parameters that shape the curve (the shared
+        ones plus ``extra``) and the code version."""
+        return json.dumps(
+            {
+                **source,
+                "level": self.canonical_level(level),
+                "backend": backend_key(backend),
+                **self.params.model_dump(include=set(self._KEY_PARAMS | extra)),
+                "code_version": self.code_version,
+            },
+            sort_keys=True,
+        )
+
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
@@ -535,26 +556,7 @@ class VQMaskEncoder:
         cb = self.codebook(store)
         grey = grey_quality(image, backend, store)
         pr = self.params
-        key = json.dumps(
-            {
-                "codebook": cb.key,
-                "level": self.canonical_level(level),
-                "backend": backend_key(backend),
-                **pr.model_dump(
-                    include={
-                        "packet_indices",
-                        "interleave",
-                        "loss_patterns",
-                        "quality_grid",
-                        "refine_steps",
-                        "mask_seed",
-                        "loss_seed",
-                    }
-                ),  # fmt: skip
-                "code_version": self.code_version,
-            },
-            sort_keys=True,
-        )
+        key = self._quality_key(level, backend, {"codebook": cb.key}, {"refine_steps"})
         by_packets = np.asarray(
             store.get_or_compute(
                 image.sha256,
@@ -648,26 +650,7 @@ class VQMaskEncoder:
         plan = self.plan(image, level, store, receiver)
         grey = grey_quality(image, backend, store)
         pr = self.params
-        key = json.dumps(
-            {
-                "receiver": receiver.key,
-                "level": self.canonical_level(level),
-                "backend": backend_key(backend),
-                **pr.model_dump(
-                    include={
-                        "packet_indices",
-                        "interleave",
-                        "loss_patterns",
-                        "quality_grid",
-                        "mask_seed",
-                        "loss_seed",
-                        "fill_seed",
-                    }
-                ),  # fmt: skip
-                "code_version": self.code_version,
-            },
-            sort_keys=True,
-        )
+        key = self._quality_key(level, backend, {"receiver": receiver.key}, {"fill_seed"})
         held: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
         def run() -> tuple[np.ndarray, np.ndarray]:  # one receiver pass gives both arrays
