@@ -1,8 +1,8 @@
 """Attention-aware Deep Diffusion (ADD): a diffusion-policy actor-critic for bandwidth allocation.
 
 ADD (the seed paper's DRL solver) is trained here D2SAC-style (off-policy, twin critics)
-on :class:`sim.gym_env.BandwidthAllocationEnv`. Torch modules live in
-:mod:`agents.add_networks`.
+on :class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`. Torch modules live in
+:mod:`aigcsim.agents.add_networks`.
 
 Architecture
 ------------
@@ -93,7 +93,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.add_networks import SQUASHES, DiffusionActor, TwinCritic
+from aigcsim.agents.add_networks import SQUASHES, DiffusionActor, TwinCritic
 
 __all__ = ["ADD", "ADDConfig", "add_default_hyperparams"]
 
@@ -174,7 +174,7 @@ class ADD:
         n_features: int | None = None,
         **overrides: Any,
     ) -> None:
-        from sim.gym_spaces import NUM_FEATURES, action_space, observation_space
+        from aigcsim.agents.envs.spaces import NUM_FEATURES, action_space, observation_space
 
         cfg = config or ADDConfig()
         if overrides:

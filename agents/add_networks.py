@@ -1,4 +1,4 @@
-"""Torch modules of the Attention-aware Deep Diffusion (ADD) agent (see :mod:`agents.add`).
+"""Torch modules of the Attention-aware Deep Diffusion (ADD) agent (see :mod:`aigcsim.agents.add`).
 
 Every module works on user tokens ``[B, U, F]`` with a boolean ``mask [B, U]`` (True:
 active user) and is permutation-equivariant over the ``U`` user slots (no positional

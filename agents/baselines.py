@@ -1,4 +1,4 @@
-"""Heuristic bandwidth allocators (registered in :data:`agents.base.ALLOCATORS`).
+"""Heuristic bandwidth allocators (registered in :data:`aigcsim.sim.allocation.ALLOCATORS`).
 
 All are vectorised over users (no Python loop over users), never warn on ``inf``/``0``
 inputs, and return float64 shares ``[n]``, ``>= 0``, summing to at most 1 (an empty
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.base import ALLOCATORS, AllocatorState
-from agents.shares import fill_in_order, nan_to_num, waterfill
+from aigcsim.agents.shares import fill_in_order, nan_to_num, waterfill
+from aigcsim.sim.allocation import ALLOCATORS, AllocatorState
 
 __all__ = [
     "DeadlineAware",

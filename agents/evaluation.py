@@ -7,7 +7,8 @@ interval over seeds of the summary KPIs and of the env-style episode return.
 An allocator is a registered name (``proportional-fair``; default params) or
 ``policy:DIR`` (a directory written by ``aigcsim train``).
 
-The episode return is the sum of the rewards :class:`sim.gym_env.BandwidthAllocationEnv`
+The episode return is the sum of the rewards
+:class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`
 would give over the run (same definition: quality gained while delivering or +1 per
 success, minus ``deadline_penalty`` per deadline failure, minus ``bandwidth_cost`` per
 unit of used band share), computed in the same pass as the KPIs: the loop below is
@@ -26,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import ALLOCATORS, Allocator
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.allocation import ALLOCATORS, Allocator
 
 METRICS: tuple[str, ...] = (
     "success_rate",
@@ -79,7 +80,7 @@ def parse_allocators(text: str | list[str]) -> list[str]:
         raise UserInputError("no allocators given")
     for name in names:
         if name.startswith(POLICY_PREFIX):
-            from agents.policy import read_policy_info
+            from aigcsim.agents.policy import read_policy_info
 
             read_policy_info(name.removeprefix(POLICY_PREFIX))
         else:
@@ -107,7 +108,7 @@ def parse_seeds(text: str | list[int]) -> list[int]:
 
 def _make_allocator(spec: str, rng: np.random.Generator) -> Allocator:
     if spec.startswith(POLICY_PREFIX):
-        from agents.policy import load_policy
+        from aigcsim.agents.policy import load_policy
 
         return load_policy(spec.removeprefix(POLICY_PREFIX))
     return ALLOCATORS.build(spec, None, rng=rng)
@@ -122,9 +123,9 @@ def run_with_reward(
     bandwidth_cost: float = 0.0,
 ) -> dict[str, Any]:
     """Run ``scenario`` with ``allocator`` (no files); its summary plus ``episode_return``."""
-    from agents.sb3_training import user_deadlines_of
-    from sim.engine import Simulation
-    from sim.gym_env import DEADLINE_FAILURES
+    from aigcsim.agents.envs.allocation_env import DEADLINE_FAILURES
+    from aigcsim.agents.sb3_training import user_deadlines_of
+    from aigcsim.sim.engine import Simulation
 
     sim = Simulation(scenario, out_dir=None, allocator=allocator, base_dir=base_dir)
     bind = getattr(allocator, "bind", None)
@@ -185,8 +186,8 @@ def evaluate(
     dropped and the scenario's ``allocator`` is ignored. ``mean_lpips`` is the mean
     quality for scenarios whose metric is not LPIPS.
     """
-    from agents.sb3_training import overrides_dict
-    from sim.gym_env import REWARDS, load_scenario
+    from aigcsim.agents.envs.allocation_env import REWARDS, load_scenario
+    from aigcsim.agents.sb3_training import overrides_dict
 
     if reward not in REWARDS:
         raise UserInputError(f"unknown reward '{reward}'; valid: {', '.join(REWARDS)}")

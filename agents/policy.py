@@ -5,16 +5,16 @@ Scenario use::
     allocator: {name: policy, params: {path: results/ppo-run, deterministic: true}}
 
 The directory must hold ``model.zip`` and ``policy.json`` (see
-:mod:`agents.sb3_training`). Every interval the allocator encodes the
-:class:`~agents.base.AllocatorState` with the env's own encoder
-(:func:`sim.gym_spaces.encode_observation`, same normalisation) and maps the action to
-shares with :func:`sim.gym_spaces.action_to_shares`, so a policy sees exactly what it
+:mod:`aigcsim.agents.sb3_training`). Every interval the allocator encodes the
+:class:`~aigcsim.sim.allocation.AllocatorState` with the env's own encoder
+(:func:`aigcsim.agents.envs.spaces.encode_observation`, same normalisation) and maps the action to
+shares with :func:`aigcsim.agents.envs.spaces.action_to_shares`, so a policy sees exactly what it
 saw in training.
 
 Deadlines: the ``deadline_slack`` feature needs each user's deadline length, which an
 :class:`AllocatorState` does not carry. In order of preference the allocator uses
 
-1. deadlines bound with :meth:`PolicyAllocator.bind` (``agents.evaluation`` binds the
+1. deadlines bound with :meth:`PolicyAllocator.bind` (``aigcsim.agents.evaluation`` binds the
    evaluated simulation's per-user deadlines, exactly as the env computes them);
 2. ``deadline_s_by_user`` stored in ``policy.json`` (the training scenario's users);
 3. for users beyond those, ``default_deadline_s`` of ``policy.json`` (the training
@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.base import ALLOCATORS, AllocatorState
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.allocation import ALLOCATORS, AllocatorState
 
 __all__ = ["PolicyAllocator", "PolicyParams", "load_policy"]
 
@@ -68,7 +68,7 @@ class PolicyAllocator:
     """Allocate with a trained SB3 model; see the module docstring."""
 
     def __init__(self, model: Any, info: dict[str, Any], deterministic: bool = True) -> None:
-        from sim.gym_spaces import action_to_shares, encode_observation
+        from aigcsim.agents.envs.spaces import action_to_shares, encode_observation
 
         self.model = model
         self.info = info
@@ -127,7 +127,7 @@ def load_policy(
             f"valid: {', '.join(valid)}"
         )
     if agent == "add":
-        from agents.add import ADD
+        from aigcsim.agents.add import ADD
 
         model = ADD.load(Path(path) / "model.zip", device="cpu")
     else:

@@ -1,11 +1,12 @@
-"""Training Stable-Baselines3 agents on :class:`sim.gym_env.BandwidthAllocationEnv`.
+"""Training Stable-Baselines3 agents on
+:class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`.
 
 :func:`train` writes a policy directory that the ``policy`` allocator
-(:mod:`agents.policy`) loads::
+(:mod:`aigcsim.agents.policy`) loads::
 
     OUT/model.zip            the final SB3 model
     OUT/policy.json          agent, max_users, reward settings, seeds, versions, deadlines
-    OUT/scenario.yaml        the resolved training scenario (``sim.scenario.dump``)
+    OUT/scenario.yaml        the resolved training scenario (``aigcsim.sim.scenario.dump``)
     OUT/monitor.csv          training episodes (SB3 ``Monitor``)
     OUT/evaluations.npz      periodic evaluation returns (SB3 ``EvalCallback``)
     OUT/best/best_model.zip  best model seen by the evaluations
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.registry import UserInputError, suggest
+from aigcsim.kernel.registry import UserInputError, suggest
 
 AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "add")
 POLICY_FORMAT = 1
@@ -59,7 +60,7 @@ def check_agent(agent: str) -> str:
 
 def overrides_dict(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
     """``["a.b=1", ...]`` (``--set`` style) or a dict -> ``{"a.b": 1, ...}``."""
-    from sim.scenario import parse_override
+    from aigcsim.sim.scenario import parse_override
 
     if overrides is None:
         return {}
@@ -70,14 +71,14 @@ def overrides_dict(overrides: list[str] | dict[str, Any] | None) -> dict[str, An
 
 def user_deadlines(scenario: Any, base_dir: Path | None = None) -> np.ndarray:
     """``[users.count]`` QoS deadline of every user, s (``inf``: none), as the env computes it."""
-    from sim.engine import Simulation
+    from aigcsim.sim.engine import Simulation
 
     sim = Simulation(scenario, out_dir=None, base_dir=base_dir)
     return user_deadlines_of(sim)
 
 
 def user_deadlines_of(sim: Any) -> np.ndarray:
-    """``[users.count]`` QoS deadlines of a built :class:`~sim.engine.Simulation`."""
+    """``[users.count]`` QoS deadlines of a built :class:`~aigcsim.sim.engine.Simulation`."""
     per_group = [p.qos.deadline_s or np.inf for p in sim.plans]
     return np.asarray(per_group, dtype=np.float64)[sim.user_group]
 
@@ -85,7 +86,7 @@ def user_deadlines_of(sim: Any) -> np.ndarray:
 def default_hyperparams(agent: str, timesteps: int) -> dict[str, Any]:
     """The documented small defaults for ``agent`` (see the module docstring)."""
     if agent == "add":  # CPU-sized: see agents/add.py for the paper-style defaults
-        from agents.add import add_default_hyperparams
+        from aigcsim.agents.add import add_default_hyperparams
 
         return {"gamma": 0.99, "batch_size": 64, "hidden": (64, 64)} | add_default_hyperparams(
             timesteps
@@ -112,7 +113,7 @@ def default_hyperparams(agent: str, timesteps: int) -> dict[str, Any]:
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
-    from sim.provenance import package_versions
+    from aigcsim.kernel.provenance import package_versions
 
     out = package_versions()
     for name in ("stable_baselines3", "gymnasium"):
@@ -185,9 +186,9 @@ def train(
         raise UserInputError(f"timesteps must be >= 1, got {timesteps}")
     if max_users < 1:
         raise UserInputError(f"max_users must be >= 1, got {max_users}")
-    from sim.gym_env import BandwidthAllocationEnv, load_scenario
-    from sim.run import finalize_out_dir, prepare_out_dir
-    from sim.scenario import dump
+    from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, load_scenario
+    from aigcsim.sim.run import finalize_out_dir, prepare_out_dir
+    from aigcsim.sim.scenario import dump
 
     over = overrides_dict(overrides)
     scenario, base_dir = load_scenario(scenario_spec, over)
@@ -239,7 +240,7 @@ def train(
         else:
             notes.append("tensorboard not installed: no TensorBoard logs")
         if agent == "add":
-            from agents.add import ADD
+            from aigcsim.agents.add import ADD
 
             model = ADD(
                 env, seed=seed, device="cpu", verbose=verbose, tensorboard_log=tb_dir, **params

@@ -3,7 +3,7 @@
 Three kinds of directory are recognised (:func:`detect_kind`):
 
 * ``run``: one run of ``aigcsim run`` (``requests.parquet``, ``summary.json``,
-  ``config.yaml``, ``run.json``; see :mod:`sim.run`).
+  ``config.yaml``, ``run.json``; see :mod:`aigcsim.sim.run`).
 * ``variants``: a run of a scenario with ``variants``: ``comparison.json`` plus one run
   directory per variant label.
 * ``sweep``: ``aigcsim sweep`` output: ``sweep.json`` (manifest), ``runs/<run_id>/`` run
@@ -20,9 +20,9 @@ frames:
 * ``groups``: one row per (run, user group) from ``summary.json["by_group"]``, with the
   run's id columns and ``group``.
 * ``requests``: the rows of every ``requests.parquet`` (columns in
-  :data:`sim.records.REQUEST_SCHEMA`) plus the run's id columns.
+  :data:`aigcsim.sim.records.REQUEST_SCHEMA`) plus the run's id columns.
 
-Directories that are none of these raise :class:`sim.registry.UserInputError` (exit
+Directories that are none of these raise :class:`aigcsim.kernel.registry.UserInputError` (exit
 code 2 in the CLI) naming what was expected.
 """
 
@@ -38,7 +38,7 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow.parquet as pq
 
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
 
 Kind = Literal["run", "variants", "sweep"]
 RUN_FILES = ("summary.json", "requests.parquet")

@@ -32,10 +32,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from analysis.stats import jain_index, per_user, summarize
+from aigcsim.analysis.stats import jain_index, per_user, summarize
 
 if TYPE_CHECKING:
-    from models.optable import OperatingPointTable
+    from aigcsim.models.optable import OperatingPointTable
 
 SYNTHETIC_COLOR = "#c0392b"
 DPI = 110
@@ -329,7 +329,7 @@ def plot_learning_curves(
         train_dirs: ``{label: dir}`` or dirs written by ``aigcsim train``.
         synthetic: SYNTHETIC encoders of the training scenario, flagged in the title.
     """
-    from analysis.rl_logs import agent_label, read_evaluations, read_monitor
+    from aigcsim.analysis.rl_logs import agent_label, read_evaluations, read_monitor
 
     if not isinstance(train_dirs, Mapping):
         train_dirs = {agent_label(d): d for d in train_dirs}

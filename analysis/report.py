@@ -1,6 +1,6 @@
 """Self-contained HTML reports of a run, a run with variants, or a sweep.
 
-:func:`write_report` loads a result directory (:mod:`analysis.load`) and writes one HTML
+:func:`write_report` loads a result directory (:mod:`aigcsim.analysis.load`) and writes one HTML
 file with no external references: figures are embedded as base64 PNG, tables are
 plain HTML, and the resolved configs and provenance (``run.json``) are included. When
 any operating point behind the results is SYNTHETIC, a red banner at the top lists
@@ -29,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import plots
-from analysis.load import Results, load_results
-from analysis.stats import format_mean_ci, summarize
+from aigcsim.analysis import plots
+from aigcsim.analysis.load import Results, load_results
+from aigcsim.analysis.stats import format_mean_ci, summarize
 
 REQUEST_COLUMNS = (
     "user",
@@ -251,9 +251,9 @@ def _request_figures(rep: Report, res: Results) -> None:
 
 def _rate_quality(rep: Report, res: Results) -> None:
     """Rate-quality curves of the encoders in the first run's table (if loadable)."""
-    from sim.registry import UserInputError
-    from sim.scenario import read_yaml, validate
-    from sim.table_source import load_source
+    from aigcsim.kernel.registry import UserInputError
+    from aigcsim.sim.scenario import read_yaml, validate
+    from aigcsim.sim.table_source import load_source
 
     run = next((r for r in res.runs if r.path is not None and r.config_yaml), None)
     if run is None:

@@ -1,4 +1,4 @@
-"""Reading RL training logs written by ``aigcsim train`` (:mod:`agents.sb3_training`).
+"""Reading RL training logs written by ``aigcsim train`` (:mod:`aigcsim.agents.sb3_training`).
 
 * ``monitor.csv`` (SB3 ``Monitor``): a ``#{json}`` header line, then one row per
   training episode: ``r`` (return), ``l`` (length, env steps), ``t`` (wall s).
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
 
 
 def read_monitor(train_dir: str | Path) -> pd.DataFrame:
@@ -84,8 +84,8 @@ def training_synthetic_encoders(train_dir: str | Path) -> list[str] | None:
     path = Path(train_dir) / "scenario.yaml"
     if not path.is_file():
         return None
-    from sim.scenario import read_yaml, validate
-    from sim.table_source import load_source
+    from aigcsim.sim.scenario import read_yaml, validate
+    from aigcsim.sim.table_source import load_source
 
     try:
         scenario = validate(read_yaml(path))

@@ -4,7 +4,7 @@ The interval is ``mean ± t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample s
 deviation (``ddof=1``) of the ``n`` finite values (NaNs, e.g. a run without completed
 requests, are left out and ``n`` counts only the finite ones). With ``n = 1`` the
 half-width is NaN: one seed says nothing about the spread, and the tables print only
-the mean. The maths is :func:`agents.evaluation.mean_ci95`, the same call that
+the mean. The maths is :func:`aigcsim.agents.evaluation.mean_ci95`, the same call that
 ``aigcsim evaluate`` uses.
 """
 
@@ -19,7 +19,7 @@ import pandas as pd
 
 def mean_ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
     """Mean, 95 % t half-width (NaN for n < 2) and count of the finite ``values``."""
-    from agents.evaluation import mean_ci95 as _mean_ci95
+    from aigcsim.agents.evaluation import mean_ci95 as _mean_ci95
 
     return _mean_ci95(np.asarray(values, dtype=np.float64))
 
@@ -28,7 +28,7 @@ def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd
     """Mean and 95 % CI of ``metrics`` per group of ``by`` columns (e.g. over seeds).
 
     Args:
-        df: one row per run (e.g. :attr:`analysis.load.Results.summaries`).
+        df: one row per run (e.g. :attr:`aigcsim.analysis.load.Results.summaries`).
         by: grouping columns (``[]``: one group of all rows). Missing values in a
             grouping column form their own group.
         metrics: numeric columns; ones absent from ``df`` are skipped.

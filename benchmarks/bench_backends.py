@@ -127,10 +127,10 @@ def clip_l14(dtype, device: str):
 
 
 def build_backend(args, tmp: Path):
-    from models.backends.blip_captioner import BlipCaptioner
-    from models.backends.clip_similarity import ClipImageSimilarity
-    from models.backends.diffusers_backend import DiffusersBackend
-    from models.backends.sd_receiver import TextToImageReceiver
+    from aigcsim.models.backends.blip_captioner import BlipCaptioner
+    from aigcsim.models.backends.clip_similarity import ClipImageSimilarity
+    from aigcsim.models.backends.diffusers_backend import DiffusersBackend
+    from aigcsim.models.backends.sd_receiver import TextToImageReceiver
     from tests.models.tiny_models import save_tiny_models, tiny_settings
 
     common = {
@@ -144,7 +144,7 @@ def build_backend(args, tmp: Path):
         if args.steps:
             settings = settings.model_copy(update={"num_inference_steps": args.steps})
         return DiffusersBackend(settings)
-    from models.backends.diffusers_backend import DiffusersSettings
+    from aigcsim.models.backends.diffusers_backend import DiffusersSettings
 
     settings = DiffusersSettings(
         **common, num_inference_steps=args.steps or 50, height=512, width=512
@@ -209,9 +209,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from models.encoders.base import ImageRecord, InMemoryStore
-    from models.encoders.seq_words import SeqWords, SeqWordsParams
-    from models.images import pixel_sha256
+    from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
+    from aigcsim.models.encoders.seq_words import SeqWords, SeqWordsParams
+    from aigcsim.models.images import pixel_sha256
 
     caption = " ".join((WORDS * 4)[: args.words])
     with tempfile.TemporaryDirectory() as tmp:
@@ -244,7 +244,7 @@ def main() -> None:
         t = timed(args.device, lambda: be.quality(images[0], stack))
         print(f"LPIPS + CLIP-I at {s.metric_side}px: {len(images) / t:.2f} images/s")
         if args.full_size:
-            from models.backends.diffusers_backend import DiffusersSettings
+            from aigcsim.models.backends.diffusers_backend import DiffusersSettings
 
             be.settings = DiffusersSettings(**{**s.model_dump(), "caption_source": "blip"})
             t = timed(args.device, lambda: be.captioner.model.generate(

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim import scenario as sl
-from sim.engine import Simulation
+from aigcsim.sim import scenario as sl
+from aigcsim.sim.engine import Simulation
 
 
 def scenario_for(

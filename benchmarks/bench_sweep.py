@@ -47,10 +47,10 @@ BASE = {
 
 
 def main() -> None:
-    from sim.run import run_one
-    from sim.sweep import run_sweep
-    from sim.sweep_exec import make_executor
-    from sim.sweep_spec import expand
+    from aigcsim.sim.run import run_one
+    from aigcsim.sim.sweep.executors import make_executor
+    from aigcsim.sim.sweep.runner import run_sweep
+    from aigcsim.sim.sweep.spec import expand
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=24, help="runs per backend (multiple of 2)")

@@ -41,7 +41,7 @@ def full_size_receiver(resolution: int, device: str, fp16: bool, steps: int, gui
     from diffusers import AmusedScheduler, UVit2DModel, VQModel
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    from models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
+    from aigcsim.models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
     from tests.models.tiny_amused import tiny_amused_tokenizer
 
     torch.manual_seed(0)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.cache import Cache, entry_key
-from models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, QualityBackend
-from models.encoders.levels import join_encoder_id, split_encoder_id
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.cache import Cache, entry_key
+from aigcsim.models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, QualityBackend
+from aigcsim.models.encoders.levels import join_encoder_id, split_encoder_id
 
 
 @dataclass
@@ -38,7 +38,7 @@ def expand_encoders(spec: str) -> list[tuple[str, str]]:
     the family's grammar (``jpeg/q=55``, ``cross-attn/k=5/r=1``), normalised by the
     encoder's ``canonical_level``. Unknown families or bad levels raise
     :class:`UserInputError` naming the flag, the grammar and a did-you-mean."""
-    import models.encoders  # noqa: F401  (registers the families)
+    import aigcsim.models.encoders  # noqa: F401  (registers the families)
 
     out: list[tuple[str, str]] = []
     for item in (s.strip() for s in spec.split(",")):
@@ -82,7 +82,7 @@ def build_cache(
 
     ``progress(description, entries_done)`` is called after each entry.
     """
-    import models.encoders  # noqa: F401
+    import aigcsim.models.encoders  # noqa: F401
 
     report = BuildReport()
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Building a cache in parallel: one task per batch of images, on Ray or a process pool.
 
 The driver opens the one cache file and finds the missing (image, encoder) entries
-exactly as :func:`models.build.build_cache` does (same content addresses). It ships
+exactly as :func:`aigcsim.models.build.build_cache` does (same content addresses). It ships
 each batch of images with missing entries to a task, together with the model outputs
 already stored for those images and the shared ones (e.g. a fitted VQ codebook). The
 task builds the backend and encoders, computes the missing streams with an in-memory
@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from models.build import BuildReport, encoder_entry_key
-from models.cache import Cache, _from_bytes, _to_bytes
-from models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, UnitStream
-from models.encoders.levels import join_encoder_id
-from sim.registry import UserInputError, suggest
+from aigcsim.kernel.registry import UserInputError, suggest
+from aigcsim.models.build import BuildReport, encoder_entry_key
+from aigcsim.models.cache import Cache, _from_bytes, _to_bytes
+from aigcsim.models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, UnitStream
+from aigcsim.models.encoders.levels import join_encoder_id
 
 EXECUTORS = ("serial", "local", "ray")
 OutputKey = tuple[str, str, str]  # (image_sha256, kind, model_key)
@@ -95,8 +95,8 @@ def finish_stream(stream: UnitStream, encoder_id: str, enc: Any, backend: Any) -
 
 def run_batch(task: BatchTask) -> BatchResult:
     """Compute a batch's missing entries (runs in a worker)."""
-    import models.encoders  # noqa: F401  (registers the families)
-    from models.backends.registry import BACKENDS
+    import aigcsim.models.encoders  # noqa: F401  (registers the families)
+    from aigcsim.models.backends.registry import BACKENDS
 
     t0 = time.perf_counter()
     backend = BACKENDS.build(task.backend, task.backend_params)
@@ -159,7 +159,7 @@ def _run_local(tasks: Sequence[BatchTask], workers: int) -> Iterator[tuple[Batch
 def _run_ray(
     tasks: Sequence[BatchTask], workers: int, address: str | None
 ) -> Iterator[tuple[BatchTask, Any]]:
-    from sim.sweep_exec import import_ray, init_ray
+    from aigcsim.kernel.ray_cluster import import_ray, init_ray
 
     ray = import_ray()
     started = init_ray(workers, address)
@@ -202,8 +202,8 @@ def build_cache_parallel(
     ``batch_images``: images per task (default: enough for 2 tasks per worker).
     ``progress(description, entries_done)`` is called as batches finish.
     """
-    import models.encoders  # noqa: F401
-    from models.backends.registry import BACKENDS
+    import aigcsim.models.encoders  # noqa: F401
+    from aigcsim.models.backends.registry import BACKENDS
 
     if executor not in ("local", "ray"):
         raise UserInputError(
@@ -215,7 +215,7 @@ def build_cache_parallel(
     if batch_images is not None and batch_images < 1:
         raise UserInputError(f"--batch-images must be at least 1, got {batch_images}")
     if executor == "ray":
-        from sim.sweep_exec import import_ray
+        from aigcsim.kernel.ray_cluster import import_ray
 
         import_ray()
     report = BuildReport(images=len(images))

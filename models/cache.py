@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from models.encoders.base import ImageRecord, UnitStream
-from models.optable import OPTABLE_SCHEMA, TABLE_FORMAT, to_blob
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.encoders.base import ImageRecord, UnitStream
+from aigcsim.models.optable import OPTABLE_SCHEMA, TABLE_FORMAT, to_blob
 
 CACHE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache_entries(
@@ -257,7 +257,7 @@ def export_parquet(cache_path: str | Path, out: str | Path) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from models.optable import load_table
+    from aigcsim.models.optable import load_table
 
     table = load_table(cache_path)
     rows: dict[str, list] = {

@@ -1,6 +1,6 @@
 """Print a markdown table of a cache's operating points (the README's catalogue table).
 
-    python -m models.catalogue_report [CACHE]     # default: the shipped default cache
+    python -m aigcsim.models.catalogue_report [CACHE]     # default: the shipped default cache
 
 Per encoder configuration: whether it is measured, mean kB per image (whole stream),
 units per image, mean LPIPS and downstream-task agreement after all units.
@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 
-from models.default_cache import DEFAULT_CACHE_PATH
-from models.optable import load_table
+from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
+from aigcsim.models.optable import load_table
 
 
 def report(path: str) -> str:

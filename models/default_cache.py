@@ -2,7 +2,7 @@
 
 Rebuild it with::
 
-    python -m models.default_cache          # or:
+    python -m aigcsim.models.default_cache          # or:
     aigcsim cache build --images builtin --encoders <DEFAULT_ENCODERS> \\
         --backend offline --out models/data/default.sqlite
 
@@ -15,9 +15,10 @@ bits (regions from a gradient-energy stand-in map), SYNTHETIC LPIPS/JPSQ curves.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
-DEFAULT_CACHE_PATH = Path(__file__).resolve().parent / "data" / "default.sqlite"
+DEFAULT_CACHE_PATH = Path(str(resources.files("aigcsim.models.data") / "default.sqlite"))
 DEFAULT_ENCODERS = "jpeg,raw,vq-mask,seq-words,cross-attn"
 
 
@@ -25,9 +26,9 @@ def rebuild(out: Path = DEFAULT_CACHE_PATH) -> None:
     """Build the default cache from scratch into ``out`` (atomically replaced)."""
     import os
 
-    from models.backends.registry import BACKENDS
-    from models.build import build_cache, expand_encoders
-    from models.images import load_builtin
+    from aigcsim.models.backends.registry import BACKENDS
+    from aigcsim.models.build import build_cache, expand_encoders
+    from aigcsim.models.images import load_builtin
 
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)

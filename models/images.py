@@ -1,6 +1,6 @@
 """Loading images for cache builds: the builtin catalogue or a folder of files.
 
-Every image becomes an :class:`~models.encoders.base.ImageRecord` (RGB uint8 pixels,
+Every image becomes an :class:`~aigcsim.models.encoders.base.ImageRecord` (RGB uint8 pixels,
 caption, content address). Bad files (unreadable, wrong mode, too small, no caption)
 are reported and skipped, never fatal.
 """
@@ -11,14 +11,15 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from models.encoders.base import ImageRecord
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.encoders.base import ImageRecord
 
-CATALOGUE_PATH = Path(__file__).resolve().parent / "data" / "catalogue.json"
+CATALOGUE_PATH = Path(str(resources.files("aigcsim.models.data") / "catalogue.json"))
 MIN_SIDE_PX = 64
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 

@@ -4,7 +4,7 @@ dependency structure, weighted by attention and put in sending order.
 After the cross-modal generative semantic communication paper (../shared/seeds,
 "attention-aware semantic extraction": dependency parsing, dependency matrices, and a
 combination with each word's cross-attention). Our rules, on spaCy's parse
-(:class:`models.backends.parsing.ParsedWord`):
+(:class:`aigcsim.models.backends.parsing.ParsedWord`):
 
 * **heads**: nouns and proper nouns (the heads of noun chunks, and nouns in compounds);
 * **modifiers**: adjectives, numerals and nouns attached by ``amod``, ``compound``,
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # a runtime import would be circular (parsing -> encoders -> keywords)
-    from models.backends.parsing import ParsedWord
+    from aigcsim.models.backends.parsing import ParsedWord
 
 HEAD_POS = frozenset({"NOUN", "PROPN"})
 MODIFIER_DEPS = frozenset({"amod", "compound", "nummod", "acomp", "attr", "oprd"})

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.registry import UserInputError, suggest
+from aigcsim.kernel.registry import UserInputError, suggest
 
 TABLE_FORMAT = "aigcsim-optable/1"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.pixels import check_pixels
+from aigcsim.models.pixels import check_pixels
 
 
 @dataclass(frozen=True)

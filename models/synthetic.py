@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from models.optable import EncoderInfo, OperatingPointTable
+from aigcsim.models.optable import EncoderInfo, OperatingPointTable
 
 SYNTHETIC_PROVENANCE_BACKEND = "synthetic"
 CODE_VERSION = "synthetic-1"

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.pixels import check_pixels
+from aigcsim.models.pixels import check_pixels
 
 MID_GREY = 128.0
 CORNER_WEIGHT = 0.25

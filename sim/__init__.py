@@ -1,8 +1,5 @@
-"""aigcsim's simulator core. Importing it registers the Gymnasium environment
-``aigcsim/BandwidthAllocation-v0`` when gymnasium is installed (lazy entry point: the
-environment module, and torch, are imported only by ``gymnasium.make``)."""
+"""aigcsim's simulator core: the SimPy engine, the scenario schema and loader, the
+channel and link physics, the allocation contract, records and summaries, and sweeps.
 
-import importlib.util as _util
-
-if _util.find_spec("gymnasium") is not None:
-    from sim import gym_registration as _gym_registration  # noqa: F401
+It imports only :mod:`aigcsim.kernel` and :mod:`aigcsim.models` (never agents,
+analysis or the CLI)."""

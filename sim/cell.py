@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.channel.fading import FADING
-from sim.channel.pathloss import PATHLOSS
-from sim.schema import CellConfig
+from aigcsim.sim.channel.fading import FADING
+from aigcsim.sim.channel.pathloss import PATHLOSS
+from aigcsim.sim.schema import CellConfig
 
 SPEED_OF_LIGHT_MPS = 299_792_458.0
 

@@ -2,7 +2,7 @@
 
 Time advances in scheduling intervals of ``interval_s``. Between ticks SimPy
 processes the discrete events (request arrivals, GPU generation start/end). At each
-tick the scheduler builds an :class:`~agents.base.AllocatorState` over users with
+tick the scheduler builds an :class:`~aigcsim.sim.allocation.AllocatorState` over users with
 data to send, asks the allocator for bandwidth shares, and moves packets over the
 fading channels, all vectorised across users. Per-event Python work happens only
 when a request arrives, starts or ends generation, or finishes delivery.
@@ -25,20 +25,20 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from agents.base import ALLOCATORS, Allocator, AllocatorState, check_shares
-from models.optable import LOWER_IS_BETTER, OperatingPointTable
-from sim.cell import CellChannel
-from sim.channel.noise import thermal_noise_dbm
-from sim.harq import transmit
-from sim.link import LINK
-from sim.provider import STEP_TIME
-from sim.records import INTERVAL_SCHEMA, REQUEST_SCHEMA, RecordWriter
-from sim.registry import UserInputError
-from sim.rng import Streams
-from sim.schema import QosConfig, Scenario
-from sim.summary import SummaryAccumulator
-from sim.table_source import load_source
-from sim.users import ARRIVALS, MOBILITY, PLACEMENT
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
+from aigcsim.sim.allocation import ALLOCATORS, Allocator, AllocatorState, check_shares
+from aigcsim.sim.cell import CellChannel
+from aigcsim.sim.channel.noise import thermal_noise_dbm
+from aigcsim.sim.harq import transmit
+from aigcsim.sim.link import LINK
+from aigcsim.sim.provider import STEP_TIME
+from aigcsim.sim.records import INTERVAL_SCHEMA, REQUEST_SCHEMA, RecordWriter
+from aigcsim.sim.rng import Streams
+from aigcsim.sim.schema import QosConfig, Scenario
+from aigcsim.sim.summary import SummaryAccumulator
+from aigcsim.sim.table_source import load_source
+from aigcsim.sim.users import ARRIVALS, MOBILITY, PLACEMENT
 
 FAILURE_REASONS = {
     "": "success",

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import expit, logit, ndtr
 
-from sim.registry import Registry
+from aigcsim.kernel.registry import Registry
 
 _LOG2E = 1.0 / np.log(2.0)
 

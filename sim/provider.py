@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sim.registry import Registry
+from aigcsim.kernel.registry import Registry
 
 STEP_TIME: Registry = Registry("step-time distribution")
 
@@ -58,7 +58,7 @@ def _lognormal(p: LognormalParams, **_: object):
 @STEP_TIME.register("uniform", params=UniformParams, summary="uniform in [low_s, high_s]")
 def _uniform(p: UniformParams, **_: object):
     if p.high_s < p.low_s:
-        from sim.registry import UserInputError
+        from aigcsim.kernel.registry import UserInputError
 
         raise UserInputError(f"high_s ({p.high_s}) must be >= low_s ({p.low_s})")
     return lambda rng: float(rng.uniform(p.low_s, p.high_s))

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.engine import Simulation
-from sim.provenance import environment
-from sim.registry import UserInputError
-from sim.scenario import dump, with_overrides
-from sim.schema import Scenario
+from aigcsim.kernel.provenance import environment
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.engine import Simulation
+from aigcsim.sim.scenario import dump, with_overrides
+from aigcsim.sim.schema import Scenario
 
 Progress = Callable[[str, float, float], None]
 

@@ -1,32 +1,34 @@
 """Loading scenarios: YAML -> ``--set`` overrides -> schema -> plug-in checks.
 
-Every mistake surfaces as one :class:`~sim.registry.UserInputError` whose message
+Every mistake surfaces as one :class:`~aigcsim.kernel.registry.UserInputError` whose message
 gives the dotted path, the bad value and, where possible, a "did you mean".
 """
 
 from __future__ import annotations
 
 import copy
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from sim.registry import Registry, UserInputError, format_validation_error, suggest
-from sim.schema import Plugin, Scenario
+from aigcsim.kernel.registry import Registry, UserInputError, format_validation_error, suggest
+from aigcsim.sim.schema import Plugin, Scenario
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIO_DIR = Path(str(resources.files("aigcsim.scenarios")))
+"""Folder of the shipped scenario files (an installed package, read as a directory)."""
 
 
 def plugin_registries() -> dict[str, Registry]:
     """Dotted-path patterns of plug-in fields -> their registry."""
-    from agents import ALLOCATORS
-    from sim.channel.fading import FADING
-    from sim.channel.pathloss import PATHLOSS
-    from sim.link import LINK
-    from sim.provider import STEP_TIME
-    from sim.users import ARRIVALS, MOBILITY, PLACEMENT
+    from aigcsim.sim.allocation import ALLOCATORS
+    from aigcsim.sim.channel.fading import FADING
+    from aigcsim.sim.channel.pathloss import PATHLOSS
+    from aigcsim.sim.link import LINK
+    from aigcsim.sim.provider import STEP_TIME
+    from aigcsim.sim.users import ARRIVALS, MOBILITY, PLACEMENT
 
     return {
         "cell.pathloss": PATHLOSS,

@@ -3,7 +3,7 @@
 A scenario YAML is ``yaml.safe_load``-ed, ``--set`` overrides are applied to the raw
 dict, then it is validated here. Every pluggable part is a :class:`Plugin`
 (``{name: ..., params: {...}}``) whose name and params are checked against its
-registry (see :func:`sim.scenario.plugin_registries`).
+registry (see :func:`aigcsim.sim.scenario.plugin_registries`).
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ class UserGroup(Strict):
     def _canonical_encoder(cls, encoder_id: str) -> str:
         """Normalise a known family's level (``vq-mask/prm/p=0.30`` -> ``.../p=0.3``), as
         ``aigcsim cache build`` names its entries; other ids are kept for the table's
-        own "not in the table" check (models.encoders.levels.canonical_encoder_id)."""
-        from models.encoders.levels import canonical_encoder_id
+        own "not in the table" check (aigcsim.models.encoders.levels.canonical_encoder_id)."""
+        from aigcsim.models.encoders.levels import canonical_encoder_id
 
         return canonical_encoder_id(encoder_id, strict=False)
 

@@ -12,7 +12,7 @@ Definitions (all over *scored* requests, i.e. those arriving after ``warmup_s``)
 * ``mean_latency_s`` / ``p95_latency_s``: arrival to decoded, over completed requests.
 * ``bandwidth_utilization``: mean over intervals after ``warmup_s`` of the used fraction
   of the band.
-* memory: flat. Latencies go to a :class:`~sim.quantiles.SpilledSamples` (at most 64 Ki
+* memory: flat. Latencies go to a :class:`~aigcsim.sim.quantiles.SpilledSamples` (at most 64 Ki
   values in memory, the rest in a temporary file) from which the mean and an exact p95
   (equal to ``numpy.percentile``) are computed at the end.
 * ``jain_fairness``: Jain's index of per-user delivered bits over users that made
@@ -26,7 +26,7 @@ from collections import Counter
 
 import numpy as np
 
-from sim.quantiles import SpilledSamples
+from aigcsim.sim.quantiles import SpilledSamples
 
 COMPLETED_REASONS = ("", "late_decode", "quality_below_target")
 

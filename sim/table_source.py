@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.optable import OperatingPointTable, load_table
-from sim.registry import UserInputError, format_validation_error
-from sim.schema import TableConfig
+from aigcsim.kernel.registry import UserInputError, format_validation_error
+from aigcsim.models.optable import OperatingPointTable, load_table
+from aigcsim.sim.schema import TableConfig
 
 BUILTIN_SOURCES = ("builtin:synthetic", "builtin:default")
 
@@ -33,7 +33,7 @@ def load_source(
     """
     src = config.source
     if src == "builtin:synthetic":
-        from models.synthetic import make_synthetic_table
+        from aigcsim.models.synthetic import make_synthetic_table
 
         try:
             p = SyntheticSourceParams.model_validate(config.params)
@@ -44,12 +44,12 @@ def load_source(
             ) from None
         return make_synthetic_table(p.num_images, p.seed).select(encoder_ids)
     if src == "builtin:default":
-        from models.default_cache import DEFAULT_CACHE_PATH
+        from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
 
         if not DEFAULT_CACHE_PATH.is_file():
             raise UserInputError(
                 f"the default cache {DEFAULT_CACHE_PATH} is missing from this install; "
-                "rebuild it with `python -m models.default_cache` (needs the models extra)"
+                "rebuild it with `python -m aigcsim.models.default_cache` (needs the models extra)"
             )
         table = load_table(DEFAULT_CACHE_PATH, encoder_ids)
         return replace(table, source="builtin:default")

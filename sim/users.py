@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sim.registry import NoParams, Registry, UserInputError
+from aigcsim.kernel.registry import NoParams, Registry, UserInputError
 
 
 class _Params(BaseModel):

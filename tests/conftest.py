@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from hypothesis import settings
-from scenario_data import SMALL
+
+from tests.scenario_data import SMALL
 
 # The default run is derandomised, so a green suite stays green. Set
 # HYPOTHESIS_PROFILE=explore to draw new examples on every run (and hunt for edge cases).

@@ -3,6 +3,7 @@ only bite when a module is the first one imported)."""
 
 from __future__ import annotations
 
+import importlib.util
 import pkgutil
 import subprocess
 import sys
@@ -11,14 +12,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("sim", "agents", "models", "analysis")
+PACKAGES = ("aigcsim",)
+SUBPACKAGES = (
+    "aigcsim.kernel",
+    "aigcsim.models",
+    "aigcsim.sim",
+    "aigcsim.agents",
+    "aigcsim.analysis",
+    "aigcsim.cli",
+)
 
 
 def _modules() -> list[str]:
-    names = []
-    for pkg in PACKAGES:
+    names = ["aigcsim", "aigcsim.__main__"]
+    for pkg in SUBPACKAGES:
         names.append(pkg)
-        for info in pkgutil.walk_packages([str(ROOT / pkg)], prefix=f"{pkg}."):
+        spec = importlib.util.find_spec(pkg)
+        assert spec is not None and spec.submodule_search_locations, pkg
+        locations = list(spec.submodule_search_locations)
+        for info in pkgutil.walk_packages(locations, prefix=f"{pkg}."):
             names.append(info.name)
     return sorted(names)
 

@@ -2,17 +2,17 @@
 
 Reproduces the RL figures of docs/rl-results.md::
 
-    python -m analysis.repro.add_vs_drl                      # the documented budget
-    python -m analysis.repro.add_vs_drl --quick --out /tmp/q # seconds; smoke test
+    python -m aigcsim.analysis.repro.add_vs_drl                      # the documented budget
+    python -m aigcsim.analysis.repro.add_vs_drl --quick --out /tmp/q # seconds; smoke test
 
 Steps (each one a function below, so tests can run them on a tiny budget):
 
-1. :func:`train_agents`: ``agents.sb3_training.train`` for every agent (``add``,
+1. :func:`train_agents`: ``aigcsim.agents.sb3_training.train`` for every agent (``add``,
    ``ppo``, ``sac``, ``td3``) and training seed, one after the other, torch on one
    thread. A policy directory is reused when its ``repro.json`` matches the budget
    (same agent, seed, steps, scenario, overrides, hyperparameters), so an interrupted
    run resumes; ``--retrain`` forces training.
-2. :func:`evaluate_all`: ``agents.evaluation.evaluate`` (the ``aigcsim evaluate``
+2. :func:`evaluate_all`: ``aigcsim.agents.evaluation.evaluate`` (the ``aigcsim evaluate``
    machinery) of the heuristics (equal share, proportional fair, semantic-greedy, and
    random shares as the reference point) and every trained policy on the held-out
    seeds, twice: with the budget's deadline penalty and with none. The return is linear
@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
 
 DEFAULT_SCENARIO = "scenarios/rl-allocation.yaml"
 ALL_AGENTS: tuple[str, ...] = ("add", "ppo", "sac", "td3")
@@ -82,7 +82,7 @@ class Budget:
     ``timesteps``: env steps per agent and training seed (the same for every agent).
     ``eval_every`` / ``n_eval_episodes``: periodic evaluation during training (the
     learning curves). ``hyperparams``: per-agent overrides of
-    ``agents.sb3_training.default_hyperparams`` (``{"add": {"exploration_noise": 0.1}}``).
+    ``aigcsim.agents.sb3_training.default_hyperparams`` (``{"add": {"exploration_noise": 0.1}}``).
     ``overrides``: scenario overrides (``{"duration_s": 2}``).
     """
 
@@ -155,7 +155,7 @@ def train_agents(
     """
     import torch
 
-    from agents.sb3_training import train
+    from aigcsim.agents.sb3_training import train
 
     torch.set_num_threads(1)
     runs: dict[str, list[Path]] = {a: [] for a in budget.agents}
@@ -211,11 +211,11 @@ def evaluate_all(
     Columns: ``allocator`` (label: heuristic name, agent, or ``add[MODE]`` for the extra
     ADD sampling modes of :func:`evaluate_add_modes`), ``kind`` (``heuristic`` /
     ``reference`` / ``trained``), ``train_seed`` (-1 for heuristics), ``eval_seed``, the
-    :data:`agents.evaluation.METRICS` (``episode_return`` at the budget's deadline
+    :data:`aigcsim.agents.evaluation.METRICS` (``episode_return`` at the budget's deadline
     penalty), ``quality_gain`` (the return without penalty, ``G``) and
     ``deadline_failures`` (``F``; from the passes with penalty 1 and 0).
     """
-    from agents.evaluation import evaluate
+    from aigcsim.agents.evaluation import evaluate
 
     specs: dict[str, tuple[str, str, int]] = {h: (h, "heuristic", -1) for h in HEURISTICS}
     specs[REFERENCE] = (REFERENCE, "reference", -1)
@@ -250,7 +250,7 @@ def _episode_row(
     at_zero: dict[str, Any],
 ) -> dict[str, Any]:
     """One ``runs.csv`` row from the same episode run with deadline penalty 1 and 0."""
-    from agents.evaluation import METRICS
+    from aigcsim.agents.evaluation import METRICS
 
     gain = float(at_zero["episode_return"])
     failures = round(gain - float(at_one["episode_return"]), 6)  # penalty 1 per failure
@@ -277,14 +277,15 @@ def evaluate_add_modes(
     budget: Budget, dirs: Sequence[Path], log: Callable[[str], None] = _log
 ) -> list[dict[str, Any]]:
     """Rows for ``add[fixed-noise]`` and ``add[sampled]`` (see :data:`ADD_MODES`), run with
-    ``agents.evaluation.run_with_reward`` exactly as :func:`~agents.evaluation.evaluate`
+    ``aigcsim.agents.evaluation.run_with_reward`` exactly as
+    :func:`~aigcsim.agents.evaluation.evaluate`
     runs ``policy:DIR``."""
     import torch
 
-    from agents.evaluation import METRICS, run_with_reward
-    from agents.policy import load_policy
-    from agents.sb3_training import overrides_dict
-    from sim.gym_env import load_scenario
+    from aigcsim.agents.envs.allocation_env import load_scenario
+    from aigcsim.agents.evaluation import METRICS, run_with_reward
+    from aigcsim.agents.policy import load_policy
+    from aigcsim.agents.sb3_training import overrides_dict
 
     if not dirs:
         return []
@@ -328,7 +329,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     and ``return_vs_equal_share_mean``/``_ci95``: the paired difference of the return
     from equal share's on the same held-out seed (the episodes differ far more between
     seeds than the allocators do, so this interval is the one that separates them)."""
-    from agents.evaluation import mean_ci95
+    from aigcsim.agents.evaluation import mean_ci95
 
     per_seed_return = _per_eval_seed(frame, "episode_return")
     baseline = per_seed_return.get(PAIRED_BASELINE)
@@ -374,9 +375,9 @@ def add_diagnostics(
     """
     import torch
 
-    from agents.add import ADD, split_obs
-    from agents.sb3_training import overrides_dict
-    from sim.gym_env import BandwidthAllocationEnv
+    from aigcsim.agents.add import ADD, split_obs
+    from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
+    from aigcsim.agents.sb3_training import overrides_dict
 
     out = []
     for d in dirs:
@@ -464,7 +465,7 @@ def reward_ratios(
 
 
 def _ratio_along_training(runs: dict[str, list[Path]]) -> dict[str, Any]:
-    from analysis.rl_logs import read_evaluations
+    from aigcsim.analysis.rl_logs import read_evaluations
 
     curves: dict[str, pd.Series] = {}
     for agent, dirs in runs.items():
@@ -487,9 +488,9 @@ def _ratio_along_training(runs: dict[str, list[Path]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ outputs
 def synthetic_encoders(budget: Budget) -> list[str]:
     """Encoders of the scenario whose operating points are SYNTHETIC."""
-    from agents.sb3_training import overrides_dict
-    from sim.gym_env import load_scenario
-    from sim.table_source import load_source
+    from aigcsim.agents.envs.allocation_env import load_scenario
+    from aigcsim.agents.sb3_training import overrides_dict
+    from aigcsim.sim.table_source import load_source
 
     scenario, base_dir = load_scenario(budget.scenario, overrides_dict(budget.overrides))
     encoders = sorted({g.encoder for g in scenario.users.groups})
@@ -533,8 +534,8 @@ def plot_learning_curves(
     the mean over seeds; dashed: heuristics' mean return on the held-out seeds."""
     from matplotlib.figure import Figure
 
-    from analysis.plots import mark_synthetic
-    from analysis.rl_logs import read_evaluations, read_monitor
+    from aigcsim.analysis.plots import mark_synthetic
+    from aigcsim.analysis.rl_logs import read_evaluations, read_monitor
 
     fig = Figure(figsize=(11, 4.2), dpi=110)
     ax_tr, ax_ev = fig.subplots(1, 2)
@@ -592,7 +593,7 @@ def write_outputs(
     wall: dict[str, Any],
 ) -> dict[str, Path]:
     """Write table.csv/md, runs.csv, learning_curves.png and add_vs_drl.json."""
-    from agents.sb3_training import _versions
+    from aigcsim.agents.sb3_training import _versions
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -625,7 +626,7 @@ def write_outputs(
     tmp.replace(paths["curves_png"])
     payload = {
         "what": "ADD vs DRL baselines (PPO, SAC, TD3) and heuristics; see docs/rl-results.md",
-        "command": "python -m analysis.repro.add_vs_drl " + " ".join(sys.argv[1:]),
+        "command": "python -m aigcsim.analysis.repro.add_vs_drl " + " ".join(sys.argv[1:]),
         "synthetic": note,
         "budget": asdict(budget),
         "ratios": ratios,
@@ -639,14 +640,14 @@ def write_outputs(
 
 # ---------------------------------------------------------------------------------- CLI
 def _seeds(text: str) -> tuple[int, ...]:
-    from agents.evaluation import parse_seeds
+    from aigcsim.agents.evaluation import parse_seeds
 
     return tuple(parse_seeds(text))
 
 
 def build_budget(args: argparse.Namespace) -> Budget:
     """The budget from the CLI flags (``--quick`` starts from :data:`QUICK`)."""
-    from agents.sb3_training import check_agent
+    from aigcsim.agents.sb3_training import check_agent
 
     budget = QUICK if args.quick else Budget()
     changes: dict[str, Any] = {}
@@ -722,7 +723,7 @@ def _print_report(result: dict[str, Any], budget: Budget) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command-line flags (see ``--help``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m analysis.repro.add_vs_drl",
+        prog="python -m aigcsim.analysis.repro.add_vs_drl",
         description="Train ADD, PPO, SAC and TD3 on the RL scenario, evaluate them and the "
         "heuristics on held-out seeds, write the table, learning curves and the ADD/DRL ratio.",
     )

@@ -9,15 +9,15 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.optable import OperatingPointTable
+from aigcsim.models.optable import OperatingPointTable
 
 DEFAULT_OUT = Path("results/repro")
 
 
 def load_builtin(source: str, encoders: Sequence[str], **params: int) -> OperatingPointTable:
     """``builtin:default`` or ``builtin:synthetic`` restricted to ``encoders``."""
-    from sim.schema import TableConfig
-    from sim.table_source import load_source
+    from aigcsim.sim.schema import TableConfig
+    from aigcsim.sim.table_source import load_source
 
     return load_source(TableConfig(source=source, params=dict(params)), list(encoders))
 
@@ -42,7 +42,7 @@ def save_outputs(
     args: argparse.Namespace, fig: Figure, name: str, tables: dict[str, pd.DataFrame]
 ) -> Path:
     """Write ``NAME.png`` (+ ``NAME.pdf`` and each ``tables`` CSV unless ``--png-only``)."""
-    from analysis import plots
+    from aigcsim.analysis import plots
 
     if args.png_only:
         path = args.out / f"{name}.png"

@@ -1,6 +1,6 @@
 """cross-attn: bandwidth saved against JPEG at similar quality (SYNTHETIC profiles).
 
-Run: ``python -m analysis.repro.cross_attn [--out results/repro]``. Prints a table,
+Run: ``python -m aigcsim.analysis.repro.cross_attn [--out results/repro]``. Prints a table,
 writes ``cross_attn.csv`` and ``cross_attn.{png,pdf}``.
 
 EVERYTHING HERE IS SYNTHETIC. The default catalogue has no ``cross-attn`` entries (it
@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis import plots
-from analysis.repro.common import load_builtin, parse_args, print_table, save_outputs
-from analysis.stats import mean_ci95
-from models.optable import OperatingPointTable
+from aigcsim.analysis import plots
+from aigcsim.analysis.repro.common import load_builtin, parse_args, print_table, save_outputs
+from aigcsim.analysis.stats import mean_ci95
+from aigcsim.models.optable import OperatingPointTable
 
 JPEG = tuple(f"jpeg/q={q}" for q in (10, 20, 40, 60, 80, 90))
 CROSS = "cross-attn/default"

@@ -1,6 +1,6 @@
 """Rate-quality of every encoder in the default catalogue (the README's example figure).
 
-Run: ``python -m analysis.repro.rate_quality [--out results/repro] [--png-only]``.
+Run: ``python -m aigcsim.analysis.repro.rate_quality [--out results/repro] [--png-only]``.
 Prints mean kB and LPIPS of each encoder's full stream, writes ``rate_quality.csv``
 (mean kB received and LPIPS after ``k`` units) and ``rate_quality.{png,pdf}``.
 
@@ -15,15 +15,15 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis import plots
-from analysis.repro.common import data_label, parse_args, print_table, save_outputs
+from aigcsim.analysis import plots
+from aigcsim.analysis.repro.common import data_label, parse_args, print_table, save_outputs
 
 
 def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
-    from models.default_cache import DEFAULT_CACHE_PATH
-    from models.optable import load_table
-    from sim.schema import TableConfig
-    from sim.table_source import load_source
+    from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
+    from aigcsim.models.optable import load_table
+    from aigcsim.sim.schema import TableConfig
+    from aigcsim.sim.table_source import load_source
 
     args = parse_args(__doc__.splitlines()[0], argv)
     encoders = load_table(DEFAULT_CACHE_PATH).encoder_ids

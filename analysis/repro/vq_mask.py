@@ -1,6 +1,6 @@
 """vq-mask: LPIPS against masking ratio and against packet-error rate, default catalogue.
 
-Run: ``python -m analysis.repro.vq_mask [--out results/repro]``. Prints two tables,
+Run: ``python -m aigcsim.analysis.repro.vq_mask [--out results/repro]``. Prints two tables,
 writes ``vq_mask_levels.csv``, ``vq_mask_per.csv`` and ``vq_mask.{png,pdf}``.
 
 Everything here is MEASURED on the 13 photographs of ``builtin:default`` (LPIPS
@@ -31,10 +31,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy.stats import binom
 
-from analysis import plots
-from analysis.repro.common import data_label, load_builtin, parse_args, print_table, save_outputs
-from analysis.stats import mean_ci95
-from models.optable import OperatingPointTable
+from aigcsim.analysis import plots
+from aigcsim.analysis.repro.common import (
+    data_label,
+    load_builtin,
+    parse_args,
+    print_table,
+    save_outputs,
+)
+from aigcsim.analysis.stats import mean_ci95
+from aigcsim.models.optable import OperatingPointTable
 
 LEVELS = ("prm/p=0.25", "prm/p=0.35", "prm/p=0.5", "pdm", "ebm/p=0.25")
 MASK_RATIO = {"prm/p=0.25": 0.25, "prm/p=0.35": 0.35, "prm/p=0.5": 0.5, "pdm": 0.25}

@@ -1,6 +1,6 @@
 """Words to target (LPIPS <= 0.6) per seq-words word-order policy, default catalogue.
 
-Run: ``python -m analysis.repro.words_to_target [--out results/repro]``. Prints the
+Run: ``python -m aigcsim.analysis.repro.words_to_target [--out results/repro]``. Prints the
 table, writes ``words_to_target.csv`` and ``words_to_target.{png,pdf}``.
 
 What is measured and what is not: in ``builtin:default`` the seq-words *bits* (8-bit
@@ -25,10 +25,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis import plots
-from analysis.repro.common import data_label, load_builtin, parse_args, print_table, save_outputs
-from analysis.stats import mean_ci95
-from models.optable import OperatingPointTable
+from aigcsim.analysis import plots
+from aigcsim.analysis.repro.common import (
+    data_label,
+    load_builtin,
+    parse_args,
+    print_table,
+    save_outputs,
+)
+from aigcsim.analysis.stats import mean_ci95
+from aigcsim.models.optable import OperatingPointTable
 
 POLICIES = ("lowest-lpips", "most-attentive", "least-attentive", "natural", "random")
 TARGET_LPIPS = 0.6

@@ -1,4 +1,4 @@
-"""Model backends: implementations of :class:`models.encoders.base.QualityBackend`.
+"""Model backends: implementations of :class:`aigcsim.models.encoders.base.QualityBackend`.
 
 Importing this package is cheap (no torch, transformers or spaCy): backends and their
 models are imported and loaded lazily. The helpers here locate weight files shipped

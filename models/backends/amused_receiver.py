@@ -4,7 +4,7 @@ This is the ``vq-mask`` receiver of the ``diffusers`` backend: LaMI-GO (eq. 12-1
 the models of an aMUSEd checkpoint (the public relative of the paper's Paella):
 
 * **Tokeniser** (:meth:`AmusedReceiver.tokenize`). The image ``[H, W, 3]`` uint8 is resized
-  (Pillow LANCZOS, :func:`models.vq.resize`) to a *working size* ``[H', W']`` of about
+  (Pillow LANCZOS, :func:`aigcsim.models.vq.resize`) to a *working size* ``[H', W']`` of about
   ``resolution_px**2`` pixels, aspect kept, both sides multiples of the token stride times
   2 when the transformer downsamples (:attr:`AmusedReceiver.grid_multiple`); scaled to
   ``[0, 1]`` (aMUSEd's image processor does not normalise to ``[-1, 1]``), encoded by
@@ -48,7 +48,7 @@ Construction takes already-built model objects (so tests use tiny random models)
 attributes) or :meth:`AmusedReceiver.from_pretrained` (hub id or local directory of an
 aMUSEd checkpoint, e.g. ``amused/amused-256``: 16x16 tokens, 8,192 codes, mask id 8255).
 
-It implements :class:`models.encoders.vq_mask.VQTokenReceiver`.
+It implements :class:`aigcsim.models.encoders.vq_mask.VQTokenReceiver`.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.backends import image_batch
-from models.vq import resize, working_size
+from aigcsim.models.backends import image_batch
+from aigcsim.models.vq import resize, working_size
 
 if TYPE_CHECKING:
     import torch
@@ -214,12 +214,12 @@ class AmusedReceiver:
         VQ model always runs in fp32.
 
         Raises:
-            sim.registry.UserInputError: the weights cannot be found or loaded.
+            aigcsim.kernel.registry.UserInputError: the weights cannot be found or loaded.
         """
         import torch
         from diffusers import AmusedPipeline
 
-        from sim.registry import UserInputError
+        from aigcsim.kernel.registry import UserInputError
 
         kwargs: dict[str, Any] = {"torch_dtype": torch.float16} if fp16 else {}
         try:

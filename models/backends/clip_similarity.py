@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.backends import image_batch
+from aigcsim.models.backends import image_batch
 
 
 class ClipImageSimilarity:

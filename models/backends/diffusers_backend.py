@@ -1,23 +1,25 @@
 """The ``diffusers`` backend: real generative pipelines (BLIP, Stable Diffusion, CLIP).
 
-Models are loaded by hub id or local folder (:mod:`models.backends.hub`) on first use:
+Models are loaded by hub id or local folder (:mod:`aigcsim.models.backends.hub`) on first use:
 
-* ``caption``: BLIP (``captioner``, :mod:`models.backends.blip_captioner`), or the
+* ``caption``: BLIP (``captioner``, :mod:`aigcsim.models.backends.blip_captioner`), or the
   generation prompt itself (``caption_source="prompt"``, the AIGC case).
 * ``text_to_image``: Stable Diffusion 1.x/2.x (``text_to_image``,
-  :mod:`models.backends.sd_receiver`), fixed-seed latents shared by all prompts,
+  :mod:`aigcsim.models.backends.sd_receiver`), fixed-seed latents shared by all prompts,
   batched candidates, configurable scheduler and steps, fp16 on CUDA.
 * ``cross_attention_maps``: the UNet's cross-attention per word
-  (:mod:`models.backends.attention_capture`).
+  (:mod:`aigcsim.models.backends.attention_capture`).
 * ``word_attention``: the same model's CLIP text-encoder self-attention, summed over
-  layers and heads, per word (:mod:`models.backends.text_encoder_attention`).
-* ``lpips``: LPIPS-Alex v0.1 with real offline weights (:mod:`models.backends.lpips_offline`);
-  ``clip_similarity``: CLIP-I (``clip``, :mod:`models.backends.clip_similarity`);
+  layers and heads, per word (:mod:`aigcsim.models.backends.text_encoder_attention`).
+* ``lpips``: LPIPS-Alex v0.1 with real offline weights
+  (:mod:`aigcsim.models.backends.lpips_offline`);
+  ``clip_similarity``: CLIP-I (``clip``, :mod:`aigcsim.models.backends.clip_similarity`);
   ``quality``: both, at ``metric_side x metric_side`` after a centre crop.
 * ``parse`` / ``content_words``: spaCy, as the offline backend.
 
 The ``inpainting`` (cross-attn receiver) and ``vq`` (aMUSEd, vq-mask receiver) settings
-are read by :mod:`models.backends.sd_inpaint` and :mod:`models.backends.amused_receiver`
+are read by :mod:`aigcsim.models.backends.sd_inpaint` and
+:mod:`aigcsim.models.backends.amused_receiver`
 through :meth:`DiffusersBackend.load_model`.
 
 Importing this module is cheap (pydantic + numpy); torch, diffusers and transformers
@@ -32,16 +34,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sim.registry import NoParams, Registry, UserInputError, suggest
+from aigcsim.kernel.registry import NoParams, Registry, UserInputError, suggest
 
 if TYPE_CHECKING:
-    from models.backends.amused_receiver import AmusedReceiver
-    from models.backends.blip_captioner import BlipCaptioner
-    from models.backends.clip_similarity import ClipImageSimilarity
-    from models.backends.lpips_offline import OfflineLPIPS
-    from models.backends.parsing import DependencyParser, ParsedWord
-    from models.backends.sd_inpaint import InpaintReceiver
-    from models.backends.sd_receiver import TextToImageReceiver
+    from aigcsim.models.backends.amused_receiver import AmusedReceiver
+    from aigcsim.models.backends.blip_captioner import BlipCaptioner
+    from aigcsim.models.backends.clip_similarity import ClipImageSimilarity
+    from aigcsim.models.backends.lpips_offline import OfflineLPIPS
+    from aigcsim.models.backends.parsing import DependencyParser, ParsedWord
+    from aigcsim.models.backends.sd_inpaint import InpaintReceiver
+    from aigcsim.models.backends.sd_receiver import TextToImageReceiver
 
 ModelRole = Literal["captioner", "text_to_image", "inpainting", "vq", "clip"]
 MODEL_ROLES: tuple[str, ...] = ("captioner", "text_to_image", "inpainting", "vq", "clip")
@@ -143,7 +145,8 @@ class DiffusersSettings(BaseModel):
 
 
 class DiffusersBackend:
-    """A :class:`~models.encoders.base.QualityBackend` with diffusers/transformers pipelines.
+    """A :class:`~aigcsim.models.encoders.base.QualityBackend` with diffusers/transformers
+    pipelines.
 
     Args:
         settings: :class:`DiffusersSettings` (or a dict of its fields).
@@ -172,10 +175,10 @@ class DiffusersBackend:
     ) -> Any:
         """``loader(<settings.<setting>>, local_files_only=..., revision=..., **kwargs)``.
 
-        Missing weights raise a :class:`~sim.registry.UserInputError` naming the model,
-        the setting and how to provide it (see :func:`models.backends.hub.load_pretrained`).
+        Missing weights raise a :class:`~aigcsim.kernel.registry.UserInputError` naming the model,
+        the setting and how to provide it (see :func:`aigcsim.models.backends.hub.load_pretrained`).
         """
-        from models.backends.hub import load_pretrained
+        from aigcsim.models.backends.hub import load_pretrained
 
         return load_pretrained(
             loader,
@@ -190,7 +193,7 @@ class DiffusersBackend:
 
     def use_models(self, **models: Any) -> None:
         """Install already-built components instead of loading them: ``receiver``
-        (:class:`~models.backends.sd_receiver.TextToImageReceiver`), ``captioner``,
+        (:class:`~aigcsim.models.backends.sd_receiver.TextToImageReceiver`), ``captioner``,
         ``clip``, ``lpips``, ``parser``, ``vq_receiver``, ``inpaint_receiver`` (benchmarks
         with random full-size models)."""
         known = {"receiver", "captioner", "clip", "lpips", "parser", "vq_receiver"}
@@ -213,7 +216,7 @@ class DiffusersBackend:
         from diffusers import StableDiffusionPipeline
         from transformers import CLIPTextModel
 
-        from models.backends.sd_receiver import TextToImageReceiver
+        from aigcsim.models.backends.sd_receiver import TextToImageReceiver
 
         dtype = self.torch_dtype
         text_encoder = self.load_model(
@@ -261,14 +264,17 @@ class DiffusersBackend:
     @property
     def vq_receiver(self) -> AmusedReceiver:
         """aMUSEd's VQ-GAN tokenizer and masked-token receiver with latent mixture
-        integration (``vq``; :mod:`models.backends.amused_receiver`), loaded on first use.
+        integration (``vq``; :mod:`aigcsim.models.backends.amused_receiver`), loaded on first use.
         The VQ-GAN runs in float32, the transformer and text encoder in ``dtype``."""
 
         def build() -> AmusedReceiver:
             import torch
             from diffusers import AmusedPipeline
 
-            from models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
+            from aigcsim.models.backends.amused_receiver import (
+                AmusedReceiver,
+                AmusedReceiverSettings,
+            )
 
             pipe = self.load_model(
                 AmusedPipeline.from_pretrained, "vq", role="vq (aMUSEd)", dtype=self.torch_dtype
@@ -309,8 +315,8 @@ class DiffusersBackend:
     @property
     def inpaint_receiver(self) -> InpaintReceiver:
         """Stable Diffusion inpainting, the ``cross-attn`` receiver (``inpainting``;
-        :mod:`models.backends.sd_inpaint`), loaded on first use."""
-        from models.backends.sd_inpaint import build_inpaint_receiver
+        :mod:`aigcsim.models.backends.sd_inpaint`), loaded on first use."""
+        from aigcsim.models.backends.sd_inpaint import build_inpaint_receiver
 
         return self._cached("inpaint_receiver", lambda: build_inpaint_receiver(self))
 
@@ -326,7 +332,7 @@ class DiffusersBackend:
         def build() -> BlipCaptioner:
             from transformers import BlipForConditionalGeneration, BlipProcessor
 
-            from models.backends.blip_captioner import BlipCaptioner
+            from aigcsim.models.backends.blip_captioner import BlipCaptioner
 
             model = self.load_model(
                 BlipForConditionalGeneration.from_pretrained, "captioner", dtype=self.torch_dtype
@@ -346,7 +352,7 @@ class DiffusersBackend:
         def build() -> ClipImageSimilarity:
             from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-            from models.backends.clip_similarity import ClipImageSimilarity
+            from aigcsim.models.backends.clip_similarity import ClipImageSimilarity
 
             model = self.load_model(
                 CLIPVisionModelWithProjection.from_pretrained, "clip", role="CLIP image",
@@ -363,7 +369,7 @@ class DiffusersBackend:
         """LPIPS-Alex v0.1 with offline weights (always float32)."""
 
         def build() -> OfflineLPIPS:
-            from models.backends.lpips_offline import OfflineLPIPS
+            from aigcsim.models.backends.lpips_offline import OfflineLPIPS
 
             return OfflineLPIPS(self.device, self.settings.metric_batch_size)
 
@@ -372,7 +378,7 @@ class DiffusersBackend:
     @property
     def parser(self) -> DependencyParser:
         def build() -> DependencyParser:
-            from models.backends.parsing import DependencyParser
+            from aigcsim.models.backends.parsing import DependencyParser
 
             return DependencyParser(self.settings.spacy_model)
 
@@ -389,9 +395,9 @@ class DiffusersBackend:
         receiver's device, dtype, steps, guidance, resolution).
         """
         if self._ids is None:
-            from models.backends.hub import describe_model
-            from models.backends.lpips_offline import OfflineLPIPS
-            from models.backends.parsing import DependencyParser
+            from aigcsim.models.backends.hub import describe_model
+            from aigcsim.models.backends.lpips_offline import OfflineLPIPS
+            from aigcsim.models.backends.parsing import DependencyParser
 
             s = self.settings
             ids = {
@@ -449,7 +455,7 @@ class DiffusersBackend:
     def word_attention(self, words: list[str]) -> np.ndarray:
         """Text-encoder self-attention between ``n`` words -> ``[n, n]`` (row attends to
         column, summed over layers and heads; lower-triangular: CLIP text is causal)."""
-        from models.backends.text_encoder_attention import clip_word_attention
+        from aigcsim.models.backends.text_encoder_attention import clip_word_attention
 
         pipe = self.receiver.pipe
         return clip_word_attention(pipe.text_encoder, pipe.tokenizer, list(words))
@@ -466,8 +472,8 @@ class DiffusersBackend:
     def to_metric_size(self, images: np.ndarray) -> np.ndarray:
         """Centre-crop ``[B, H, W, 3]`` (or ``[H, W, 3]``) uint8 to a square and resize
         (bicubic) to ``metric_side`` -> ``[B, s, s, 3]`` uint8."""
-        from models.backends import image_batch
-        from models.backends.metric_size import square_resize
+        from aigcsim.models.backends import image_batch
+        from aigcsim.models.backends.metric_size import square_resize
 
         return square_resize(image_batch(images), self.settings.metric_side)
 

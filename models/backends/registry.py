@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from models.backends.diffusers_backend import DiffusersSettings
-from models.encoders.base import QualityBackend
-from sim.registry import Registry, UserInputError
+from aigcsim.kernel.registry import Registry, UserInputError
+from aigcsim.models.backends.diffusers_backend import DiffusersSettings
+from aigcsim.models.encoders.base import QualityBackend
 
 BACKENDS: Registry[QualityBackend] = Registry("backend")
 
@@ -26,7 +26,7 @@ class BackendParams(BaseModel):
 )
 def _offline(params: BackendParams, **_: object) -> QualityBackend:
     try:
-        from models.backends.offline import OfflineBackend
+        from aigcsim.models.backends.offline import OfflineBackend
     except ImportError as exc:
         raise UserInputError(
             f"the offline backend needs the model extras ({exc.name} is missing): "
@@ -42,6 +42,6 @@ def _offline(params: BackendParams, **_: object) -> QualityBackend:
     "from hub ids or local folders",
 )
 def _diffusers(params: DiffusersSettings, **_: object) -> QualityBackend:
-    from models.backends.diffusers_backend import build_diffusers_backend
+    from aigcsim.models.backends.diffusers_backend import build_diffusers_backend
 
     return build_diffusers_backend(params)

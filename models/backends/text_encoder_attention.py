@@ -8,7 +8,7 @@ key ``s``), summed over layers and heads, is aggregated to words: ``W = P^T A P`
 ``P[t, i] = 1`` iff token ``t`` is a BPE piece of word ``i`` (``<bos>``, ``<eos>`` and
 padding dropped). CLIP text attention is causal, so ``W`` is lower-triangular: a word
 attends only to itself and earlier words. Same contract as
-:meth:`models.backends.offline.OfflineBackend.word_attention`.
+:meth:`aigcsim.models.backends.offline.OfflineBackend.word_attention`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.backends.prompt_tokens import tokenize_words
+from aigcsim.models.backends.prompt_tokens import tokenize_words
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.registry import Registry
+from aigcsim.kernel.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ class Encoder(Protocol):
 
     def canonical_level(self, level: str) -> str:
         """Validate any level of the family's grammar (not only the defaults) and return
-        its canonical spelling; raise :class:`~sim.registry.UserInputError` with the
-        grammar and a did-you-mean otherwise (see :mod:`models.encoders.levels`)."""
+        its canonical spelling; raise :class:`~aigcsim.kernel.registry.UserInputError` with the
+        grammar and a did-you-mean otherwise (see :mod:`aigcsim.models.encoders.levels`)."""
         ...
 
     def encode(

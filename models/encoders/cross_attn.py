@@ -3,11 +3,11 @@
 Source: the cross-modal generative semantic communication paper (../shared/seeds).
 Transmitter, per image:
 
-1. **Prompt deconstruction** (:mod:`models.keywords`): spaCy dependency parse of the
+1. **Prompt deconstruction** (:mod:`aigcsim.models.keywords`): spaCy dependency parse of the
    caption/prompt; keep noun heads, their ``amod``/``compound``/``nummod`` modifiers and
    the root / clause verbs; weight each keyword by the attention mass it gets; order
    keyword groups (a head with its modifiers) by weight, heads before their modifiers.
-2. **Regions** (:mod:`models.regions`): binarise an attention map at a quantile, cluster
+2. **Regions** (:mod:`aigcsim.models.regions`): binarise an attention map at a quantile, cluster
    the hot cells with DBSCAN, order the clusters by attention mass; each region's
    bounding box is cut out of the image and JPEG-compressed.
 3. **Units**: first the keywords (unit ``i`` = keyword ``i``: 8-bit ASCII characters + a
@@ -23,7 +23,7 @@ one). Default level set: ``default``, ``k=3/r=2`` and ``k=all/r=0`` (keywords on
 Receiver after ``k`` units: ``k = 0`` a uniform mid-grey image; otherwise the received
 regions' decoded crops are pasted on a grey canvas and *kept*, and everything else is
 regenerated from the received keywords (in prompt order) by Stable Diffusion inpainting
-(:mod:`models.backends.sd_inpaint`, fixed seed).
+(:mod:`aigcsim.models.backends.sd_inpaint`, fixed seed).
 
 Two backends:
 
@@ -32,7 +32,7 @@ Two backends:
   per-word UNet cross-attention maps weight the keywords (map sums) and, summed over the
   keywords' words, give the map the regions come from. Quality after each prefix is
   measured on the inpainting receiver's output: LPIPS and CLIP-I (at the backend's metric
-  size), PSNR, and JPSQ (:mod:`models.jpsq`; the aesthetic term is left out when the
+  size), PSNR, and JPSQ (:mod:`aigcsim.models.jpsq`; the aesthetic term is left out when the
   backend has no aesthetic model, which is flagged in the provenance).
 * ``offline`` (SYNTHETIC quality): no text-to-image model installs offline. Keywords come
   from the real parse, weighted by MiniLM self-attention received by each word (column
@@ -40,7 +40,7 @@ Two backends:
   Regions come from a stated stand-in for the cross-attention map: the image's
   gradient-energy saliency map (:func:`gradient_energy_map`). Unit bits are real (real
   keywords, real JPEG crops of the real photo). The LPIPS curve is SYNTHETIC, from
-  :func:`models.synthetic.cross_attn_lpips_curve` anchored at the image's measured LPIPS
+  :func:`aigcsim.models.synthetic.cross_attn_lpips_curve` anchored at the image's measured LPIPS
   of JPEG q=60 (+ ``cross_attn_lpips_final_vs_jpeg60``); JPSQ is derived from it
   (similarity-only). Entries are flagged ``synthetic`` with a ``synthetic_reason``.
 
@@ -65,22 +65,22 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.encoders.base import (
+from aigcsim.models.encoders.base import (
     ENCODERS,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
     UnitStream,
 )
-from models.encoders.jpeg import jpeg_roundtrip
-from models.encoders.levels import level_error
-from models.encoders.raw import MID_GREY, backend_key, check_pixels, psnr_db
-from models.encoders.seq_words import word_bits
-from models.jpsq import JPSQWeights, jpsq
-from models.jpsq import provenance as jpsq_provenance
-from models.keywords import Keyword, align_tokens_to_words, extract_keywords
-from models.regions import Region, find_regions
-from models.synthetic import SyntheticAssumptions, cross_attn_lpips_curve
+from aigcsim.models.encoders.jpeg import jpeg_roundtrip
+from aigcsim.models.encoders.levels import level_error
+from aigcsim.models.encoders.raw import MID_GREY, backend_key, check_pixels, psnr_db
+from aigcsim.models.encoders.seq_words import word_bits
+from aigcsim.models.jpsq import JPSQWeights, jpsq
+from aigcsim.models.jpsq import provenance as jpsq_provenance
+from aigcsim.models.keywords import Keyword, align_tokens_to_words, extract_keywords
+from aigcsim.models.regions import Region, find_regions
+from aigcsim.models.synthetic import SyntheticAssumptions, cross_attn_lpips_curve
 
 DEFAULT_LEVELS = ("default", "k=3/r=2", "k=all/r=0")
 RECEIVER_TIME_KIND = "cross-attn-decode-time"
@@ -255,7 +255,7 @@ class CrossAttn:
     def parser(self):
         """spaCy parser for backends without ``parse`` (default pipeline)."""
         if self._parser is None:
-            from models.backends.parsing import DependencyParser
+            from aigcsim.models.backends.parsing import DependencyParser
 
             self._parser = DependencyParser()
         return self._parser
@@ -466,7 +466,8 @@ class CrossAttn:
                 "decode_time": stated,
                 "synthetic_reason": f"backend '{backend.name}' has no text-to-image / inpainting "
                 "receiver; bits, keywords and regions are real, the LPIPS curve is SYNTHETIC "
-                "(models.synthetic.cross_attn_lpips_curve, anchored at the measured LPIPS of "
+                "(aigcsim.models.synthetic.cross_attn_lpips_curve, anchored at the measured "
+                "LPIPS of "
                 "JPEG q=60)",
                 "regions_from": "gradient-energy saliency map (stand-in for cross-attention)",
                 "jpsq": jp,

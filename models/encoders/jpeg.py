@@ -15,15 +15,15 @@ import re
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.encoders.base import (
+from aigcsim.models.encoders.base import (
     ENCODERS,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
     UnitStream,
 )
-from models.encoders.levels import level_error
-from models.encoders.raw import (
+from aigcsim.models.encoders.levels import level_error
+from aigcsim.models.encoders.raw import (
     MID_GREY,
     backend_key,
     check_pixels,

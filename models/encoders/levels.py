@@ -2,7 +2,7 @@
 
 Every encoder family validates and normalises its own levels with
 ``canonical_level(level) -> str`` (e.g. ``jpeg``: ``q=055`` -> ``q=55``; ``vq-mask``:
-``prm/p=.30`` -> ``prm/p=0.3``), raising :class:`~sim.registry.UserInputError` with the
+``prm/p=.30`` -> ``prm/p=0.3``), raising :class:`~aigcsim.kernel.registry.UserInputError` with the
 family's level grammar and a did-you-mean from its default levels. Any level of that
 grammar can be built into a cache (``--encoders jpeg/q=55``), not only the defaults.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from sim.registry import UserInputError, suggest
+from aigcsim.kernel.registry import UserInputError, suggest
 
 
 def level_error(
@@ -51,8 +51,8 @@ def join_encoder_id(family: str, level: str) -> str:
 
 @functools.cache
 def _family(family: str):
-    import models.encoders  # noqa: F401  (registers the families)
-    from models.encoders.base import ENCODERS
+    import aigcsim.models.encoders  # noqa: F401  (registers the families)
+    from aigcsim.models.encoders.base import ENCODERS
 
     return ENCODERS.build(family, {})
 
@@ -69,8 +69,8 @@ def canonical_encoder_id(encoder_id: str, strict: bool = True) -> str:
     Raises:
         UserInputError: (``strict``) unknown family or a level outside its grammar.
     """
-    import models.encoders  # noqa: F401
-    from models.encoders.base import ENCODERS
+    import aigcsim.models.encoders  # noqa: F401
+    from aigcsim.models.encoders.base import ENCODERS
 
     family, level = split_encoder_id(encoder_id)
     if not strict and family not in ENCODERS:

@@ -9,15 +9,15 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.encoders.base import (
+from aigcsim.models.encoders.base import (
     ENCODERS,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
     UnitStream,
 )
-from models.encoders.levels import level_error
-from models.pixels import check_pixels
+from aigcsim.models.encoders.levels import level_error
+from aigcsim.models.pixels import check_pixels
 
 MID_GREY = 128
 """Value of every channel of the receiver's image before any unit arrives."""

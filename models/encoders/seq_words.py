@@ -14,7 +14,7 @@ paper's code. Orders (levels):
 
 Quality. With a backend that has a text-to-image receiver (``text_to_image``, e.g.
 ``diffusers``), the caption comes from the backend's captioner and LPIPS / CLIP-I after
-each prefix are measured (:mod:`models.encoders.seq_words_measured`; ``lowest-lpips``
+each prefix are measured (:mod:`aigcsim.models.encoders.seq_words_measured`; ``lowest-lpips``
 runs the real greedy search with batched candidates). The offline backend has none, so
 the word *bits* and the attentive *orders* are real (MiniLM attention, spaCy parse), but
 the LPIPS curve is SYNTHETIC. It comes from the stated model of ``models/synthetic.py``:
@@ -32,7 +32,7 @@ import hashlib
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from models.encoders.base import (
+from aigcsim.models.encoders.base import (
     ENCODERS,
     BackendUnavailable,
     ImageRecord,
@@ -40,15 +40,15 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
-from models.encoders.levels import level_error
-from models.encoders.seq_words_measured import (
+from aigcsim.models.encoders.levels import level_error
+from aigcsim.models.encoders.seq_words_measured import (
     PromptMetrics,
     caption_words,
     has_receiver,
     lowest_lpips_order,
     prefix_prompts,
 )
-from models.synthetic import SyntheticAssumptions
+from aigcsim.models.synthetic import SyntheticAssumptions
 
 POLICIES = ("lowest-lpips", "most-attentive", "least-attentive", "natural", "random")
 FUNCTION_WORD_WEIGHT = 0.08

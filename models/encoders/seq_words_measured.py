@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.encoders.base import BackendUnavailable, ImageRecord, ModelOutputStore
+from aigcsim.models.encoders.base import BackendUnavailable, ImageRecord, ModelOutputStore
 
 METRICS_KIND = "t2i_metrics"
 METRIC_COLUMNS = ("lpips", "clip_i", "seconds_per_image")

@@ -2,7 +2,7 @@
 
 Transmitter (per image, per level):
 
-1. Tokens ``[h, w]`` from our patch codebook (:mod:`models.vq`), computed once per image
+1. Tokens ``[h, w]`` from our patch codebook (:mod:`aigcsim.models.vq`), computed once per image
    through the store (kind ``vq-tokens``: ``[2, h, w]`` float64 = tokens, quantisation
    error), so every level reuses them.
 2. A mask ``M`` (True = not sent) from the level's policy:
@@ -14,7 +14,7 @@ Transmitter (per image, per level):
    :func:`mask_cost_bits`.
 3. The unmasked indices in raster order are Huffman-coded with a canonical code built
    from their own histogram; the code table (lengths only,
-   :meth:`models.huffman.HuffmanCode.table_cost_bits`) is sent once.
+   :meth:`aigcsim.models.huffman.HuffmanCode.table_cost_bits`) is sent once.
 4. Units: unit 0 (header) = caption (8 bits per UTF-8 byte) + Huffman table + mask bits
    (EBM); units ``1..P`` = packets of at most ``packet_indices`` codewords. With
    ``interleave`` packet ``j`` holds the unmasked indices ``j, j+P, j+2P, ...``,
@@ -26,7 +26,7 @@ Transmitter (per image, per level):
 Receiver quality ``quality[k]`` after ``k`` units received: ``k = 0`` a uniform
 mid-grey image; ``k >= 1`` the header plus ``k - 1`` packets (the header is assumed to be
 the first unit received). Missing packets' positions and masked positions are filled by
-:func:`models.vq.fill_tokens` (received indices never change), decoded and scored
+:func:`aigcsim.models.vq.fill_tokens` (received indices never change), decoded and scored
 against the original at its own size. For ``j`` received packets the metrics are the
 mean over ``loss_patterns`` seeded random subsets (``SeedSequence([loss_seed, j, r])``)
 computed only on a grid of ``j``: ``quality_grid + 1`` values of ``round(linspace(0, P))``
@@ -47,8 +47,8 @@ deployment (measure on the target GPU with the real checkpoint).
 backend's VQ-GAN receiver when the backend has one (attribute ``vq_receiver``, a
 :class:`VQTokenReceiver`; the ``diffusers`` backend: aMUSEd's ``VQModel`` and its
 text-conditioned masked-token transformer run with latent mixture integration, see
-:mod:`models.backends.amused_receiver`), and otherwise our patch codebook and neighbour
-prior (:mod:`models.vq`; the ``offline`` backend). ``tokenizer="codebook"`` forces the
+:mod:`aigcsim.models.backends.amused_receiver`), and otherwise our patch codebook and neighbour
+prior (:mod:`aigcsim.models.vq`; the ``offline`` backend). ``tokenizer="codebook"`` forces the
 latter, ``tokenizer="backend"`` requires the former. On the receiver path:
 
 * tokens and the quantisation distances ``||z - w_k||`` of the VQ-GAN latents (eq. 16, what
@@ -79,7 +79,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.encoders.base import (
+from aigcsim.models.encoders.base import (
     ENCODERS,
     BackendUnavailable,
     ImageRecord,
@@ -87,8 +87,8 @@ from models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
-from models.encoders.levels import level_error
-from models.encoders.raw import (
+from aigcsim.models.encoders.levels import level_error
+from aigcsim.models.encoders.raw import (
     MID_GREY,
     backend_key,
     check_pixels,
@@ -97,8 +97,8 @@ from models.encoders.raw import (
     metric_names,
     quality_dict,
 )
-from models.huffman import HuffmanCode
-from models.vq import VQCodebook, fill_tokens, fit_codebook, resize
+from aigcsim.models.huffman import HuffmanCode
+from aigcsim.models.vq import VQCodebook, fill_tokens, fit_codebook, resize
 
 RECEIVER_TIME_KIND = "vq-decode-time"
 """Store kind of the receiver path's measured decode times ``[P + 1]`` (s per image)."""
@@ -149,7 +149,7 @@ class VQMaskParams(BaseModel):
 class VQTokenReceiver(Protocol):
     """A VQ-GAN tokeniser and masked-token receiver a backend provides (``backend.vq_receiver``).
 
-    Implemented by :class:`models.backends.amused_receiver.AmusedReceiver`. Images are
+    Implemented by :class:`aigcsim.models.backends.amused_receiver.AmusedReceiver`. Images are
     uint8 RGB; token grids are int64 codebook indices ``0..codebook_size-1``.
     """
 
@@ -585,7 +585,7 @@ class VQMaskEncoder:
                 "codebook": f"kmeans patch codebook {cb.key} (K={cb.size}, p={cb.patch_px}, "
                 f"~{cb.image_px}^2 px)",
                 "train_images": list(pr.train_images) if self._codebook is None else "given",
-                "prior": "boundary-continuity MRF fill, received indices fixed (models.vq)",
+                "prior": "boundary-continuity MRF fill, received indices fixed (aigcsim.models.vq)",
                 "tokens": list(plan.tokens.shape),
                 "masked": int(plan.mask.sum()),
                 "caption_bits": plan.caption_bits,

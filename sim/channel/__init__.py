@@ -1,8 +1,8 @@
 """Channel models: path loss / shadowing statistics, small-scale fading, noise."""
 
-from sim.channel.fading import FADING, FadingModel
-from sim.channel.noise import db_to_linear, linear_to_db, thermal_noise_dbm
-from sim.channel.pathloss import PATHLOSS, PathlossModel
+from aigcsim.sim.channel.fading import FADING, FadingModel
+from aigcsim.sim.channel.noise import db_to_linear, linear_to_db, thermal_noise_dbm
+from aigcsim.sim.channel.pathloss import PATHLOSS, PathlossModel
 
 __all__ = [
     "FADING",

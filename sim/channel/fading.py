@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import j0
 
-from sim.registry import NoParams, Registry
+from aigcsim.kernel.registry import NoParams, Registry
 
 _TWO_PI = 2.0 * np.pi
 _RENORMALISE_EVERY = 4096

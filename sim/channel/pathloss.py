@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from sim.registry import Registry
+from aigcsim.kernel.registry import Registry
 
 SPEED_OF_LIGHT_M_S = 299_792_458.0
 """Exact speed of light (free-space model)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.base import AllocatorState
+from aigcsim.sim.allocation import AllocatorState
 
 
 def make_state(

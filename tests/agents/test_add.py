@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from scenario_data import tiny
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 
-from agents.add import ADD, ADDConfig, split_obs
-from sim.gym_env import BandwidthAllocationEnv
-from sim.gym_spaces import NUM_FEATURES
+from aigcsim.agents.add import ADD, ADDConfig, split_obs
+from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
+from aigcsim.agents.envs.spaces import NUM_FEATURES
+from tests.scenario_data import tiny
 
 torch.set_num_threads(1)
 U = 8

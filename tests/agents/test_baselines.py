@@ -6,9 +6,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-import agents
-from agents import ALLOCATORS, AllocatorState, check_shares
-from sim.registry import UserInputError
+from aigcsim import agents
+from aigcsim.agents import ALLOCATORS, AllocatorState, check_shares
+from aigcsim.kernel.registry import UserInputError
 
 NAMES = [n for n in ALLOCATORS.names() if n != "policy"]  # policy: tests/agents/test_rl_training.py
 BASELINES = [

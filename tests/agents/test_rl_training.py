@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from scenario_data import tiny
 
-import agents.policy  # noqa: F401  (registers the "policy" allocator)
-from agents.base import ALLOCATORS, check_shares
-from agents.evaluation import evaluate, mean_ci95, run_with_reward, write_csv
-from agents.policy import PolicyAllocator
-from agents.sb3_training import AGENTS, train, user_deadlines_of
-from sim.engine import Simulation
-from sim.gym_env import BandwidthAllocationEnv, load_scenario
-from sim.gym_spaces import action_to_shares
-from sim.registry import UserInputError
+import aigcsim.agents.policy  # noqa: F401  (registers the "policy" allocator)
+from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, load_scenario
+from aigcsim.agents.envs.spaces import action_to_shares
+from aigcsim.agents.evaluation import evaluate, mean_ci95, run_with_reward, write_csv
+from aigcsim.agents.policy import PolicyAllocator
+from aigcsim.agents.sb3_training import AGENTS, train, user_deadlines_of
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.allocation import ALLOCATORS, check_shares
+from aigcsim.sim.engine import Simulation
+from tests.scenario_data import tiny
 
 torch.set_num_threads(1)
 MAX_USERS = 8
@@ -163,7 +163,7 @@ def test_cli_evaluate(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from sim.cli_rl import register
+    from aigcsim.cli.rl import register
 
     app = typer.Typer()
     register(app)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.shares import fill_in_order, waterfill
+from aigcsim.agents.shares import fill_in_order, waterfill
 
 
 def test_fill_in_order_exact():

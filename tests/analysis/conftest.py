@@ -2,7 +2,7 @@
 
 The sweep fixture writes the layout of ``aigcsim sweep`` (sweep.json, runs/<id>/,
 results/{summary,requests}/run_id=<id>/part-0.parquet) by running each point with
-:func:`sim.run.run_one`, plus one failed run, so the loaders are tested on the contract
+:func:`aigcsim.sim.run.run_one`, plus one failed run, so the loaders are tested on the contract
 independently of the sweep runner.
 """
 
@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sim.run import run_one, run_scenario, write_json
-from sim.scenario import validate, with_overrides
+from aigcsim.sim.run import run_one, run_scenario, write_json
+from aigcsim.sim.scenario import validate, with_overrides
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -134,7 +134,7 @@ class _InlineExecutor:
     name = "inline"
 
     def run(self, tasks):  # noqa: ANN001, ANN201
-        from sim.sweep_exec import simulate
+        from aigcsim.sim.sweep.executors import simulate
 
         for task in tasks:
             yield simulate(*task)
@@ -142,10 +142,10 @@ class _InlineExecutor:
 
 @pytest.fixture(scope="session")
 def real_sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A sweep written by the real sweep runner (sim.sweep), run inline."""
+    """A sweep written by the real sweep runner (aigcsim.sim.sweep.runner), run inline."""
     import yaml
 
-    from sim.sweep import load_sweep, run_sweep
+    from aigcsim.sim.sweep.runner import load_sweep, run_sweep
 
     tmp = tmp_path_factory.mktemp("realsweep")
     raw = json.loads(json.dumps(TINY)) | {

@@ -1,4 +1,4 @@
-"""Smoke run of ``analysis.repro.add_vs_drl`` on its ``--quick`` budget, plus the maths."""
+"""Smoke run of ``aigcsim.analysis.repro.add_vs_drl`` on its ``--quick`` budget, plus the maths."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from agents.evaluation import run_with_reward
-from analysis.repro import add_vs_drl as repro
-from sim.gym_env import load_scenario
-from sim.registry import UserInputError
+from aigcsim.agents.envs.allocation_env import load_scenario
+from aigcsim.agents.evaluation import run_with_reward
+from aigcsim.analysis.repro import add_vs_drl as repro
+from aigcsim.kernel.registry import UserInputError
 
 torch.set_num_threads(1)
 
@@ -58,7 +58,7 @@ def test_quick_run_writes_every_output(quick: dict[str, Any]) -> None:
 
 def test_runs_frame_matches_direct_evaluation(quick: dict[str, Any]) -> None:
     """The two-pass split R(p) = G - p F agrees with a direct run at another penalty."""
-    from agents.base import ALLOCATORS
+    from aigcsim.sim.allocation import ALLOCATORS
 
     frame = quick["frame"]
     row = frame[(frame["allocator"] == "proportional-fair") & (frame["eval_seed"] == 1002)].iloc[0]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.load import detect_kind, load_results
-from sim.registry import UserInputError
+from aigcsim.analysis.load import detect_kind, load_results
+from aigcsim.kernel.registry import UserInputError
 
 
 def test_run_dir(run_dir: Path) -> None:
@@ -99,8 +99,8 @@ def test_bad_directories(tmp_path: Path) -> None:
 
 
 def test_real_sweep_runner_output(real_sweep_dir: Path) -> None:
-    """The loader on what `aigcsim sweep` writes (sim.sweep, run inline)."""
-    from sim.sweep import load_summary
+    """The loader on what `aigcsim sweep` writes (aigcsim.sim.sweep.runner, run inline)."""
+    from aigcsim.sim.sweep.runner import load_summary
 
     res = load_results(real_sweep_dir)
     ref = load_summary(real_sweep_dir).to_pandas().set_index("run_id")

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import plots
-from analysis.load import load_results
-from analysis.rl_logs import read_evaluations, read_monitor
-from models.optable import EncoderInfo, OperatingPointTable
-from models.synthetic import make_synthetic_table
-from sim.registry import UserInputError
+from aigcsim.analysis import plots
+from aigcsim.analysis.load import load_results
+from aigcsim.analysis.rl_logs import read_evaluations, read_monitor
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.optable import EncoderInfo, OperatingPointTable
+from aigcsim.models.synthetic import make_synthetic_table
 
 
 def _check_saved(fig, stem: Path) -> None:
@@ -130,7 +130,7 @@ def test_metric_vs_categorical_axis(sweep_dir: Path) -> None:
 
 
 def test_training_synthetic_encoders(tmp_path: Path, run_dir: Path) -> None:
-    from analysis.rl_logs import training_synthetic_encoders
+    from aigcsim.analysis.rl_logs import training_synthetic_encoders
 
     assert training_synthetic_encoders(tmp_path) is None  # no scenario.yaml
     shutil.copy(run_dir / "config.yaml", tmp_path / "scenario.yaml")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.report import write_report
+from aigcsim.analysis.report import write_report
 
 
 def _imgs(text: str) -> list[bytes]:
@@ -44,7 +44,7 @@ def test_measured_report_has_no_banner(measured_run_dir: Path, tmp_path: Path) -
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from sim.cli import main
+    from aigcsim.cli.main import main
 
     monkeypatch.setattr(sys, "argv", ["aigcsim", *args])
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.repro import cross_attn, rate_quality, vq_mask, words_to_target
+from aigcsim.analysis.repro import cross_attn, rate_quality, vq_mask, words_to_target
 
 
 def test_expected_quality_binomial_by_hand() -> None:

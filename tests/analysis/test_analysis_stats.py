@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.load import load_results
-from analysis.stats import format_mean_ci, jain_index, mean_ci95, per_user, summarize
+from aigcsim.analysis.load import load_results
+from aigcsim.analysis.stats import format_mean_ci, jain_index, mean_ci95, per_user, summarize
 
 T_975_DF3 = 3.182446305284263  # Student t 97.5 % quantile, 3 degrees of freedom (tables)
 T_975_DF1 = 12.706204736174704

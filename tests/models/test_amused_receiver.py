@@ -12,9 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
-from models.encoders.base import BackendUnavailable, ImageRecord, InMemoryStore
-from models.encoders.vq_mask import (
+from aigcsim.models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
+from aigcsim.models.encoders.base import BackendUnavailable, ImageRecord, InMemoryStore
+from aigcsim.models.encoders.vq_mask import (
     VQMaskEncoder,
     VQMaskParams,
     VQTokenReceiver,
@@ -78,7 +78,7 @@ def test_tokenize_decode_shapes_and_distances():
     assert tokens.dtype == np.int64 and 0 <= tokens.min() and tokens.max() < TINY_CODES
     assert len(np.unique(tokens)) > 3  # the tiny codebook is actually used
     # distance = min_k ||z - w_k|| (LaMI-GO eq. 16), checked by brute force
-    from models.vq import resize
+    from aigcsim.models.vq import resize
 
     x = torch.from_numpy(np.stack([resize(im, hp, wp) for im in imgs])).permute(0, 3, 1, 2)
     with torch.no_grad():
@@ -202,7 +202,7 @@ def test_model_ids_and_key_identify_weights_and_settings():
 
 
 def test_from_pretrained_local_folder_and_missing_weights(tmp_path):
-    from sim.registry import UserInputError
+    from aigcsim.kernel.registry import UserInputError
 
     tiny_amused_pipeline(0).save_pretrained(tmp_path / "amused-tiny")
     settings_ = receiver().settings
@@ -239,7 +239,7 @@ def test_encode_on_the_receiver_path_gives_a_measured_stream():
     assert prov["tokens"] == list(rec.grid_shape(48, 40))
     # the full reconstruction (all packets, nothing masked) is the VQ-GAN's own decode
     s0 = enc.encode(_record(0), "prm/p=0.0", backend, store)
-    from models.vq import resize
+    from aigcsim.models.vq import resize
 
     tokens, _ = rec.tokenize(_record(0).pixels[None])
     full = resize(rec.decode(tokens)[0], 48, 40)
@@ -330,7 +330,7 @@ def test_a_receiver_that_breaks_lmi_is_caught():
 
 # ----------------------------------------------------------------- the diffusers backend
 def test_diffusers_backend_delegates_to_a_lazily_built_receiver(tmp_path):
-    from models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
+    from aigcsim.models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
 
     folder = tmp_path / "amused-tiny"
     tiny_amused_pipeline(0).save_pretrained(folder)
@@ -361,8 +361,8 @@ def test_diffusers_backend_delegates_to_a_lazily_built_receiver(tmp_path):
 
 
 def test_diffusers_backend_missing_vq_weights_is_a_clear_error(tmp_path):
-    from models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
-    from sim.registry import UserInputError
+    from aigcsim.kernel.registry import UserInputError
+    from aigcsim.models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
 
     backend = DiffusersBackend(
         DiffusersSettings(device="cpu", local_files_only=True, vq=str(tmp_path / "nowhere"))

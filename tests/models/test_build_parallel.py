@@ -8,8 +8,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from models.build_parallel import build_cache_parallel
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.build_parallel import build_cache_parallel
 
 
 def _entries(path):
@@ -51,9 +51,9 @@ def test_parallel_build_matches_serial_and_resumes(tmp_path, executor):
     if executor == "ray":
         pytest.importorskip("ray")
     pytest.importorskip("torch")
-    from models.backends.registry import BACKENDS
-    from models.build import build_cache, expand_encoders
-    from models.images import load_builtin
+    from aigcsim.models.backends.registry import BACKENDS
+    from aigcsim.models.build import build_cache, expand_encoders
+    from aigcsim.models.images import load_builtin
 
     images = list(itertools.islice(load_builtin(), 2))
     encoders = expand_encoders("jpeg/q=40")
@@ -92,7 +92,17 @@ def test_cli_rejects_unknown_executor(tmp_path):
 
     out = tmp_path / "c.sqlite"
     r = subprocess.run(
-        [sys.executable, "-m", "sim.cli", "cache", "build", "--out", str(out), "--executor", "rey"],
+        [
+            sys.executable,
+            "-m",
+            "aigcsim.cli.main",
+            "cache",
+            "build",
+            "--out",
+            str(out),
+            "--executor",
+            "rey",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

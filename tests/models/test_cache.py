@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.cache import Cache, entry_key, export_parquet
-from models.encoders.base import ImageRecord, UnitStream
-from models.images import pixel_sha256
-from models.optable import load_table
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.cache import Cache, entry_key, export_parquet
+from aigcsim.models.encoders.base import ImageRecord, UnitStream
+from aigcsim.models.images import pixel_sha256
+from aigcsim.models.optable import load_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,10 +108,10 @@ BUILD_SCRIPT = textwrap.dedent(
     import sys, time
     import numpy as np
     sys.path.insert(0, {root!r})
-    from models.build import build_cache
-    from models.encoders.base import ENCODERS, ImageRecord, UnitStream
-    from models.images import pixel_sha256
-    from sim.registry import NoParams
+    from aigcsim.models.build import build_cache
+    from aigcsim.models.encoders.base import ENCODERS, ImageRecord, UnitStream
+    from aigcsim.models.images import pixel_sha256
+    from aigcsim.kernel.registry import NoParams
 
     class Slow:
         family, code_version, loss_tolerant, params_dict = "slowtest", "s1", False, {{}}

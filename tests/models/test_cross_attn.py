@@ -6,22 +6,22 @@ import json
 import numpy as np
 import pytest
 
-from models.encoders.base import ImageRecord, InMemoryStore
-from models.encoders.cross_attn import (
+from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
+from aigcsim.models.encoders.cross_attn import (
     CrossAttn,
     CrossAttnParams,
     gradient_energy_map,
     parse_level,
 )
-from models.keywords import align_tokens_to_words, extract_keywords
-from models.regions import region_bits
+from aigcsim.models.keywords import align_tokens_to_words, extract_keywords
+from aigcsim.models.regions import region_bits
 
 PROMPT = "a red bus parked next to a tall building"
 
 
 @pytest.fixture(scope="module")
 def parser():
-    from models.backends.parsing import DependencyParser
+    from aigcsim.models.backends.parsing import DependencyParser
 
     return DependencyParser()
 
@@ -86,7 +86,7 @@ def test_gradient_energy_map_finds_the_textured_squares():
 # ------------------------------------------------------------------ offline: SYNTHETIC
 @pytest.fixture(scope="module")
 def offline():
-    from models.backends.offline import OfflineBackend
+    from aigcsim.models.backends.offline import OfflineBackend
 
     return OfflineBackend()
 
@@ -125,8 +125,8 @@ def test_offline_units_and_synthetic_quality(offline):
 
 
 def test_offline_cache_build_registers_the_family(offline, tmp_path):
-    from models.build import build_cache, expand_encoders
-    from models.cache import Cache
+    from aigcsim.models.build import build_cache, expand_encoders
+    from aigcsim.models.cache import Cache
 
     assert expand_encoders("cross-attn") == [
         ("cross-attn", "default"), ("cross-attn", "k=3/r=2"), ("cross-attn", "k=all/r=0"),
@@ -228,7 +228,7 @@ def test_measured_quality_with_the_backend_contract(parser):
 def test_measured_with_tiny_diffusers(tmp_path):
     import torch
 
-    from models.backends.diffusers_backend import DiffusersBackend
+    from aigcsim.models.backends.diffusers_backend import DiffusersBackend
     from tests.models.test_sd_inpaint import save_tiny_inpainting
     from tests.models.tiny_models import save_tiny_clip, save_tiny_sd, tiny_settings
 

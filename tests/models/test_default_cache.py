@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.build import build_cache, expand_encoders
-from models.cache import Cache
-from models.default_cache import DEFAULT_CACHE_PATH, DEFAULT_ENCODERS
-from models.images import builtin_catalogue, load_builtin
-from models.optable import load_table
+from aigcsim.models.build import build_cache, expand_encoders
+from aigcsim.models.cache import Cache
+from aigcsim.models.default_cache import DEFAULT_CACHE_PATH, DEFAULT_ENCODERS
+from aigcsim.models.images import builtin_catalogue, load_builtin
+from aigcsim.models.optable import load_table
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_shipped_quality_is_sane(shipped):
 
 
 def test_rebuilding_jpeg_entries_matches_shipped(tmp_path, shipped):
-    from models.backends.offline import OfflineBackend
+    from aigcsim.models.backends.offline import OfflineBackend
 
     image = next(iter(load_builtin()))
     out = tmp_path / "re.sqlite"
@@ -67,7 +67,7 @@ def test_rebuilding_jpeg_entries_matches_shipped(tmp_path, shipped):
 
 @pytest.mark.slow
 def test_rebuilding_vq_mask_matches_shipped(tmp_path, shipped):
-    from models.backends.offline import OfflineBackend
+    from aigcsim.models.backends.offline import OfflineBackend
 
     image = next(iter(load_builtin()))
     out = tmp_path / "re.sqlite"

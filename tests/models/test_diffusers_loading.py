@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
-from models.backends.hub import describe_model
-from models.backends.registry import BACKENDS
-from sim.cli import main
-from sim.cli_cache import backend_settings
-from sim.registry import UserInputError
+from aigcsim.cli.cache import backend_settings
+from aigcsim.cli.main import main
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.backends.diffusers_backend import DiffusersBackend, DiffusersSettings
+from aigcsim.models.backends.hub import describe_model
+from aigcsim.models.backends.registry import BACKENDS
 from tests.models.tiny_models import tiny_model_paths, tiny_settings
 
 __all__ = ["tiny_model_paths"]

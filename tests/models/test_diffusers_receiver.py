@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.backends.attention_capture import capture_cross_attention, cross_attention_layers
-from models.backends.diffusers_backend import DiffusersBackend
+from aigcsim.models.backends.attention_capture import (
+    capture_cross_attention,
+    cross_attention_layers,
+)
+from aigcsim.models.backends.diffusers_backend import DiffusersBackend
 from tests.models.tiny_models import TINY_IMAGE_SIDE, tiny_model_paths, tiny_settings
 
 __all__ = ["tiny_model_paths"]  # the fixture, imported for pytest

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.backends.diffusers_backend import DiffusersBackend
-from models.cache import Cache
-from models.encoders.base import ImageRecord, InMemoryStore
-from models.encoders.seq_words import SeqWords, SeqWordsParams
-from models.encoders.seq_words_measured import METRICS_KIND, PromptMetrics
-from models.images import pixel_sha256
-from sim.cli import main
+from aigcsim.cli.main import main
+from aigcsim.models.backends.diffusers_backend import DiffusersBackend
+from aigcsim.models.cache import Cache
+from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
+from aigcsim.models.encoders.seq_words import SeqWords, SeqWordsParams
+from aigcsim.models.encoders.seq_words_measured import METRICS_KIND, PromptMetrics
+from aigcsim.models.images import pixel_sha256
 from tests.models.tiny_models import tiny_model_paths, tiny_settings
 
 __all__ = ["tiny_model_paths"]

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from models.build import build_cache, expand_encoders
-from models.cache import Cache
-from models.encoders.base import ImageRecord
-from models.encoders.levels import canonical_encoder_id
-from sim.cli import main
-from sim.registry import UserInputError
+from aigcsim.cli.main import main
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.build import build_cache, expand_encoders
+from aigcsim.models.cache import Cache
+from aigcsim.models.encoders.base import ImageRecord
+from aigcsim.models.encoders.levels import canonical_encoder_id
 from tests.scenario_data import SMALL
 
 

@@ -18,18 +18,18 @@ pytest.importorskip("PIL")
 pytest.importorskip("sklearn")
 skdata = pytest.importorskip("skimage.data")
 
-from models.encoders.base import ENCODERS, ImageRecord, InMemoryStore  # noqa: E402
-from models.encoders.jpeg import jpeg_roundtrip  # noqa: E402
-from models.encoders.raw import MID_GREY  # noqa: E402
-from models.encoders.vq_mask import (  # noqa: E402
+from aigcsim.kernel.registry import UserInputError  # noqa: E402
+from aigcsim.models.encoders.base import ENCODERS, ImageRecord, InMemoryStore  # noqa: E402
+from aigcsim.models.encoders.jpeg import jpeg_roundtrip  # noqa: E402
+from aigcsim.models.encoders.raw import MID_GREY  # noqa: E402
+from aigcsim.models.encoders.vq_mask import (  # noqa: E402
     MaskPolicy,
     VQMaskEncoder,
     VQMaskParams,
     make_mask,
     mask_cost_bits,
 )
-from models.vq import fill_tokens, fit_codebook, resize  # noqa: E402
-from sim.registry import UserInputError  # noqa: E402
+from aigcsim.models.vq import fill_tokens, fit_codebook, resize  # noqa: E402
 
 
 class NormalisedMSEBackend:
@@ -201,7 +201,7 @@ _TINY: list = []
 def _tiny_codebook():
     if not _TINY:
         rng = np.random.default_rng(0)
-        from models.vq import VQCodebook
+        from aigcsim.models.vq import VQCodebook
 
         _TINY.append(VQCodebook(rng.uniform(0, 255, (16, 4 * 4 * 3)), 4, 32))
     return _TINY[0]

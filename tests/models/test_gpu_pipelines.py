@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.backends.diffusers_backend import DiffusersBackend
-from models.encoders.base import ImageRecord, InMemoryStore
+from aigcsim.models.backends.diffusers_backend import DiffusersBackend
+from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
 from tests.models.test_amused_receiver import assert_lmi_keeps_received_ids
 from tests.models.test_diffusers_receiver import (
     PROMPTS,
@@ -89,8 +89,8 @@ def test_inpaint_kept_pixels_on_cuda(tmp_path_factory, in_channels, dtype):
 
 
 def test_seq_words_measured_encode_on_cuda(tiny_model_paths, dtype):
-    from models.encoders.seq_words import SeqWords, SeqWordsParams
-    from models.images import pixel_sha256
+    from aigcsim.models.encoders.seq_words import SeqWords, SeqWordsParams
+    from aigcsim.models.images import pixel_sha256
 
     backend = DiffusersBackend(
         tiny_settings(tiny_model_paths, device="cuda", dtype=dtype, caption_source="prompt")
@@ -112,8 +112,8 @@ def test_seq_words_measured_encode_on_cuda(tiny_model_paths, dtype):
 def test_full_size_sd21_base_two_steps_512_fp16(tmp_path):
     """The full-size SD 2.1-base architecture (random weights, as benchmarks/bench_backends.py
     --full-size builds it): one 2-step 512x512 fp16 generation fits and runs."""
+    from aigcsim.models.backends.sd_receiver import TextToImageReceiver
     from benchmarks.bench_backends import sd21_base_components
-    from models.backends.sd_receiver import TextToImageReceiver
 
     pipe = sd21_base_components(tmp_path / "tok", torch.float16, "cuda")
     receiver = TextToImageReceiver(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.huffman import HuffmanCode, entropy_bits
+from aigcsim.models.huffman import HuffmanCode, entropy_bits
 
 counts_st = st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=300).filter(
     lambda c: sum(c) > 0

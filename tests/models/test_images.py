@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.images import Skipped, load_builtin, load_folder, pixel_sha256
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.images import Skipped, load_builtin, load_folder, pixel_sha256
 
 
 def test_builtin_catalogue_has_12_colour_photos_with_captions():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.jpsq import AESTHETIC_UNAVAILABLE, JPSQWeights, jpsq, provenance
+from aigcsim.models.jpsq import AESTHETIC_UNAVAILABLE, JPSQWeights, jpsq, provenance
 
 
 def test_formula_against_hand_computation():

@@ -11,12 +11,12 @@ import time
 import numpy as np
 import pytest
 
-from models.cache import Cache
-from models.encoders.base import ImageRecord, InMemoryStore
-from models.encoders.cross_attn import RECEIVER_TIME_KIND as CROSS_TIME_KIND
-from models.encoders.cross_attn import CrossAttn
-from models.encoders.vq_mask import RECEIVER_TIME_KIND as VQ_TIME_KIND
-from models.encoders.vq_mask import VQMaskEncoder, VQMaskParams
+from aigcsim.models.cache import Cache
+from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
+from aigcsim.models.encoders.cross_attn import RECEIVER_TIME_KIND as CROSS_TIME_KIND
+from aigcsim.models.encoders.cross_attn import CrossAttn
+from aigcsim.models.encoders.vq_mask import RECEIVER_TIME_KIND as VQ_TIME_KIND
+from aigcsim.models.encoders.vq_mask import VQMaskEncoder, VQMaskParams
 from tests.models.test_amused_receiver import TinyDiffusersLikeBackend, _record, receiver
 from tests.models.test_cross_attn import PROMPT, FakeDiffusers, _photo, parser
 from tests.models.tiny_amused import tiny_amused_receiver
@@ -95,7 +95,7 @@ def test_cross_attn_decode_time_is_measured_and_stored(parser, tmp_path):
 
 
 def test_offline_paths_keep_the_stated_times():
-    from models.encoders.cross_attn import CrossAttnParams
+    from aigcsim.models.encoders.cross_attn import CrossAttnParams
 
     class MeanAbs:
         name = "test-mean-abs"
@@ -107,7 +107,7 @@ def test_offline_paths_keep_the_stated_times():
             return np.abs(images.astype(float) - reference[None]).mean(axis=(1, 2, 3)) / 255
 
         def parse(self, text):
-            from models.backends.parsing import DependencyParser
+            from aigcsim.models.backends.parsing import DependencyParser
 
             return DependencyParser().parse(text)
 

@@ -11,8 +11,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("spacy")
 pytest.importorskip("efficientnet_lite_pytorch")
 
-from models.backends.offline import OfflineBackend  # noqa: E402
-from models.encoders.base import BackendUnavailable, QualityBackend  # noqa: E402
+from aigcsim.models.backends.offline import OfflineBackend  # noqa: E402
+from aigcsim.models.encoders.base import BackendUnavailable, QualityBackend  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_lpips_via_backend(backend):
 
 
 def test_registry_builds_offline():
-    from models.backends.registry import BACKENDS
+    from aigcsim.models.backends.registry import BACKENDS
 
     be = BACKENDS.build("offline", {"device": "cpu"})
     assert isinstance(be, OfflineBackend) and be.device == "cpu"

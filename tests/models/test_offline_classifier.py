@@ -12,7 +12,7 @@ pytest.importorskip("efficientnet_lite_pytorch")
 skdata = pytest.importorskip("skimage.data")
 Image = pytest.importorskip("PIL.Image")
 
-from models.backends.classifier import ImageNetClassifier, preprocess  # noqa: E402
+from aigcsim.models.backends.classifier import ImageNetClassifier, preprocess  # noqa: E402
 
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 

@@ -14,7 +14,7 @@ pytest.importorskip("lpips")
 skdata = pytest.importorskip("skimage.data")
 Image = pytest.importorskip("PIL.Image")
 
-from models.backends.lpips_offline import OfflineLPIPS, to_lpips_input  # noqa: E402
+from aigcsim.models.backends.lpips_offline import OfflineLPIPS, to_lpips_input  # noqa: E402
 
 F = torch.nn.functional
 PHOTOS = ("astronaut", "coffee", "chelsea")

@@ -9,9 +9,9 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("spacy")
 
-from models.backends.parsing import DependencyParser  # noqa: E402
-from models.backends.text_attention import WordAttention  # noqa: E402
-from models.encoders.base import BackendUnavailable  # noqa: E402
+from aigcsim.models.backends.parsing import DependencyParser  # noqa: E402
+from aigcsim.models.backends.text_attention import WordAttention  # noqa: E402
+from aigcsim.models.encoders.base import BackendUnavailable  # noqa: E402
 
 WORDS = "a cat sitting on an unbelievably fluffy windowsill".split()
 SENTENCE = "A small black cat is sleeping on the old red sofa in Paris."

@@ -3,9 +3,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from models.optable import OperatingPointTable, load_table, save_table
-from models.synthetic import make_synthetic_table, synthetic_encoder_ids
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.models.optable import OperatingPointTable, load_table, save_table
+from aigcsim.models.synthetic import make_synthetic_table, synthetic_encoder_ids
 
 
 def test_synthetic_table_is_reproducible_and_flagged():

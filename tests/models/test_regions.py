@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.regions import binarise, find_regions, region_bits
+from aigcsim.models.regions import binarise, find_regions, region_bits
 
 
 def _two_blobs() -> np.ndarray:

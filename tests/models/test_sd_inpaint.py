@@ -17,7 +17,7 @@ from tests.models.tiny_models import (
 
 def _receiver(tmp_path_factory, in_channels: int, device: str = "cpu", dtype=torch.float32):
     """A tiny inpainting receiver on ``device`` in ``dtype`` (fp16 only on CUDA)."""
-    from models.backends.sd_inpaint import InpaintReceiver
+    from aigcsim.models.backends.sd_inpaint import InpaintReceiver
 
     torch.set_num_threads(1)
     tok = tiny_clip_tokenizer(tmp_path_factory.mktemp("tok"))
@@ -94,8 +94,8 @@ def test_bad_inputs(receiver):
 
 
 def test_backend_inpaint_loads_the_inpainting_setting(tmp_path):
-    from models.backends.diffusers_backend import DiffusersBackend
-    from sim.registry import UserInputError
+    from aigcsim.kernel.registry import UserInputError
+    from aigcsim.models.backends.diffusers_backend import DiffusersBackend
 
     torch.set_num_threads(1)
     folder = save_tiny_inpainting(tmp_path / "inpaint")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from models.encoders.base import ImageRecord, InMemoryStore
-from models.encoders.seq_words import SeqWords, SeqWordsParams, attentive_order, word_bits
+from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
+from aigcsim.models.encoders.seq_words import SeqWords, SeqWordsParams, attentive_order, word_bits
 
 FUNCTION_WORDS = {"a", "an", "the", "of", "in", "on", "with", "and", "to", "at", "by"}
 
@@ -21,7 +21,7 @@ def test_attentive_order_on_a_known_matrix():
 
 @pytest.fixture(scope="module")
 def offline():
-    from models.backends.offline import OfflineBackend
+    from aigcsim.models.backends.offline import OfflineBackend
 
     return OfflineBackend()
 

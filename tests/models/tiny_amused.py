@@ -141,11 +141,11 @@ def tiny_amused_pipeline(seed: int = 0):
 
 
 def tiny_amused_receiver(seed: int = 0, device: str = "cpu", fp16: bool = False, **settings: Any):
-    """An :class:`~models.backends.amused_receiver.AmusedReceiver` on the tiny models:
+    """An :class:`~aigcsim.models.backends.amused_receiver.AmusedReceiver` on the tiny models:
     working size 32x32 (16x16 tokens), 4 steps, guidance 2, plus ``settings`` overrides.
     On ``device``; ``fp16`` runs the transformer and text encoder in float16 (the VQ model
     stays float32, as ``AmusedReceiver.from_pretrained`` loads it)."""
-    from models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
+    from aigcsim.models.backends.amused_receiver import AmusedReceiver, AmusedReceiverSettings
 
     fields: dict[str, Any] = {"steps": 4, "guidance_scale": 2.0, "resolution_px": TINY_SIDE_PX}
     fields.update(settings)

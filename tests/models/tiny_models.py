@@ -324,7 +324,7 @@ def tiny_settings(paths: dict[str, Path], **overrides: Any):
     """``DiffusersSettings`` for the tiny models: local files only, CPU, fp32, 2 DDIM steps,
     32x32 images, guidance 2.0. ``paths`` from :func:`save_tiny_models` (roles missing
     from it keep their defaults); ``overrides`` replace any field."""
-    from models.backends.diffusers_backend import DiffusersSettings
+    from aigcsim.models.backends.diffusers_backend import DiffusersSettings
 
     fields: dict[str, Any] = {
         "device": "cpu",

@@ -10,7 +10,7 @@ import pytest
 
 def aigcsim(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "sim.cli", *args],
+        [sys.executable, "-m", "aigcsim.cli.main", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

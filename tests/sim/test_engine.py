@@ -4,9 +4,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from sim import scenario as sl
-from sim.engine import Simulation
-from sim.run import run_scenario
+from aigcsim.sim import scenario as sl
+from aigcsim.sim.engine import Simulation
+from aigcsim.sim.run import run_scenario
 
 
 def _run(data, tmp_path, name="run"):
@@ -143,8 +143,8 @@ def test_single_user_delivery_time_matches_closed_form(tmp_path):
         "allocator": {"name": "equal-share"},
     }
     sc = sl.validate(data)
-    from sim.channel.noise import thermal_noise_dbm
-    from sim.channel.pathloss import PATHLOSS
+    from aigcsim.sim.channel.noise import thermal_noise_dbm
+    from aigcsim.sim.channel.pathloss import PATHLOSS
 
     pl = PATHLOSS.build("free-space").pathloss_db(np.array([50.0]), np.array([True]), 3.5)[0]
     snr_db = 0.0 - pl - thermal_noise_dbm(1e6, sc.cell.noise_figure_db)
@@ -179,7 +179,7 @@ def test_trace_arrivals(tmp_path, small_scenario_data):
 
 
 def test_output_dir_is_atomic_and_protected(small_scenario_data, tmp_path):
-    from sim.registry import UserInputError
+    from aigcsim.kernel.registry import UserInputError
 
     sc = sl.validate(small_scenario_data)
     out = tmp_path / "r"
@@ -202,7 +202,7 @@ def test_failed_run_leaves_no_output(small_scenario_data, tmp_path, monkeypatch)
     def boom(self, state):
         raise RuntimeError("allocator crashed")
 
-    from agents.baselines import EqualShare
+    from aigcsim.agents.baselines import EqualShare
 
     monkeypatch.setattr(EqualShare, "allocate", boom)
     with pytest.raises(RuntimeError):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.special import exp1, j0
 
-import sim.channel.fading as fading_mod
-from sim.channel.fading import FADING
-from sim.registry import UserInputError
+import aigcsim.sim.channel.fading as fading_mod
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.channel.fading import FADING
 
 PROCESSES = ["gauss-markov", "sum-of-sinusoids"]
 

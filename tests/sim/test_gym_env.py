@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-import sim.gym_registration  # noqa: F401  (registers the environment id)
-from sim.gym_env import BandwidthAllocationEnv
-from sim.gym_registration import ENV_ID
-from sim.gym_spaces import NUM_FEATURES, action_to_shares, user_table
+import aigcsim.agents.envs.registration  # noqa: F401  (registers the environment id)
+from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
+from aigcsim.agents.envs.registration import ENV_ID
+from aigcsim.agents.envs.spaces import NUM_FEATURES, action_to_shares, user_table
 
 torch.set_num_threads(1)
 MAX_USERS = 10

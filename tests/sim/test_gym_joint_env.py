@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import sim.gym_joint_registration  # noqa: F401  (registers the environment id)
-from sim.gym_joint_env import JointEncodingAllocationEnv, level_indices, retarget_current_request
-from sim.gym_joint_registration import ENV_ID
+import aigcsim.agents.envs.registration  # noqa: F401  (registers the environment id)
+from aigcsim.agents.envs.joint_env import (
+    JointEncodingAllocationEnv,
+    level_indices,
+    retarget_current_request,
+)
+from aigcsim.agents.envs.registration import JOINT_ENV_ID as ENV_ID
 
 torch.set_num_threads(1)
 MAX_USERS = 6

@@ -1,6 +1,6 @@
 import numpy as np
 
-from sim.harq import transmit
+from aigcsim.sim.harq import transmit
 
 
 def test_no_errors_delivers_min_of_budget_and_demand():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.special import j0
 
-from sim.channel.fading import FADING
+from aigcsim.sim.channel.fading import FADING
 
 
 def test_sum_of_sinusoids_lazy_equals_stepping():

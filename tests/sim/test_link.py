@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from sim.link import (
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.link import (
     CQI_TABLE_64QAM,
     CQI_TABLE_256QAM,
     CQI_THRESHOLDS_64QAM_DB,
@@ -13,7 +14,6 @@ from sim.link import (
     LINK,
     normal_approximation_bler,
 )
-from sim.registry import UserInputError
 
 
 def ppv_reference(snr_db, se, k):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sim.channel.noise import db_to_linear, linear_to_db, thermal_noise_dbm
+from aigcsim.sim.channel.noise import db_to_linear, linear_to_db, thermal_noise_dbm
 
 
 def test_thermal_noise_matches_minus_174():

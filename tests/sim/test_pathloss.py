@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from sim.channel.pathloss import MIN_D2D_M, PATHLOSS
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.channel.pathloss import MIN_D2D_M, PATHLOSS
 
 C_TR = 3.0e8
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sim.quantiles import SpilledSamples
+from aigcsim.sim.quantiles import SpilledSamples
 
 
 def _filled(values: np.ndarray, chunk: int, bins: int) -> SpilledSamples:

@@ -1,7 +1,7 @@
 import pytest
 
-from sim import scenario as sl
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim import scenario as sl
 
 
 def test_shipped_scenarios_validate():

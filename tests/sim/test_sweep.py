@@ -15,13 +15,19 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from sim import scenario as sl
-from sim.registry import UserInputError
-from sim.run import run_one
-from sim.sweep import finished_runs, load_manifest, load_requests, load_summary, run_sweep
-from sim.sweep_exec import LocalExecutor, make_executor
-from sim.sweep_results import param_types
-from sim.sweep_spec import expand, parse_seeds, run_id_of
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim import scenario as sl
+from aigcsim.sim.run import run_one
+from aigcsim.sim.sweep.executors import LocalExecutor, make_executor
+from aigcsim.sim.sweep.results import param_types
+from aigcsim.sim.sweep.runner import (
+    finished_runs,
+    load_manifest,
+    load_requests,
+    load_summary,
+    run_sweep,
+)
+from aigcsim.sim.sweep.spec import expand, parse_seeds, run_id_of
 from tests.conftest import SMALL
 
 TINY = copy.deepcopy(SMALL) | {"duration_s": 3.0, "interval_s": 0.02}
@@ -180,7 +186,7 @@ def test_run_on_a_sweep_file_points_to_the_sweep_command(tmp_path):
 
 
 def test_shipped_sweep_example_expands_and_validates():
-    from sim.sweep import load_sweep
+    from aigcsim.sim.sweep.runner import load_sweep
 
     sw, _, text = load_sweep("sweep-users")
     assert "sweep:" in text
@@ -339,7 +345,7 @@ def test_executor_choice_errors():
 # ---------------------------------------------------------------------- CLI
 def aigcsim(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "sim.cli", *args],
+        [sys.executable, "-m", "aigcsim.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -380,14 +386,14 @@ def test_cli_runs_resumes_and_exits_1_on_a_failed_run(tmp_path, monkeypatch):
     assert r.returncode == 0 and "0 ok, 0 failed, 2 already finished" in r.stdout
     assert Path(out / "sweep.yaml").read_text() == path.read_text()
     # a run failing at run time (its table vanished after the up-front check): exit 1
-    import sim.cli_sweep
-    import sim.sweep
+    from aigcsim.cli import sweep as cli_sweep
+    from aigcsim.sim.sweep import runner as sweep_runner
 
-    monkeypatch.setattr(sim.sweep, "check_tables", lambda sweep, base_dir: None)
+    monkeypatch.setattr(sweep_runner, "check_tables", lambda sweep, base_dir: None)
     data = sweep_data(seeds=[1], grid={"table.source": ["builtin:synthetic", "gone.sqlite"]})
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SystemExit) as exc:
-        sim.cli_sweep.sweep(
+        cli_sweep.sweep(
             str(path),
             out=tmp_path / "out2",
             backend="local",
@@ -406,7 +412,7 @@ def test_cli_runs_resumes_and_exits_1_on_a_failed_run(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_ray_backend_with_a_local_instance_matches_local(local_sweep, tmp_path):
     pytest.importorskip("ray")
-    from sim.sweep_exec import RayExecutor
+    from aigcsim.sim.sweep.executors import RayExecutor
 
     out_local, sw, *_ = local_sweep
     out = tmp_path / "ray"

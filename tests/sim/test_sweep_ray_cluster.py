@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from scenario_data import tiny
 
-from sim.sweep import load_summary
+from aigcsim.sim.sweep.runner import load_summary
+from tests.scenario_data import tiny
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def _sweep_file(tmp_path: Path) -> Path:
 
 
 def _sweep(args: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "sim.cli", "sweep", *args, "--no-progress"]
+    cmd = [sys.executable, "-m", "aigcsim.cli.main", "sweep", *args, "--no-progress"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 

@@ -1,6 +1,6 @@
 """``aigcsim train`` and ``aigcsim evaluate``: RL agents on the bandwidth-allocation env.
 
-Attach to the main app with :func:`register` (``sim.cli._register_subcommands``).
+Attach to the main app with :func:`register` (``aigcsim.cli.main._register_subcommands``).
 Heavy imports (torch, SB3) happen inside the commands.
 """
 
@@ -40,9 +40,9 @@ def train(
     progress: Annotated[bool, typer.Option(help="show SB3's progress bar")] = True,
 ) -> None:
     """Train a PPO/SAC/TD3 bandwidth allocator; writes model.zip and policy.json."""
-    from agents.sb3_training import check_agent
-    from agents.sb3_training import train as train_fn
-    from sim.scenario import resolve_path
+    from aigcsim.agents.sb3_training import check_agent
+    from aigcsim.agents.sb3_training import train as train_fn
+    from aigcsim.sim.scenario import resolve_path
 
     name = check_agent(agent)
     path = resolve_path(scenario)
@@ -82,9 +82,9 @@ def evaluate(
     bandwidth_cost: Annotated[float, typer.Option(help="cost per unit of used band")] = 0.0,
 ) -> None:
     """Compare allocators over seeds: KPI means with 95 % confidence intervals."""
-    from agents.evaluation import evaluate as evaluate_fn
-    from agents.evaluation import rich_table, write_csv
-    from sim.scenario import resolve_path
+    from aigcsim.agents.evaluation import evaluate as evaluate_fn
+    from aigcsim.agents.evaluation import rich_table, write_csv
+    from aigcsim.sim.scenario import resolve_path
 
     resolve_path(scenario)
     result = evaluate_fn(

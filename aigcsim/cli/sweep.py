@@ -1,6 +1,6 @@
 """``aigcsim sweep``: expand a sweep file and run it on a local pool or Ray.
 
-Attach to the main app with :func:`register` (``sim.cli._register_subcommands``).
+Attach to the main app with :func:`register` (``aigcsim.cli.main._register_subcommands``).
 Exit codes: 0 every run ok, 1 some run failed (the others finished and are kept),
 2 bad input (nothing ran).
 """
@@ -57,9 +57,9 @@ def sweep(
     Rerunning skips finished runs and retries failed ones. Results: one row per run in
     OUT/results/summary, request rows in OUT/results/requests (hive-partitioned parquet).
     """
-    from sim.sweep import finished_runs, load_sweep, run_sweep
-    from sim.sweep_exec import make_executor
-    from sim.sweep_spec import parse_seeds
+    from aigcsim.sim.sweep.executors import make_executor
+    from aigcsim.sim.sweep.runner import finished_runs, load_sweep, run_sweep
+    from aigcsim.sim.sweep.spec import parse_seeds
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     n_workers = workers if workers is not None else (os.cpu_count() or 1)

@@ -1,4 +1,5 @@
-"""The allocator interface shared by heuristic baselines and trained RL policies.
+"""The allocation contract: the allocator interface shared by heuristic baselines and
+trained RL policies.
 
 Every scheduling interval the scheduler builds an :class:`AllocatorState` over the
 *active* users (users with data to send) and asks the allocator for bandwidth
@@ -13,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from sim.registry import Registry
+from aigcsim.kernel.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,13 @@ class Allocator(Protocol):
     def allocate(self, state: AllocatorState) -> np.ndarray: ...
 
 
-ALLOCATORS: Registry[Allocator] = Registry("allocator")
-"""Registry of allocators; factories are called as ``factory(params, rng=Generator)``."""
+ALLOCATORS: Registry[Allocator] = Registry(
+    "allocator", providers=("aigcsim.agents.baselines", "aigcsim.agents.policy")
+)
+"""Registry of allocators; factories are called as ``factory(params, rng=Generator)``.
+
+The built-in allocators live in :mod:`aigcsim.agents` and are imported by name on the
+first lookup, so the simulator never imports the agents package."""
 
 
 def check_shares(shares: np.ndarray, num_users: int) -> np.ndarray:

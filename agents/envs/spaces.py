@@ -1,4 +1,5 @@
-"""Observation and action encoding for :mod:`sim.gym_env` (pure numpy + gymnasium spaces).
+"""Observation and action encoding for :mod:`aigcsim.agents.envs.allocation_env`
+(pure numpy + gymnasium spaces).
 
 Observation: ``{"users": float32 [max_users * F], "mask": int8 [max_users]}``; ``users``
 is the row-major flattening of a ``[max_users, F]`` table (flat because SB3's
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from agents.base import AllocatorState, check_shares
+from aigcsim.sim.allocation import AllocatorState, check_shares
 
 FEATURES: tuple[str, ...] = (
     "snr",

@@ -9,6 +9,7 @@ a "did you mean" suggestion.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -60,9 +61,21 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """A name -> factory table for one kind of plug-in (e.g. ``"allocator"``)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, providers: tuple[str, ...] = ()) -> None:
+        """``providers``: dotted module names imported on first lookup; importing them
+        registers their plug-ins (so a lower package can own a registry that a higher
+        package fills, without importing it)."""
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._providers = providers
+        self._providers_loaded = not providers
+
+    def _load_providers(self) -> None:
+        if self._providers_loaded:
+            return
+        self._providers_loaded = True  # set first: a provider may look itself up
+        for module in self._providers:
+            importlib.import_module(module)
 
     def register(
         self,
@@ -84,9 +97,11 @@ class Registry(Generic[T]):
         return decorator
 
     def names(self) -> list[str]:
+        self._load_providers()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_providers()
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:
@@ -94,6 +109,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Entry[T]:
         """Look up ``name``; unknown names raise :class:`UserInputError` with a suggestion."""
+        self._load_providers()
         try:
             return self._entries[name]
         except KeyError:

@@ -1,8 +1,8 @@
 """Parameter sweeps: many runs of one scenario, resumable, into one dataset.
 
 ``aigcsim sweep FILE --out DIR`` expands the file's ``sweep:`` section (see
-:mod:`sim.sweep_spec`), validates every run up front, then runs the runs that are not
-finished yet on a local process pool or on Ray (:mod:`sim.sweep_exec`). The driver
+:mod:`aigcsim.sim.sweep.spec`), validates every run up front, then runs the runs that are not
+finished yet on a local process pool or on Ray (:mod:`aigcsim.sim.sweep.executors`). The driver
 alone writes ``DIR``::
 
     DIR/sweep.json        manifest: name, base scenario, axes, seeds, variants,
@@ -13,7 +13,7 @@ alone writes ``DIR``::
     DIR/results/summary/run_id=<run_id>/part-0.parquet    one row per run, ok or failed
     DIR/results/requests/run_id=<run_id>/part-0.parquet   the run's request rows
 
-(columns: :mod:`sim.sweep_results`). A run is finished when its run directory is final
+(columns: :mod:`aigcsim.sim.sweep.results`). A run is finished when its run directory is final
 and its summary row says ``ok``; rerunning a sweep skips finished runs and retries
 failed ones. A failed run is recorded with its error and does not stop the others.
 """
@@ -32,11 +32,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.provenance import environment
-from sim.registry import UserInputError
-from sim.scenario import apply_override, parse_override, read_yaml, resolve_path
-from sim.sweep_exec import Executor, RunResult
-from sim.sweep_results import (
+from aigcsim.kernel.provenance import environment
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.scenario import apply_override, parse_override, read_yaml, resolve_path
+from aigcsim.sim.sweep.executors import Executor, RunResult
+from aigcsim.sim.sweep.results import (
     REQUESTS_DIR,
     SUMMARY_DIR,
     consolidate,
@@ -46,7 +46,7 @@ from sim.sweep_results import (
     summary_row,
     write_part,
 )
-from sim.sweep_spec import RunSpec, Sweep, check_tables, expand
+from aigcsim.sim.sweep.spec import RunSpec, Sweep, check_tables, expand
 
 MANIFEST = "sweep.json"
 MANIFEST_FORMAT = "aigcsim-sweep/1"

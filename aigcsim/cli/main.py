@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
 
 app = typer.Typer(
     name="aigcsim",
@@ -33,10 +33,10 @@ EXIT_BAD_INPUT = 2
 
 
 def _register_subcommands() -> None:
-    from sim.cli_cache import cache_app
-    from sim.cli_report import register as register_report
-    from sim.cli_rl import register as register_rl
-    from sim.cli_sweep import register as register_sweep
+    from aigcsim.cli.cache import cache_app
+    from aigcsim.cli.report import register as register_report
+    from aigcsim.cli.rl import register as register_rl
+    from aigcsim.cli.sweep import register as register_sweep
 
     app.add_typer(cache_app, name="cache")
     register_rl(app)
@@ -91,8 +91,8 @@ def run(
     progress: Annotated[bool, typer.Option(help="show a progress bar for long runs")] = True,
 ) -> None:
     """Run a scenario and write requests.parquet, summary.json and provenance."""
-    from sim.run import run_scenario
-    from sim.scenario import load, resolve_path
+    from aigcsim.sim.run import run_scenario
+    from aigcsim.sim.scenario import load, resolve_path
 
     sc = load(scenario, set_ or [], seed)
     out_dir = out or Path("results") / sc.name
@@ -176,8 +176,8 @@ def validate(
     show: Annotated[bool, typer.Option(help="print the resolved scenario")] = False,
 ) -> None:
     """Check a scenario (schema, plug-in names and params, table) without running it."""
-    from sim.scenario import dump, load, resolve_path, with_overrides
-    from sim.table_source import load_source
+    from aigcsim.sim.scenario import dump, load, resolve_path, with_overrides
+    from aigcsim.sim.table_source import load_source
 
     sc = load(scenario, set_ or [])
     base = resolve_path(scenario).parent
@@ -198,15 +198,15 @@ def list_(
     kind: Annotated[str | None, typer.Argument(help="only this kind, e.g. allocator")] = None,
 ) -> None:
     """List registered plug-ins (channels, allocators, encoders, ...) and shipped scenarios."""
-    from models.synthetic import synthetic_encoder_ids
-    from sim.scenario import builtin_scenarios, plugin_registries
+    from aigcsim.models.synthetic import synthetic_encoder_ids
+    from aigcsim.sim.scenario import builtin_scenarios, plugin_registries
 
     registries = {}
     for reg in plugin_registries().values():
         registries.setdefault(reg.kind, reg)
     kinds = list(registries) + ["encoder", "scenario"]
     if kind is not None and kind not in kinds:
-        from sim.registry import suggest
+        from aigcsim.kernel.registry import suggest
 
         raise UserInputError(
             f"unknown kind '{kind}'.{suggest(kind, kinds)} Kinds: {', '.join(kinds)}."

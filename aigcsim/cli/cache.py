@@ -61,14 +61,14 @@ def build(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute every missing (image, encoder) entry; rerun to resume after a crash."""
-    from models.backends.registry import BACKENDS
-    from models.build import build_cache, expand_encoders
-    from models.images import Skipped, load_builtin, load_folder
+    from aigcsim.models.backends.registry import BACKENDS
+    from aigcsim.models.build import build_cache, expand_encoders
+    from aigcsim.models.images import Skipped, load_builtin, load_folder
 
     console = Console(stderr=True)
     specs = expand_encoders(encoders)
-    from models.build_parallel import EXECUTORS
-    from sim.registry import UserInputError, suggest
+    from aigcsim.kernel.registry import UserInputError, suggest
+    from aigcsim.models.build_parallel import EXECUTORS
 
     settings = backend_settings(device, backend_config, backend_param)
     if executor not in EXECUTORS:
@@ -100,7 +100,7 @@ def build(
         if be is not None:
             report = build_cache(records, specs, be, out, progress=advance)
         else:
-            from models.build_parallel import build_cache_parallel
+            from aigcsim.models.build_parallel import build_cache_parallel
 
             report = build_cache_parallel(
                 records,
@@ -128,8 +128,8 @@ def backend_settings(
 ) -> dict[str, object]:
     """Backend params: ``device``, then the YAML file's mapping, then ``key=value``
     overrides (values read as YAML; dotted keys reach nested settings)."""
-    from sim.registry import UserInputError
-    from sim.scenario import apply_override, parse_override
+    from aigcsim.kernel.registry import UserInputError
+    from aigcsim.sim.scenario import apply_override, parse_override
 
     data: dict[str, object] = {"device": device}
     if config is not None:
@@ -157,7 +157,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Images, encoders, provenance, measured vs synthetic entries."""
-    from models.cache import Cache
+    from aigcsim.models.cache import Cache
 
     with Cache(cache, read_only=True) as c:
         data = c.info()
@@ -191,7 +191,7 @@ def export(
     parquet: Annotated[Path, typer.Option("--parquet", help="output parquet file")],
 ) -> None:
     """Export operating points as tidy parquet (one row per image, encoder, k)."""
-    from models.cache import export_parquet
+    from aigcsim.models.cache import export_parquet
 
     n = export_parquet(cache, parquet)
     print(f"wrote {n} rows to {parquet}")

@@ -1,6 +1,6 @@
 """``aigcsim report DIR``: a self-contained HTML report of a run, variants or sweep directory.
 
-Attach to the main app with :func:`register` (``sim.cli._register_subcommands``). The
+Attach to the main app with :func:`register` (``aigcsim.cli.main._register_subcommands``). The
 analysis stack (pandas, matplotlib; the ``analysis`` extra) is imported inside the
 command.
 """
@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sim.registry import UserInputError
+from aigcsim.kernel.registry import UserInputError
 
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
@@ -27,7 +27,7 @@ def report(
 ) -> None:
     """Write an HTML report (embedded figures, tables, configs, provenance) of results."""
     try:
-        from analysis.report import write_report
+        from aigcsim.analysis.report import write_report
     except ImportError as exc:
         raise UserInputError(
             f"`aigcsim report` needs the analysis extra ({exc.name} is missing): "

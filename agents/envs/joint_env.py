@@ -4,7 +4,7 @@ The joint semantic-encoding + bandwidth-allocation problem: besides sharing the 
 every interval, the agent chooses per user how much semantic payload (which encoder
 level of the operating-point table) the user's next request is sent with.
 
-Registered (lazily, see :mod:`sim.gym_joint_registration`) as
+Registered (lazily, see :mod:`aigcsim.agents.envs.registration`) as
 ``aigcsim/JointEncodingAllocation-v0``.
 """
 
@@ -17,13 +17,13 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
-from models.encoders.levels import canonical_encoder_id
-from models.optable import LOWER_IS_BETTER, OperatingPointTable
-from sim.engine import Simulation
-from sim.gym_env import BandwidthAllocationEnv, _OutcomeLog
-from sim.registry import UserInputError, suggest
-from sim.schema import Scenario, TableConfig
-from sim.table_source import load_source
+from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, _OutcomeLog
+from aigcsim.kernel.registry import UserInputError, suggest
+from aigcsim.models.encoders.levels import canonical_encoder_id
+from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
+from aigcsim.sim.engine import Simulation
+from aigcsim.sim.schema import Scenario, TableConfig
+from aigcsim.sim.table_source import load_source
 
 
 # ------------------------------------------------------------------ simulator helpers
@@ -57,7 +57,7 @@ def retarget_current_request(sim: Simulation, user: int, encoder_index: int) -> 
 
     Raises:
         ValueError: ``user`` has no current request, it already started sending, or
-            ``encoder_index`` is not an index into ``sim.table.encoders``.
+            ``encoder_index`` is not an index into ``aigcsim.sim.table.encoders``.
     """
     req = sim.current[user]
     if req is None:
@@ -105,11 +105,11 @@ def _available_encoders(config: TableConfig, base_dir: Path | None) -> list[str]
     src = config.source
     try:
         if src == "builtin:synthetic":
-            from models.synthetic import synthetic_encoder_ids
+            from aigcsim.models.synthetic import synthetic_encoder_ids
 
             return list(synthetic_encoder_ids())
         if src == "builtin:default":
-            from models.default_cache import DEFAULT_CACHE_PATH
+            from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
 
             path = Path(DEFAULT_CACHE_PATH)
         else:
@@ -135,7 +135,8 @@ def level_indices(action: np.ndarray, num_levels: int) -> np.ndarray:
 class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     """Choose each user's encoding level and share the cell's bandwidth.
 
-    As :class:`~sim.gym_env.BandwidthAllocationEnv` (one step per scheduling interval
+    As :class:`~aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`
+    (one step per scheduling interval
     with data to send), but the agent also picks, per user, which of ``encoder_levels``
     (e.g. ``jpeg/q=10``, ``jpeg/q=40``, ``jpeg/q=80``) its next request is sent with:
     more bits cost band and time, fewer bits cost quality.

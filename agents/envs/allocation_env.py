@@ -1,6 +1,7 @@
 """Gymnasium environment: an RL agent allocates the cell's bandwidth every interval.
 
-Registered (lazily, see :mod:`sim.gym_registration`) as ``aigcsim/BandwidthAllocation-v0``.
+Registered (lazily, see :mod:`aigcsim.agents.envs.registration`) as
+``aigcsim/BandwidthAllocation-v0``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-from agents.base import AllocatorState
-from sim import scenario as scenario_io
-from sim.engine import Request, Simulation
-from sim.gym_spaces import action_space, action_to_shares, encode_observation, observation_space
-from sim.schema import Scenario
+from aigcsim.agents.envs.spaces import (
+    action_space,
+    action_to_shares,
+    encode_observation,
+    observation_space,
+)
+from aigcsim.sim import scenario as scenario_io
+from aigcsim.sim.allocation import AllocatorState
+from aigcsim.sim.engine import Request, Simulation
+from aigcsim.sim.schema import Scenario
 
 REWARDS = ("lpips", "success")
 DEADLINE_FAILURES = frozenset(
@@ -79,12 +85,12 @@ class BandwidthAllocationEnv(gym.Env):
     ## Observation Space
     ``Dict(users=Box(-1, 1, (max_users * 8,), float32), mask=MultiBinary(max_users))``
     (use SB3 ``MultiInputPolicy``). ``users`` is a row-major ``[max_users, 8]`` table,
-    flattened for SB3 (``sim.gym_spaces.user_table`` reshapes it); row ``i`` is user
+    flattened for SB3 (``aigcsim.agents.envs.spaces.user_table`` reshapes it); row ``i`` is user
     ``i``. Columns: SNR dB/40, spectral efficiency/8,
     log10(1+bits left in unit)/7, log10(1+bits left to target)/8, next-unit quality
     gain*10, deadline slack/deadline (no deadline: 1), log10(1+avg throughput b/s)/8,
     active flag; all clipped to [-1, 1], zero for slots without data. ``mask`` is the
-    active flag. See :mod:`sim.gym_spaces`.
+    active flag. See :mod:`aigcsim.agents.envs.spaces`.
 
     ## Rewards
     Per step: ``reward="lpips"``: the quality gained by every delivering request in the
@@ -107,7 +113,7 @@ class BandwidthAllocationEnv(gym.Env):
 
     ## Arguments
     * ``scenario``: a scenario path, a shipped name (``"quickstart"``), a
-      :class:`~sim.schema.Scenario` or a raw scenario dict. ``variants`` are dropped;
+      :class:`~aigcsim.sim.schema.Scenario` or a raw scenario dict. ``variants`` are dropped;
       ``allocator`` is ignored (the agent allocates).
     * ``max_users``: user slots (>= ``users.count``), default 32.
     * ``overrides``: dotted-key overrides, e.g. ``{"users.count": 8}``.

@@ -33,9 +33,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sim.registry import UserInputError, format_validation_error
-from sim.scenario import apply_override, validate
-from sim.schema import Scenario
+from aigcsim.kernel.registry import UserInputError, format_validation_error
+from aigcsim.sim.scenario import apply_override, validate
+from aigcsim.sim.schema import Scenario
 
 RUN_ID_HEX = 12
 RESERVED_KEYS = ("seed", "variants", "sweep")
@@ -295,7 +295,7 @@ def expand(
 
 def check_tables(sweep: Sweep, base_dir: Path | None) -> None:
     """Load each distinct table source once and check every run's encoders and metrics."""
-    from sim.table_source import load_source
+    from aigcsim.sim.table_source import load_source
 
     checked: set[str] = set()
     for run in sweep.runs:

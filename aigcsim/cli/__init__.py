@@ -1,0 +1,1 @@
+"""The ``aigcsim`` command (typer): the top floor; it may import every other package."""
