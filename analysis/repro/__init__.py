@@ -1,1 +1,2 @@
-"""Scripts that reproduce the project's reported figures (``python -m aigcsim.analysis.repro.NAME``)."""
+"""Scripts that reproduce the project's reported figures
+(``python -m aigcsim.analysis.repro.NAME``)."""
