@@ -31,7 +31,7 @@ import numpy as np
 
 from aigcsim.kernel.registry import UserInputError
 from aigcsim.models.encoders.base import ImageRecord, UnitStream
-from aigcsim.models.optable import OPTABLE_SCHEMA, TABLE_FORMAT, to_blob
+from aigcsim.models.optable import OPTABLE_SCHEMA, TABLE_FORMAT, to_blob, write_analog_rows
 
 CACHE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache_entries(
@@ -204,6 +204,19 @@ class Cache:
                     for m, q in stream.quality.items()
                 ],
             )
+            self.con.execute(
+                "DELETE FROM op_analog WHERE image_id=? AND encoder_id=?",
+                (image.image_id, stream.encoder_id),
+            )
+            if stream.analog_channel_uses > 0:
+                write_analog_rows(
+                    self.con,
+                    image.image_id,
+                    stream.encoder_id,
+                    float(stream.analog_channel_uses),
+                    np.asarray(stream.analog_snr_db, dtype=np.float64),
+                    stream.analog_quality,
+                )
             self.con.execute(
                 "INSERT OR REPLACE INTO cache_entries VALUES(?,?,?,?)",
                 (image.image_id, stream.encoder_id, key, time.time()),

@@ -6,6 +6,17 @@ For every image ``i`` and encoder configuration ``e`` (e.g. ``seq-words/lowest-l
 each prefix ``k = 0..n`` (for loss-tolerant encoders: after ``k`` units *received*,
 averaged over loss patterns), plus the receiver's decode time.
 
+Analog payloads (TISC's embedding, DeepJSCC's symbols): a stream may end in one
+*analog unit* that occupies ``analog_channel_uses[i, e]`` complex channel uses instead
+of bits (its ``unit_bits`` is 0). Its quality depends on the SNR at which it was
+received: ``analog_quality[m][i, e, s]`` is the quality after all ``n`` units with the
+analog unit received at ``analog_snr_db[s]`` (one SNR grid per table; entries measured
+on other grids are interpolated onto it, linearly in dB, clamped at the ends). Prefix
+qualities ``quality[m][i, e, k]`` for ``k < n`` are SNR-independent (digital units
+only); ``quality[m][i, e, n]`` of an analog entry holds the value at the top of its
+grid. Digital entries have ``analog_channel_uses = 0`` and a flat ``analog_quality``
+equal to ``quality[..., n]``.
+
 The simulator loads a table once into the dense arrays of :class:`OperatingPointTable`
 and never calls a model or SQLite in its hot loop. Tables are stored in SQLite
 (:func:`save_table`, :func:`load_table`); see ``docs/operating-point-table.md``.
@@ -76,6 +87,12 @@ class OperatingPointTable:
         synthetic: ``[I, E]`` bool, true where the entry is synthetic (not measured).
         provenance: encoder id -> provenance dict (backend, models, code version, ...).
         source: where the table came from (path or ``builtin:...``).
+        analog_channel_uses: ``[I, E]`` float64 complex channel uses of the stream's
+            analog last unit; 0 for digital streams. ``None`` (default): all digital.
+        analog_snr_db: ``[S]`` increasing SNR grid (dB) of ``analog_quality``; empty
+            when the table has no analog entry.
+        analog_quality: metric -> ``[I, E, S]`` quality after all units with the
+            analog unit received at ``analog_snr_db[s]`` (same metrics as ``quality``).
     """
 
     image_ids: tuple[str, ...]
@@ -87,9 +104,20 @@ class OperatingPointTable:
     synthetic: np.ndarray
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    analog_channel_uses: np.ndarray | None = None
+    analog_snr_db: np.ndarray | None = None
+    analog_quality: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        shape = (len(self.image_ids), len(self.encoders))
+        if self.analog_channel_uses is None:
+            object.__setattr__(self, "analog_channel_uses", np.zeros(shape))
+        if self.analog_snr_db is None:
+            object.__setattr__(self, "analog_snr_db", np.zeros(0))
+        if not self.analog_quality and self.analog_snr_db.size:
+            object.__setattr__(self, "analog_quality", _flat_analog(self, self.analog_snr_db.size))
         validate_arrays(self)
+        validate_analog(self)
 
     # ----------------------------------------------------------------- lookups
     @property
@@ -132,6 +160,17 @@ class OperatingPointTable:
             )
         return self.quality[name]
 
+    @property
+    def is_analog(self) -> np.ndarray:
+        """``[I, E]`` bool: the stream ends in an analog unit."""
+        return self.analog_channel_uses > 0
+
+    def analog_quality_at(self, metric: str, image: int, encoder: int, snr_db: float) -> float:
+        """Quality ``metric`` of entry (``image``, ``encoder``) with all units received and
+        the analog unit at ``snr_db`` (linear interpolation in dB on the grid, clamped)."""
+        q = self.analog_quality[metric][image, encoder]
+        return float(np.interp(snr_db, self.analog_snr_db, q))
+
     def is_synthetic(self, encoder_id: str) -> bool:
         return bool(self.synthetic[:, self.encoder_index(encoder_id)].any())
 
@@ -150,7 +189,47 @@ class OperatingPointTable:
             synthetic=self.synthetic[:, idx],
             provenance={e: self.provenance[e] for e in encoder_ids if e in self.provenance},
             source=self.source,
+            analog_channel_uses=self.analog_channel_uses[:, idx],
+            analog_snr_db=self.analog_snr_db,
+            analog_quality={m: q[:, idx, :] for m, q in self.analog_quality.items()},
         )
+
+
+def _flat_analog(t: OperatingPointTable, s: int) -> dict[str, np.ndarray]:
+    """Analog quality of an all-digital table on an ``s``-point grid: ``quality[..., n]``."""
+    return _flat_analog_arrays(t.quality, t.num_units, s)
+
+
+def validate_analog(t: OperatingPointTable) -> None:
+    """Check the analog fields; raises ``ValueError`` naming the problem."""
+    n_img, n_enc = len(t.image_ids), len(t.encoders)
+    uses, grid = t.analog_channel_uses, t.analog_snr_db
+    if uses.shape != (n_img, n_enc):
+        raise ValueError(f"analog_channel_uses has shape {uses.shape}, expected {(n_img, n_enc)}")
+    if not np.all(np.isfinite(uses)) or (uses < 0).any():
+        raise ValueError("analog_channel_uses must be finite and >= 0")
+    if grid.ndim != 1 or not np.all(np.isfinite(grid)) or (np.diff(grid) <= 0).any():
+        raise ValueError("analog_snr_db must be a strictly increasing 1-D grid of finite values")
+    analog = uses > 0
+    if not analog.any() and not t.analog_quality:
+        return
+    if analog.any() and grid.size == 0:
+        raise ValueError("a table with analog entries needs an analog_snr_db grid")
+    last = np.take_along_axis(t.unit_bits, (t.num_units - 1)[:, :, None], axis=2)[:, :, 0]
+    if (last[analog] != 0).any():
+        raise ValueError("the analog (last) unit of an analog entry must have 0 bits")
+    if set(t.analog_quality) != set(t.quality):
+        raise ValueError(
+            f"analog_quality metrics {sorted(t.analog_quality)} differ from quality's "
+            f"{sorted(t.quality)}"
+        )
+    for name, q in t.analog_quality.items():
+        if q.shape != (n_img, n_enc, grid.size):
+            raise ValueError(
+                f"analog_quality[{name}] has shape {q.shape}, expected {(n_img, n_enc, grid.size)}"
+            )
+        if not np.all(np.isfinite(q)):
+            raise ValueError(f"analog_quality[{name}] has non-finite values")
 
 
 def validate_arrays(t: OperatingPointTable) -> None:
@@ -198,6 +277,14 @@ CREATE TABLE IF NOT EXISTS op_points(
     synthetic INTEGER NOT NULL,
     PRIMARY KEY(image_id, encoder_id));
 CREATE TABLE IF NOT EXISTS op_quality(
+    image_id TEXT NOT NULL, encoder_id TEXT NOT NULL, metric TEXT NOT NULL,
+    "values" BLOB NOT NULL,
+    PRIMARY KEY(image_id, encoder_id, metric));
+CREATE TABLE IF NOT EXISTS op_analog(
+    image_id TEXT NOT NULL, encoder_id TEXT NOT NULL, channel_uses REAL NOT NULL,
+    snr_db BLOB NOT NULL,
+    PRIMARY KEY(image_id, encoder_id));
+CREATE TABLE IF NOT EXISTS op_analog_quality(
     image_id TEXT NOT NULL, encoder_id TEXT NOT NULL, metric TEXT NOT NULL,
     "values" BLOB NOT NULL,
     PRIMARY KEY(image_id, encoder_id, metric));
@@ -256,6 +343,38 @@ def write_table_rows(con: sqlite3.Connection, table: OperatingPointTable) -> Non
                     for m, q in table.quality.items()
                 ],
             )
+            if table.analog_channel_uses[i, j] > 0:
+                write_analog_rows(
+                    con,
+                    image_id,
+                    enc.encoder_id,
+                    float(table.analog_channel_uses[i, j]),
+                    table.analog_snr_db,
+                    {m: q[i, j] for m, q in table.analog_quality.items()},
+                )
+
+
+def write_analog_rows(
+    con: sqlite3.Connection,
+    image_id: str,
+    encoder_id: str,
+    channel_uses: float,
+    snr_db: np.ndarray,
+    quality: dict[str, np.ndarray],
+) -> None:
+    """Insert (or replace) the analog unit of one entry: its ``channel_uses`` (complex),
+    its SNR grid ``snr_db: [S]`` and quality per metric ``[S]`` at those SNRs."""
+    con.execute(
+        "INSERT OR REPLACE INTO op_analog VALUES(?,?,?,?)",
+        (image_id, encoder_id, channel_uses, to_blob(snr_db)),
+    )
+    con.execute(
+        "DELETE FROM op_analog_quality WHERE image_id=? AND encoder_id=?", (image_id, encoder_id)
+    )
+    con.executemany(
+        "INSERT INTO op_analog_quality VALUES(?,?,?,?)",
+        [(image_id, encoder_id, m, to_blob(q)) for m, q in quality.items()],
+    )
 
 
 def save_table(table: OperatingPointTable, path: str | os.PathLike[str]) -> Path:
@@ -369,6 +488,7 @@ def _read(
         EncoderInfo(e, enc_rows[e][1], bool(enc_rows[e][2]), enc_rows[e][3] or "") for e in wanted
     )
     provenance = {e: json.loads(enc_rows[e][4]) for e in wanted}
+    uses, grid, aq = _read_analog(con, source, images, wanted, metrics, n, q)
     return OperatingPointTable(
         image_ids=tuple(images),
         encoders=encoders,
@@ -379,4 +499,65 @@ def _read(
         synthetic=syn,
         provenance=provenance,
         source=source,
+        analog_channel_uses=uses,
+        analog_snr_db=grid,
+        analog_quality=aq,
     )
+
+
+def _read_analog(
+    con: sqlite3.Connection,
+    source: str,
+    images: list[str],
+    wanted: list[str],
+    metrics: list[str],
+    n: np.ndarray,
+    quality: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Analog fields of the dense table: ``uses [I, E]``, the union SNR grid ``[S]`` of the
+    analog entries kept, and ``quality [I, E, S]`` per metric interpolated onto it (files
+    written before analog payloads existed have no ``op_analog`` table: all digital)."""
+    shape = (len(images), len(wanted))
+    uses = np.zeros(shape)
+    has = con.execute("SELECT 1 FROM sqlite_master WHERE name='op_analog'").fetchone()
+    if has is None:
+        return uses, np.zeros(0), {}
+    pos_i = {img: a for a, img in enumerate(images)}
+    pos_e = {e: b for b, e in enumerate(wanted)}
+    grids: dict[tuple[int, int], np.ndarray] = {}
+    for img, enc, cu, snr in con.execute(
+        "SELECT image_id, encoder_id, channel_uses, snr_db FROM op_analog"
+    ):
+        if img in pos_i and enc in pos_e:
+            key = (pos_i[img], pos_e[enc])
+            uses[key] = float(cu)
+            grids[key] = np.frombuffer(snr, dtype="<f8").copy()
+    if not grids:
+        return uses, np.zeros(0), {}
+    values: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    for img, enc, metric, v in con.execute(
+        'SELECT image_id, encoder_id, metric, "values" FROM op_analog_quality'
+    ):
+        key = (pos_i.get(img, -1), pos_e.get(enc, -1))
+        if key in grids:
+            values.setdefault(key, {})[metric] = v
+    grid = np.unique(np.concatenate(list(grids.values())))
+    aq = _flat_analog_arrays(quality, n, grid.size)
+    for key, g in grids.items():
+        where = f"analog entry ({images[key[0]]}, {wanted[key[1]]})"
+        for m in metrics:
+            if m not in values.get(key, {}):
+                raise ValueError(f"{where}: no analog quality for metric {m}")
+            v = _unblob(values[key][m], g.size, f"{where} metric {m}")
+            aq[m][key] = np.interp(grid, g, v)
+    return uses, grid, aq
+
+
+def _flat_analog_arrays(
+    quality: dict[str, np.ndarray], n: np.ndarray, s: int
+) -> dict[str, np.ndarray]:
+    """``quality[m][..., n]`` repeated on an ``s``-point SNR grid (digital entries)."""
+    return {
+        m: np.repeat(np.take_along_axis(q, n[:, :, None], axis=2), s, axis=2)
+        for m, q in quality.items()
+    }

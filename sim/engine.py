@@ -213,6 +213,11 @@ class Simulation:
         self._metric = sc.qos.metric
         self._loss_tolerant = np.array([e.loss_tolerant for e in t.encoders])
         self._any_loss_tolerant = bool(self._loss_tolerant.any())
+        # analog payloads: the stream's last unit occupies complex channel uses
+        self._analog_uses_flat = t.analog_channel_uses.ravel()  # [R]
+        self._analog_uses_list = self._analog_uses_flat.tolist()
+        self._any_analog = bool((self._analog_uses_flat > 0).any())
+        self._analog_grid_db = t.analog_snr_db
         metric = sc.qos.metric
         self.group_names, self.plans = [], []
         for g in sc.users.groups:
@@ -232,6 +237,8 @@ class Simulation:
             self.group_names.append(g.name)
             self.plans.append(GroupPlan(g.name, e, qos, lower, target_units))
         self._q_flat = t.metric(metric).ravel()
+        if self._any_analog:
+            self._analog_q = t.analog_quality[metric].reshape(-1, t.analog_snr_db.size)
         self._lower_is_better = LOWER_IS_BETTER.get(metric, True)  # one metric per run
 
     def _setup_users(self) -> None:
@@ -272,6 +279,9 @@ class Simulation:
         self.packets_tx = np.zeros(n, dtype=np.int64)
         self.packets_dropped = np.zeros(n, dtype=np.int64)
         self.avg_throughput = np.zeros(n)
+        self.analog_left = np.zeros(n)  # complex channel uses of the analog unit still to send
+        self.analog_sent = np.zeros(n)  # complex channel uses sent
+        self.analog_mse = np.zeros(n)  # sum over channel uses of the LMMSE 1 / (1 + SNR)
 
     # --------------------------------------------------------------- processes
     def _next_image(self) -> int:
@@ -364,6 +374,8 @@ class Simulation:
             self.deadline[u] = req.deadline_s
             self.harq[u] = 0
             self.packets_tx[u] = self.packets_dropped[u] = 0
+            self.analog_left[u] = self._analog_uses_list[self.row[u]]
+            self.analog_sent[u] = self.analog_mse[u] = 0.0
             return
         self.current[u] = None
         self.active[u] = False
@@ -384,6 +396,9 @@ class Simulation:
         row = req.image * self.num_encoders + req.encoder
         base = row * self._row_len
         quality = float(self._q_flat[base + units_rx])
+        uses, snr_eff_db = self._analog_outcome(req)
+        if snr_eff_db is not None and units_rx == self._num_units_list[row]:
+            quality = float(np.interp(snr_eff_db, self._analog_grid_db, self._analog_q[row]))
         plan = self.plans[req.group]
         met = quality <= plan.qos.target if plan.lower_is_better else quality >= plan.qos.target
         completion = end_s + decode_s
@@ -427,8 +442,26 @@ class Simulation:
                     bool(met),
                     success,
                     reason,
+                    uses,
+                    snr_eff_db,
                 )
             )
+
+    def _analog_outcome(self, req: Request) -> tuple[float, float | None]:
+        """(complex channel uses sent, effective SNR in dB) of ``req``'s analog unit.
+
+        The effective SNR is the constant SNR with the same mean LMMSE distortion as the
+        channel uses actually sent: ``1 / (1 + snr_eff) = mean_j 1 / (1 + snr_j)`` over
+        channel uses ``j`` (see docs/simulation-model.md). ``None`` (a null in the
+        results) without analog uses sent.
+        """
+        u = req.user
+        if not self._any_analog or self.current[u] is not req or self.analog_sent[u] <= 0:
+            return 0.0, None
+        sent = float(self.analog_sent[u])
+        mse = float(self.analog_mse[u]) / sent
+        snr_eff = 1.0 / mse - 1.0
+        return sent, (10.0 * math.log10(snr_eff) if snr_eff > 0 else -math.inf)
 
     # ---------------------------------------------------------------- the tick
     def _snr_db(self, gain_db: np.ndarray, bandwidth_hz: np.ndarray | float) -> np.ndarray:
@@ -507,13 +540,19 @@ class Simulation:
         harq = self.harq[idx]
         in_flight = harq.sum(axis=1) * L
         new_packets = np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / L)
+        # an analog unit's demand, as the bits its channel uses would carry at the
+        # reference spectral efficiency (same band-time), so allocators see it
+        analog_bits_equiv = (
+            self.analog_left[idx] * se_ref if self._any_analog else np.zeros(idx.size)
+        )
         state = AllocatorState(
             user_ids=idx,
             snr_db=snr_ref,
             spectral_efficiency_bps_hz=se_ref,
-            bits_left_unit=np.maximum(self._cum_flat[base + next_unit] - done, 0.0),
+            bits_left_unit=np.maximum(self._cum_flat[base + next_unit] - done, 0.0)
+            + analog_bits_equiv,
             # whole packets: what the link must carry to finish (pending retransmissions too)
-            bits_left_total=new_packets * L + in_flight,
+            bits_left_total=new_packets * L + in_flight + analog_bits_equiv,
             quality_gain_next=np.maximum(gain, 0.0),
             deadline_slack_s=self.deadline[idx] - t,
             avg_throughput_bps=self.avg_throughput[idx],
@@ -582,7 +621,15 @@ class Simulation:
         delivered_bits = np.minimum(good_bits, total)
         beta = min(1.0, self.dt / self.scenario.throughput_window_s)
         self.avg_throughput[idx] += beta * (delivered_bits / self.dt - self.avg_throughput[idx])
+        analog_frac = None
+        if self._any_analog:
+            analog_frac, analog_pending = self._send_analog(
+                idx, done, total, tx.pending, capacity, tx.transmissions * L, bw, snr, se, beta
+            )
         k_sent = self._units(rows, done)
+        if analog_frac is not None:  # the analog unit counts once all its uses are sent
+            k_cap = self._num_units_flat[rows] - 1
+            k_sent = np.where(analog_pending, np.minimum(k_sent, k_cap), k_sent)
         k_rx = k_sent
         if self._any_loss_tolerant and lt.any():
             k_rx = np.where(lt, self._units(rows, np.maximum(done - erased, 0.0)), k_sent)
@@ -591,6 +638,8 @@ class Simulation:
         q = self._q_flat[base + k_rx]
         met = q <= self.q_target[idx] if self._lower_is_better else q >= self.q_target[idx]
         all_sent = (done >= total) & (tx.pending.sum(axis=1) == 0)
+        if analog_frac is not None:
+            all_sent &= ~analog_pending
         at_target = (k_rx >= self.target_units[idx]) & met
         finished = all_sent | at_target
         end = t + self.dt
@@ -598,6 +647,8 @@ class Simulation:
         used_fraction = np.where(
             capacity > 0, np.minimum(tx.transmissions * L / np.maximum(capacity, 1e-9), 1.0), 0.0
         )
+        if analog_frac is not None:
+            used_fraction = np.minimum(used_fraction + analog_frac, 1.0)
         for j in np.flatnonzero(finished | expired).tolist():
             u = int(idx[j])
             req = self.current[u]
@@ -627,6 +678,51 @@ class Simulation:
             float(np.mean(snr_ref)) if self.intervals_out is not None else None,
         )
         self.tick_index += 1
+
+    def _send_analog(
+        self,
+        idx: np.ndarray,
+        done: np.ndarray,
+        total: np.ndarray,
+        pending: np.ndarray,
+        capacity: np.ndarray,
+        digital_bits: np.ndarray,
+        bw: np.ndarray,
+        snr: np.ndarray,
+        se: np.ndarray,
+        beta: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Send analog units for one interval; all arrays ``[n]`` over ``idx``.
+
+        A user whose digital units are all acknowledged (``done >= total``, nothing
+        pending) spends the rest of its interval, ``share * B * dt`` complex channel uses
+        times the fraction of the interval the digital packets left free, on its analog
+        unit, at this interval's SNR ``snr`` (dB). Each channel use adds its LMMSE
+        distortion ``1 / (1 + snr)`` to the unit's running sum (the effective SNR of
+        :meth:`_analog_outcome`).
+
+        Returns:
+            ``(fraction of the interval used by analog symbols [n], analog unit still
+            pending [n] bool)``.
+        """
+        left = self.analog_left[idx]
+        digital_done = (done >= total) & (pending.sum(axis=1) == 0) & (left > 0)
+        frac = np.zeros(idx.size)
+        if digital_done.any():
+            dig_frac = np.where(
+                capacity > 0, np.minimum(digital_bits / np.maximum(capacity, 1e-9), 1.0), 0.0
+            )
+            uses_interval = bw * self.dt  # complex channel uses at the Nyquist rate
+            avail = np.where(digital_done, uses_interval * (1.0 - dig_frac), 0.0)
+            sent = np.minimum(left, avail)
+            snr_lin = np.where(sent > 0, 10.0 ** (np.where(sent > 0, snr, 0.0) / 10.0), 0.0)
+            self.analog_mse[idx] += sent / (1.0 + snr_lin)
+            self.analog_sent[idx] += sent
+            left = left - sent
+            self.analog_left[idx] = left
+            frac = np.where(uses_interval > 0, sent / np.maximum(uses_interval, 1e-300), 0.0)
+            self.avg_throughput[idx] += beta * sent * se / self.dt
+        return frac, left > 0
 
     def _record_interval(
         self, t: float, active: int, used_share: float, bits: float, dropped: int, snr: float | None

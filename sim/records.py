@@ -42,6 +42,10 @@ REQUEST_SCHEMA = pa.schema(
         ("target_met", pa.bool_()),
         ("success", pa.bool_()),
         ("failure_reason", pa.string()),
+        # analog payloads (docs/simulation-model.md): complex channel uses sent for the
+        # stream's analog unit, and the effective SNR it was received at (null: none sent)
+        ("channel_uses", pa.float64()),
+        ("analog_snr_db", pa.float64()),
     ]
 )
 

@@ -51,6 +51,11 @@ class UnitStream:
         loss_tolerant: units are interchangeable; a lost unit is an erasure.
         synthetic: true if the stream is not measured (e.g. no offline receiver exists).
         provenance: backend, model ids, code version, anything needed to reproduce.
+        analog_channel_uses: complex channel uses of the last unit if it is analog
+            (then its ``unit_bits`` is 0); 0 for an all-digital stream.
+        analog_snr_db: ``[S]`` increasing SNR grid (dB) of ``analog_quality``.
+        analog_quality: metric -> ``[S]`` quality after all ``n`` units with the analog
+            unit received at each SNR (same metrics as ``quality``).
     """
 
     encoder_id: str
@@ -60,6 +65,9 @@ class UnitStream:
     loss_tolerant: bool
     synthetic: bool
     provenance: dict[str, Any] = field(default_factory=dict)
+    analog_channel_uses: float = 0.0
+    analog_snr_db: np.ndarray | None = None
+    analog_quality: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = int(np.asarray(self.unit_bits).shape[0])
@@ -72,6 +80,17 @@ class UnitStream:
                 shape = np.asarray(q).shape
                 msg = f"{self.encoder_id}: {name} has shape {shape}, expected ({n + 1},)"
                 raise ValueError(msg)
+        if self.analog_channel_uses > 0:
+            grid = np.asarray(self.analog_snr_db)
+            if grid.ndim != 1 or grid.size < 1 or (np.diff(grid) <= 0).any():
+                raise ValueError(f"{self.encoder_id}: analog_snr_db must be an increasing grid")
+            if float(np.asarray(self.unit_bits)[-1]) != 0.0:
+                raise ValueError(f"{self.encoder_id}: the analog last unit must have 0 bits")
+            if set(self.analog_quality) != set(self.quality):
+                raise ValueError(f"{self.encoder_id}: analog_quality needs the same metrics")
+            for name, q in self.analog_quality.items():
+                if np.asarray(q).shape != grid.shape:
+                    raise ValueError(f"{self.encoder_id}: analog_quality[{name}] shape mismatch")
 
 
 class ModelOutputStore(Protocol):
