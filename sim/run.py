@@ -5,12 +5,20 @@ A run directory holds ``requests.parquet``, optionally ``intervals.parquet``,
 package versions, git commit, table provenance, synthetic flag). Everything is
 written into ``DIR.partial`` and renamed to ``DIR`` only when the run finished, so
 a crashed or interrupted run never leaves a directory that looks complete.
+
+Output folders are handled defensively (see README "Trust model"): ``--out`` is
+resolved once (:func:`resolve_out_dir`); it may not be a file, the current folder, one
+of its parents, the home folder or a file-system root; ``--overwrite`` replaces only a
+previous aigcsim run output in exactly that folder (it holds :data:`OUTPUT_MARKER`, or
+the files of a run written before the marker existed) and deletes nothing else. A run
+far larger than usual (:func:`check_run_size`) needs ``allow_large``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -20,10 +28,91 @@ from typing import Any
 from aigcsim.kernel.provenance import environment
 from aigcsim.kernel.registry import UserInputError
 from aigcsim.sim.engine import Simulation
-from aigcsim.sim.scenario import dump, with_overrides
+from aigcsim.sim.scenario import check_tables, dump, with_overrides
 from aigcsim.sim.schema import Scenario
 
 Progress = Callable[[str, float, float], None]
+
+OUTPUT_MARKER = ".aigcsim-output"
+"""File written into every run output folder; ``--overwrite`` deletes only folders holding it."""
+LEGACY_RUN_FILES = (("config.yaml", "run.json", "summary.json"), ("config.yaml", "comparison.json"))
+"""File sets that identify a run output written before :data:`OUTPUT_MARKER` existed."""
+LARGE_RUN_USER_INTERVALS = 1e9
+"""Users x scheduling intervals above which a run needs ``allow_large`` (``--allow-large``);
+about 1e6 user-intervals/s on one core, so this is a run of a quarter-hour or more."""
+LARGE_RUN_INTERVALS = 2e7
+"""Scheduling intervals above which a run needs ``allow_large``, whatever its user count."""
+
+
+def run_size(scenario: Scenario) -> tuple[float, float]:
+    """Upper bounds ``(intervals, users x intervals)`` of one run: arrivals for
+    ``duration_s`` then, with ``drain``, up to ``max_drain_s`` more."""
+    horizon_s = scenario.duration_s + (scenario.max_drain_s if scenario.drain else 0.0)
+    intervals = math.ceil(horizon_s / scenario.interval_s)
+    return float(intervals), float(intervals) * scenario.users.count
+
+
+def check_run_size(scenario: Scenario, allow_large: bool, label: str | None = None) -> None:
+    """Refuse a run far beyond the usual size unless ``allow_large``."""
+    intervals, user_intervals = run_size(scenario)
+    if allow_large or (
+        intervals <= LARGE_RUN_INTERVALS and user_intervals <= LARGE_RUN_USER_INTERVALS
+    ):
+        return
+    where = f"run '{label}'" if label else "this run"
+    raise UserInputError(
+        f"{where} is very large: up to {intervals:.3g} scheduling intervals "
+        f"((duration_s + max_drain_s) / interval_s) x users.count {scenario.users.count} "
+        f"= {user_intervals:.3g} user-intervals (limits {LARGE_RUN_INTERVALS:.0e} intervals, "
+        f"{LARGE_RUN_USER_INTERVALS:.0e} user-intervals; roughly 1e6 user-intervals/s). "
+        "Check interval_s, duration_s and users.count, or pass --allow-large"
+    )
+
+
+def resolve_out_dir(out_dir: str | Path) -> Path:
+    """The absolute, symlink-free output folder; refuses a file, the current folder,
+    one of its parents, the home folder and a file-system root."""
+    text = str(out_dir)
+    if not text.strip() or "\x00" in text:
+        raise UserInputError(f"--out {text!r}: not a folder name")
+    try:
+        path = Path(text).expanduser().resolve()
+    except (OSError, RuntimeError) as exc:
+        raise UserInputError(f"--out '{text}': cannot resolve it ({exc})") from None
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--out '{text}' is a file, not a folder; choose a folder")
+    cwd = Path.cwd().resolve()
+    home = Path.home().resolve()
+    if path == cwd or path in cwd.parents or path == home or path.parent == path:
+        raise UserInputError(
+            f"--out '{text}' is {path}: the current folder, one of its parents, the home "
+            "folder or a root; write results into a folder of their own (e.g. results/NAME)"
+        )
+    return path
+
+
+def is_run_output(folder: Path) -> bool:
+    """True for a folder written by :func:`run_scenario` (marker, or a legacy run)."""
+    if (folder / OUTPUT_MARKER).is_file():
+        return True
+    return any(all((folder / f).is_file() for f in files) for files in LEGACY_RUN_FILES)
+
+
+def _remove_run_output(folder: Path) -> None:
+    """Delete ``folder`` only if it is empty or a previous run output."""
+    if not folder.exists():
+        return
+    if folder.is_dir() and not folder.is_symlink():
+        if is_run_output(folder):
+            shutil.rmtree(folder)
+            return
+        if not any(folder.iterdir()):
+            folder.rmdir()
+            return
+    raise UserInputError(
+        f"'{folder}' is not an aigcsim run output (no {OUTPUT_MARKER}); refusing to delete "
+        "it: choose another --out or remove it yourself"
+    )
 
 
 def _json_default(o: Any) -> Any:
@@ -49,22 +138,32 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
-    """Check ``out_dir`` may be written; returns the ``.partial`` staging directory."""
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise UserInputError(
-            f"output directory '{out_dir}' exists and is not empty; pass --overwrite or "
-            "choose another --out"
-        )
+    """Check ``out_dir`` (resolved by :func:`resolve_out_dir`) may be written; returns
+    the ``.partial`` staging directory beside it, holding the output marker."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise UserInputError(
+                f"output directory '{out_dir}' exists and is not empty; pass --overwrite "
+                "(replaces a previous aigcsim run there) or choose another --out"
+            )
+        if not is_run_output(out_dir):
+            raise UserInputError(
+                f"output directory '{out_dir}' is not empty and is not an aigcsim run output "
+                f"(no {OUTPUT_MARKER}); --overwrite only replaces a previous run: choose "
+                "another --out"
+            )
     staging = out_dir.with_name(out_dir.name + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
+    _remove_run_output(staging)
     staging.mkdir(parents=True)
+    (staging / OUTPUT_MARKER).write_text(
+        json.dumps({"written_by": "aigcsim run", "pid": os.getpid()}) + "\n"
+    )
     return staging
 
 
 def finalize_out_dir(staging: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    """Replace ``out_dir`` (empty, or a previous run output) by ``staging``."""
+    _remove_run_output(out_dir)
     staging.replace(out_dir)
 
 
@@ -118,12 +217,14 @@ def run_scenario(
     overwrite: bool = False,
     base_dir: Path | None = None,
     progress: Progress | None = None,
+    allow_large: bool = False,
 ) -> dict[str, dict]:
     """Run a scenario (each of its ``variants`` if it has any) into ``out_dir``.
 
     Returns ``{label: summary}``; the label is the scenario name when there are no
     variants. With variants, each runs in ``out_dir/<label>/`` and
-    ``out_dir/comparison.json`` collects their summaries.
+    ``out_dir/comparison.json`` collects their summaries. ``out_dir`` is resolved
+    once (:func:`resolve_out_dir`); ``overwrite`` replaces only a previous run output.
     """
     runs = (
         [(scenario.name, scenario)]
@@ -133,6 +234,10 @@ def run_scenario(
             for v in scenario.variants
         ]
     )
+    for label, sc in runs:
+        check_run_size(sc, allow_large, label if scenario.variants else None)
+    check_tables(scenario, base_dir)
+    out_dir = resolve_out_dir(out_dir)
     staging = prepare_out_dir(out_dir, overwrite)
     try:
         results = {}

@@ -7,6 +7,7 @@ gives the dotted path, the bad value and, where possible, a "did you mean".
 from __future__ import annotations
 
 import copy
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,14 @@ import yaml
 from pydantic import ValidationError
 
 from aigcsim.kernel.registry import Registry, UserInputError, format_validation_error, suggest
+from aigcsim.kernel.safe_io import BoundedSafeLoader, YamlLimitError, read_yaml_file, shorten
 from aigcsim.sim.schema import Plugin, Scenario
+
+MAX_ABS_FLOAT = 1e15
+"""Largest magnitude of any float in a scenario (plug-in params included); the schema's
+own fields have tighter, physical bounds."""
+MAX_ABS_INT = 2**63 - 1
+"""Largest magnitude of any integer in a scenario (a C ``int64``)."""
 
 SCENARIO_DIR = Path(str(resources.files("aigcsim.scenarios")))
 """Folder of the shipped scenario files (an installed package, read as a directory)."""
@@ -51,38 +59,48 @@ def builtin_scenarios() -> dict[str, Path]:
 def resolve_path(spec: str) -> Path:
     """A scenario path, or ``builtin:NAME`` / a bare shipped name like ``quickstart``."""
     name = spec.removeprefix("builtin:")
+    if "\x00" in spec:
+        raise UserInputError(f"scenario {shorten(spec)}: a path cannot hold a NUL character")
     p = Path(spec)
-    if p.is_file() and not spec.startswith("builtin:"):
+    if _is_file(p) and not spec.startswith("builtin:"):
         return p
     shipped = builtin_scenarios()
     if name in shipped:
         return shipped[name]
-    if Path(name).stem in shipped and not p.exists():
+    if Path(name).stem in shipped and not _exists(p):
         return shipped[Path(name).stem]
+    if _exists(p):
+        raise UserInputError(f"scenario {shorten(spec)} is not a regular file")
     raise UserInputError(
-        f"scenario '{spec}' not found.{suggest(Path(name).stem, list(shipped))} "
+        f"scenario {shorten(spec)} not found.{suggest(Path(name).stem, list(shipped))} "
         f"Shipped scenarios: {', '.join(shipped)}."
     )
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """``yaml.safe_load`` a mapping; syntax errors name the file, line and column."""
+def _is_file(p: Path) -> bool:
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserInputError(f"cannot read scenario '{path}': {exc.strerror}") from None
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _exists(p: Path) -> bool:
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserInputError(f"scenario '{path}' is not valid YAML{where}: {problem}") from None
+        return p.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def read_yaml(path: Path, what: str = "scenario") -> dict[str, Any]:
+    """Read a scenario-like YAML mapping with the bounded loader
+    (:func:`aigcsim.kernel.safe_io.read_yaml_file`: size limit, UTF-8, no duplicate
+    keys, bounded depth and aliases); every problem names the file (and line)."""
+    data = read_yaml_file(path, what)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise UserInputError(
-            f"scenario '{path}' must be a YAML mapping at the top level, got {type(data).__name__}"
+            f"{what} '{path}' must be a YAML mapping at the top level, got {type(data).__name__}"
         )
     return data
 
@@ -92,11 +110,17 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise UserInputError(f"--set expects key.path=value, got {text!r}")
+        raise UserInputError(f"--set expects key.path=value, got {shorten(text)}")
+    if not raw.strip():
+        return key, ""
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=BoundedSafeLoader)  # noqa: S506 (a SafeLoader)
+    except YamlLimitError as exc:
+        raise UserInputError(f"--set {shorten(key)}: {exc.problem}") from None
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise UserInputError(f"--set {shorten(key)}: value nested too deeply") from None
     return key, value
 
 
@@ -136,8 +160,44 @@ def _index(part: str, seq: list[Any], where: str) -> int:
     return int(part)
 
 
+def check_numbers(data: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every NaN, infinite or absurdly large number in raw data
+    (plug-in params included): ``["cell.radius_m: inf is not a finite number", ...]``."""
+    problems: list[str] = []
+    stack: list[tuple[str, Any]] = [(prefix, data)]
+    while stack and len(problems) < 20:
+        where, node = stack.pop()
+        if isinstance(node, dict):
+            stack += [(f"{where}.{k}" if where else str(k), v) for k, v in node.items()]
+        elif isinstance(node, list):
+            stack += [(f"{where}.{i}" if where else str(i), v) for i, v in enumerate(node)]
+        elif isinstance(node, bool):
+            continue
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                problems.append(f"{_key(where)}: {node} is not a finite number")
+            elif abs(node) > MAX_ABS_FLOAT:
+                problems.append(
+                    f"{_key(where)}: {node:g} is beyond any value this tool "
+                    f"accepts (|x| <= {MAX_ABS_FLOAT:g})"
+                )
+        elif isinstance(node, int) and abs(node) > MAX_ABS_INT:
+            problems.append(f"{_key(where)}: {shorten(node)} does not fit in 64 bits")
+    return sorted(problems)
+
+
+def _key(dotted: str) -> str:
+    """A dotted key for a message: one line, at most 120 characters."""
+    dotted = dotted.replace("\n", " ")
+    return dotted if len(dotted) <= 120 else dotted[:117] + "..."
+
+
 def validate(data: dict[str, Any]) -> Scenario:
-    """Validate raw scenario data, including every plug-in's name and params."""
+    """Validate raw scenario data, including every plug-in's name and params and
+    (when it has ``variants``) every variant's resolved scenario."""
+    problems = check_numbers(data)
+    if problems:
+        raise UserInputError("invalid scenario:\n" + "\n".join(problems))
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -154,7 +214,25 @@ def validate(data: dict[str, Any]) -> Scenario:
             errors.append(prefix + msg)
     if errors:
         raise UserInputError("invalid scenario:\n" + "\n".join(errors))
+    variant_scenarios(scenario)
     return scenario
+
+
+def variant_scenarios(scenario: Scenario) -> list[tuple[str, Scenario]]:
+    """``[(label, resolved scenario)]`` of each variant (base with its ``set`` applied);
+    a bad variant raises naming ``variants.N.set``."""
+    base = scenario.model_copy(update={"variants": []})
+    out = []
+    for i, variant in enumerate(scenario.variants):
+        try:
+            out.append((variant.label, with_overrides(base, variant.set)))
+        except UserInputError as exc:
+            msg = str(exc).removeprefix("invalid scenario:\n").replace("--set ", "")
+            lines = "\n".join(
+                f"variants.{i}.set ({variant.label}): {ln}" for ln in msg.splitlines()
+            )
+            raise UserInputError("invalid scenario:\n" + lines) from None
+    return out
 
 
 def _plugins(scenario: Scenario):
@@ -206,3 +284,38 @@ def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
 def dump(scenario: Scenario) -> str:
     """The resolved scenario as YAML (all defaults filled in)."""
     return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+
+
+def check_table(scenario: Scenario, base_dir: Path | None, prefix: str = "") -> None:
+    """Load the scenario's operating-point table and check every group's encoder and
+    quality metric in it; problems name the dotted key (``users.groups.N.encoder``,
+    ``table.source``, ``...qos.metric``), prefixed by ``prefix`` (e.g. a variant)."""
+    from aigcsim.sim.table_source import load_source
+
+    groups = scenario.users.groups
+    try:
+        table = load_source(scenario.table, [g.encoder for g in groups], base_dir)
+    except UserInputError as exc:
+        msg = str(exc)
+        key = "table.source"
+        for i, g in enumerate(groups):
+            if f"'{g.encoder}'" in msg:
+                key = f"users.groups.{i}.encoder"
+                break
+        if msg.startswith(("table.", "invalid scenario:")):
+            raise UserInputError(f"{prefix}{msg}" if prefix else msg) from None
+        raise UserInputError(f"{prefix}{key}: {msg}") from None
+    for i, g in enumerate(groups):
+        key = f"users.groups.{i}.qos.metric" if g.qos is not None else "qos.metric"
+        try:
+            table.metric((g.qos or scenario.qos).metric)
+        except UserInputError as exc:
+            raise UserInputError(f"{prefix}{key}: {exc}") from None
+
+
+def check_tables(scenario: Scenario, base_dir: Path | None) -> None:
+    """:func:`check_table` for the scenario, then for each of its variants (a problem
+    only a variant has is prefixed ``variants.N.set (label): ``)."""
+    check_table(scenario.model_copy(update={"variants": []}), base_dir)
+    for i, (label, sc) in enumerate(variant_scenarios(scenario)):
+        check_table(sc, base_dir, prefix=f"variants.{i}.set ({label}): ")

@@ -12,27 +12,51 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+MAX_LABEL_CHARS = 100
+"""Longest scenario name / variant label (they become folder names)."""
+_PATH_BAD_CHARS = frozenset('/\\:*?"<>|')
+
+
+def path_label(value: str, what: str) -> str:
+    """Check a name that becomes one folder name: 1..MAX_LABEL_CHARS characters, no
+    path separators, reserved or control characters, not ``.``/``..``, no leading dot
+    or space, no trailing dot or space (portable to Windows and macOS file systems)."""
+    bad = sorted({c for c in value if c in _PATH_BAD_CHARS or ord(c) < 32 or ord(c) == 127})
+    if bad:
+        shown = " ".join(repr(c) for c in bad[:5])
+        raise ValueError(f"{what} becomes a folder name and cannot contain {shown}")
+    if value.startswith((".", " ")) or value.endswith((".", " ")):
+        raise ValueError(f"{what} becomes a folder name: it cannot start or end with '.' or ' '")
+    return value
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Plugin(Strict):
     """A registered plug-in: its registry ``name`` and its ``params``."""
 
-    name: str
+    name: str = Field(min_length=1, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class CellConfig(Strict):
     """One cell: a base station at the origin serving users in a disc."""
 
-    radius_m: float = Field(250.0, gt=0)
-    min_distance_m: float = Field(10.0, ge=0)
-    bandwidth_hz: float = Field(20e6, gt=0)
+    radius_m: float = Field(250.0, gt=0, le=100_000)
+    min_distance_m: float = Field(10.0, ge=0, le=100_000)
+    bandwidth_hz: float = Field(20e6, gt=0, le=1e11)
     carrier_ghz: float = Field(3.5, gt=0, le=100)
     tx_power_dbm: float = Field(
-        23.0, description="transmit power of each user's link (per-user) or of the cell"
+        23.0,
+        ge=-100,
+        le=100,
+        description="transmit power of each user's link (per-user) or of the cell",
     )
     power_mode: Literal["per-user", "uniform-psd"] = Field(
         "per-user",
@@ -42,8 +66,8 @@ class CellConfig(Strict):
             "evenly over the cell bandwidth, SNR independent of the share"
         ),
     )
-    noise_figure_db: float = Field(7.0, ge=0)
-    antenna_gain_db: float = 0.0
+    noise_figure_db: float = Field(7.0, ge=0, le=50)
+    antenna_gain_db: float = Field(0.0, ge=-50, le=60)
     pathloss: Plugin = Plugin(name="uma")
     shadowing: bool = True
     fading: Plugin = Plugin(name="rayleigh")
@@ -61,7 +85,9 @@ class LinkConfig(Strict):
     """Rate, packet errors and retransmissions."""
 
     model: Plugin = Plugin(name="shannon", params={"gap_db": 3.0})
-    packet_bits: int = Field(1024, gt=0, description="link-layer packet payload, bits")
+    packet_bits: int = Field(
+        1024, gt=0, le=10_000_000, description="link-layer packet payload, bits"
+    )
     harq_max_retx: int = Field(3, ge=0, le=16, description="HARQ retransmissions per packet")
     packet_error_rate: float | None = Field(
         None, ge=0, lt=1, description="if set, a fixed PER replaces the link model's BLER"
@@ -71,8 +97,8 @@ class LinkConfig(Strict):
 class ProviderConfig(Strict):
     """The base station's AIGC provider: GPU servers that generate images."""
 
-    servers: int = Field(2, ge=1)
-    diffusion_steps: int = Field(30, ge=1)
+    servers: int = Field(2, ge=1, le=10_000)
+    diffusion_steps: int = Field(30, ge=1, le=100_000)
     step_time: Plugin = Plugin(name="constant", params={"value_s": 0.05})
     discipline: Literal["fifo", "edf"] = "fifo"
 
@@ -80,19 +106,19 @@ class ProviderConfig(Strict):
 class QosConfig(Strict):
     """What a request needs: a quality target and a deadline (from arrival)."""
 
-    metric: str = "lpips"
-    target: float = 0.6
-    deadline_s: float | None = Field(10.0, gt=0)
+    metric: str = Field("lpips", min_length=1, max_length=64)
+    target: float = Field(0.6, ge=-1e6, le=1e6)
+    deadline_s: float | None = Field(10.0, gt=0, le=1e7)
     stop_at_target: bool = True
 
 
 class UserGroup(Strict):
     """A group of users sharing an encoder configuration (and optionally QoS/arrivals)."""
 
-    label: str | None = None
-    encoder: str
+    label: str | None = Field(None, min_length=1, max_length=MAX_LABEL_CHARS)
+    encoder: str = Field(min_length=1, max_length=200)
     fraction: float | None = Field(None, gt=0, le=1)
-    count: int | None = Field(None, ge=0)
+    count: int | None = Field(None, ge=0, le=1_000_000)
     qos: QosConfig | None = None
     arrivals: Plugin | None = None
 
@@ -137,7 +163,10 @@ class UsersConfig(Strict):
             raise ValueError(f"group fractions sum to {sum(fractions):.6g}, expected 1")
         labels = [g.name for g in self.groups]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"group labels must be unique, got {labels}; set 'label'")
+            twice = next(n for n in labels if labels.count(n) > 1)
+            raise ValueError(
+                f"group labels must be unique, {_short(twice)} is repeated; set 'label'"
+            )
         return self
 
 
@@ -148,35 +177,47 @@ class TableConfig(Strict):
     or the path of an SQLite cache / table file.
     """
 
-    source: str = "builtin:synthetic"
+    source: str = Field("builtin:synthetic", min_length=1, max_length=4096)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 class OutputConfig(Strict):
     intervals: bool = Field(False, description="write intervals.parquet (one row per interval)")
-    chunk_rows: int = Field(50_000, ge=100, description="rows buffered before a parquet write")
+    chunk_rows: int = Field(
+        50_000, ge=100, le=10_000_000, description="rows buffered before a parquet write"
+    )
 
 
 class Variant(Strict):
     """A named set of ``--set``-style overrides, run after the base scenario."""
 
-    label: str = Field(min_length=1)
+    label: str = Field(min_length=1, max_length=MAX_LABEL_CHARS)
     set: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, label: str) -> str:
+        return path_label(label, "a variant label")
 
 
 class Scenario(Strict):
     """A whole simulation: cell, link, provider, users, table, allocator, outputs."""
 
-    name: str = "scenario"
-    description: str = ""
+    name: str = Field("scenario", min_length=1, max_length=MAX_LABEL_CHARS)
+    description: str = Field("", max_length=10_000)
     seed: int = Field(0, ge=0, lt=2**63)
-    duration_s: float = Field(60.0, gt=0, description="arrivals stop after this time")
-    interval_s: float = Field(0.01, gt=0, le=10, description="scheduling interval")
+    duration_s: float = Field(60.0, gt=0, le=1e7, description="arrivals stop after this time")
+    interval_s: float = Field(0.01, ge=1e-6, le=10, description="scheduling interval")
     drain: bool = Field(True, description="after duration_s, run until in-flight requests end")
-    max_drain_s: float = Field(120.0, ge=0)
-    warmup_s: float = Field(0.0, ge=0, description="requests arriving before this are not scored")
+    max_drain_s: float = Field(120.0, ge=0, le=1e7)
+    warmup_s: float = Field(
+        0.0, ge=0, le=1e7, description="requests arriving before this are not scored"
+    )
     throughput_window_s: float = Field(
-        1.0, gt=0, description="time constant of each user's average-throughput estimate"
+        1.0,
+        gt=0,
+        le=1e6,
+        description="time constant of each user's average-throughput estimate",
     )
     cell: CellConfig = CellConfig()
     link: LinkConfig = LinkConfig()
@@ -186,7 +227,12 @@ class Scenario(Strict):
     table: TableConfig = TableConfig()
     allocator: Plugin = Plugin(name="proportional-fair")
     output: OutputConfig = OutputConfig()
-    variants: list[Variant] = Field(default_factory=list)
+    variants: list[Variant] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        return path_label(name, "the scenario name")
 
     @model_validator(mode="after")
     def _times(self) -> Scenario:
@@ -196,5 +242,6 @@ class Scenario(Strict):
             )
         labels = [v.label for v in self.variants]
         if len(set(labels)) != len(labels):
-            raise ValueError(f"variant labels must be unique, got {labels}")
+            twice = next(n for n in labels if labels.count(n) > 1)
+            raise ValueError(f"variant labels must be unique, {_short(twice)} is repeated")
         return self

@@ -153,6 +153,12 @@ def _model_in_annotation(annotation: Any) -> Any:
     return None
 
 
+def _shorten(value: Any) -> str:
+    from aigcsim.kernel.safe_io import shorten
+
+    return shorten(value)
+
+
 def format_validation_error(
     exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
 ) -> str:
@@ -167,7 +173,7 @@ def format_validation_error(
         dotted = ".".join(str(p) for p in (prefix, *loc) if p != "")
         msg = err["msg"]
         got = err.get("input")
-        shown = "" if err["type"] == "missing" else f" (got {got!r})"
+        shown = "" if err["type"] == "missing" else f" (got {_shorten(got)})"
         if err["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1])
             msg = f"unknown key '{loc[-1]}'.{suggest(str(loc[-1]), valid)}"

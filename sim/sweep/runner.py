@@ -34,6 +34,8 @@ import pyarrow.parquet as pq
 
 from aigcsim.kernel.provenance import environment
 from aigcsim.kernel.registry import UserInputError
+from aigcsim.kernel.safe_io import read_json_file, read_text
+from aigcsim.sim.run import resolve_out_dir
 from aigcsim.sim.scenario import apply_override, parse_override, read_yaml, resolve_path
 from aigcsim.sim.sweep.executors import Executor, RunResult
 from aigcsim.sim.sweep.results import (
@@ -94,13 +96,14 @@ def load_sweep(
     ``check`` also loads each distinct table source and checks encoders/metrics.
     """
     path = resolve_path(str(spec))
-    data = read_yaml(path)
-    for text in overrides or []:
-        data = apply_override(data, *parse_override(text))
+    text = read_text(path, "sweep file")
+    data = read_yaml(path, "sweep file")
+    for override in overrides or []:
+        data = apply_override(data, *parse_override(override))
     sweep = expand(data, seeds)
     if check:
         check_tables(sweep, path.parent)
-    return sweep, path.parent, path.read_text()
+    return sweep, path.parent, text
 
 
 def _types(sweep: Sweep) -> dict[str, pa.DataType]:
@@ -132,9 +135,11 @@ def load_manifest(out_dir: str | Path) -> dict[str, Any]:
     """``DIR/sweep.json``; raises :class:`UserInputError` if ``DIR`` is not a sweep."""
     path = Path(out_dir) / MANIFEST
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"'{out_dir}' is not a sweep directory ({path}: {exc})") from None
+        data = read_json_file(path, "sweep manifest")
+    except UserInputError as exc:
+        raise UserInputError(f"'{out_dir}' is not a sweep directory ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise UserInputError(f"'{path}' is not an aigcsim sweep manifest")
     if data.get("format") != MANIFEST_FORMAT:
         raise UserInputError(f"'{path}' has format {data.get('format')!r}, not {MANIFEST_FORMAT}")
     return data
@@ -142,9 +147,13 @@ def load_manifest(out_dir: str | Path) -> dict[str, Any]:
 
 def _prepare(out_dir: Path, sweep: Sweep, text: str, overwrite: bool) -> None:
     """Check ``out_dir`` can hold this sweep (empty, or the same sweep / a superset
-    of it), then write the manifest and the file copy."""
+    of it), then write the manifest and the file copy. ``overwrite`` deletes only the
+    sweep's own entries (runs/, results/, the manifest and sweep.yaml) of a folder
+    holding a sweep manifest, never anything else."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserInputError(f"--out '{out_dir}' is a file, not a folder; choose a folder")
     if (out_dir / MANIFEST).is_file():
-        old = {r["run_id"] for r in load_manifest(out_dir)["runs"]}
+        old = {r.get("run_id") for r in load_manifest(out_dir)["runs"] if isinstance(r, dict)}
         gone = old - {r.run_id for r in sweep.runs}
         if gone and not overwrite:
             raise UserInputError(
@@ -241,7 +250,7 @@ def run_sweep(
     ``text`` is the sweep file as given (copied to ``sweep.yaml``); ``on_result`` is
     called on the driver after each run is recorded.
     """
-    out_dir = Path(out_dir)
+    out_dir = resolve_out_dir(out_dir)
     _prepare(out_dir, sweep, text, overwrite)
     done = finished_runs(out_dir, sweep)
     todo = [r for r in sweep.runs if r.run_id not in done]

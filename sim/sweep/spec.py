@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aigcsim.kernel.registry import UserInputError, format_validation_error
 from aigcsim.sim.scenario import apply_override, validate
-from aigcsim.sim.schema import Scenario
+from aigcsim.sim.schema import MAX_LABEL_CHARS, Scenario, path_label
 
 RUN_ID_HEX = 12
 RESERVED_KEYS = ("seed", "variants", "sweep")
@@ -46,11 +46,16 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    name: str | None = Field(None, min_length=1)
-    description: str = ""
-    seeds: list[int] | None = Field(None, min_length=1)
+    name: str | None = Field(None, min_length=1, max_length=MAX_LABEL_CHARS)
+    description: str = Field("", max_length=10_000)
+    seeds: list[int] | None = Field(None, min_length=1, max_length=100_000)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     zipped: list[dict[str, list[Any]]] = Field(default_factory=list, alias="zip")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str | None) -> str | None:
+        return name if name is None else path_label(name, "the sweep name")
 
     @field_validator("zipped", mode="before")
     @classmethod
@@ -295,7 +300,7 @@ def expand(
 
 def check_tables(sweep: Sweep, base_dir: Path | None) -> None:
     """Load each distinct table source once and check every run's encoders and metrics."""
-    from aigcsim.sim.table_source import load_source
+    from aigcsim.sim.scenario import check_table
 
     checked: set[str] = set()
     for run in sweep.runs:
@@ -306,9 +311,7 @@ def check_tables(sweep: Sweep, base_dir: Path | None) -> None:
         if key in checked:
             continue
         try:
-            table = load_source(sc.table, encoders, base_dir)
-            for m in metrics:
-                table.metric(m)
+            check_table(sc, base_dir)
         except UserInputError as exc:
             raise UserInputError(f"invalid sweep: run ({run.describe()}): {exc}") from None
         checked.add(key)
