@@ -19,10 +19,9 @@ results are identical (seeded) and the first one written is kept.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from aigcsim.kernel.registry import UserInputError, suggest
+from aigcsim.kernel.workers import process_pool
 from aigcsim.models.build import BuildReport, encoder_entry_key
 from aigcsim.models.cache import Cache, _from_bytes, _to_bytes
 from aigcsim.models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, UnitStream
@@ -145,8 +145,8 @@ def _write(cache: Cache, task: BatchTask, result: BatchResult) -> None:
 
 
 def _run_local(tasks: Sequence[BatchTask], workers: int) -> Iterator[tuple[BatchTask, Any]]:
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    # workers exit when this driver dies, however it dies (aigcsim.kernel.workers)
+    with process_pool(min(workers, len(tasks))) as pool:
         futures = {pool.submit(run_batch, t): t for t in tasks}
         try:
             for fut in as_completed(futures):

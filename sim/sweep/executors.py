@@ -9,11 +9,10 @@ never leave a half-written run behind.
 
 from __future__ import annotations
 
-import multiprocessing
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +21,7 @@ import pyarrow as pa
 
 from aigcsim.kernel.ray_cluster import import_ray, init_ray
 from aigcsim.kernel.registry import UserInputError
+from aigcsim.kernel.workers import process_pool
 from aigcsim.sim.sweep.spec import RunSpec
 
 BACKENDS = ("local", "ray")
@@ -86,7 +86,8 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """A ``spawn`` process pool of ``workers`` processes on this machine."""
+    """A ``spawn`` process pool of ``workers`` processes on this machine; the workers
+    exit when the driver dies, however it dies (:func:`aigcsim.kernel.workers.process_pool`)."""
 
     name = "local"
 
@@ -96,8 +97,7 @@ class LocalExecutor:
     def run(self, tasks: Sequence[Task]) -> Iterator[RunResult]:
         if not tasks:
             return
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=ctx)
+        pool = process_pool(min(self.workers, len(tasks)))
         try:
             futures = {pool.submit(simulate, *task): task[0] for task in tasks}
             for fut in as_completed(futures):
