@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from aigcsim.kernel.registry import UserInputError
+from aigcsim.kernel.safe_io import sqlite_uri
 from aigcsim.models.encoders.base import ImageRecord, UnitStream
 from aigcsim.models.optable import OPTABLE_SCHEMA, TABLE_FORMAT, to_blob, write_analog_rows
 
@@ -89,7 +90,8 @@ class Cache:
         if read_only:
             if not self.path.is_file():
                 raise UserInputError(f"cache '{self.path}' does not exist")
-            self.con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            # quoted URI: '?', '#' or '%' in a file name cannot change what is opened
+            self.con = sqlite3.connect(sqlite_uri(self.path), uri=True, timeout=30)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.con = sqlite3.connect(self.path, timeout=30)
