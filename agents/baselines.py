@@ -20,10 +20,13 @@ from aigcsim.sim.allocation import ALLOCATORS, AllocatorState
 __all__ = [
     "DeadlineAware",
     "EqualShare",
+    "FeasibleEdf",
     "MaxRate",
+    "OpportunisticPf",
     "ProportionalFair",
     "RandomShare",
     "SemanticGreedy",
+    "Srpt",
 ]
 
 _EPS = 1e-12  # leftover below this is not worth a second pass
@@ -55,6 +58,30 @@ def _floored(weight: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     if not top > _TINY_PRIORITY:
         return eligible.astype(np.float64)
     return np.where(eligible, np.maximum(weight, _FLOOR * top), 0.0)
+
+
+def _bits(state: AllocatorState) -> np.ndarray:
+    """``[n]`` bits left to the target, NaN/negative read as 0."""
+    return np.maximum(nan_to_num(state.bits_left_total, nan=0.0), 0.0)
+
+
+def _full_band_time_s(state: AllocatorState, se: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """``[n]`` seconds to send ``bits`` with the whole band at SE ``se`` (``inf`` in
+    outage, 0 with nothing left)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rate_bps = se * state.bandwidth_hz
+        t = np.where(rate_bps > 0, bits / rate_bps, np.inf)
+    return np.where(bits > 0, nan_to_num(t, nan=np.inf), np.where(se > 0, 0.0, np.inf))
+
+
+def _with_leftover(first: np.ndarray, weight: np.ndarray, eligible: np.ndarray) -> np.ndarray:
+    """``first`` plus the band it leaves, water-filled uncapped among ``eligible`` users
+    by ``weight`` (floored, see :func:`_floored`) -- headroom for HARQ and packet
+    rounding; unchanged when nothing is left or nobody is eligible."""
+    left = 1.0 - first.sum()
+    if left <= _EPS or not eligible.any():
+        return first
+    return first + waterfill(_floored(weight, eligible), np.where(eligible, np.inf, 0.0), left)
 
 
 class EqualShareParams(_Params):
@@ -221,6 +248,130 @@ class DeadlineAware:
         return first + waterfill(weight, np.where(eligible, np.inf, 0.0), left)
 
 
+class SrptParams(_Params):
+    use_leftover: bool = Field(
+        True, description="give band left after every demand to the shortest users, uncapped"
+    )
+
+
+class Srpt:
+    """Shortest remaining transmission time first.
+
+    ``t = bits_left_total / (SE * bandwidth)``: the time a user needs with the whole
+    band. Users in ascending ``t`` (ties: lower index) each get ``min(demand, what is
+    left)``; with ``use_leftover`` the band left after every demand is met goes,
+    uncapped, to users with SE > 0 and bits left, in proportion to ``1 / t``. Users in
+    outage get 0. Minimises the mean completion time of a single server (Schrage 1968);
+    deadline-blind.
+    """
+
+    def __init__(self, params: SrptParams) -> None:
+        self.p = params
+
+    def allocate(self, state: AllocatorState) -> np.ndarray:
+        if state.num_users == 0:
+            return np.zeros(0)
+        se = _se(state)
+        bits = _bits(state)
+        t = _full_band_time_s(state, se, bits)
+        first = fill_in_order(np.argsort(t, kind="stable"), _demand(state, se))
+        if not self.p.use_leftover:
+            return first
+        eligible = (se > 0) & (bits > 0)
+        with np.errstate(divide="ignore"):
+            weight = np.where(eligible, 1.0 / np.maximum(t, 1e-300), 0.0)
+        return _with_leftover(first, nan_to_num(weight, posinf=np.finfo(float).max), eligible)
+
+
+class FeasibleEdfParams(_Params):
+    margin_s: float = Field(
+        0.0, ge=0, description="a user is feasible if its full-band time <= slack - margin_s"
+    )
+    drop_infeasible: bool = Field(
+        True, description="never serve users that cannot make their deadline (else: last)"
+    )
+
+
+class FeasibleEdf:
+    """Feasible-first earliest deadline first.
+
+    A user is *feasible* when it can still meet its deadline with the whole band:
+    ``t = bits_left_total / (SE * bandwidth) <= slack - margin_s`` (SE > 0, slack >= 0;
+    no deadline, ``slack = inf``, is always feasible). Feasible users, in ascending slack
+    (ties: shorter ``t``, then lower index), each get ``min(demand, what is left)``. The
+    band left after every feasible demand goes, uncapped, to the feasible users with
+    bits left, in proportion to ``1 / max(slack, 1 ms)`` (headroom for HARQ and packet
+    rounding). With ``drop_infeasible`` (default) infeasible users get nothing, even if
+    band stays idle (serving them cannot save their request); otherwise they are served
+    after the feasible ones, in the same order. Outage users get 0.
+    """
+
+    def __init__(self, params: FeasibleEdfParams) -> None:
+        self.p = params
+
+    def allocate(self, state: AllocatorState) -> np.ndarray:
+        if state.num_users == 0:
+            return np.zeros(0)
+        se = _se(state)
+        bits = _bits(state)
+        slack = nan_to_num(state.deadline_slack_s, nan=np.inf)
+        t = _full_band_time_s(state, se, bits)
+        feasible = (se > 0) & (slack >= 0) & (t <= slack - self.p.margin_s)
+        order = np.lexsort((t, slack, ~feasible))  # feasible first, then slack, then t
+        demand = _demand(state, se)
+        if self.p.drop_infeasible:
+            demand = np.where(feasible, demand, 0.0)
+        first = fill_in_order(order, demand)
+        eligible = feasible & (bits > 0)
+        weight = 1.0 / np.maximum(slack, 1e-3)
+        return _with_leftover(first, np.where(eligible, weight, 0.0), eligible)
+
+
+class OpportunisticPfParams(_Params):
+    top_k: int = Field(1, ge=1, description="users served first each interval")
+    throughput_floor_bps: float = Field(
+        1e3, gt=0, description="average throughputs below this count as this"
+    )
+    alpha: float = Field(1.0, ge=0, description="exponent on the average throughput")
+
+
+class OpportunisticPf:
+    """Classic (opportunistic) proportional fair: the band to the users with the best
+    ratio of instantaneous rate to average throughput.
+
+    ``metric = SE * bandwidth / max(avg_throughput, floor) ** alpha`` (log domain).
+    The ``top_k`` users of highest metric (ties: lower index; users in outage never)
+    split the band equally, each capped at its demand (water-filling); band they cannot
+    use goes to the other users in descending metric, each up to its demand. With
+    ``top_k = 1`` the best user takes the whole interval if it can use it (Tse's PF
+    scheduler; Jalali, Padovani & Pankaj 2000); ``alpha = 0`` is max-rate.
+    """
+
+    def __init__(self, params: OpportunisticPfParams) -> None:
+        self.p = params
+
+    def allocate(self, state: AllocatorState) -> np.ndarray:
+        n = state.num_users
+        if n == 0:
+            return np.zeros(0)
+        se = _se(state)
+        serve = se > 0
+        thr = nan_to_num(state.avg_throughput_bps, nan=0.0, posinf=np.finfo(float).max)
+        thr = np.maximum(thr, self.p.throughput_floor_bps)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            logm = np.log(np.where(serve, se, 1.0)) - self.p.alpha * np.log(thr)
+        logm = np.where(serve, nan_to_num(logm, nan=-np.inf, posinf=np.finfo(float).max), -np.inf)
+        order = np.argsort(-logm, kind="stable")
+        demand = _demand(state, se)
+        top = np.zeros(n, dtype=bool)
+        top[order[: min(self.p.top_k, int(serve.sum()))]] = True
+        first = waterfill(top.astype(np.float64), np.where(top, demand, 0.0))
+        left = 1.0 - first.sum()
+        if left <= _EPS:
+            return first
+        return first + fill_in_order(order, np.maximum(demand - first, 0.0), left)
+
+
 class RandomShareParams(_Params):
     concentration: float = Field(1.0, gt=0, description="Dirichlet concentration per user")
 
@@ -278,6 +429,35 @@ def _deadline(
     params: DeadlineAwareParams, *, rng: np.random.Generator | None = None
 ) -> DeadlineAware:
     return DeadlineAware(params)
+
+
+@ALLOCATORS.register(
+    "srpt", params=SrptParams, summary="shortest remaining transmission time first"
+)
+def _srpt(params: SrptParams, *, rng: np.random.Generator | None = None) -> Srpt:
+    return Srpt(params)
+
+
+@ALLOCATORS.register(
+    "feasible-edf",
+    params=FeasibleEdfParams,
+    summary="earliest deadline that can still be met first; infeasible dropped",
+)
+def _feasible_edf(
+    params: FeasibleEdfParams, *, rng: np.random.Generator | None = None
+) -> FeasibleEdf:
+    return FeasibleEdf(params)
+
+
+@ALLOCATORS.register(
+    "opportunistic-pf",
+    params=OpportunisticPfParams,
+    summary="band to the top-k users by instantaneous rate / average throughput",
+)
+def _opportunistic_pf(
+    params: OpportunisticPfParams, *, rng: np.random.Generator | None = None
+) -> OpportunisticPf:
+    return OpportunisticPf(params)
 
 
 @ALLOCATORS.register("random-share", params=RandomShareParams, summary="Dirichlet random shares")

@@ -2,18 +2,33 @@
 
 :func:`evaluate` runs every (allocator, seed) pair through the simulator without
 writing files and reports, per allocator, the mean and the 95 % Student-t confidence
-interval over seeds of the summary KPIs and of the env-style episode return.
+interval over seeds of the summary KPIs, of the env-style episode return and of the
+**gap closed** (below).
 
 An allocator is a registered name (``proportional-fair``; default params) or
 ``policy:DIR`` (a directory written by ``aigcsim train``).
 
-The episode return is the sum of the rewards
-:class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`
-would give over the run (same definition: quality gained while delivering or +1 per
-success, minus ``deadline_penalty`` per deadline failure, minus ``bandwidth_cost`` per
-unit of used band share), computed in the same pass as the KPIs: the loop below is
-``Simulation.run`` with the reward bookkeeping of ``env.step`` added around each
-non-empty interval.
+Episode return (the terminal, per-request rewards of
+:class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`, without shaping),
+counted from the first interval in which a user has data:
+
+* every request that succeeds: ``reward="lpips"``: ``+`` the quality gained over the
+  empty prefix (``LPIPS(0 units) - LPIPS(reached)``; the increase for
+  higher-is-better metrics); ``reward="success"``: ``+1``;
+* every request that misses its deadline (:data:`DEADLINE_FAILURES`):
+  ``-deadline_penalty``;
+* every interval: ``-bandwidth_cost`` times the share of the band used.
+
+Gap closed, per seed ``s``: ``(R - R_equal) / (R_best - R_equal)`` where ``R_equal``
+is equal share's return on ``s`` and ``R_best`` the best return of the heuristic
+allocators evaluated (every registered name, equal share included; not ``policy:``) on
+``s``. 0 is equal share, 1 the best heuristic of that seed; NaN where no heuristic beats
+equal share on that seed, and everywhere when ``equal-share`` is not evaluated
+(``aigcsim evaluate`` always adds it). ``rows`` also hold the pooled ratio over seeds,
+``gap_closed_of_means``. The name ``heuristics`` stands for every registered heuristic.
+
+Runs are independent: ``workers > 1`` runs them in a process pool and gives results
+identical to a serial run (every random stream derives from the seed).
 """
 
 from __future__ import annotations
@@ -21,6 +36,8 @@ from __future__ import annotations
 import csv
 import math
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,16 +56,34 @@ METRICS: tuple[str, ...] = (
     "bandwidth_utilization",
     "episode_return",
 )
+"""Per-run metrics taken from a run (the summary and :func:`run_with_reward`)."""
+GAP = "gap_closed"
+"""The per-seed gap closed (module docstring), computed after all runs."""
 POLICY_PREFIX = "policy:"
+REFERENCE = "equal-share"
+HEURISTICS = "heuristics"
+"""In an allocator list: every registered allocator except ``policy``."""
+REWARDS = ("lpips", "success")
+DEADLINE_FAILURES = frozenset(
+    {
+        "expired_in_queue",
+        "expired_in_generation",
+        "expired_before_delivery",
+        "deadline",
+        "late_decode",
+    }
+)
+"""Failure reasons that count as a missed deadline (see ``aigcsim.sim.engine.FAILURE_REASONS``)."""
 
 
 @dataclass
 class EvaluationResult:
     """Per-run KPIs and per-allocator aggregates.
 
-    ``runs``: one dict per (allocator, seed) with every metric. ``rows``: one dict per
-    allocator with ``allocator``, ``seeds`` and, for each metric ``m``, ``m_mean``,
-    ``m_ci95`` (half-width; NaN with fewer than two finite values) and ``m_n``.
+    ``runs``: one dict per (allocator, seed), allocator-major in the order asked, with
+    every metric of ``metrics``. ``rows``: one dict per allocator with ``allocator``,
+    ``seeds``, for each metric ``m`` ``m_mean``, ``m_ci95`` (half-width; NaN with fewer
+    than two finite values) and ``m_n``, and ``gap_closed_of_means``.
     """
 
     metrics: tuple[str, ...]
@@ -72,10 +107,20 @@ def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float, int]:
     return mean, half, n
 
 
+def heuristic_names() -> list[str]:
+    """Every registered allocator except ``policy``, equal share first."""
+    names = [n for n in ALLOCATORS.names() if n != "policy"]
+    return sorted(names, key=lambda n: (n != REFERENCE, n))
+
+
 def parse_allocators(text: str | list[str]) -> list[str]:
-    """``"a,b,policy:DIR"`` -> ``["a", "b", "policy:DIR"]`` (checked)."""
+    """``"a,b,policy:DIR"`` -> ``["a", "b", "policy:DIR"]`` (checked, duplicates dropped;
+    ``heuristics`` expands to :func:`heuristic_names`)."""
     items = text.split(",") if isinstance(text, str) else list(text)
-    names = [s.strip() for s in items if s.strip()]
+    expanded: list[str] = []
+    for item in (s.strip() for s in items):
+        expanded += heuristic_names() if item == HEURISTICS else [item] if item else []
+    names = list(dict.fromkeys(expanded))
     if not names:
         raise UserInputError("no allocators given")
     for name in names:
@@ -106,12 +151,58 @@ def parse_seeds(text: str | list[int]) -> list[int]:
     return seeds
 
 
+def load_scenario(spec: Any, overrides: dict[str, Any] | None = None) -> tuple[Any, Path | None]:
+    """A validated scenario without variants, and the directory relative paths resolve in.
+
+    ``spec``: a path, a shipped name, a raw dict or a ``Scenario``.
+    """
+    from aigcsim.sim import scenario as scenario_io
+    from aigcsim.sim.schema import Scenario
+
+    base_dir = None
+    if isinstance(spec, Scenario):
+        sc = spec
+    elif isinstance(spec, dict):
+        sc = scenario_io.validate(spec)
+    else:
+        sc = scenario_io.load(spec)
+        base_dir = scenario_io.resolve_path(str(spec)).parent
+    if overrides:
+        sc = scenario_io.with_overrides(sc, overrides)
+    return sc.model_copy(update={"variants": []}), base_dir
+
+
 def _make_allocator(spec: str, rng: np.random.Generator) -> Allocator:
     if spec.startswith(POLICY_PREFIX):
         from aigcsim.agents.policy import load_policy
 
         return load_policy(spec.removeprefix(POLICY_PREFIX))
     return ALLOCATORS.build(spec, None, rng=rng)
+
+
+class _Outcomes:
+    """Terminal rewards of finished requests (a ``Simulation.finish_listeners`` entry)."""
+
+    def __init__(self, sim: Any) -> None:
+        from aigcsim.models.optable import LOWER_IS_BETTER
+
+        metric = sim.scenario.qos.metric
+        self.q_empty = sim.table.metric(metric)[:, :, 0]  # [images, encoders]
+        self.sign = -1.0 if LOWER_IS_BETTER.get(metric, True) else 1.0
+        self.counting = False
+        self.gain = 0.0
+        self.successes = 0
+        self.deadline_failures = 0
+
+    def __call__(self, request: Any, reason: str, quality: float) -> None:
+        if not self.counting:
+            return
+        if reason == "":
+            self.successes += 1
+            q0 = float(self.q_empty[request.image, request.encoder])
+            self.gain += self.sign * (quality - q0)
+        elif reason in DEADLINE_FAILURES:
+            self.deadline_failures += 1
 
 
 def run_with_reward(
@@ -122,52 +213,118 @@ def run_with_reward(
     deadline_penalty: float = 1.0,
     bandwidth_cost: float = 0.0,
 ) -> dict[str, Any]:
-    """Run ``scenario`` with ``allocator`` (no files); its summary plus ``episode_return``."""
-    from aigcsim.agents.envs.allocation_env import DEADLINE_FAILURES
+    """Run ``scenario`` with ``allocator`` (no files): its summary plus ``episode_return``
+    (module docstring), ``quality_gain`` (of successes), ``successes``,
+    ``deadline_failures`` and ``used_share_sum`` (all counted from the first interval
+    with an active user)."""
     from aigcsim.agents.sb3_training import user_deadlines_of
     from aigcsim.sim.engine import Simulation
 
+    if reward not in REWARDS:
+        raise UserInputError(f"unknown reward '{reward}'; valid: {', '.join(REWARDS)}")
     sim = Simulation(scenario, out_dir=None, allocator=allocator, base_dir=base_dir)
     bind = getattr(allocator, "bind", None)
     if callable(bind):
         bind(user_deadlines_of(sim))
-    events: list[tuple[int, bool, str, float]] = []
-    sim.finish_listeners.append(
-        lambda req, reason, q: events.append((req.user, reason == "", reason, q))
-    )
+    outcomes = _Outcomes(sim)
+    sim.finish_listeners.append(outcomes)
     wall0 = time.perf_counter()
-    total, started = 0.0, None
+    used = 0.0
     while not sim.done():
         state = sim.observe()
-        if state is None:
-            sim.apply(None)
-            continue
-        if started is None:
-            started = len(events)  # the env counts outcomes from its first step on
-        users = state.user_ids
-        shares = allocator.allocate(state)
-        requests = [sim.current[u] for u in users.tolist()]
-        q_before = sim.prefix_quality(users)
-        first = len(events)
-        sim.apply(shares)
-        q_after = sim.prefix_quality(users)
-        ended: dict[int, float] = {}
-        for user, _ok, _reason, quality in events[first:]:
-            ended.setdefault(user, quality)
-        for j, (u, req) in enumerate(zip(users.tolist(), requests, strict=True)):
-            if sim.current[u] is not req:
-                q_after[j] = ended.get(u, q_before[j])
-        lower = sim.lower_better[users]
-        gain = float(np.where(lower, q_before - q_after, q_after - q_before).sum())
-        if reward == "lpips":
-            total += gain
-        total -= bandwidth_cost * sim.last_used_share
-    counted = events[started:] if started is not None else []
-    if reward == "success":
-        total += sum(ok for _u, ok, _r, _q in counted)
-    total -= deadline_penalty * sum(r in DEADLINE_FAILURES for _u, _ok, r, _q in counted)
+        if state is not None:
+            outcomes.counting = True
+        sim.apply(None if state is None else allocator.allocate(state))
+        if outcomes.counting:
+            used += sim.last_used_share
+    outcomes.counting = False  # close() ends the rest as "unfinished"
+    value = outcomes.gain if reward == "lpips" else float(outcomes.successes)
+    total = value - deadline_penalty * outcomes.deadline_failures - bandwidth_cost * used
     summary = sim.close(time.perf_counter() - wall0)
-    return {**summary, "episode_return": total}
+    return summary | {
+        "episode_return": total,
+        "quality_gain": outcomes.gain,
+        "successes": outcomes.successes,
+        "deadline_failures": outcomes.deadline_failures,
+        "used_share_sum": used,
+    }
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One (allocator, seed) run; picklable for the process pool."""
+
+    scenario: Any
+    base_dir: Path | None
+    name: str
+    seed: int
+    reward: str
+    deadline_penalty: float
+    bandwidth_cost: float
+    call_id: str  # one per evaluate() call: policies are loaded once per call and process
+
+
+_POLICY_CACHE: dict[tuple[str, str], Allocator] = {}
+
+
+def _run_job(job: _Job) -> dict[str, Any]:
+    """The result row of one run: ``allocator``, ``seed`` and :data:`METRICS`."""
+    if job.name.startswith(POLICY_PREFIX):  # deterministic policies keep no state: load once
+        key = (job.call_id, job.name)
+        alloc = _POLICY_CACHE.get(key)
+        if alloc is None:
+            for old in [k for k in _POLICY_CACHE if k[0] != job.call_id]:
+                del _POLICY_CACHE[old]  # an earlier call's (its directory may have changed)
+            alloc = _POLICY_CACHE[key] = _make_allocator(job.name, np.random.default_rng(0))
+    else:
+        alloc = _make_allocator(job.name, np.random.default_rng(job.seed))
+    sc = job.scenario.model_copy(update={"seed": job.seed})
+    summary = run_with_reward(
+        sc, alloc, job.base_dir, job.reward, job.deadline_penalty, job.bandwidth_cost
+    )
+    row: dict[str, Any] = {"allocator": job.name, "seed": job.seed}
+    for m in METRICS:
+        key = m if m in summary or m != "mean_lpips" else "mean_quality"
+        value = summary.get(key)
+        row[m] = math.nan if value is None else float(value)
+    return row
+
+
+def gap_closed(
+    returns: dict[str, np.ndarray], reference: str = REFERENCE
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-seed gap closed of every allocator.
+
+    Args:
+        returns: allocator name -> ``[S]`` returns on the same seeds; must hold
+            ``reference``. Heuristics are the names without the ``policy:`` prefix.
+        reference: the allocator at gap 0.
+
+    Returns:
+        (name -> ``[S]`` gap closed, NaN where the best heuristic does not beat the
+        reference on that seed; ``[S]`` best heuristic return per seed).
+    """
+    heuristics = [n for n in returns if not n.startswith(POLICY_PREFIX)]
+    best = np.max(np.stack([returns[n] for n in heuristics]), axis=0)
+    ref = returns[reference]
+    span = best - ref
+    ok = span > 1e-12 * np.maximum(np.abs(best), 1.0)
+    gaps = {}
+    for name, r in returns.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gaps[name] = np.where(ok, (r - ref) / np.where(ok, span, 1.0), np.nan)
+    return gaps, best
+
+
+def _pooled_gap(r: np.ndarray, ref: np.ndarray | None, best: np.ndarray) -> float:
+    if ref is None:
+        return math.nan
+    span = float(np.mean(best) - np.mean(ref))
+    return (float(np.mean(r) - np.mean(ref)) / span) if span > 1e-12 else math.nan
+
+
+ProgressFn = Callable[[int, int, dict[str, Any]], None]
+"""``progress(done, total, row)`` after each finished run."""
 
 
 def evaluate(
@@ -179,63 +336,116 @@ def evaluate(
     reward: str = "lpips",
     deadline_penalty: float = 1.0,
     bandwidth_cost: float = 0.0,
+    workers: int = 1,
+    progress: ProgressFn | None = None,
 ) -> EvaluationResult:
     """Run each allocator on each seed (``scenario.seed`` replaced) and aggregate.
 
     ``scenario_spec``: a path, shipped name, raw dict or ``Scenario``; ``variants`` are
     dropped and the scenario's ``allocator`` is ignored. ``mean_lpips`` is the mean
-    quality for scenarios whose metric is not LPIPS.
+    quality for scenarios whose metric is not LPIPS. The gap closed needs
+    ``equal-share`` among ``allocators`` (NaN otherwise). ``workers``: processes (1: in
+    this process); the results do not depend on it. ``progress(done, total, row)`` is
+    called after each run.
     """
-    from aigcsim.agents.envs.allocation_env import REWARDS, load_scenario
     from aigcsim.agents.sb3_training import overrides_dict
 
     if reward not in REWARDS:
         raise UserInputError(f"unknown reward '{reward}'; valid: {', '.join(REWARDS)}")
+    if workers < 1:
+        raise UserInputError(f"--workers must be >= 1, got {workers}")
     names = parse_allocators(allocators)
     seed_list = parse_seeds(seeds)
     scenario, base_dir = load_scenario(scenario_spec, overrides_dict(overrides))
-    result = EvaluationResult(METRICS)
+    call_id = uuid.uuid4().hex
+    jobs = [
+        _Job(scenario, base_dir, name, int(seed), reward, deadline_penalty, bandwidth_cost, call_id)
+        for name in names
+        for seed in seed_list
+    ]
+    runs = _run_all(jobs, workers, progress)
+    result = EvaluationResult((*METRICS, GAP), runs=runs)
+    by_name = {
+        n: np.array([r["episode_return"] for r in runs if r["allocator"] == n]) for n in names
+    }
+    if REFERENCE in names:
+        gaps, best = gap_closed(by_name)
+    else:
+        gaps = {n: np.full(len(seed_list), np.nan) for n in names}
+        best = np.full(len(seed_list), np.nan)
     for name in names:
-        policy = None
-        if name.startswith(POLICY_PREFIX):  # load once; deterministic policies keep no state
-            policy = _make_allocator(name, np.random.default_rng(0))
-        for seed in seed_list:
-            sc = scenario.model_copy(update={"seed": int(seed)})
-            alloc = policy or _make_allocator(name, np.random.default_rng(seed))
-            summary = run_with_reward(sc, alloc, base_dir, reward, deadline_penalty, bandwidth_cost)
-            row: dict[str, Any] = {"allocator": name, "seed": int(seed)}
-            for m in METRICS:
-                key = m if m in summary or m != "mean_lpips" else "mean_quality"
-                value = summary.get(key)
-                row[m] = math.nan if value is None else float(value)
-            result.runs.append(row)
+        mine = [r for r in runs if r["allocator"] == name]
+        for row, g in zip(mine, gaps[name], strict=True):
+            row[GAP] = float(g)
         agg: dict[str, Any] = {"allocator": name, "seeds": len(seed_list)}
-        mine = [r for r in result.runs if r["allocator"] == name]
-        for m in METRICS:
+        for m in result.metrics:
             mean, half, n = mean_ci95([r[m] for r in mine])
             agg |= {f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n}
+        agg["gap_closed_of_means"] = _pooled_gap(by_name[name], by_name.get(REFERENCE), best)
         result.rows.append(agg)
     return result
 
 
+def _run_all(jobs: list[_Job], workers: int, progress: ProgressFn | None) -> list[dict[str, Any]]:
+    """Rows of ``jobs`` in job order, run serially or in ``workers`` processes."""
+    rows: list[dict[str, Any] | None] = [None] * len(jobs)
+    if workers == 1 or len(jobs) == 1:
+        for i, job in enumerate(jobs):
+            rows[i] = _run_job(job)
+            if progress is not None:
+                progress(i + 1, len(jobs), rows[i])
+        return rows  # type: ignore[return-value]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: no fork of a process that may hold torch threads
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+        futures = {pool.submit(_run_job, job): i for i, job in enumerate(jobs)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            i = futures[future]
+            rows[i] = future.result()
+            if progress is not None:
+                progress(done, len(jobs), rows[i])
+    return rows  # type: ignore[return-value]
+
+
 def write_csv(result: EvaluationResult, path: Path) -> None:
-    """One row per allocator: ``allocator, seeds, <metric>_mean, <metric>_ci95, <metric>_n``."""
+    """One row per allocator: ``allocator, seeds, <metric>_mean, <metric>_ci95, <metric>_n``
+    and ``gap_closed_of_means``."""
+    _write(path, _row_fields(result), result.rows)
+
+
+def write_runs_csv(result: EvaluationResult, path: Path) -> None:
+    """One row per (allocator, seed): ``allocator, seed`` and every metric (gap included)."""
+    _write(path, ["allocator", "seed", *result.metrics], result.runs)
+
+
+def _row_fields(result: EvaluationResult) -> list[str]:
+    per_metric = [f"{m}_{s}" for m in result.metrics for s in ("mean", "ci95", "n")]
+    return ["allocator", "seeds", *per_metric, "gap_closed_of_means"]
+
+
+def _write(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["allocator", "seeds"] + [
-        f"{m}_{s}" for m in result.metrics for s in ("mean", "ci95", "n")
-    ]
     tmp = path.with_name(path.name + ".partial")
     with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
-        for row in result.rows:
-            writer.writerow({k: ("" if _isnan(row[k]) else row[k]) for k in fields})
+        for row in rows:
+            writer.writerow({k: ("" if _isnan(row.get(k)) else row.get(k)) for k in fields})
     tmp.replace(path)
 
 
 def _isnan(x: Any) -> bool:
     return isinstance(x, float) and math.isnan(x)
+
+
+def _cell(mean: float, half: float) -> str:
+    if _isnan(mean):
+        return "-"
+    return f"{mean:.4g}" + ("" if _isnan(half) else f" ± {half:.2g}")
 
 
 def rich_table(result: EvaluationResult) -> Any:
@@ -248,11 +458,23 @@ def rich_table(result: EvaluationResult) -> Any:
     for m in result.metrics:
         table.add_column(m, justify="right")
     for row in result.rows:
-        cells = []
-        for m in result.metrics:
-            mean, half = row[f"{m}_mean"], row[f"{m}_ci95"]
-            cells.append(
-                "-" if _isnan(mean) else f"{mean:.4g}" + ("" if _isnan(half) else f" ± {half:.2g}")
-            )
+        cells = [_cell(row[f"{m}_mean"], row[f"{m}_ci95"]) for m in result.metrics]
         table.add_row(row["allocator"], str(row["seeds"]), *cells)
+    return table
+
+
+def seed_table(result: EvaluationResult) -> Any:
+    """A ``rich`` table of the gap closed per seed: one row per allocator, one column
+    per seed (``-`` where no heuristic beats equal share on that seed)."""
+    from rich.table import Table
+
+    seeds = list(dict.fromkeys(r["seed"] for r in result.runs))
+    table = Table(title="gap closed per seed: (R - R_equal) / (R_best heuristic - R_equal)")
+    table.add_column("allocator")
+    for s in seeds:
+        table.add_column(str(s), justify="right")
+    for row in result.rows:
+        name = row["allocator"]
+        by_seed = {r["seed"]: r[GAP] for r in result.runs if r["allocator"] == name}
+        table.add_row(name, *("-" if _isnan(by_seed[s]) else f"{by_seed[s]:.2f}" for s in seeds))
     return table

@@ -70,36 +70,70 @@ def train(
 def evaluate(
     scenario: Annotated[str, typer.Argument(help="scenario YAML, or a shipped name")],
     agents: Annotated[
-        str, typer.Option(help="comma-separated allocators; policy:DIR for a trained policy")
-    ] = "proportional-fair,equal-share",
+        str,
+        typer.Option(
+            help="comma-separated allocators; policy:DIR for a trained policy; "
+            "'heuristics' for every registered heuristic (equal-share, the gap-closed "
+            "reference, is always added)"
+        ),
+    ] = "heuristics",
     seeds: Annotated[str, typer.Option(help="e.g. 1,2,3 or 1-5")] = "1,2,3",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV file to write")] = None,
+    runs_out: Annotated[
+        Path | None, typer.Option(help="CSV file of every (allocator, seed) run")
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")
     ] = None,
     reward: Annotated[str, typer.Option(help="episode-return reward: lpips | success")] = "lpips",
     deadline_penalty: Annotated[float, typer.Option(help="penalty per deadline failure")] = 1.0,
     bandwidth_cost: Annotated[float, typer.Option(help="cost per unit of used band")] = 0.0,
+    workers: Annotated[
+        int, typer.Option(help="processes running seeds in parallel (same results as 1)")
+    ] = 1,
+    per_seed: Annotated[bool, typer.Option(help="also print the gap closed per seed")] = True,
 ) -> None:
-    """Compare allocators over seeds: KPI means with 95 % confidence intervals."""
+    """Compare allocators over seeds: KPI means with 95 % confidence intervals and the gap
+    closed, (R - R_equal) / (R_best_heuristic - R_equal), per seed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
     from aigcsim.agents.evaluation import evaluate as evaluate_fn
-    from aigcsim.agents.evaluation import rich_table, write_csv
+    from aigcsim.agents.evaluation import rich_table, seed_table, write_csv, write_runs_csv
     from aigcsim.sim.scenario import resolve_path
 
     resolve_path(scenario)
-    result = evaluate_fn(
-        str(scenario),
-        agents,
-        seeds,
-        set_ or [],
-        reward=reward,
-        deadline_penalty=deadline_penalty,
-        bandwidth_cost=bandwidth_cost,
-    )
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("episodes", total=None)
+
+        def step(done: int, total: int, row: dict) -> None:
+            bar.update(
+                task,
+                completed=done,
+                total=total,
+                description=f"{row['allocator']} seed {row['seed']}",
+            )
+
+        result = evaluate_fn(
+            str(scenario),
+            f"{agents},equal-share",
+            seeds,
+            set_ or [],
+            reward=reward,
+            deadline_penalty=deadline_penalty,
+            bandwidth_cost=bandwidth_cost,
+            workers=workers,
+            progress=step,
+        )
     console.print(rich_table(result))
+    if per_seed:
+        console.print(seed_table(result))
     if out is not None:
         write_csv(result, out)
         console.print(f"table written to {out}")
+    if runs_out is not None:
+        write_runs_csv(result, runs_out)
+        console.print(f"runs written to {runs_out}")
 
 
 def register(app: typer.Typer) -> None:

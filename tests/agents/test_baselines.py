@@ -14,12 +14,23 @@ NAMES = [n for n in ALLOCATORS.names() if n != "policy"]  # policy: tests/agents
 BASELINES = [
     "deadline-aware",
     "equal-share",
+    "feasible-edf",
     "max-rate",
+    "opportunistic-pf",
     "proportional-fair",
     "random-share",
     "semantic-greedy",
+    "srpt",
 ]
-WORK_CONSERVING = ["max-rate", "proportional-fair", "semantic-greedy", "deadline-aware"]
+WORK_CONSERVING = [
+    "max-rate",
+    "proportional-fair",
+    "semantic-greedy",
+    "deadline-aware",
+    "srpt",
+    "opportunistic-pf",
+]
+CHANNEL_AWARE = [*WORK_CONSERVING, "feasible-edf"]  # users in outage get nothing
 # every registered allocator with default params, plus non-default variants
 VARIANTS = [(name, {}) for name in NAMES] + [
     ("equal-share", {"cap_to_demand": True}),
@@ -27,6 +38,10 @@ VARIANTS = [(name, {}) for name in NAMES] + [
     ("proportional-fair", {"alpha": 3.0, "throughput_floor_bps": 1e-6}),
     ("deadline-aware", {"drop_infeasible": False, "min_slack_s": 1e-9}),
     ("random-share", {"concentration": 1e-3}),
+    ("srpt", {"use_leftover": False}),
+    ("feasible-edf", {"drop_infeasible": False, "margin_s": 0.5}),
+    ("opportunistic-pf", {"top_k": 3, "alpha": 0.0}),
+    ("opportunistic-pf", {"top_k": 100, "alpha": 3.0, "throughput_floor_bps": 1e-6}),
 ]
 
 
@@ -82,7 +97,7 @@ def test_shares_are_valid(name, params, state):
     assert np.all(np.isfinite(shares)) and np.all(shares >= 0)
     assert shares.sum() <= 1 + 1e-9
     check_shares(shares, state.num_users)
-    if name in WORK_CONSERVING:  # users in outage get nothing
+    if name in CHANNEL_AWARE:  # users in outage get nothing
         assert np.all(shares[state.spectral_efficiency_bps_hz == 0] == 0)
 
 
@@ -113,7 +128,7 @@ def test_work_conserving_when_demand_exceeds_band(name, make_state):
 def test_no_users_and_all_outage(name, params, make_state):
     assert build(name, params).allocate(make_state(0)).shape == (0,)
     s = build(name, params).allocate(make_state(3, spectral_efficiency_bps_hz=[0.0, 0.0, 0.0]))
-    if name in WORK_CONSERVING:
+    if name in CHANNEL_AWARE:
         assert s.tolist() == [0.0, 0.0, 0.0]
 
 

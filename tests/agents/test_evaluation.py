@@ -1,0 +1,125 @@
+"""aigcsim.agents.evaluation: episode return, gap closed, parallel runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from aigcsim.agents.evaluation import (
+    GAP,
+    evaluate,
+    gap_closed,
+    load_scenario,
+    run_with_reward,
+    write_csv,
+    write_runs_csv,
+)
+from aigcsim.kernel.registry import UserInputError
+from aigcsim.sim.allocation import ALLOCATORS
+
+SHORT = {"duration_s": 1.5, "max_drain_s": 2.0}
+
+
+def test_gap_closed_by_hand():
+    returns = {
+        "equal-share": np.array([1.0, 2.0, 5.0]),
+        "a": np.array([3.0, 2.0, 4.0]),
+        "b": np.array([2.0, 6.0, 5.0]),
+        "policy:x": np.array([2.0, 4.0, 9.0]),
+    }
+    gaps, best = gap_closed(returns)
+    assert best.tolist() == [3.0, 6.0, 5.0]  # policies are not heuristics
+    assert gaps["a"][:2].tolist() == [1.0, 0.0]
+    assert gaps["b"][:2].tolist() == [0.5, 1.0]
+    assert gaps["policy:x"][:2].tolist() == [0.5, 0.5]
+    assert gaps["equal-share"][:2].tolist() == [0.0, 0.0]
+    # seed 3: no heuristic beats equal share -> undefined
+    assert all(math.isnan(g[2]) for g in gaps.values())
+
+
+def test_return_is_gain_minus_penalty_and_success_count():
+    sc, base = load_scenario("rl-headroom", SHORT)
+    sc = sc.model_copy(update={"seed": 3})
+
+    def run(**kw):
+        alloc = ALLOCATORS.build("equal-share", None, rng=np.random.default_rng(3))
+        return run_with_reward(sc, alloc, base, **kw)
+
+    at_one = run()
+    at_two = run(deadline_penalty=2.0, bandwidth_cost=0.5)
+    assert at_one["deadline_failures"] > 0 and at_one["successes"] > 0
+    assert at_one["episode_return"] == pytest.approx(
+        at_one["quality_gain"] - at_one["deadline_failures"]
+    )
+    assert at_two["episode_return"] == pytest.approx(
+        at_one["quality_gain"] - 2.0 * at_one["deadline_failures"] - 0.5 * at_one["used_share_sum"]
+    )
+    # JPEG is one unit: each success gains LPIPS(empty) - LPIPS(image) in (0, 1]
+    assert 0 < at_one["quality_gain"] <= at_one["successes"]
+    succ = run(reward="success", deadline_penalty=0.0)
+    assert succ["episode_return"] == at_one["successes"]
+    with pytest.raises(UserInputError, match="unknown reward"):
+        run(reward="bits")
+
+
+def test_evaluate_gap_reference_and_workers_identical(tmp_path):
+    kw = {"overrides": SHORT}
+    serial = evaluate("rl-headroom", "feasible-edf,srpt,equal-share", [1, 2, 3], **kw)
+    seen = []
+    parallel = evaluate(
+        "rl-headroom",
+        ["feasible-edf", "srpt", "equal-share"],
+        "1-3",
+        workers=2,
+        progress=lambda done, total, row: seen.append((done, total)),
+        **kw,
+    )
+    assert [r["allocator"] for r in serial.rows] == ["feasible-edf", "srpt", "equal-share"]
+    assert sorted(seen) == [(i, 9) for i in range(1, 10)]
+
+    def key(rows):
+        return [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in rows
+        ]
+
+    assert key(serial.runs) == key(parallel.runs)  # bit for bit
+    assert key(serial.rows) == key(parallel.rows)
+    by = {(r["allocator"], r["seed"]): r for r in serial.runs}
+    for seed in (1, 2, 3):
+        eq = by[("equal-share", seed)]["episode_return"]
+        rs = {n: by[(n, seed)]["episode_return"] for n in ("feasible-edf", "srpt", "equal-share")}
+        best = max(rs.values())
+        if best == eq:  # no heuristic beats equal share on this seed
+            assert all(math.isnan(by[(n, seed)][GAP]) for n in rs)
+        else:
+            assert max(by[(n, seed)][GAP] for n in rs) == pytest.approx(1.0)
+            for n, r in rs.items():
+                assert by[(n, seed)][GAP] == pytest.approx((r - eq) / (best - eq))
+    write_csv(serial, tmp_path / "t.csv")
+    write_runs_csv(serial, tmp_path / "runs.csv")
+    rows = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert [r["allocator"] for r in rows] == ["feasible-edf", "srpt", "equal-share"]
+    assert "gap_closed_mean" in rows[0] and "gap_closed_of_means" in rows[0]
+    assert len(list(csv.DictReader((tmp_path / "runs.csv").open()))) == 9
+
+
+def test_heuristics_keyword_and_no_reference():
+    from aigcsim.agents.evaluation import heuristic_names, parse_allocators
+
+    names = parse_allocators("srpt,heuristics")
+    assert names[0] == "srpt" and set(names) == set(heuristic_names())
+    assert heuristic_names()[0] == "equal-share" and "policy" not in names
+    res = evaluate("rl-headroom", "srpt", [1], overrides=SHORT)
+    assert [r["allocator"] for r in res.rows] == ["srpt"]
+    assert math.isnan(res.runs[0][GAP]) and math.isnan(res.rows[0]["gap_closed_of_means"])
+
+
+def test_evaluate_rejects_bad_input():
+    with pytest.raises(UserInputError, match="workers"):
+        evaluate("rl-headroom", "srpt", [1], workers=0)
+    with pytest.raises(UserInputError, match="Did you mean 'srpt'"):
+        evaluate("rl-headroom", "srtp", [1])
