@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from aigcsim.kernel.registry import UserInputError, suggest
+from aigcsim.kernel.safe_io import sqlite_uri
 
 TABLE_FORMAT = "aigcsim-optable/1"
 
@@ -410,7 +411,7 @@ def load_table(
     if not path.is_file():
         raise UserInputError(f"operating-point table '{path}' does not exist")
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(sqlite_uri(path), uri=True)  # quoted: '?', '#', '%' in names
         try:
             return _read(con, str(path), encoder_ids)
         finally:

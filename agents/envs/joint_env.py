@@ -19,6 +19,7 @@ from gymnasium import spaces
 
 from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, _OutcomeLog
 from aigcsim.kernel.registry import UserInputError, suggest
+from aigcsim.kernel.safe_io import sqlite_uri
 from aigcsim.models.encoders.levels import canonical_encoder_id
 from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
 from aigcsim.sim.engine import Simulation
@@ -116,7 +117,7 @@ def _available_encoders(config: TableConfig, base_dir: Path | None) -> list[str]
             path = Path(src)
             if not path.is_absolute() and not path.exists() and base_dir is not None:
                 path = base_dir / path
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(sqlite_uri(path), uri=True)  # quoted: '?', '#', '%' in names
         try:
             return sorted(r[0] for r in con.execute("SELECT encoder_id FROM op_encoders"))
         finally:
