@@ -7,12 +7,17 @@ from a registered distribution (``STEP_TIME``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from aigcsim.kernel.registry import Registry
 
-STEP_TIME: Registry = Registry("step-time distribution")
+StepTime = Callable[[np.random.Generator], float]
+"""``draw(rng) -> seconds`` one diffusion step takes."""
+
+STEP_TIME: Registry[StepTime] = Registry("step-time distribution")
 
 
 class _Params(BaseModel):
@@ -38,17 +43,17 @@ class UniformParams(_Params):
 
 
 @STEP_TIME.register("constant", params=ConstantParams, summary="every step takes value_s")
-def _constant(p: ConstantParams, **_: object):
+def _constant(p: ConstantParams, **_: object) -> StepTime:
     return lambda rng: p.value_s
 
 
 @STEP_TIME.register("exponential", params=ExponentialParams, summary="exponential, mean mean_s")
-def _exponential(p: ExponentialParams, **_: object):
+def _exponential(p: ExponentialParams, **_: object) -> StepTime:
     return lambda rng: float(rng.exponential(p.mean_s))
 
 
 @STEP_TIME.register("lognormal", params=LognormalParams, summary="log-normal with mean and cv")
-def _lognormal(p: LognormalParams, **_: object):
+def _lognormal(p: LognormalParams, **_: object) -> StepTime:
     sigma2 = np.log1p(p.cv**2)
     mu = np.log(p.mean_s) - sigma2 / 2
     sigma = float(np.sqrt(sigma2))
@@ -56,7 +61,7 @@ def _lognormal(p: LognormalParams, **_: object):
 
 
 @STEP_TIME.register("uniform", params=UniformParams, summary="uniform in [low_s, high_s]")
-def _uniform(p: UniformParams, **_: object):
+def _uniform(p: UniformParams, **_: object) -> StepTime:
     if p.high_s < p.low_s:
         from aigcsim.kernel.registry import UserInputError
 

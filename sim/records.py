@@ -71,11 +71,11 @@ class RecordWriter:
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.schema = schema
         self.chunk_rows = chunk_rows
-        self._rows: list[tuple] = []
+        self._rows: list[tuple[object, ...]] = []
         self._writer: pq.ParquetWriter | None = None
         self.rows_written = 0
 
-    def append(self, row: tuple) -> None:
+    def append(self, row: tuple[object, ...]) -> None:
         self._rows.append(row)
         if len(self._rows) >= self.chunk_rows:
             self.flush()

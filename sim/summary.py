@@ -23,12 +23,47 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import NotRequired, TypedDict
 
 import numpy as np
 
 from aigcsim.sim.quantiles import SpilledSamples
 
 COMPLETED_REASONS = ("", "late_decode", "quality_below_target")
+
+
+class _Counts(TypedDict):
+    requests_total: int
+    requests_completed: int
+    success_rate: float
+
+
+class _MeanQuality(TypedDict):
+    """Exactly one key: ``mean_lpips`` when the metric is LPIPS, else ``mean_quality``."""
+
+    mean_lpips: NotRequired[float]
+    mean_quality: NotRequired[float]
+
+
+class GroupSummary(_Counts, _MeanQuality):
+    """KPIs of all scored requests or of one user group (definitions: module docstring)."""
+
+    mean_latency_s: float
+    p95_latency_s: float
+    mean_kbytes_sent: float
+    outcomes: dict[str, int]  # failure reason ("success" for none) -> count
+
+
+class RunSummary(GroupSummary):
+    """``summary.json``: the KPIs of all scored requests plus run-level ones."""
+
+    bandwidth_utilization: float
+    jain_fairness: float
+    sim_time_s: float
+    wall_time_s: float
+    intervals: int  # scored intervals (after warmup_s)
+    quality_metric: str
+    by_group: dict[str, GroupSummary]
 
 
 class _Stats:
@@ -49,21 +84,25 @@ class _Stats:
             self.completed += 1
             self.latencies.append(latency)
 
-    def result(self, metric: str) -> dict:
+    def result(self, metric: str) -> GroupSummary:
         lat = self.latencies
-        out = {
+        counts: _Counts = {
             "requests_total": self.total,
             "requests_completed": self.completed,
             "success_rate": self.success / self.total if self.total else math.nan,
-            f"mean_{'lpips' if metric == 'lpips' else 'quality'}": (
-                self.quality_sum / self.total if self.total else math.nan
-            ),
+        }
+        mean_q = self.quality_sum / self.total if self.total else math.nan
+        quality: _MeanQuality = (
+            {"mean_lpips": mean_q} if metric == "lpips" else {"mean_quality": mean_q}
+        )
+        return {
+            **counts,
+            **quality,
             "mean_latency_s": lat.mean(),
             "p95_latency_s": lat.quantile(0.95),
             "mean_kbytes_sent": self.bits_sum / 8e3 / self.total if self.total else math.nan,
             "outcomes": dict(sorted(self.reasons.items())),
         }
-        return out
 
 
 class SummaryAccumulator:
@@ -101,13 +140,13 @@ class SummaryAccumulator:
         self.used_share_sum += used_share
         self.intervals += 1
 
-    def result(self, sim_time_s: float, wall_time_s: float) -> dict:
-        out = self.all.result(self.metric)
+    def result(self, sim_time_s: float, wall_time_s: float) -> RunSummary:
         x = self.user_bits[self.user_requests > 0]
         jain = (
             float(x.sum() ** 2 / (x.size * (x**2).sum())) if x.size and (x > 0).any() else math.nan
         )
-        out |= {
+        return {
+            **self.all.result(self.metric),
             "bandwidth_utilization": self.used_share_sum / self.intervals
             if self.intervals
             else 0.0,
@@ -120,4 +159,3 @@ class SummaryAccumulator:
                 n: g.result(self.metric) for n, g in zip(self.group_names, self.groups, strict=True)
             },
         }
-        return out

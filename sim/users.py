@@ -10,8 +10,9 @@ Three registries, each vectorised over users:
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +25,10 @@ class _Params(BaseModel):
 
 
 # ------------------------------------------------------------------ placement
-PLACEMENT: Registry = Registry("placement")
+Placer = Callable[[int, float, float, np.random.Generator], np.ndarray]
+"""``place(num_users, radius_m, min_distance_m, rng) -> [U, 2]`` positions, m."""
+
+PLACEMENT: Registry[Placer] = Registry("placement")
 
 
 def uniform_disc(
@@ -39,8 +43,10 @@ def uniform_disc(
 @PLACEMENT.register(
     "uniform-disc", summary="uniform in the cell's annulus [min_distance_m, radius_m]"
 )
-def _uniform_disc(params: NoParams, **_: object):
-    def place(num_users: int, radius_m: float, min_distance_m: float, rng: np.random.Generator):
+def _uniform_disc(params: NoParams, **_: object) -> Placer:
+    def place(
+        num_users: int, radius_m: float, min_distance_m: float, rng: np.random.Generator
+    ) -> np.ndarray:
         return uniform_disc(num_users, radius_m, min_distance_m, rng)
 
     return place
@@ -51,8 +57,10 @@ class PositionsParams(_Params):
 
 
 @PLACEMENT.register("positions", params=PositionsParams, summary="listed (x, y) positions, m")
-def _listed(params: PositionsParams, **_: object):
-    def place(num_users: int, radius_m: float, min_distance_m: float, rng: np.random.Generator):
+def _listed(params: PositionsParams, **_: object) -> Placer:
+    def place(
+        num_users: int, radius_m: float, min_distance_m: float, rng: np.random.Generator
+    ) -> np.ndarray:
         pos = np.asarray(params.positions_m, dtype=np.float64)
         if pos.shape[0] != num_users:
             raise UserInputError(
@@ -71,7 +79,18 @@ def _listed(params: PositionsParams, **_: object):
 
 
 # ------------------------------------------------------------------- mobility
-MOBILITY: Registry = Registry("mobility model")
+class Mobility(Protocol):
+    """What a mobility model offers the engine."""
+
+    moving: bool  # False: positions never change (the engine skips the update)
+    speed_mps: np.ndarray  # [U] current speed, m/s
+
+    def step(self, positions_m: np.ndarray, dt_s: float) -> np.ndarray:
+        """``[U, 2]`` positions after ``dt_s`` seconds."""
+        ...
+
+
+MOBILITY: Registry[Mobility] = Registry("mobility model")
 
 
 class Static:
@@ -117,7 +136,7 @@ class RandomWaypoint:
         min_distance_m: float,
         rng: np.random.Generator,
     ) -> None:
-        n = positions_m.shape[0]
+        n = int(positions_m.shape[0])
         self.rng, self.radius_m, self.min_distance_m = rng, radius_m, min_distance_m
         self.pause_s = params.pause_s
         self.cruise_mps = params.speed_mps * rng.uniform(
@@ -159,7 +178,15 @@ def _rwp(
 
 
 # ------------------------------------------------------------------- arrivals
-ARRIVALS: Registry = Registry("arrival process")
+class Arrivals(Protocol):
+    """What an arrival process offers the engine."""
+
+    def events(self, until_s: float) -> Iterator[tuple[float, int]]:
+        """``(time_s, user_id)`` in time order, up to ``until_s``."""
+        ...
+
+
+ARRIVALS: Registry[Arrivals] = Registry("arrival process")
 
 
 class PoissonParams(_Params):

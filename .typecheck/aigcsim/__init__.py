@@ -1,0 +1,1 @@
+../../aigcsim/__init__.py
