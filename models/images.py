@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -17,10 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from aigcsim.kernel.registry import UserInputError
+from aigcsim.kernel.safe_io import read_json_file, read_text
 from aigcsim.models.encoders.base import ImageRecord
 
 CATALOGUE_PATH = Path(str(resources.files("aigcsim.models.data") / "catalogue.json"))
 MIN_SIDE_PX = 64
+CAPTION_LIMIT_BYTES = 64 * 1024
+"""Largest ``<stem>.txt`` caption file read."""
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -98,10 +102,7 @@ def _captions(folder: Path) -> dict[str, str]:
     path = folder / "captions.json"
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json_file(path, "captions file")  # bounded, UTF-8, errors name line/column
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise UserInputError(f"{path}: expected an object mapping file names to captions")
     return data
@@ -117,6 +118,7 @@ def load_folder(folder: str | Path, skipped: list[Skipped] | None = None) -> Ite
         raise UserInputError(f"--images: '{folder}' is not a folder (or use 'builtin')")
     captions = _captions(folder)
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    stems = Counter(p.stem for p in files)
     if not files:
         raise UserInputError(
             f"--images: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in '{folder}'"
@@ -125,7 +127,12 @@ def load_folder(folder: str | Path, skipped: list[Skipped] | None = None) -> Ite
         caption = captions.get(path.name)
         sidecar = path.with_suffix(".txt")
         if caption is None and sidecar.is_file():
-            caption = sidecar.read_text().strip()
+            try:
+                caption = read_text(sidecar, "caption file", CAPTION_LIMIT_BYTES).strip()
+            except UserInputError as exc:
+                if skipped is not None:
+                    skipped.append(Skipped(path.name, str(exc)))
+                continue
         if not caption:
             if skipped is not None:
                 skipped.append(Skipped(path.name, "no caption (captions.json or a .txt beside it)"))
@@ -139,4 +146,6 @@ def load_folder(folder: str | Path, skipped: list[Skipped] | None = None) -> Ite
             if skipped is not None:
                 skipped.append(Skipped(path.name, str(exc)))
             continue
-        yield ImageRecord(path.stem, pixel_sha256(pixels), pixels, caption, str(path))
+        # a.png and a.jpg both present: keyed by file name, so neither overwrites the other
+        image_id = path.name if stems[path.stem] > 1 else path.stem
+        yield ImageRecord(image_id, pixel_sha256(pixels), pixels, caption, str(path))
