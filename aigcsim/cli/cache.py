@@ -133,12 +133,10 @@ def backend_settings(
 
     data: dict[str, object] = {"device": device}
     if config is not None:
-        import yaml
+        from aigcsim.kernel.safe_io import read_yaml_file
 
-        try:
-            loaded = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserInputError(f"--backend-config {config}: cannot read it ({exc})") from None
+        # bounded size, UTF-8, no duplicate keys, bounded depth and aliases
+        loaded = read_yaml_file(config, "--backend-config") or {}
         if not isinstance(loaded, dict):
             raise UserInputError(f"--backend-config {config}: expected a YAML mapping of settings")
         data.update(loaded)
