@@ -302,3 +302,13 @@ def sqlite_uri(path: str | Path, mode: str = "ro") -> str:
     file name can never add URI parameters (use with ``sqlite3.connect(uri=True)``)."""
     absolute = Path(path).absolute().as_posix()
     return f"file:{quote(absolute, safe='/')}?mode={mode}"
+
+
+def bounded_message(text: str, line_chars: int = 400, max_lines: int = 40) -> str:
+    """An error message as printed: lines cut to ``line_chars``, at most ``max_lines``
+    lines (a last resort, so no message can echo pages of user data)."""
+    lines = text.splitlines() or [""]
+    out = [ln if len(ln) <= line_chars else ln[: line_chars - 3] + "..." for ln in lines]
+    if len(out) > max_lines:
+        out = out[:max_lines] + [f"... ({len(lines) - max_lines} more lines)"]
+    return "\n".join(out)
