@@ -87,15 +87,20 @@ def run(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace a previous aigcsim run output in --out (nothing else)")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar for long runs")] = True,
+    allow_large: Annotated[
+        bool, typer.Option(help="run even if users x intervals is far beyond the usual")
+    ] = False,
 ) -> None:
     """Run a scenario and write requests.parquet, summary.json and provenance."""
-    from aigcsim.sim.run import run_scenario
+    from aigcsim.sim.run import resolve_out_dir, run_scenario
     from aigcsim.sim.scenario import load, resolve_path
 
     sc = load(scenario, set_ or [], seed)
-    out_dir = out or Path("results") / sc.name
+    out_dir = resolve_out_dir(out or Path("results") / sc.name)
     bar = _LazyProgress(progress and err.is_terminal)
     try:
         results = run_scenario(
@@ -104,6 +109,7 @@ def run(
             overwrite=overwrite,
             base_dir=resolve_path(scenario).parent,
             progress=bar,
+            allow_large=allow_large,
         )
     finally:
         bar.stop()
@@ -176,21 +182,13 @@ def validate(
     show: Annotated[bool, typer.Option(help="print the resolved scenario")] = False,
 ) -> None:
     """Check a scenario (schema, plug-in names and params, table) without running it."""
-    from aigcsim.sim.scenario import dump, load, resolve_path, with_overrides
-    from aigcsim.sim.table_source import load_source
+    from aigcsim.sim.scenario import check_tables, dump, load, resolve_path
 
     sc = load(scenario, set_ or [])
-    base = resolve_path(scenario).parent
-    checks = [sc] + [
-        with_overrides(sc.model_copy(update={"variants": []}), v.set) for v in sc.variants
-    ]
-    for c in checks:
-        table = load_source(c.table, [g.encoder for g in c.users.groups], base)
-        for g in c.users.groups:
-            table.metric((g.qos or c.qos).metric)
+    check_tables(sc, resolve_path(scenario).parent)
     if show:
         console.print(dump(sc), markup=False)
-    console.print(f"{scenario}: OK ({len(checks) - 1 if sc.variants else 1} run(s))")
+    console.print(f"{scenario}: OK ({len(sc.variants) or 1} run(s))")
 
 
 @app.command("list")
@@ -240,7 +238,10 @@ def main() -> None:
     except UserInputError as exc:
         from rich.text import Text
 
-        err.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False)
+        from aigcsim.kernel.safe_io import bounded_message
+
+        message = Text(bounded_message(str(exc)))
+        err.print(Text("error: ", style="bold red") + message, highlight=False)
         sys.exit(EXIT_BAD_INPUT)
     except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted; no partial results were kept")
