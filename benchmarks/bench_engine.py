@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/bench_engine.py                      # 10, 100, 1000, 10000 users
+    python benchmarks/bench_engine.py --fading-rows        # + 1000 users: jakes vs gauss-markov
     python benchmarks/bench_engine.py --users 1000 --intervals 5000
     python benchmarks/bench_engine.py --long               # 10,000 users, 600 s at 10 ms
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,15 +27,27 @@ from aigcsim.sim.engine import Simulation
 
 
 def scenario_for(
-    users: int, duration_s: float, interval_s: float = 0.01, rate_per_s: float = 0.2
+    users: int,
+    duration_s: float,
+    interval_s: float = 0.01,
+    rate_per_s: float = 0.2,
+    fading_process: str | None = None,
 ) -> dict:
+    fading: dict = {"name": "rayleigh"}
+    if fading_process is not None:
+        fading["params"] = {"process": fading_process}
     return {
         "name": f"bench-{users}",
         "seed": 1,
         "duration_s": duration_s,
         "interval_s": interval_s,
         "drain": False,
-        "cell": {"radius_m": 500, "bandwidth_hz": 2e3 * users, "tx_power_dbm": 30},
+        "cell": {
+            "radius_m": 500,
+            "bandwidth_hz": 2e3 * users,
+            "tx_power_dbm": 30,
+            "fading": fading,
+        },
         "link": {"model": {"name": "shannon", "params": {"gap_db": 3.0}}, "packet_bits": 4096},
         "provider": {
             "servers": max(2, users // 50),
@@ -59,9 +73,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(users: int, intervals: int, warm_intervals: int = 300, rate_per_s: float = 0.2) -> dict:
+def bench(
+    users: int,
+    intervals: int,
+    warm_intervals: int = 300,
+    rate_per_s: float = 0.2,
+    fading_process: str | None = None,
+) -> dict:
     duration_s = (intervals + warm_intervals) * 0.01 + 1
-    sc = sl.validate(scenario_for(users, duration_s, rate_per_s=rate_per_s))
+    sc = sl.validate(
+        scenario_for(users, duration_s, rate_per_s=rate_per_s, fading_process=fading_process)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         sim = Simulation(sc, out_dir=Path(tmp))
         for _ in range(warm_intervals):  # reach steady state before timing
@@ -82,6 +104,24 @@ def bench(users: int, intervals: int, warm_intervals: int = 300, rate_per_s: flo
         "intervals_per_s": intervals / wall,
         "mean_active": active / intervals,
     }
+
+
+def fading_rows(users: int, intervals: int, rate_per_s: float, repeats: int) -> None:
+    """The default fading process against the old default, alternated ``repeats`` times
+    in this run (so machine load hits both alike); prints the median intervals/s."""
+    processes = ("gauss-markov", "jakes")
+    rates: dict[str, list[float]] = {p: [] for p in processes}
+    for _ in range(repeats):
+        for p in processes:
+            r = bench(users, intervals, rate_per_s=rate_per_s, fading_process=p)
+            rates[p].append(r["intervals_per_s"])
+    print(f"fading process at {users} users (median of {repeats} alternated runs):")
+    print(f"{'process':>14} {'intervals/s':>12} {'cost vs gauss-markov':>21}")
+    base = statistics.median(rates["gauss-markov"])
+    for p in processes:
+        rate = statistics.median(rates[p])
+        runs = ", ".join(f"{x:.0f}" for x in rates[p])
+        print(f"{p:>14} {rate:>12.0f} {base / rate:>20.2f}x   runs: {runs}")
 
 
 def long_run(users: int = 10_000, sim_s: float = 600.0, rate_per_s: float = 0.2) -> None:
@@ -113,6 +153,12 @@ def main() -> None:
     ap.add_argument("--intervals", type=int, default=3000)
     ap.add_argument("--long", action="store_true", help="the 10,000-user, 60,000-interval run")
     ap.add_argument("--rate", type=float, default=0.2, help="requests per second per user")
+    ap.add_argument(
+        "--fading-rows",
+        action="store_true",
+        help="only the 1,000-user rows: default jakes fading against the old gauss-markov",
+    )
+    ap.add_argument("--repeats", type=int, default=3, help="alternated runs per fading row")
     args = ap.parse_args()
     print(
         f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
@@ -120,6 +166,9 @@ def main() -> None:
     print(f"load: {args.rate} requests/s per user, 2 kHz of band per user, proportional fair")
     if args.long:
         long_run(rate_per_s=args.rate)
+        return
+    if args.fading_rows:
+        fading_rows(1000, args.intervals, args.rate, args.repeats)
         return
     print(f"{'users':>7} {'mean active':>12} {'intervals/s':>12} {'wall s':>8}")
     for n in args.users:

@@ -2,14 +2,23 @@
 
 ``gain_db[u]`` is the channel gain of user ``u`` (antenna gain minus path loss minus
 shadowing plus small-scale fading), in dB. Large-scale terms are recomputed only
-when users move; shadowing follows the Gudmundson model, correlated over the
-distance moved with the TR 38.901 decorrelation distance; LOS state is redrawn
-with the LOS probability once a user has moved a decorrelation distance.
+when users move. Both follow TR 38.901's spatial-consistency idea with their own
+correlation distances, each as a standard-normal Gudmundson process over the distance
+moved, ``g <- rho g + sqrt(1 - rho^2) w``, ``rho = exp(-d / d_corr)``:
+
+* LOS state: ``los = Phi(g_los) < Pr_LOS(d2D)`` with ``Phi`` the normal CDF, so at any
+  position the state is LOS with exactly the LOS probability, and it flips only as the
+  user crosses the spatially correlated threshold (``d_corr`` of Table 7.6.3.1-2, 50 m
+  for UMa and UMi, the path-loss model's ``los_correlation_m``);
+* shadowing: ``sigma_SF(los) g_sf`` (``d_corr`` of Table 7.5-6 for the current state,
+  37/50 m UMa, 10/13 m UMi), so its marginal is exactly ``N(0, sigma_SF^2)`` of the
+  current LOS state.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import ndtr
 
 from aigcsim.sim.channel.fading import FADING
 from aigcsim.sim.channel.pathloss import PATHLOSS
@@ -24,6 +33,8 @@ class CellChannel:
     Attributes:
         positions_m: ``[U, 2]`` user positions, m (base station at the origin).
         los: ``[U]`` bool line-of-sight state.
+        los_gauss: ``[U]`` standard-normal field behind the LOS state.
+        shadowing_gauss: ``[U]`` standard-normal field behind the shadowing.
         shadowing_db: ``[U]`` shadow fading, dB.
         large_scale_db: ``[U]`` antenna gain - path loss - shadowing, dB.
         fading_gain: ``[U]`` small-scale power gain ``|h|^2`` (unit mean).
@@ -44,10 +55,10 @@ class CellChannel:
             config.fading.name, config.fading.params, num_users=n, rng=fading_rng
         )
         self.positions_m = positions_m.copy()
-        d2d = self.distance_m
-        self.los = self.rng.random(n) < self.pathloss.los_probability(d2d)
-        self.shadowing_db = self._draw_shadowing(np.ones(n, dtype=bool))
-        self._moved_since_los_m = np.zeros(n)
+        self.los_gauss = self.rng.standard_normal(n)
+        self.los = self._los_state()
+        self.shadowing_gauss = self.rng.standard_normal(n)
+        self.shadowing_db = self._shadowing()
         self.large_scale_db = self._large_scale()
         self.fading_gain = self.fading.power_gain()
         self._speed_seen: np.ndarray | None = None
@@ -61,11 +72,15 @@ class CellChannel:
         """``[U]`` horizontal distance to the base station, m."""
         return np.hypot(self.positions_m[:, 0], self.positions_m[:, 1])
 
-    def _draw_shadowing(self, mask: np.ndarray) -> np.ndarray:
+    def _los_state(self) -> np.ndarray:
+        """``[U]`` bool: LOS where ``Phi(los_gauss) < Pr_LOS(d2D)``."""
+        return ndtr(self.los_gauss) < self.pathloss.los_probability(self.distance_m)
+
+    def _shadowing(self) -> np.ndarray:
+        """``[U]`` shadow fading in dB, ``sigma_SF(los) * shadowing_gauss``."""
         if not self.config.shadowing:
-            return np.zeros(mask.shape[0])
-        sigma = self.pathloss.shadowing_sigma_db(self.los)
-        return np.where(mask, self.rng.normal(0.0, 1.0, mask.shape[0]) * sigma, 0.0)
+            return np.zeros(self.los.shape[0])
+        return self.pathloss.shadowing_sigma_db(self.los) * self.shadowing_gauss
 
     def _large_scale(self) -> np.ndarray:
         pl = self.pathloss.pathloss_db(self.distance_m, self.los, self.config.carrier_ghz)
@@ -79,25 +94,19 @@ class CellChannel:
         """Update large-scale terms after users moved to ``new_positions_m`` ``[U, 2]``."""
         step = np.hypot(*(new_positions_m - self.positions_m).T)
         self.positions_m = new_positions_m
-        moved = step > 0
-        if not moved.any():
+        if not (step > 0).any():
             return
-        decorr = self.pathloss.shadowing_decorrelation_m(self.los)
-        self._moved_since_los_m += step
-        redraw = self._moved_since_los_m >= decorr
-        if redraw.any():
-            p = self.pathloss.los_probability(self.distance_m)
-            self.los = np.where(redraw, self.rng.random(self.los.shape[0]) < p, self.los)
-            self._moved_since_los_m[redraw] = 0.0
+        n = step.shape[0]
+        self.los_gauss = _gudmundson(
+            self.los_gauss, step / self.pathloss.los_correlation_m(), self.rng.standard_normal(n)
+        )
+        self.los = self._los_state()
         if self.config.shadowing:
-            rho = np.exp(-step / decorr)
-            sigma = self.pathloss.shadowing_sigma_db(self.los)
-            innovation = self.rng.normal(0.0, 1.0, step.shape[0]) * sigma
-            self.shadowing_db = np.where(
-                moved,
-                rho * self.shadowing_db + np.sqrt(1.0 - rho**2) * innovation,
-                self.shadowing_db,
+            decorr = self.pathloss.shadowing_decorrelation_m(self.los)
+            self.shadowing_gauss = _gudmundson(
+                self.shadowing_gauss, step / decorr, self.rng.standard_normal(n)
             )
+        self.shadowing_db = self._shadowing()
         self.large_scale_db = self._large_scale()
 
     def advance(self, dt_s: float, speed_mps: np.ndarray) -> None:
@@ -125,3 +134,10 @@ class CellChannel:
             self._fading_time_s[moved] = self.time_s
         fading = np.maximum(self.fading_gain[users], 1e-30)
         return self.large_scale_db[users] + 10.0 * np.log10(fading)
+
+
+def _gudmundson(g: np.ndarray, distance_ratio: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """One step of a unit-variance Gaussian field over ``distance_ratio = d / d_corr``:
+    ``rho g + sqrt(1 - rho^2) w`` with ``rho = exp(-d / d_corr)``; all ``[U]``."""
+    rho = np.exp(-distance_ratio)
+    return rho * g + np.sqrt(1.0 - rho * rho) * w

@@ -1,7 +1,8 @@
 """Large-scale propagation: path loss, LOS probability and shadowing statistics.
 
 Follows 3GPP TR 38.901 (v16/v17) Table 7.4.1-1 (path loss), Table 7.4.2-1 (LOS
-probability) and Table 7.5-6 part 1 (shadow-fading decorrelation distance) for the
+probability), Table 7.5-6 part 1 (shadow-fading decorrelation distance) and Table
+7.6.3.1-2 (correlation distance of the LOS/NLOS state, 50 m for both) for the
 Urban Macro (``uma``) and Urban Micro Street Canyon (``umi``) scenarios, plus a plain
 free-space model (``free-space``).
 
@@ -53,6 +54,11 @@ class PathlossModel(Protocol):
 
     def shadowing_decorrelation_m(self, los: np.ndarray) -> np.ndarray: ...
 
+    def los_correlation_m(self) -> float: ...
+
+
+LOS_CORRELATION_M = 50.0
+"""TR 38.901 Table 7.6.3.1-2: correlation distance of the LOS/NLOS state, UMa and UMi (m)."""
 
 PATHLOSS: Registry[PathlossModel] = Registry("pathloss model")
 
@@ -88,9 +94,12 @@ class _Tr38901Street:
     _DECORR_LOS_M: float
     _DECORR_NLOS_M: float
 
-    def __init__(self, bs_height_m: float, ut_height_m: float) -> None:
+    def __init__(
+        self, bs_height_m: float, ut_height_m: float, los_correlation_m: float = LOS_CORRELATION_M
+    ) -> None:
         self.bs_height_m = float(bs_height_m)
         self.ut_height_m = float(ut_height_m)
+        self._los_correlation_m = float(los_correlation_m)
         self._dh2_m2 = (self.bs_height_m - self.ut_height_m) ** 2
         self._h_eff_product_m2 = (self.bs_height_m - ENV_HEIGHT_M) * (
             self.ut_height_m - ENV_HEIGHT_M
@@ -147,6 +156,10 @@ class _Tr38901Street:
         """Shadow-fading decorrelation distance in metres, ``[U]`` (Table 7.5-6)."""
         return np.where(los, self._DECORR_LOS_M, self._DECORR_NLOS_M)
 
+    def los_correlation_m(self) -> float:
+        """Correlation distance of the LOS/NLOS state in metres (Table 7.6.3.1-2)."""
+        return self._los_correlation_m
+
 
 class UMa(_Tr38901Street):
     """TR 38.901 Urban Macro: LOS ``28 + 22/40 log10 d3D + 20 log10 fc``, NLOS
@@ -166,8 +179,13 @@ class UMa(_Tr38901Street):
     _DECORR_LOS_M = 37.0
     _DECORR_NLOS_M = 50.0
 
-    def __init__(self, bs_height_m: float = 25.0, ut_height_m: float = 1.5) -> None:
-        super().__init__(bs_height_m, ut_height_m)
+    def __init__(
+        self,
+        bs_height_m: float = 25.0,
+        ut_height_m: float = 1.5,
+        los_correlation_m: float = LOS_CORRELATION_M,
+    ) -> None:
+        super().__init__(bs_height_m, ut_height_m, los_correlation_m)
         h = self.ut_height_m
         self.c_prime = 0.0 if h <= 13.0 else ((h - 13.0) / 10.0) ** 1.5
         """``C'(h_UT)``: 0 for h_UT <= 13 m, ((h_UT - 13)/10)^1.5 up to 23 m."""
@@ -196,8 +214,13 @@ class UMi(_Tr38901Street):
     _DECORR_LOS_M = 10.0
     _DECORR_NLOS_M = 13.0
 
-    def __init__(self, bs_height_m: float = 10.0, ut_height_m: float = 1.5) -> None:
-        super().__init__(bs_height_m, ut_height_m)
+    def __init__(
+        self,
+        bs_height_m: float = 10.0,
+        ut_height_m: float = 1.5,
+        los_correlation_m: float = LOS_CORRELATION_M,
+    ) -> None:
+        super().__init__(bs_height_m, ut_height_m, los_correlation_m)
 
 
 class FreeSpace:
@@ -236,9 +259,19 @@ class FreeSpace:
         """The ``shadowing_decorrelation_m`` param for every user, ``[U]``."""
         return np.full(np.shape(los), self.decorrelation_m)
 
+    def los_correlation_m(self) -> float:
+        """Every user is LOS; the distance is never used (kept for the protocol)."""
+        return LOS_CORRELATION_M
+
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 _UT_HEIGHT = Field(1.5, ge=1.5, le=22.5, description="UT antenna height (m), TR 38.901 range")
+_LOS_CORR = Field(
+    LOS_CORRELATION_M,
+    gt=0.0,
+    le=10_000.0,
+    description="correlation distance of the LOS/NLOS state (m), TR 38.901 Table 7.6.3.1-2",
+)
 
 
 class UmaParams(BaseModel):
@@ -247,6 +280,7 @@ class UmaParams(BaseModel):
     model_config = _CONFIG
     bs_height_m: float = Field(25.0, gt=ENV_HEIGHT_M, description="BS antenna height (m)")
     ut_height_m: float = _UT_HEIGHT
+    los_correlation_m: float = _LOS_CORR
 
 
 class UmiParams(BaseModel):
@@ -255,6 +289,7 @@ class UmiParams(BaseModel):
     model_config = _CONFIG
     bs_height_m: float = Field(10.0, gt=ENV_HEIGHT_M, description="BS antenna height (m)")
     ut_height_m: float = _UT_HEIGHT
+    los_correlation_m: float = _LOS_CORR
 
 
 class FreeSpaceParams(BaseModel):
@@ -270,13 +305,13 @@ class FreeSpaceParams(BaseModel):
 @PATHLOSS.register("uma", params=UmaParams, summary="3GPP TR 38.901 Urban Macro")
 def build_uma(params: UmaParams) -> UMa:
     """3GPP TR 38.901 Urban Macro."""
-    return UMa(params.bs_height_m, params.ut_height_m)
+    return UMa(params.bs_height_m, params.ut_height_m, params.los_correlation_m)
 
 
 @PATHLOSS.register("umi", params=UmiParams, summary="3GPP TR 38.901 UMi-Street Canyon")
 def build_umi(params: UmiParams) -> UMi:
     """3GPP TR 38.901 UMi-Street Canyon."""
-    return UMi(params.bs_height_m, params.ut_height_m)
+    return UMi(params.bs_height_m, params.ut_height_m, params.los_correlation_m)
 
 
 @PATHLOSS.register("free-space", params=FreeSpaceParams, summary="Friis free-space loss")

@@ -26,7 +26,9 @@ def test_sum_of_sinusoids_lazy_equals_stepping():
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_gauss_markov_lazy_k_step_correlation(k):
     n, dt, fd = 200_000, 0.01, 20.0
-    f = FADING.build("rayleigh", {}, num_users=n, rng=np.random.default_rng(k))
+    f = FADING.build(
+        "rayleigh", {"process": "gauss-markov"}, num_users=n, rng=np.random.default_rng(k)
+    )
     h0 = f.coefficients()
     f.advance_users(np.arange(n), np.full(n, k * dt), dt, np.full(n, fd))
     h1 = f.coefficients()

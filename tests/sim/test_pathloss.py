@@ -145,6 +145,15 @@ def test_shadowing_tables():
     np.testing.assert_array_equal(fs.shadowing_sigma_db(los), [0.0, 0.0])
 
 
+def test_los_state_correlation_distance_table():
+    """TR 38.901 Table 7.6.3.1-2: LOS/NLOS state correlation distance 50 m (UMa, UMi)."""
+    assert PATHLOSS.build("uma").los_correlation_m() == 50.0
+    assert PATHLOSS.build("umi").los_correlation_m() == 50.0
+    assert PATHLOSS.build("umi", {"los_correlation_m": 20.0}).los_correlation_m() == 20.0
+    with pytest.raises(UserInputError, match="los_correlation_m"):
+        PATHLOSS.build("uma", {"los_correlation_m": 0.0})
+
+
 def test_free_space():
     fs = PATHLOSS.build("free-space", {"bs_height_m": 1.5, "ut_height_m": 1.5})
     d = np.array([10.0, 100.0, 1234.0])
