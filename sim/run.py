@@ -37,10 +37,11 @@ OUTPUT_MARKER = ".aigcsim-output"
 """File written into every run output folder; ``--overwrite`` deletes only folders holding it."""
 LEGACY_RUN_FILES = (("config.yaml", "run.json", "summary.json"), ("config.yaml", "comparison.json"))
 """File sets that identify a run output written before :data:`OUTPUT_MARKER` existed."""
-LARGE_RUN_USER_INTERVALS = 1e9
-"""Users x scheduling intervals above which a run needs ``allow_large`` (``--allow-large``);
-about 1e6 user-intervals/s on one core, so this is a run of a quarter-hour or more."""
-LARGE_RUN_INTERVALS = 2e7
+LARGE_RUN_USER_INTERVALS = 1e8
+"""Users x scheduling intervals above which a run needs ``allow_large`` (``--allow-large``):
+11x the largest shipped scenario (dense-cell, 9e6); at the roughly 1e6 user-intervals/s
+measured on one loaded core, a run of minutes or more."""
+LARGE_RUN_INTERVALS = 1e7
 """Scheduling intervals above which a run needs ``allow_large``, whatever its user count."""
 
 
