@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aigcsim.kernel.registry import UserInputError, format_validation_error
+from aigcsim.kernel.registry import UserInputError, format_validation_error, suggest
 from aigcsim.models.optable import OperatingPointTable, load_table
 from aigcsim.sim.schema import TableConfig
 
@@ -55,7 +55,7 @@ def load_source(
         return replace(table, source="builtin:default")
     if src.startswith("builtin:"):
         raise UserInputError(
-            f"table.source: unknown builtin table '{src}'. "
+            f"table.source: unknown builtin table '{src}'.{suggest(src, BUILTIN_SOURCES)} "
             f"Available: {', '.join(BUILTIN_SOURCES)}, "
             "or the path of a cache file built with `aigcsim cache build`."
         )
