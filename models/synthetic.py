@@ -303,3 +303,57 @@ def make_synthetic_table(
         provenance={e: dict(prov) for e in ids},
         source=f"builtin:synthetic(num_images={num_images}, seed={seed})",
     )
+
+
+# ------------------------------------------------------------------------- tisc
+@dataclass(frozen=True)
+class TiscAssumptions:
+    """SYNTHETIC model of TISC's quality against the embedding's received SNR.
+
+    Nothing here is measured: no text-to-image model installs offline. The shape follows
+    the TISC seed (../shared/seeds/beyond-prompts-textual-inversion-semcom.txt): the
+    caption plus the learned token beats the caption alone; noise-robust training at a
+    lower SNR keeps the gain down to lower channel SNRs, at a small cost on a clean
+    channel ("the model trained at -5 dB generalises best"). Stated model, per image:
+
+    * ``prompt_only`` = the image's synthetic full-caption LPIPS (the ``seq-words``
+      model's draw, so both encoders agree on the caption's quality);
+    * best (noise-free channel, noise-free training) = ``prompt_only - gain``, with
+      ``gain`` drawn uniformly from ``tisc_gain_range``;
+    * a model trained at ``train_snr_db`` costs ``robustness_cost_per_db * (clean_equiv -
+      train_snr_db)`` LPIPS on a clean channel (``clean`` trains at ``clean_equiv_db``);
+    * at channel SNR ``s`` a fraction ``f = 1 / (1 + exp((s - (train_snr_db -
+      tolerance_db)) / width_db))`` of the token's benefit is lost, and a lost token
+      is worse than no token: LPIPS goes to ``prompt_only + broken_token_penalty``.
+    """
+
+    gain_range: tuple[float, float] = (0.08, 0.16)
+    robustness_cost_per_db: float = 0.0012
+    clean_equiv_db: float = 20.0
+    tolerance_db: float = 5.0
+    width_db: float = 2.5
+    broken_token_penalty: float = 0.04
+    missing_token_penalty: float = 0.03  # caption with the placeholder but no embedding
+    notes: str = field(
+        default="SYNTHETIC: generated from stated assumptions, not measured.", repr=False
+    )
+
+
+def tisc_lpips_vs_snr(
+    snr_db: np.ndarray,
+    train_snr_db: float | None,
+    prompt_only_lpips: float,
+    gain: float,
+    a: TiscAssumptions | None = None,
+) -> np.ndarray:
+    """SYNTHETIC TISC LPIPS ``[S]`` at channel SNRs ``snr_db: [S]`` (see :class:`TiscAssumptions`).
+
+    ``train_snr_db``: the noise-robust training SNR, ``None`` for noise-free training.
+    """
+    a = a or TiscAssumptions()
+    train = a.clean_equiv_db if train_snr_db is None else float(train_snr_db)
+    best = prompt_only_lpips - gain + a.robustness_cost_per_db * max(a.clean_equiv_db - train, 0)
+    broken = prompt_only_lpips + a.broken_token_penalty
+    s = np.asarray(snr_db, dtype=np.float64)
+    lost = 1.0 / (1.0 + np.exp((s - (train - a.tolerance_db)) / a.width_db))
+    return best + (broken - best) * lost
