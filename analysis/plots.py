@@ -113,7 +113,8 @@ def plot_metric_vs_axis(
     synthetic: Sequence[str] | bool = (),
     title: str | None = None,
 ) -> Figure:
-    """``metric`` against swept axis ``x``: mean over seeds and its 95 % t band.
+    """``metric`` against swept axis ``x``: mean over seeds and its 95 % band (Student-t;
+    for proportions the Wilson or bootstrap interval of :func:`aigcsim.analysis.stats.summarize`).
 
     Args:
         summaries: one row per run with columns ``x``, ``metric`` (and ``hue``).
@@ -134,11 +135,13 @@ def plot_metric_vs_axis(
         part = part.sort_values(x)
         xs = part[x].to_numpy(float) if numeric else part[x].astype(str).map(categories.index)
         mean = part[f"{metric}_mean"].to_numpy(float)
-        half = np.nan_to_num(part[f"{metric}_ci95"].to_numpy(float), nan=0.0)
         label = None if hue is None else str(key)
         (line,) = ax.plot(xs, mean, marker="o", label=label)
-        lo, hi = mean - half, mean + half
-        if metric in UNIT_INTERVAL_METRICS:  # the t band is symmetric; the metric is not
+        # the interval of summarize(): t for ordinary metrics, Wilson/bootstrap (inside
+        # [0, 1]) for proportions; no band where it is NaN (one seed)
+        lo = np.where(np.isnan(part[f"{metric}_low"]), mean, part[f"{metric}_low"])
+        hi = np.where(np.isnan(part[f"{metric}_high"]), mean, part[f"{metric}_high"])
+        if metric in UNIT_INTERVAL_METRICS:
             lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
         elif metric in NONNEGATIVE_METRICS:
             lo = np.maximum(lo, 0.0)

@@ -11,7 +11,9 @@ Contents, by kind:
 * all: summary table; CDFs of latency (completed requests) and of quality; per-user
   fairness; rate-quality curves of the encoders used (from the run's table, when it
   can be loaded); resolved config(s); provenance.
-* ``sweep``: summary table with mean ± 95 % CI over seeds per axis point (and variant);
+* ``sweep``: summary table with the mean and 95 % CI over seeds per axis point (and
+  variant), intervals fit for proportions where the metric is one
+  (:mod:`aigcsim.analysis.stats`);
   each summary metric against each swept numeric axis with confidence bands; failed
   runs with their errors.
 
@@ -31,7 +33,13 @@ import pandas as pd
 
 from aigcsim.analysis import plots
 from aigcsim.analysis.load import Results, load_results
-from aigcsim.analysis.stats import format_mean_ci, summarize
+from aigcsim.analysis.stats import (
+    PROPORTION_COUNTS,
+    format_interval,
+    interval_method,
+    summarize,
+    wilson_interval,
+)
 
 REQUEST_COLUMNS = (
     "user",
@@ -59,10 +67,13 @@ MAX_PROVENANCE_ROWS = 50
 MAX_FAIRNESS_LINES = 8
 
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;
+color:#222}
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right}
+table{border-collapse:collapse;font-size:.8em;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:.2em .4em;text-align:right}
+th{overflow-wrap:anywhere;vertical-align:bottom}
+td{overflow-wrap:anywhere}
 th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}
@@ -70,7 +81,7 @@ pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em}
 .synthetic{background:#fdecea;border:2px solid #c0392b;color:#7b1d13;padding:.8em 1em;
 margin:1em 0;font-weight:600}
 .note{color:#555;font-size:.9em}
-.warn{color:#a04000} .tablewrap{overflow-x:auto}
+.warn{color:#a04000} .tablewrap{overflow-x:auto;max-width:100%}
 """
 
 
@@ -164,12 +175,16 @@ def _summary_section(rep: Report, res: Results) -> None:
         shown = table[by + ["runs"]].copy()
         for k in kpis:
             shown[k] = [
-                format_mean_ci(m, h)
-                for m, h in zip(table[f"{k}_mean"], table[f"{k}_ci95"], strict=True)
+                format_interval(m, lo, hi)
+                for m, lo, hi in zip(
+                    table[f"{k}_mean"], table[f"{k}_low"], table[f"{k}_high"], strict=True
+                )
             ]
         rep.paragraph(
-            f"{len(res.summaries)} runs ({len(ok)} finished). Each cell: mean ± 95 % Student-t "
-            "half-width over the runs (seeds) at that point; a single run shows the mean only."
+            f"{len(res.summaries)} runs ({len(ok)} finished). Each cell: the mean over the "
+            "runs (seeds) at that point and its 95 % confidence interval [low, high]. "
+            + _interval_note(kpis, list(ok.columns))
+            + " A single run shows the mean only (success rate: its Wilson interval)."
         )
         rep.table(shown)
         failed = res.summaries[res.summaries["status"] != "ok"]
@@ -179,11 +194,48 @@ def _summary_section(rep: Report, res: Results) -> None:
             rep.table(failed[cols])
     else:
         cols = ["run_id", "seed", "requests_total", *kpis, "synthetic"]
-        rep.table(ok[[c for c in cols if c in ok.columns]])
+        rep.paragraph(
+            "success_rate: the run's rate and its 95 % Wilson score interval [low, high] "
+            "over its scored requests. Quality: "
+            + ("LPIPS, lower is better." if "mean_lpips" in kpis else "the scenario's metric.")
+        )
+        rep.table(_with_wilson(ok[[c for c in cols if c in ok.columns]]))
         if len(res.groups):
             rep.paragraph("Per user group (encoder):")
             gcols = ["run_id", "group", "requests_total", *kpis, "synthetic"]
-            rep.table(res.groups[[c for c in gcols if c in res.groups.columns]])
+            rep.table(_with_wilson(res.groups[[c for c in gcols if c in res.groups.columns]]))
+
+
+def _interval_note(kpis: list[str], columns: list[str]) -> str:
+    """One sentence per interval method used for ``kpis``."""
+    methods: dict[str, list[str]] = {}
+    for k in kpis:
+        methods.setdefault(interval_method(k, columns), []).append(k)
+    text = {
+        "t": "Student-t interval (mean ± t * s / sqrt(n))",
+        "wilson": "Wilson score interval of the proportion pooled over the seeds' requests "
+        "(treats requests as independent)",
+        "bootstrap": "percentile bootstrap of the mean over seeds (10,000 resamples; never "
+        "wider than the seeds' range, so it under-covers with 2-3 seeds)",
+    }
+    return " ".join(f"{', '.join(ms)}: {text[m]}." for m, ms in methods.items())
+
+
+def _with_wilson(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each success rate shown as ``rate [low, high]`` (Wilson, 95 %)."""
+    count = PROPORTION_COUNTS["success_rate"]
+    if "success_rate" not in frame.columns or count not in frame.columns:
+        return frame
+    out = frame.copy()
+    cells = []
+    for rate, n in zip(frame["success_rate"], frame[count], strict=True):
+        rate, n = float(rate), float(n)
+        if n != n or rate != rate:  # NaN
+            cells.append(format_interval(rate, float("nan"), float("nan")))
+            continue
+        cells.append(format_interval(rate, *wilson_interval(round(rate * n), n)))
+    out["success_rate"] = cells
+    return out
 
 
 def _sweep_figures(rep: Report, res: Results) -> None:
@@ -339,9 +391,21 @@ def _provenance_section(rep: Report, res: Results) -> None:
         )
 
 
+def _name(res: Results) -> str:
+    """The sweep's name (``sweep.json``) or the scenario's name (``summary.json``); the
+    folder name when neither is recorded."""
+    if res.manifest is not None and res.manifest.get("name"):
+        return str(res.manifest["name"])
+    if "scenario" in res.summaries.columns and len(res.summaries):
+        names = res.summaries["scenario"].dropna().astype(str).unique()
+        if len(names) == 1:
+            return names[0]
+    return res.root.name
+
+
 def build_report(res: Results, title: str | None = None) -> Report:
     """Assemble the report for loaded results (see the module docstring)."""
-    rep = Report(title or f"aigcsim report: {res.root.name} ({res.kind})")
+    rep = Report(title or f"aigcsim report: {_name(res)} ({res.kind})")
     rep.paragraph(
         f"{res.kind} directory {res.root} with {len(res.summaries)} run(s)."
         + (f" Swept axes: {', '.join(res.axes)}." if res.axes else "")

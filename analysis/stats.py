@@ -1,11 +1,25 @@
-"""Summary tables over seeds: mean and 95 % Student-t confidence interval.
+"""Summary tables over seeds: mean and 95 % confidence intervals.
 
-The interval is ``mean ± t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample standard
-deviation (``ddof=1``) of the ``n`` finite values (NaNs, e.g. a run without completed
-requests, are left out and ``n`` counts only the finite ones). With ``n = 1`` the
-half-width is NaN: one seed says nothing about the spread, and the tables print only
-the mean. The maths is :func:`aigcsim.agents.evaluation.mean_ci95`, the same call that
-``aigcsim evaluate`` uses.
+Ordinary metrics (LPIPS, latency, kB): the Student-t interval
+``mean ± t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample standard deviation
+(``ddof=1``) of the ``n`` finite values (NaNs, e.g. a run without completed requests,
+are left out and ``n`` counts only the finite ones). With ``n = 1`` the half-width is
+NaN: one seed says nothing about the spread, and the tables print only the mean. The
+maths is :func:`aigcsim.agents.evaluation.mean_ci95`, the same call that ``aigcsim
+evaluate`` uses.
+
+Proportions (:data:`PROPORTION_METRICS`: success rate, bandwidth utilisation, Jain's
+index) live in [0, 1], where a symmetric t interval over a few seeds runs outside the
+range (``0.32 ± 0.84``). They get intervals that stay inside it:
+
+* success rate, when the run's request count is known (:data:`PROPORTION_COUNTS`): the
+  Wilson score interval of the pooled proportion, successes / requests summed over the
+  seeds (:func:`wilson_interval`). It is the binomial interval of a request's success
+  probability; it treats requests as independent, so it is narrower than the seed-to-seed
+  spread when runs differ (congestion shared by a run's requests);
+* otherwise: the percentile bootstrap of the mean over seeds (:func:`bootstrap_interval`,
+  10,000 resamples, fixed seed, so tables reproduce). It never leaves the range of the
+  seeds' values, so with 2-3 seeds it under-covers: read it as the spread seen.
 """
 
 from __future__ import annotations
@@ -24,6 +38,65 @@ def mean_ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
     return _mean_ci95(np.asarray(values, dtype=np.float64))
 
 
+PROPORTION_METRICS = frozenset({"success_rate", "bandwidth_utilization", "jain_fairness"})
+"""Summary metrics that are proportions in [0, 1]: intervals fit for proportions."""
+PROPORTION_COUNTS = {"success_rate": "requests_total"}
+"""Proportion metric -> the column with its trials (scored requests) per run."""
+Z_975 = 1.959963984540054
+"""Standard normal 97.5 % quantile (two-sided 95 %)."""
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+def wilson_interval(successes: float, trials: float, z: float = Z_975) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (``z`` = 1.96: 95 %).
+
+    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``p = successes /
+    trials``; inside [0, 1] for every count. ``(nan, nan)`` when ``trials`` is 0.
+    """
+    n = float(trials)
+    if n <= 0:
+        return math.nan, math.nan
+    p = min(max(float(successes) / n, 0.0), 1.0)
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
+    low = 0.0 if p == 0.0 else max(0.0, centre - half)  # exact ends (no rounding)
+    high = 1.0 if p == 1.0 else min(1.0, centre + half)
+    return low, high
+
+
+def bootstrap_interval(
+    values: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of the finite ``values`` (``[n]``).
+
+    Resamples ``n`` values with replacement ``resamples`` times from a generator seeded
+    with ``seed`` (reproducible). ``(nan, nan)`` for ``n < 2``. The bounds lie within
+    ``[min(values), max(values)]``.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(resamples, x.size))].mean(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def interval_method(metric: str, columns: Sequence[str] = ()) -> str:
+    """How :func:`summarize` builds the interval of ``metric`` given the table's
+    ``columns``: ``"wilson"``, ``"bootstrap"`` or ``"t"``."""
+    if metric not in PROPORTION_METRICS:
+        return "t"
+    return "wilson" if PROPORTION_COUNTS.get(metric) in columns else "bootstrap"
+
+
 def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
     """Mean and 95 % CI of ``metrics`` per group of ``by`` columns (e.g. over seeds).
 
@@ -35,7 +108,10 @@ def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd
 
     Returns:
         One row per group: the ``by`` columns, ``runs`` (rows in the group) and, per
-        metric ``m``, ``m_mean``, ``m_ci95`` (half-width) and ``m_n`` (finite values).
+        metric ``m``, ``m_mean``, ``m_ci95`` (Student-t half-width), ``m_n`` (finite
+        values), and the 95 % interval ``m_low``, ``m_high``: ``mean -+ m_ci95`` for
+        ordinary metrics, the interval of :func:`interval_method` for proportions (see
+        the module docstring). NaN where there is no interval (one seed, except Wilson).
     """
     by = list(by)
     missing = [c for c in by if c not in df.columns]
@@ -50,9 +126,36 @@ def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd
         for m in present:
             values = pd.to_numeric(part[m], errors="coerce").to_numpy(dtype=np.float64)
             mean, half, n = mean_ci95(values)
+            low, high = _interval(m, part, values, mean, half)
             row |= {f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n}
+            row |= {f"{m}_low": low, f"{m}_high": high}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _interval(
+    metric: str, part: pd.DataFrame, values: np.ndarray, mean: float, half: float
+) -> tuple[float, float]:
+    method = interval_method(metric, list(part.columns))
+    if method == "t":
+        return mean - half, mean + half
+    if method == "bootstrap":
+        return bootstrap_interval(values)
+    trials = pd.to_numeric(part[PROPORTION_COUNTS[metric]], errors="coerce").to_numpy(float)
+    ok = np.isfinite(values) & np.isfinite(trials)
+    successes = np.rint(values[ok] * trials[ok]).sum()
+    return wilson_interval(successes, trials[ok].sum())
+
+
+def format_interval(mean: float, low: float, high: float, digits: int = 4) -> str:
+    """``"0.9111 [0.79, 0.97]"``, or just the mean when the interval is NaN; ``"-"`` for
+    a NaN mean."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    text = f"{mean:.{digits}g}"
+    if not any(v is None or math.isnan(float(v)) for v in (low, high)):
+        text += f" [{low:.2g}, {high:.2g}]"
+    return text
 
 
 def format_mean_ci(mean: float, half: float, digits: int = 4) -> str:

@@ -56,6 +56,28 @@ def expand_encoders(spec: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
+CAPTION_FREE_FAMILIES: dict[str, tuple[str, ...] | None] = {
+    "jpeg": None,
+    "raw": None,
+    "vq-mask": ("offline",),
+}
+"""Families that never read the caption: on every backend (``None``) or only on the
+listed ones (``vq-mask`` sends the caption as its receiver's text condition on
+``diffusers``; offline its header just carries it, 0 bits when there is none)."""
+
+
+def needs_caption(encoders: list[tuple[str, str]], backend: str) -> bool:
+    """Whether building ``encoders`` (``[(family, level)]``) on ``backend`` needs a caption
+    for every image (families not listed in :data:`CAPTION_FREE_FAMILIES` do)."""
+    for family, _ in encoders:
+        if family not in CAPTION_FREE_FAMILIES:
+            return True
+        backends = CAPTION_FREE_FAMILIES[family]
+        if backends is not None and backend not in backends:
+            return True
+    return False
+
+
 def encoder_entry_key(
     image: ImageRecord, backend_name: str, model_ids: dict, encoder_id: str, encoder: Any
 ) -> str:

@@ -43,12 +43,29 @@ def pixel_sha256(pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def to_rgb(pixels: np.ndarray) -> tuple[np.ndarray, str]:
+    """``[H, W]`` grey, ``[H, W, 1]``, ``[H, W, 2]`` grey+alpha, ``[H, W, 3]`` or ``[H, W, 4]``
+    RGBA uint8 -> ``([H, W, 3] uint8 RGB, note)``; the note says what was converted
+    (``""`` for RGB). Alpha is dropped (the colour channels are kept as they are, not
+    composited on a background); grey is copied into the three channels."""
+    a = np.asarray(pixels)
+    if a.ndim == 2:
+        return np.repeat(a[:, :, None], 3, axis=2), "greyscale image converted to RGB"
+    if a.ndim == 3 and a.shape[2] in (1, 2):
+        note = "greyscale image converted to RGB" + (" (alpha dropped)" if a.shape[2] == 2 else "")
+        return np.repeat(a[:, :, :1], 3, axis=2), note
+    if a.ndim == 3 and a.shape[2] == 4:
+        return a[:, :, :3], "RGBA image converted to RGB (alpha dropped)"
+    return a, ""
+
+
 def check_pixels(pixels: np.ndarray, name: str) -> np.ndarray:
-    """Validate ``[H, W, 3]`` uint8 RGB of at least ``MIN_SIDE_PX``; raises ValueError."""
+    """Validate ``[H, W, 3]`` uint8 RGB of at least ``MIN_SIDE_PX``; raises ValueError.
+
+    Grey and RGBA arrays are converted first (:func:`to_rgb`)."""
     if pixels.dtype != np.uint8:
         raise ValueError(f"{name}: pixels are {pixels.dtype}, expected uint8")
-    if pixels.ndim == 3 and pixels.shape[2] == 4:
-        pixels = pixels[:, :, :3]
+    pixels, _ = to_rgb(pixels)
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"{name}: shape {pixels.shape} is not a colour image [H, W, 3]")
     if min(pixels.shape[:2]) < MIN_SIDE_PX:
@@ -108,10 +125,57 @@ def _captions(folder: Path) -> dict[str, str]:
     return data
 
 
-def load_folder(folder: str | Path, skipped: list[Skipped] | None = None) -> Iterator[ImageRecord]:
+RGB_MODES = {"1": "black-and-white", "L": "greyscale", "LA": "greyscale with alpha",
+             "P": "palette", "PA": "palette with alpha", "RGBA": "RGBA", "I;16": "16-bit greyscale",
+             "I": "32-bit greyscale", "F": "float greyscale", "CMYK": "CMYK", "YCbCr": "YCbCr",
+             "LAB": "Lab", "HSV": "HSV", "RGBX": "RGBX", "RGBa": "RGBa", "La": "La"}  # fmt: skip
+"""PIL modes converted to RGB (with a note), by a readable name."""
+
+
+def _open_rgb(path: Path) -> tuple[np.ndarray, str]:
+    """The pixels of ``path`` as ``[H, W, 3]`` uint8 RGB, and a note on any conversion.
+
+    16-bit and float greyscale are scaled to 8 bits by their own range (PIL would clip).
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        mode = im.mode
+        if mode == "RGB":
+            return np.asarray(im), ""
+        if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            a = np.asarray(im, dtype=np.float64)
+            lo, hi = float(a.min()), float(a.max())
+            scaled = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+            grey = np.rint(scaled).astype(np.uint8)
+            note = f"{mode} greyscale scaled to 8 bits and converted to RGB"
+            return np.repeat(grey[:, :, None], 3, axis=2), note
+        if mode not in RGB_MODES:
+            raise ValueError(f"{path.name}: unsupported image mode {mode}")
+        alpha = " (alpha dropped)" if "A" in mode or mode == "RGBa" else ""
+        rgb = np.asarray(im.convert("RGB"))
+        return rgb, f"{RGB_MODES[mode]} image (mode {mode}) converted to RGB{alpha}"
+
+
+def load_folder(
+    folder: str | Path,
+    skipped: list[Skipped] | None = None,
+    require_caption: bool = True,
+    notes: list[Skipped] | None = None,
+) -> Iterator[ImageRecord]:
     """Images in ``folder`` with captions from ``captions.json`` ({file name: caption})
-    or a ``<stem>.txt`` beside each image."""
-    from PIL import Image, UnidentifiedImageError
+    or a ``<stem>.txt`` beside each image.
+
+    Args:
+        folder: the folder (not searched recursively).
+        skipped: receives each unusable file and why (unreadable, too small, no caption
+            when ``require_caption``).
+        require_caption: skip images without a caption; with ``False`` they get ``""``
+            (for encoders that never read it: jpeg, raw, offline vq-mask).
+        notes: receives a note for each image converted to RGB (greyscale, RGBA,
+            palette, 16-bit, ...).
+    """
+    from PIL import UnidentifiedImageError
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -133,19 +197,19 @@ def load_folder(folder: str | Path, skipped: list[Skipped] | None = None) -> Ite
                 if skipped is not None:
                     skipped.append(Skipped(path.name, str(exc)))
                 continue
-        if not caption:
+        if not caption and require_caption:
             if skipped is not None:
                 skipped.append(Skipped(path.name, "no caption (captions.json or a .txt beside it)"))
             continue
         try:
-            with Image.open(path) as im:
-                if im.mode not in ("RGB", "RGBA"):
-                    raise ValueError(f"{path.name}: mode {im.mode}, expected RGB")
-                pixels = check_pixels(np.asarray(im.convert("RGB")), path.name)
+            rgb, note = _open_rgb(path)
+            pixels = check_pixels(rgb, path.name)
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             if skipped is not None:
                 skipped.append(Skipped(path.name, str(exc)))
             continue
+        if note and notes is not None:
+            notes.append(Skipped(path.name, note))
         # a.png and a.jpg both present: keyed by file name, so neither overwrites the other
         image_id = path.name if stems[path.stem] > 1 else path.stem
-        yield ImageRecord(image_id, pixel_sha256(pixels), pixels, caption, str(path))
+        yield ImageRecord(image_id, pixel_sha256(pixels), pixels, caption or "", str(path))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -17,8 +20,80 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 cache_app = typer.Typer(help="Build and inspect per-image model caches.", no_args_is_help=True)
+
+
+class Backend(enum.StrEnum):
+    """Quality backends (``aigcsim.models.backends.registry.BACKENDS``)."""
+
+    offline = "offline"
+    diffusers = "diffusers"
+
+
+class Device(enum.StrEnum):
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Executor(enum.StrEnum):
+    """Where entries are computed (``aigcsim.models.build_parallel.EXECUTORS``)."""
+
+    serial = "serial"
+    local = "local"
+    ray = "ray"
+
+
+CACHE_NAME_HELP = (
+    "a cache file, or a built-in table as in a scenario's table.source: "
+    "builtin:default (shipped, measured where it can be) or builtin:synthetic"
+)
+
+
+@contextmanager
+def cache_path(name: str | Path) -> Iterator[Path]:
+    """The SQLite file behind a cache name, the names ``table.source`` takes.
+
+    ``builtin:default`` is the shipped cache; ``builtin:synthetic`` is generated
+    (SYNTHETIC, default params) into a temporary file that lives as long as the context;
+    anything else is a path.
+
+    Raises:
+        UserInputError: an unknown ``builtin:`` name or a missing file.
+    """
+    from aigcsim.kernel.registry import UserInputError, suggest
+    from aigcsim.sim.table_source import BUILTIN_SOURCES
+
+    text = str(name)
+    if text == "builtin:default":
+        from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
+
+        yield DEFAULT_CACHE_PATH
+    elif text == "builtin:synthetic":
+        import tempfile
+
+        from aigcsim.models.optable import save_table
+        from aigcsim.models.synthetic import make_synthetic_table
+        from aigcsim.sim.table_source import SyntheticSourceParams
+
+        p = SyntheticSourceParams()
+        table = make_synthetic_table(p.num_images, p.seed)
+        with tempfile.TemporaryDirectory(prefix="aigcsim-synthetic-") as tmp:
+            yield save_table(table, Path(tmp) / "builtin-synthetic.sqlite")
+    elif text.startswith("builtin:"):
+        raise UserInputError(
+            f"cache '{text}': unknown built-in table.{suggest(text, list(BUILTIN_SOURCES))} "
+            f"Built-in: {', '.join(BUILTIN_SOURCES)}, or the path of a cache file."
+        )
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise UserInputError(
+                f"cache '{text}' does not exist. Give a cache file built with "
+                f"`aigcsim cache build`, or a built-in: {', '.join(BUILTIN_SOURCES)}."
+            )
+        yield path
 
 
 @cache_app.command("build")
@@ -30,8 +105,8 @@ def build(
     encoders: Annotated[
         str, typer.Option(help="comma-separated families or family/level ids")
     ] = "jpeg,raw,vq-mask,seq-words",
-    backend: Annotated[str, typer.Option(help="offline | diffusers")] = "offline",
-    device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    backend: Annotated[Backend, typer.Option(help="quality backend")] = Backend.offline,
+    device: Annotated[Device, typer.Option(help="torch device of the models")] = Device.cpu,
     backend_config: Annotated[
         Path | None,
         typer.Option(help="YAML mapping of backend settings (e.g. model ids, steps)"),
@@ -45,12 +120,12 @@ def build(
         ),
     ] = None,
     executor: Annotated[
-        str,
+        Executor,
         typer.Option(
-            help="where entries are computed: serial (this process) | local (process "
-            "pool) | ray (one Ray task per batch of images); the cache is written here"
+            help="where entries are computed: serial (this process), local (process "
+            "pool) or ray (one Ray task per batch of images); the cache is written here"
         ),
-    ] = "serial",
+    ] = Executor.serial,
     workers: Annotated[int, typer.Option(help="parallel tasks for --executor local|ray")] = 2,
     address: Annotated[
         str | None, typer.Option(help="join this Ray cluster (--executor ray), e.g. auto")
@@ -61,28 +136,39 @@ def build(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Compute every missing (image, encoder) entry; rerun to resume after a crash."""
+    from aigcsim.kernel.registry import UserInputError
     from aigcsim.models.backends.registry import BACKENDS
-    from aigcsim.models.build import build_cache, expand_encoders
+    from aigcsim.models.build import build_cache, expand_encoders, needs_caption
     from aigcsim.models.images import Skipped, load_builtin, load_folder
 
     console = Console(stderr=True)
-    specs = expand_encoders(encoders)
-    from aigcsim.kernel.registry import UserInputError, suggest
-    from aigcsim.models.build_parallel import EXECUTORS
-
-    settings = backend_settings(device, backend_config, backend_param)
-    if executor not in EXECUTORS:
+    if str(out).startswith("builtin:"):
         raise UserInputError(
-            f"unknown --executor '{executor}'.{suggest(executor, EXECUTORS)} "
-            f"Executors: {', '.join(EXECUTORS)}."
+            f"--out {out}: built-in tables are read-only; give a file path (e.g. my-cache.sqlite)"
         )
-    if executor == "serial" and address is not None:
+    specs = expand_encoders(encoders)
+    backend_name, executor_name = backend.value, executor.value
+    settings = backend_settings(device.value, backend_config, backend_param)
+    if executor_name == "serial" and address is not None:
         raise UserInputError("--address joins a Ray cluster; it needs --executor ray")
-    be = BACKENDS.build(backend, settings) if executor == "serial" else None
+    be = BACKENDS.build(backend_name, settings) if executor_name == "serial" else None
     skipped: list[Skipped] = []
-    records = list(load_builtin(skipped) if images == "builtin" else load_folder(images, skipped))
+    notes: list[Skipped] = []
+    captions = needs_caption(specs, backend_name)
+    records = list(
+        load_builtin(skipped)
+        if images == "builtin"
+        else load_folder(images, skipped, require_caption=captions, notes=notes)
+    )
+    for n in notes:
+        console.print(f"note: {n.name}: {n.reason}", markup=False, highlight=False)
     for s in skipped:
-        console.print(f"skipped image {s.name}: {s.reason}", markup=False)
+        console.print(f"skipped image {s.name}: {s.reason}", markup=False, highlight=False)
+    if not records:
+        raise UserInputError(
+            f"--images {images}: every image was skipped ({len(skipped)}; reasons above), "
+            f"so there is nothing to build; {out} was not written"
+        )
     total = len(records) * len(specs)
     bar = Progress(
         TextColumn("{task.description}"),
@@ -93,6 +179,7 @@ def build(
         TimeRemainingColumn(),
         console=console,
         disable=not progress,
+        speed_estimate_period=7 * 24 * 3600.0,  # ETA from every entry: entries are slow
     )
     with bar:
         task = bar.add_task("cache build", total=total)
@@ -105,10 +192,10 @@ def build(
             report = build_cache_parallel(
                 records,
                 specs,
-                backend,
+                backend_name,
                 settings,
                 out,
-                executor=executor,
+                executor=executor_name,
                 workers=workers,
                 address=address,
                 batch_images=batch_images,
@@ -151,45 +238,51 @@ def backend_settings(
 
 @cache_app.command("info")
 def info(
-    cache: Annotated[Path, typer.Argument(help="cache file")],
+    cache: Annotated[str, typer.Argument(help=CACHE_NAME_HELP)],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Images, encoders, provenance, measured vs synthetic entries."""
     from aigcsim.models.cache import Cache
 
-    with Cache(cache, read_only=True) as c:
+    with cache_path(cache) as path, Cache(path, read_only=True) as c:
         data = c.info()
+    if cache.startswith("builtin:"):
+        data["path"] = f"{cache} ({data['path']})" if cache == "builtin:default" else cache
     if as_json:
         print(json.dumps(data, indent=2))
         return
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(
         f"{data['path']}: {data['images']} images, {data['entries']} entries "
         f"({data['measured_entries']} measured, {data['synthetic_entries']} SYNTHETIC), "
         f"{data['model_outputs']} stored model outputs",
         markup=False,
+        highlight=False,
     )
     t = Table("encoder", "entries", "measured", "synthetic", "backend", "code")
+    t.columns[0].no_wrap = True  # ids are never cut: the table grows past the terminal
     for enc, e in data["encoders"].items():
         prov = e["provenance"]
         t.add_row(
-            enc,
+            Text(enc),
             str(e["entries"]),
             str(e["measured_entries"]),
             str(e["synthetic_entries"]),
-            str(prov.get("backend", "?")),
-            str(prov.get("code_version", "?")),
+            Text(str(prov.get("backend", "?"))),
+            Text(str(prov.get("code_version", "?"))),
         )
-    console.print(t)
+    width = Console(width=10_000).measure(t).maximum
+    Console(width=max(width, 40), soft_wrap=True).print(t)
 
 
 @cache_app.command("export")
 def export(
-    cache: Annotated[Path, typer.Argument(help="cache file")],
+    cache: Annotated[str, typer.Argument(help=CACHE_NAME_HELP)],
     parquet: Annotated[Path, typer.Option("--parquet", help="output parquet file")],
 ) -> None:
     """Export operating points as tidy parquet (one row per image, encoder, k)."""
     from aigcsim.models.cache import export_parquet
 
-    n = export_parquet(cache, parquet)
+    with cache_path(cache) as path:
+        n = export_parquet(path, parquet)
     print(f"wrote {n} rows to {parquet}")

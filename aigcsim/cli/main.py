@@ -16,20 +16,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from aigcsim.cli.checks import check_scenario, check_sweep
 from aigcsim.kernel.registry import UserInputError
 
 app = typer.Typer(
     name="aigcsim",
     help="Simulate multi-user wireless delivery of AI-generated images.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
 EXIT_BAD_INPUT = 2
+PARAMS_HEADER = "params: name: type = default [unit] (range) - meaning"
 
 
 def _register_subcommands() -> None:
@@ -45,6 +48,26 @@ def _register_subcommands() -> None:
 
 
 _register_subcommands()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from aigcsim import __version__
+
+        print(f"aigcsim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="print the version and exit", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Simulate multi-user wireless delivery of AI-generated images."""
 
 
 class _LazyProgress:
@@ -100,6 +123,7 @@ def run(
     from aigcsim.sim.scenario import load, resolve_path
 
     sc = load(scenario, set_ or [], seed)
+    check_scenario(sc, set_ or [])
     out_dir = resolve_out_dir(out or Path("results") / sc.name)
     bar = _LazyProgress(progress and err.is_terminal)
     try:
@@ -123,6 +147,15 @@ def _fmt(x: object, spec: str) -> str:
     return format(x, spec)
 
 
+def quality_column(results: dict[str, dict]) -> str:
+    """Header of the quality column: ``mean LPIPS (lower is better)`` for LPIPS runs, else
+    the run's metric name."""
+    metrics = {s.get("quality_metric", "lpips") for s in results.values()}
+    if metrics == {"lpips"}:
+        return "mean LPIPS (lower is better)"
+    return "mean " + "/".join(sorted(metrics))
+
+
 def _print_results(results: dict[str, dict]) -> None:
     table = Table(title="aigcsim results (per run and user group)")
     for col in (
@@ -130,7 +163,7 @@ def _print_results(results: dict[str, dict]) -> None:
         "group",
         "requests",
         "success",
-        "mean quality",
+        quality_column(results),
         "mean latency s",
         "p95 latency s",
         "kB/request",
@@ -177,57 +210,115 @@ def _print_results(results: dict[str, dict]) -> None:
 
 @app.command()
 def validate(
-    scenario: Annotated[str, typer.Argument(help="scenario YAML, or a shipped name")],
+    scenario: Annotated[str, typer.Argument(help="scenario or sweep YAML, or a shipped name")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override key.path=value")] = None,
     show: Annotated[bool, typer.Option(help="print the resolved scenario")] = False,
 ) -> None:
-    """Check a scenario (schema, plug-in names and params, table) without running it."""
-    from aigcsim.sim.scenario import check_tables, dump, load, resolve_path
+    """Check a scenario (schema, plug-in names and params, table) without running it.
 
+    A sweep file (one with a ``sweep:`` section) is checked as a sweep: every run.
+    """
+    from aigcsim.sim.scenario import check_tables, dump, load, read_yaml, resolve_path
+
+    base = resolve_path(scenario).parent
+    if "sweep" in read_yaml(resolve_path(scenario)):
+        _validate_sweep(scenario, set_ or [], show)
+        return
     sc = load(scenario, set_ or [])
-    check_tables(sc, resolve_path(scenario).parent)
+    check_scenario(sc, set_ or [])
+    check_tables(sc, base)
     if show:
         console.print(dump(sc), markup=False)
-    console.print(f"{scenario}: OK ({len(sc.variants) or 1} run(s))")
+    n_runs = len(sc.variants) or 1
+    console.print(f"{scenario}: OK ({n_runs} run(s))", markup=False, highlight=False)
+
+
+def _validate_sweep(file: str, overrides: list[str], show: bool) -> None:
+    """``validate`` of a sweep file: expand it and check every run and table."""
+    from aigcsim.sim.sweep.runner import check_tables, load_sweep
+
+    sw, base_dir, _ = load_sweep(file, None, overrides, check=False)
+    check_sweep(sw, overrides)
+    check_tables(sw, base_dir)
+    if show:
+        import yaml
+
+        console.print(yaml.safe_dump(sw.base, sort_keys=False), markup=False)
+    console.print(
+        f"{file}: OK, a sweep of {len(sw.runs)} run(s), every run checked "
+        f"(run it with `aigcsim sweep {file} --out DIR`)",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command("list")
 def list_(
     kind: Annotated[str | None, typer.Argument(help="only this kind, e.g. allocator")] = None,
 ) -> None:
-    """List registered plug-ins (channels, allocators, encoders, ...) and shipped scenarios."""
-    from aigcsim.models.synthetic import synthetic_encoder_ids
+    """List plug-ins with their params, encoders, and shipped scenarios and sweeps."""
+    from aigcsim.cli.listing import format_params, scenario_kinds
     from aigcsim.sim.scenario import builtin_scenarios, plugin_registries
 
-    registries = {}
-    for reg in plugin_registries().values():
+    registries: dict[str, object] = {}
+    sections: dict[str, str] = {}  # scenario section (cell.pathloss) -> kind
+    for section, reg in plugin_registries().items():
         registries.setdefault(reg.kind, reg)
-    kinds = list(registries) + ["encoder", "scenario"]
+        sections.setdefault(section, reg.kind)
+    kinds = list(registries) + ["encoder", "scenario", "sweep"]
+    kind = sections.get(kind, kind) if kind is not None else None
     if kind is not None and kind not in kinds:
         from aigcsim.kernel.registry import suggest
 
         raise UserInputError(
-            f"unknown kind '{kind}'.{suggest(kind, kinds)} Kinds: {', '.join(kinds)}."
+            f"unknown kind '{kind}'.{suggest(kind, kinds + list(sections))} Kinds: "
+            f"{', '.join(kinds)}; or a scenario section: {', '.join(sections)}."
         )
     for name, reg in registries.items():
         if kind in (None, name):
-            t = Table(title=name, show_header=False, title_justify="left")
+            where = ", ".join(k for k, v in sections.items() if v == name)
+            t = Table(title=Text(f"{name} ({where})"), title_justify="left")
+            for col in _plain("name", "what", PARAMS_HEADER):
+                t.add_column(col, overflow="fold")
             for entry in reg:
-                t.add_row(entry.name, entry.summary)
+                t.add_row(*_plain(entry.name, entry.summary, format_params(entry.params_model)))
             console.print(t)
     if kind in (None, "encoder"):
-        t = Table(
-            title="encoder (in builtin:synthetic; SYNTHETIC profiles)",
-            show_header=False,
-            title_justify="left",
-        )
-        for e in synthetic_encoder_ids():
-            t.add_row(e)
-        console.print(t)
-    if kind in (None, "scenario"):
-        t = Table(title="scenario (shipped)", show_header=False, title_justify="left")
-        for name, path in builtin_scenarios().items():
-            t.add_row(name, str(path))
+        _list_encoders()
+    scenarios, sweeps = scenario_kinds(builtin_scenarios())
+    for what, files in (("scenario", scenarios), ("sweep", sweeps)):
+        if kind in (None, what):
+            how = "aigcsim run NAME" if what == "scenario" else "aigcsim sweep NAME --out DIR"
+            t = Table(title=f"{what} (shipped; {how})", show_header=False, title_justify="left")
+            for name, path in files.items():
+                t.add_row(*_plain(name, str(path)))
+            console.print(t)
+
+
+def _plain(*cells: str) -> list[Text]:
+    """Table cells shown verbatim: square brackets (``[low_s, high_s]``, ``[Hz]``) are
+    text, not rich markup."""
+    return [Text(c) for c in cells]
+
+
+def _list_encoders() -> None:
+    """Encoder families with their params, then the ids each built-in table holds."""
+    import aigcsim.models.encoders  # noqa: F401  (registers the families)
+    from aigcsim.cli.listing import encoder_sources, format_params
+    from aigcsim.models.encoders.base import ENCODERS
+
+    t = Table(title="encoder families (aigcsim cache build --encoders)", title_justify="left")
+    for col in _plain("family", "what", PARAMS_HEADER):
+        t.add_column(col, overflow="fold")
+    for entry in ENCODERS:
+        t.add_row(*_plain(entry.name, entry.summary, format_params(entry.params_model)))
+    console.print(t)
+    for source, (ids, synthetic) in encoder_sources().items():
+        t = Table(title=f"encoder ids in {source}", title_justify="left")
+        t.add_column("encoder id", overflow="fold", no_wrap=True)
+        t.add_column("data")
+        for e in ids:
+            t.add_row(*_plain(e, "SYNTHETIC" if e in synthetic else "measured"))
         console.print(t)
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 every run ok, 1 some run failed (the others finished and are kept)
 
 from __future__ import annotations
 
+import enum
 import os
 import sys
 from pathlib import Path
@@ -28,13 +29,22 @@ console = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True)
 
 
+class SweepBackend(enum.StrEnum):
+    """Where sweep runs execute (``aigcsim.sim.sweep.executors.make_executor``)."""
+
+    local = "local"
+    ray = "ray"
+
+
 def sweep(
     file: Annotated[str, typer.Argument(help="scenario YAML with a sweep: section")],
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="sweep directory (default results/sweeps/<name>)"),
     ] = None,
-    backend: Annotated[str, typer.Option(help="local (process pool) | ray")] = "local",
+    backend: Annotated[
+        SweepBackend, typer.Option(help="local (process pool) or ray")
+    ] = SweepBackend.local,
     workers: Annotated[int | None, typer.Option(help="parallel runs (default: CPU count)")] = None,
     address: Annotated[
         str | None, typer.Option(help="join this Ray cluster (ray backend), e.g. auto")
@@ -63,8 +73,13 @@ def sweep(
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
-    executor = make_executor(backend, n_workers, address)
-    sw, base_dir, text = load_sweep(file, seed_list, set_ or [])
+    from aigcsim.cli.checks import check_sweep
+    from aigcsim.sim.sweep.runner import check_tables
+
+    executor = make_executor(backend.value, n_workers, address)
+    sw, base_dir, text = load_sweep(file, seed_list, set_ or [], check=False)
+    check_sweep(sw, set_ or [])
+    check_tables(sw, base_dir)
     out_dir = out or Path("results") / "sweeps" / sw.name
     if dry_run:
         done = finished_runs(out_dir, sw) if out_dir.is_dir() else set()

@@ -10,7 +10,17 @@ import pandas as pd
 import pytest
 
 from aigcsim.analysis.load import load_results
-from aigcsim.analysis.stats import format_mean_ci, jain_index, mean_ci95, per_user, summarize
+from aigcsim.analysis.stats import (
+    bootstrap_interval,
+    format_interval,
+    format_mean_ci,
+    interval_method,
+    jain_index,
+    mean_ci95,
+    per_user,
+    summarize,
+    wilson_interval,
+)
 
 T_975_DF3 = 3.182446305284263  # Student t 97.5 % quantile, 3 degrees of freedom (tables)
 T_975_DF1 = 12.706204736174704
@@ -40,7 +50,8 @@ def test_summarize_groups() -> None:
         }
     )
     t = summarize(df, ["x", "alloc"], ["m", "absent"]).set_index("x")
-    assert list(t.columns) == ["alloc", "runs", "m_mean", "m_ci95", "m_n"]
+    assert list(t.columns) == ["alloc", "runs", "m_mean", "m_ci95", "m_n", "m_low", "m_high"]
+    assert t.loc[1, "m_low"] == pytest.approx(2.5 - t.loc[1, "m_ci95"])  # t interval
     assert t.loc[1, "m_mean"] == 2.5 and t.loc[1, "m_n"] == 4
     assert t.loc[1, "m_ci95"] == pytest.approx(T_975_DF3 * math.sqrt(5 / 3) / 2)
     assert t.loc[2, "runs"] == 1 and math.isnan(t.loc[2, "m_ci95"])
@@ -74,3 +85,66 @@ def test_per_user_matches_summary_jain(run_dir: Path) -> None:
     )
     succ = res.requests[res.requests["scored"]]["success"].mean()
     assert np.average(users["success_rate"], weights=users["requests"]) == pytest.approx(succ)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (10, 10), (41, 45), (1, 3), (500, 1000)])
+def test_wilson_matches_scipy_and_closed_form(k: int, n: int) -> None:
+    from scipy import stats
+
+    ref = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = wilson_interval(k, n)
+    assert (low, high) == (pytest.approx(ref.low, abs=1e-9), pytest.approx(ref.high, abs=1e-9))
+    assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_wilson_zero_of_ten_by_hand() -> None:
+    z = 1.959963984540054
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(2 * (z * z / 20) / (1 + z * z / 10)))
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_bootstrap_interval_stays_in_the_values_range_and_reproduces() -> None:
+    values = [0.2, 0.9, 0.4]
+    low, high = bootstrap_interval(values)
+    assert 0.2 <= low < np.mean(values) < high <= 0.9
+    assert bootstrap_interval(values) == (low, high)  # fixed seed
+    assert bootstrap_interval([0.3, 0.3]) == (pytest.approx(0.3), pytest.approx(0.3))
+    assert all(math.isnan(v) for v in bootstrap_interval([0.5]))
+    # a large sample: close to the normal interval of the mean
+    x = np.random.default_rng(1).uniform(0, 1, 400)
+    lo, hi = bootstrap_interval(x)
+    half = 1.96 * x.std(ddof=1) / math.sqrt(x.size)
+    assert lo == pytest.approx(x.mean() - half, abs=0.01) and hi == pytest.approx(
+        x.mean() + half, abs=0.01
+    )
+
+
+def test_proportion_intervals_stay_in_the_unit_interval() -> None:
+    """Two seeds of a proportion: the t interval leaves [0, 1]; ours do not."""
+    df = pd.DataFrame(
+        {
+            "success_rate": [0.05, 0.6],
+            "requests_total": [40, 50],
+            "jain_fairness": [0.2, 0.95],
+            "bandwidth_utilization": [0.99, 0.4],
+            "mean_lpips": [0.3, 0.5],
+        }
+    )
+    metrics = ["success_rate", "jain_fairness", "bandwidth_utilization", "mean_lpips"]
+    row = summarize(df, [], metrics).iloc[0]
+    assert row["success_rate_mean"] - row["success_rate_ci95"] < 0  # what the t gives
+    assert interval_method("success_rate", list(df.columns)) == "wilson"
+    assert interval_method("jain_fairness", list(df.columns)) == "bootstrap"
+    assert interval_method("mean_lpips", list(df.columns)) == "t"
+    assert interval_method("success_rate", ["jain_fairness"]) == "bootstrap"
+    pooled = wilson_interval(round(0.05 * 40) + round(0.6 * 50), 90)
+    assert (row["success_rate_low"], row["success_rate_high"]) == pytest.approx(pooled)
+    for m in metrics[:3]:
+        assert 0.0 <= row[f"{m}_low"] <= row[f"{m}_high"] <= 1.0
+    assert row["mean_lpips_low"] == pytest.approx(0.4 - row["mean_lpips_ci95"])
+
+
+def test_format_interval() -> None:
+    assert format_interval(0.91111, 0.7912, 0.9712) == "0.9111 [0.79, 0.97]"
+    assert format_interval(0.5, math.nan, math.nan) == "0.5"
+    assert format_interval(math.nan, 0.1, 0.2) == "-"

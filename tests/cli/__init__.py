@@ -1,0 +1,1 @@
+"""Tests of the ``aigcsim`` command line (mirrors aigcsim/cli)."""

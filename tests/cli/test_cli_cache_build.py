@@ -1,0 +1,39 @@
+"""``aigcsim cache build`` on a user's folder: skipped images, conversions, captions."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from tests.cli.test_cli_output import cli
+
+
+def test_a_build_where_every_image_is_skipped_is_an_error(monkeypatch, capsys, tmp_path) -> None:
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "tiny.png")
+    out = tmp_path / "c.sqlite"
+    code, _, err = cli(
+        monkeypatch, capsys, "cache", "build", "--images", str(tmp_path), "--out", str(out),
+        "--encoders", "jpeg/q=40", "--no-progress",
+    )  # fmt: skip
+    assert code == 2
+    assert "skipped image tiny.png" in err and "every image was skipped" in err
+    assert not out.exists()
+
+
+def test_grey_rgba_without_captions_build_for_caption_free_encoders(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (64, 72), dtype=np.uint8)).save(tmp_path / "g.png")
+    rgba = rng.integers(0, 256, (64, 72, 4), dtype=np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    out = tmp_path / "c.sqlite"
+    args = ["cache", "build", "--images", str(tmp_path), "--out", str(out), "--no-progress"]
+    code, stdout, err = cli(monkeypatch, capsys, *args, "--encoders", "jpeg/q=40,raw")
+    assert code == 0, err
+    assert "note: g.png: greyscale image (mode L) converted to RGB" in err
+    assert "note: a.png: RGBA image (mode RGBA) converted to RGB (alpha dropped)" in err
+    assert "4 entries computed" in stdout and "0 images skipped" in stdout
+    # an encoder that reads the caption still demands one
+    code, _, err = cli(monkeypatch, capsys, *args, "--encoders", "seq-words/natural")
+    assert code == 2 and "no caption" in err and "every image was skipped" in err
