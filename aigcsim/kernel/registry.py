@@ -131,6 +131,8 @@ def _fields_at(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]
     """Field names of the (nested) pydantic model that ``loc`` points into."""
     current: Any = model
     for part in loc:
+        if isinstance(part, int):  # a list index: the items' model is already current
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
         field = current.model_fields.get(str(part))

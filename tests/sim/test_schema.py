@@ -89,6 +89,13 @@ def test_a_typo_gets_its_dotted_key_and_a_suggestion() -> None:
     text = format_validation_error(err.value, model=Scenario)
     assert text.startswith("cell.radius: unknown key 'radius'. Did you mean 'radius_m'?")
     assert "Valid keys:" in text and "bandwidth_hz" in text
+    # inside a list: the index is part of the key, the items' fields are suggested
+    with pytest.raises(ValidationError) as err:
+        Scenario.model_validate(
+            {"users": {"groups": [{"encoder": "raw", "fraction": 1.0, "lable": "x"}]}}
+        )
+    text = format_validation_error(err.value, model=Scenario)
+    assert text.startswith("users.groups.0.lable: unknown key 'lable'. Did you mean 'label'?")
 
 
 def test_frozen_and_finite() -> None:
