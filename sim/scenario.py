@@ -210,8 +210,10 @@ def validate(data: dict[str, Any]) -> Scenario:
             registry.get(plugin.name).validate_params(plugin.params)
         except UserInputError as exc:
             msg = str(exc)
-            prefix = f"{path}.name: " if msg.startswith("unknown") else f"{path}."
-            errors.append(prefix + msg)
+            if msg.startswith("unknown"):
+                errors.append(f"{path}.name: {msg}")
+            else:  # one line per bad param, each with its full dotted key
+                errors += [f"{path}.{line}" for line in msg.splitlines()]
     if errors:
         raise UserInputError("invalid scenario:\n" + "\n".join(errors))
     variant_scenarios(scenario)

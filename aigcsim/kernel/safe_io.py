@@ -119,6 +119,8 @@ def read_bytes(path: str | Path, what: str, limit_bytes: int = SCENARIO_LIMIT_BY
 def decode_text(data: bytes, name: str) -> str:
     """UTF-8 text of ``data`` (leading BOM dropped); binary or undecodable data raises
     :class:`UserInputError` naming ``name`` and the line/column of the bad byte."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserInputError(f"'{name}' is UTF-16 text; save the file as UTF-8 text")
     if b"\x00" in data:
         line = data[: data.index(b"\x00")].count(b"\n") + 1
         raise UserInputError(
