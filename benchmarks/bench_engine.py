@@ -46,6 +46,7 @@ def scenario_for(
             "radius_m": 500,
             "bandwidth_hz": 2e3 * users,
             "tx_power_dbm": 30,
+            "power_mode": "per-user",  # pinned: the load the README's figures were taken at
             "fading": fading,
         },
         "link": {"model": {"name": "shannon", "params": {"gap_db": 3.0}}, "packet_bits": 4096},

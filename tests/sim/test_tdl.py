@@ -1,0 +1,87 @@
+"""TDL subband fading against closed forms: the profiles' frequency correlation
+``sum_k p_k exp(-j 2 pi df tau_k)``, per-subband marginals, J0 time correlation."""
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import j0
+
+from aigcsim.sim.channel.tdl import TDL_PROFILES, TdlFading, TdlParams, subband_offsets_hz
+
+BANDWIDTH_HZ = 20e6
+SUBBANDS = 16
+
+
+def tdl(profile="tdl-a", users=20_000, seed=0, delay_spread_ns=300.0, **kw):
+    params = TdlParams(profile=profile, delay_spread_ns=delay_spread_ns, **kw)
+    return TdlFading(users, params, BANDWIDTH_HZ, SUBBANDS, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("name", sorted(TDL_PROFILES))
+def test_profiles_have_unit_rms_delay_spread_and_table_k_factors(name):
+    """TR 38.901 normalises every TDL to an RMS delay spread of 1; K_1 of D/E."""
+    p = TDL_PROFILES[name]
+    w, d = p.powers(), np.asarray(p.delays_norm)
+    rms = np.sqrt(w @ (d - w @ d) ** 2)
+    assert rms == pytest.approx(1.0, abs=0.01)
+    assert p.k_factor_db() == {"tdl-d": pytest.approx(13.3), "tdl-e": pytest.approx(22.0)}.get(name)
+
+
+@pytest.mark.parametrize(("profile", "min_abs_corr"), [("tdl-a", 0.5), ("tdl-d", 0.95)])
+def test_frequency_correlation_matches_the_profile(profile, min_abs_corr):
+    f = tdl(profile)
+    h = f.coefficients()
+    df = subband_offsets_hz(BANDWIDTH_HZ, SUBBANDS) - subband_offsets_hz(BANDWIDTH_HZ, SUBBANDS)[0]
+    got = np.mean(h * np.conj(h[:, :1]), axis=0)
+    expected = TDL_PROFILES[profile].frequency_correlation(300e-9, df)
+    # 20k users: standard error about 0.005 per component.
+    np.testing.assert_allclose(got.real, expected.real, atol=0.03)
+    np.testing.assert_allclose(got.imag, expected.imag, atol=0.03)
+    # TDL-A at 300 ns is frequency-selective over 20 MHz; TDL-D's strong LOS tap is not.
+    assert np.min(np.abs(expected)) < min_abs_corr
+
+
+def test_rayleigh_profile_subbands_are_exponential_with_unit_mean():
+    g = tdl("tdl-c", users=30_000, seed=1, num_sinusoids=4).power_gain()
+    assert g.mean(axis=0) == pytest.approx(np.ones(SUBBANDS), abs=0.03)
+    for s in (0, SUBBANDS - 1):
+        assert stats.kstest(g[:, s], "expon").pvalue > 0.01
+
+
+def test_los_profile_subbands_are_rician_with_the_profile_k():
+    g = tdl("tdl-d", users=50_000, seed=2).power_gain()
+    p = TDL_PROFILES["tdl-d"].powers()
+    k = p[0] / (1 - p[0])  # LOS over all diffuse power on a subband
+    assert g.mean() == pytest.approx(1.0, abs=0.02)
+    # Rician with unit mean: Var |H|^2 = (1 + 2K) / (1 + K)^2
+    assert g[:, 3].var() == pytest.approx((1 + 2 * k) / (1 + k) ** 2, rel=0.08)
+
+
+def test_time_correlation_of_every_subband_is_j0():
+    n, fd, dt = 20_000, 50.0, 0.004
+    f = tdl("tdl-b", users=n, seed=3, num_sinusoids=4)
+    h0 = f.coefficients()
+    users = np.arange(n)
+    for k in range(1, 6):
+        f.advance_users(users, np.full(n, dt), dt, np.full(n, fd))
+        corr = np.mean(f.coefficients() * np.conj(h0), axis=0)
+        np.testing.assert_allclose(corr.real, j0(2 * np.pi * fd * k * dt), atol=0.03)
+
+
+def test_lazy_users_only_and_one_subband_is_flat():
+    f = tdl(users=100, seed=4)
+    before = f.coefficients()
+    f.advance_users(np.arange(0, 100, 2), np.full(50, 0.1), 0.01, np.full(50, 30.0))
+    after = f.coefficients()
+    np.testing.assert_array_equal(after[1::2], before[1::2])
+    assert np.max(np.abs(after[::2] - before[::2])) > 1e-3
+    flat = TdlFading(5000, TdlParams(), BANDWIDTH_HZ, 1, np.random.default_rng(5))
+    assert flat.power_gain().shape == (5000, 1)
+    assert flat.power_gain().mean() == pytest.approx(1.0, abs=0.06)
+
+
+def test_params_are_checked():
+    with pytest.raises(ValueError, match="profile"):
+        TdlParams(profile="tdl-f")
+    with pytest.raises(ValueError, match="delay_spread_ns"):
+        TdlParams(delay_spread_ns=0.0)
