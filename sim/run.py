@@ -37,36 +37,38 @@ OUTPUT_MARKER = ".aigcsim-output"
 """File written into every run output folder; ``--overwrite`` deletes only folders holding it."""
 LEGACY_RUN_FILES = (("config.yaml", "run.json", "summary.json"), ("config.yaml", "comparison.json"))
 """File sets that identify a run output written before :data:`OUTPUT_MARKER` existed."""
-LARGE_RUN_USER_INTERVALS = 1e8
-"""Users x scheduling intervals above which a run needs ``allow_large`` (``--allow-large``):
-11x the largest shipped scenario (dense-cell, 9e6); at the roughly 1e6 user-intervals/s
-measured on one loaded core, a run of minutes or more."""
-LARGE_RUN_INTERVALS = 1e7
-"""Scheduling intervals above which a run needs ``allow_large``, whatever its user count."""
+SECONDS_PER_INTERVAL = 1e-4
+SECONDS_PER_USER_INTERVAL = 1.3e-7
+"""Rough cost model of one scheduling interval, s: ``SECONDS_PER_INTERVAL +
+SECONDS_PER_USER_INTERVAL * users``, fitted to README "Speed" (``python
+benchmarks/bench_engine.py``: 10,011 intervals/s at 10 users, 779 at 10,000 users)."""
+LARGE_RUN_ESTIMATE_S = 3600.0
+"""A run estimated to take longer than this needs ``allow_large`` (``--allow-large``);
+the largest shipped scenario (dense-cell) is estimated at about 3 s."""
 
 
-def run_size(scenario: Scenario) -> tuple[float, float]:
-    """Upper bounds ``(intervals, users x intervals)`` of one run: arrivals for
+def run_size(scenario: Scenario) -> tuple[int, float]:
+    """``(intervals, estimated seconds)`` of one run, upper bounds: arrivals for
     ``duration_s`` then, with ``drain``, up to ``max_drain_s`` more."""
     horizon_s = scenario.duration_s + (scenario.max_drain_s if scenario.drain else 0.0)
     intervals = math.ceil(horizon_s / scenario.interval_s)
-    return float(intervals), float(intervals) * scenario.users.count
+    per_interval_s = SECONDS_PER_INTERVAL + SECONDS_PER_USER_INTERVAL * scenario.users.count
+    return intervals, intervals * per_interval_s
 
 
 def check_run_size(scenario: Scenario, allow_large: bool, label: str | None = None) -> None:
-    """Refuse a run far beyond the usual size unless ``allow_large``."""
-    intervals, user_intervals = run_size(scenario)
-    if allow_large or (
-        intervals <= LARGE_RUN_INTERVALS and user_intervals <= LARGE_RUN_USER_INTERVALS
-    ):
+    """Refuse a run far beyond the usual size (estimated over
+    :data:`LARGE_RUN_ESTIMATE_S`) unless ``allow_large``."""
+    intervals, estimate_s = run_size(scenario)
+    if allow_large or estimate_s <= LARGE_RUN_ESTIMATE_S:
         return
     where = f"run '{label}'" if label else "this run"
     raise UserInputError(
         f"{where} is very large: up to {intervals:.3g} scheduling intervals "
-        f"((duration_s + max_drain_s) / interval_s) x users.count {scenario.users.count} "
-        f"= {user_intervals:.3g} user-intervals (limits {LARGE_RUN_INTERVALS:.0e} intervals, "
-        f"{LARGE_RUN_USER_INTERVALS:.0e} user-intervals; roughly 1e6 user-intervals/s). "
-        "Check interval_s, duration_s and users.count, or pass --allow-large"
+        f"((duration_s + max_drain_s) / interval_s) with users.count {scenario.users.count}, "
+        f"roughly {estimate_s / 3600:.3g} h (limit {LARGE_RUN_ESTIMATE_S / 3600:g} h, "
+        "estimated from README 'Speed'). Check interval_s, duration_s and users.count, "
+        "or pass --allow-large"
     )
 
 
