@@ -18,6 +18,10 @@ At ``f_d = 5 Hz`` (the shipped scenarios' Doppler floor) and ``interval_s`` of 1
   with one ``A`` shared by all users (a lower bound: users with different Dopplers
   need their own ``A``).
 
+``--subbands`` instead times the frequency-selective TDL channel
+(:mod:`aigcsim.sim.channel.tdl`, 16 subbands, ``num_sinusoids`` 8 per tap) against the
+flat ``jakes`` process, per served-user update (same lazy pattern).
+
 The timings depend on machine load: the script prints the load average.
 """
 
@@ -144,11 +148,41 @@ def ar_row(p: int, dt_s: float) -> dict:
     }
 
 
+def subband_costs(dt_s: float = 0.01, calls: int = 200) -> None:
+    """Print us per served-user update: flat jakes vs TDL-A..E over 16 subbands."""
+    from aigcsim.sim.channel.tdl import TDL_PROFILES, TdlFading, TdlParams
+
+    users = np.arange(0, 1000, 10)
+    elapsed = np.full(users.size, dt_s)
+    doppler = np.full(users.size, DOPPLER_HZ)
+    models = {
+        "flat jakes (M=64)": FADING.build(
+            "rayleigh", {}, num_users=1000, rng=np.random.default_rng(0)
+        )
+    }
+    for name in TDL_PROFILES:
+        params = TdlParams(profile=name)
+        models[f"{name}, 16 subbands"] = TdlFading(1000, params, 20e6, 16, np.random.default_rng(0))
+    base = None
+    for label, model in models.items():
+        model.advance_users(users, elapsed, dt_s, doppler)  # fills the rotation caches
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            model.advance_users(users, elapsed, dt_s, doppler)
+        us = (time.perf_counter() - t0) / calls / users.size * 1e6
+        base = base or us
+        print(f"{label:>24}: {us:6.2f} us per served user ({us / base:.1f}x flat)")
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=20_000, help="ensemble for the ACF estimate")
+    ap.add_argument("--subbands", action="store_true", help="only the TDL subband costs")
     args = ap.parse_args(argv)
     print(f"load average: {os.getloadavg()[0]:.1f} (1 min); f_d = {DOPPLER_HZ} Hz")
+    if args.subbands:
+        subband_costs()
+        return []
     rows = []
     for dt_s in INTERVALS_S:
         for i, (label, params) in enumerate(PROCESSES.items()):
