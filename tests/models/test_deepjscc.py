@@ -98,3 +98,17 @@ def test_encoder_stream_is_one_measured_analog_unit(heldout):
     p = s.analog_quality["psnr_db"]
     assert p[-1] > p[0] + 3.0 and s.quality["psnr_db"][1] == p[-1]
     assert s.provenance["in_training_set"] is False
+
+
+def test_default_cache_has_the_measured_analog_curve():
+    from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
+    from aigcsim.models.optable import load_table
+
+    t = load_table(DEFAULT_CACHE_PATH, ["deepjscc/train_snr=5", "jpeg/q=40"])
+    assert t.is_analog[:, 0].all() and not t.is_analog[:, 1].any()
+    assert not t.synthetic[:, 0].any()
+    np.testing.assert_array_equal(t.analog_snr_db, SNR_GRID_DB)
+    lp = t.analog_quality["lpips"][:, 0, :].mean(axis=0)
+    assert lp[-1] < lp[SNR_GRID_DB == 5.0][0] < lp[0]  # graceful degradation, on average
+    px = np.array([t.analog_channel_uses[i, 0] for i in range(len(t.image_ids))])
+    assert (px > 0).all()

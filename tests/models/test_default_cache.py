@@ -25,13 +25,14 @@ def test_shipped_cache_shape_and_provenance(shipped):
     for j, enc in enumerate(shipped.encoder_ids):
         prov = shipped.provenance[enc]
         assert prov["backend"] == "offline"
-        synthetic = enc.startswith(("seq-words/", "cross-attn/"))
+        synthetic = enc.startswith(("seq-words/", "cross-attn/", "tisc/"))
         assert shipped.synthetic[:, j].all() == synthetic
         assert prov["measured"] is (not synthetic)
     with Cache(DEFAULT_CACHE_PATH, read_only=True) as c:
         info = c.info()
-    n_synthetic = sum(e.startswith(("seq-words/", "cross-attn/")) for e in shipped.encoder_ids)
-    assert n_synthetic == 5 + 3
+    prefixes = ("seq-words/", "cross-attn/", "tisc/")
+    n_synthetic = sum(e.startswith(prefixes) for e in shipped.encoder_ids)
+    assert n_synthetic == 5 + 3 + 4
     assert info["synthetic_entries"] == n_synthetic * len(shipped.image_ids)
 
 

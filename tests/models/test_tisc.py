@@ -50,9 +50,10 @@ def test_levels_grammar_and_canonical_form():
     enc = TiscEncoder()
     assert enc.levels() == ["train_snr=-5", "train_snr=0", "train_snr=5", "clean"]
     assert enc.canonical_level("train_snr=-5.0") == "train_snr=-5"
-    assert enc.canonical_level("clean/dim=768") == "clean"
+    assert enc.canonical_level("clean/dim=768") == "clean/dim=768"
     assert enc.canonical_level("train_snr=3/dim=1024") == "train_snr=3/dim=1024"
     assert parse_level("clean/dim=1024") == (None, 1024)
+    assert parse_level("clean") == (None, None)
     for bad in ("snr=5", "train_snr=5/dim=7", "noisy"):
         with pytest.raises(UserInputError, match="tisc"):
             enc.canonical_level(bad)
