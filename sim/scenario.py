@@ -116,11 +116,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         value = yaml.load(raw, Loader=BoundedSafeLoader)  # noqa: S506 (a SafeLoader)
     except YamlLimitError as exc:
-        raise UserInputError(f"--set {shorten(key)}: {exc.problem}") from None
+        raise UserInputError(f"--set {_key(key)}: {exc.problem}") from None
     except yaml.YAMLError:
         value = raw
     except RecursionError:
-        raise UserInputError(f"--set {shorten(key)}: value nested too deeply") from None
+        raise UserInputError(f"--set {_key(key)}: value nested too deeply") from None
     return key, value
 
 

@@ -120,3 +120,66 @@ def test_dump_round_trips(small_scenario_data):
 
     sc = sl.validate(small_scenario_data)
     assert sl.validate(yaml.safe_load(sl.dump(sc))) == sc
+
+
+# ---------------------------------------------------------------- hostile input (issue 12)
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("duration_s", float("inf"), r"duration_s: inf is not a finite number"),
+        ("cell.tx_power_dbm", float("nan"), r"cell\.tx_power_dbm: nan is not a finite number"),
+        ("allocator.params.alpha", float("-inf"), r"allocator\.params\.alpha: -inf"),
+        ("cell.radius_m", 1e308, r"cell\.radius_m: 1e\+308 is beyond"),
+        ("cell.radius_m", 1e6, r"cell\.radius_m: Input should be less than or equal to 100000"),
+        ("link.packet_bits", 10**20, r"link\.packet_bits: 100000000000000000000 does not fit"),
+        ("link.packet_bits", 10**9, r"link\.packet_bits: Input should be less than or equal"),
+        ("interval_s", 1e-9, r"interval_s: Input should be greater than or equal to 0\.000001"),
+        ("users.arrivals.params.rate_per_s", 1e9, r"users\.arrivals\.params\.rate_per_s"),
+    ],
+)
+def test_numbers_are_finite_and_physically_bounded(small_scenario_data, key, value, match):
+    data = sl.apply_override(small_scenario_data, key, value)
+    with pytest.raises(UserInputError, match=match):
+        sl.validate(data)
+
+
+@pytest.mark.parametrize(
+    "label", ["../escaped", "/abs/dir", "a/b", "a\\b", ".", "..", ".hidden", "x" * 101, "c:d"]
+)
+def test_names_and_labels_used_as_folders_are_checked(small_scenario_data, label):
+    with pytest.raises(UserInputError, match=r"variants\.0\.label"):
+        sl.validate({**small_scenario_data, "variants": [{"label": label}]})
+    with pytest.raises(UserInputError, match=r"^invalid scenario:\nname: "):
+        sl.validate({**small_scenario_data, "name": label})
+
+
+def test_bad_variant_names_its_index_and_key(small_scenario_data):
+    data = {
+        **small_scenario_data,
+        "variants": [{"label": "ok"}, {"label": "bad", "set": {"cell.radius_m": -1}}],
+    }
+    with pytest.raises(UserInputError, match=r"variants\.1\.set \(bad\): cell\.radius_m: "):
+        sl.validate(data)
+
+
+def test_table_problems_name_the_dotted_key(small_scenario_data):
+    data = sl.apply_override(small_scenario_data, "users.groups.1.encoder", "jpeg/q=77")
+    with pytest.raises(UserInputError, match=r"^users\.groups\.1\.encoder: "):
+        sl.check_tables(sl.validate(data), None)
+    data = sl.apply_override(small_scenario_data, "table.source", "missing.sqlite")
+    with pytest.raises(UserInputError, match=r"^table\.source: "):
+        sl.check_tables(sl.validate(data), None)
+
+
+def test_scenario_files_are_read_safely(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_bytes(b"name: x\ndescription: caf\xe9\n")
+    with pytest.raises(UserInputError, match=r"s\.yaml' line 2, column 17: byte 0xe9"):
+        sl.load(str(f))
+    f.write_text("name: x\nseed: 1\nseed: 2\n")
+    with pytest.raises(UserInputError, match=r"line 3, column 1: duplicate key 'seed'"):
+        sl.load(str(f))
+    with pytest.raises(UserInputError, match=r"--set description: nesting deeper"):
+        sl.parse_override("description=" + "[" * 100 + "]" * 100)
+    with pytest.raises(UserInputError, match="is not a regular file"):
+        sl.resolve_path(str(tmp_path))
