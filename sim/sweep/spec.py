@@ -34,10 +34,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aigcsim.kernel.registry import UserInputError, format_validation_error
+from aigcsim.kernel.safe_io import shorten
 from aigcsim.sim.scenario import apply_override, validate
 from aigcsim.sim.schema import MAX_LABEL_CHARS, Scenario, path_label
 
 RUN_ID_HEX = 12
+MAX_RUNS = 100_000
+"""Most runs one sweep may expand to (grid x zip x variants x seeds); checked before
+expanding, so a file with a huge product is refused at once."""
 RESERVED_KEYS = ("seed", "variants", "sweep")
 
 
@@ -143,15 +147,20 @@ def parse_seeds(text: str) -> list[int]:
             continue
         lo, sep, hi = item.partition("-")
         try:
-            seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(item)]
+            span = range(int(lo), int(hi) + 1) if sep else range(int(item), int(item) + 1)
         except ValueError:
             raise UserInputError(
-                f"--seeds expects integers like 1,2,3 or 0-9, got {text!r}"
+                f"--seeds expects integers like 1,2,3 or 0-9, got {shorten(text)}"
             ) from None
+        if len(seeds) + max(0, span.stop - span.start) > MAX_RUNS:  # len() overflows
+            raise UserInputError(f"--seeds: at most {MAX_RUNS:,} seeds, got {shorten(text)}")
+        seeds += list(span)
     if not seeds or min(seeds) < 0:
-        raise UserInputError(f"--seeds expects non-negative integers like 1,2,3, got {text!r}")
+        raise UserInputError(
+            f"--seeds expects non-negative integers like 1,2,3, got {shorten(text)}"
+        )
     if len(set(seeds)) != len(seeds):
-        raise UserInputError(f"--seeds has repeated seeds: {text!r}")
+        raise UserInputError(f"--seeds has repeated seeds: {shorten(text)}")
     return seeds
 
 
@@ -232,7 +241,9 @@ def expand(
         )
     base = {k: v for k, v in data.items() if k != "sweep"}
     spec = parse_sweep_section(data["sweep"])
-    seeds = seeds_override or spec.seeds or [int(base.get("seed", 0) or 0)]
+    base_seed = base.get("seed", 0)
+    # a bad base seed is reported by each run's validation, naming the key
+    seeds = seeds_override or spec.seeds or [0 if base_seed is None else base_seed]
     variants = base.get("variants") or []
     if not isinstance(variants, list):
         variants = []
@@ -247,10 +258,19 @@ def expand(
             clash = sorted(set(overrides) & set(spec.keys())) if isinstance(overrides, dict) else []
             if clash:
                 raise UserInputError(
-                    f"invalid sweep: variant '{v.get('label')}' sets {', '.join(clash)}, "
-                    "which the sweep also varies; remove it from one of them"
+                    f"invalid sweep: variant {shorten(v.get('label'))} sets "
+                    f"{shorten(', '.join(clash))}, which the sweep also varies; remove it from "
+                    "one of them"
                 )
             labelled.append((v.get("label"), overrides if isinstance(overrides, dict) else {}))
+    n_runs = len(labelled) * len(seeds)
+    for axis in spec.axes():
+        n_runs *= len(next(iter(axis.values()), []))
+    if n_runs > MAX_RUNS:
+        raise UserInputError(
+            f"invalid sweep: it expands to {n_runs:.3g} runs (grid x zip x variants x seeds); "
+            f"at most {MAX_RUNS:,} are allowed: split it into smaller sweeps"
+        )
     sweep = Sweep(
         name=name or spec.name or str(base.get("name", "scenario")),
         spec=spec,

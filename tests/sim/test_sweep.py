@@ -427,3 +427,41 @@ def test_ray_backend_with_a_local_instance_matches_local(local_sweep, tmp_path):
     assert pq.read_table(out / "runs" / r.run_id / "requests.parquet").equals(
         pq.read_table(out_local / "runs" / r.run_id / "requests.parquet")
     )
+
+
+# ------------------------------------------------------------- hostile input (issue 12)
+def test_a_huge_sweep_product_is_refused_before_expanding():
+    grid = {"users.groups.0.label": [f"g{i}" for i in range(10)]}
+    grid |= {f"cell.fading.params.k{i}": list(range(10)) for i in range(12)}
+    with pytest.raises(UserInputError, match=r"expands to 1e\+13 runs .* at most 100,000"):
+        expand(sweep_data(grid=grid))
+
+
+def test_seed_ranges_are_bounded():
+    with pytest.raises(UserInputError, match="at most 100,000 seeds"):
+        parse_seeds("0-99999999999999999999999")
+    assert parse_seeds("0-9,20") == [*range(10), 20]
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "..", "x" * 101])
+def test_sweep_names_used_as_folders_are_checked(name):
+    with pytest.raises(UserInputError, match=r"sweep\.name"):
+        expand(sweep_data(name=name, seeds=[1]))
+
+
+def test_a_bad_base_seed_is_reported_with_its_key():
+    data = sweep_data(grid={"users.count": [4, 6]}) | {"seed": "abc"}
+    with pytest.raises(UserInputError, match=r"seed: Input should be a valid integer"):
+        expand(data)
+
+
+def test_out_that_is_a_file_or_the_cwd_is_refused(tmp_path, monkeypatch):
+    sweep = expand(sweep_data(seeds=[1]))
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(UserInputError, match="is a file"):
+        run_sweep(sweep, f, LocalExecutor(1))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserInputError, match="current folder"):
+        run_sweep(sweep, ".", LocalExecutor(1), overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
