@@ -225,6 +225,18 @@ class SumOfSinusoidsProcess:
         self.values = self._evaluate()
 
 
+ROTATION_CACHE_MAX_ELEMENTS = 1 << 24
+"""``jakes`` caches one-step rotations (16 B each) only while ``users * sinusoids`` is at
+most this (256 MiB); larger cells recompute each served user's rotation (cos/sin)."""
+
+
+def one_step_of(elapsed_s: np.ndarray, dt_s: float) -> np.ndarray:
+    """``[n]`` bool: which ``elapsed_s: [n]`` are one ``dt_s`` step (to rounding)."""
+    if dt_s > 0:
+        return np.abs(elapsed_s - dt_s) <= 1e-9 * dt_s
+    return np.zeros(elapsed_s.shape[0], dtype=bool)
+
+
 class JakesProcess:
     """Random-frequency sum of ``M`` complex sinusoids with Gaussian weights (module doc).
 
@@ -232,7 +244,8 @@ class JakesProcess:
     ``values = sum_n z_n: [U]``. The one-interval rotations ``exp(j 2 pi nu_n f_d dt)``
     are cached per user (``[U, M]``) and keyed by the Doppler and step they were made
     for, so a user served in consecutive intervals costs one complex multiply per
-    sinusoid; any other jump evaluates the rotation afresh (``cos``/``sin``).
+    sinusoid; any other jump evaluates the rotation afresh (``cos``/``sin``). Above
+    :data:`ROTATION_CACHE_MAX_ELEMENTS` (``U * M``) nothing is cached, to bound memory.
     """
 
     def __init__(self, num_users: int, num_sinusoids: int, rng: np.random.Generator) -> None:
@@ -251,9 +264,11 @@ class JakesProcess:
         offset = _TWO_PI * rng.random(u) / m
         self._cos_offset = np.cos(offset)
         self._sin_offset = np.sin(offset)
-        self._rot = np.ones((u, m), dtype=np.complex128)
+        # One-step rotations [U, M], allocated on first use, only if U * M is small enough.
+        self._rot: np.ndarray | None = None
         self._rot_doppler_hz = np.full(u, np.nan)  # Doppler each cached rotation is for
         self._rot_dt_s: float | None = None
+        self.caches_rotations = u * m <= ROTATION_CACHE_MAX_ELEMENTS
         self.values = self._z.sum(axis=1)
         """Current diffuse gains, complex ``[U]``."""
 
@@ -277,6 +292,7 @@ class JakesProcess:
 
     def advance(self) -> None:
         """One step at the rate last given to :meth:`set_rate`."""
+        assert self._rot is not None, "set_rate() first"
         self._z *= self._rot
         self.values = self._z.sum(axis=1)
 
@@ -286,13 +302,16 @@ class JakesProcess:
         """Advance only ``users: [n]`` by ``elapsed_s: [n]`` seconds at Doppler
         ``doppler_hz: [n]``. A jump of one ``dt_s`` step uses (and refreshes) the cached
         rotation; longer jumps rotate by ``exp(j 2 pi nu_n f_d elapsed_s)`` directly."""
+        one_step = one_step_of(elapsed_s, dt_s)
+        if not self.caches_rotations:
+            cycles = doppler_hz * np.where(one_step, dt_s, elapsed_s)
+            self._rotate(users, self._rotation(users, cycles))
+            return
+        if self._rot is None:
+            self._rot = np.ones((self.num_users, self.num_sinusoids), dtype=np.complex128)
         if dt_s != self._rot_dt_s:
             self._rot_doppler_hz.fill(np.nan)
             self._rot_dt_s = dt_s
-        if dt_s > 0:
-            one_step = np.abs(elapsed_s - dt_s) <= 1e-9 * dt_s
-        else:
-            one_step = np.zeros(users.shape[0], dtype=bool)
         if one_step.all():
             self._refresh(users, doppler_hz, dt_s)
             rot = self._rot[users]
@@ -303,6 +322,10 @@ class JakesProcess:
                 rot[one_step] = self._rot[users[one_step]]
             jump = ~one_step
             rot[jump] = self._rotation(users[jump], doppler_hz[jump] * elapsed_s[jump])
+        self._rotate(users, rot)
+
+    def _rotate(self, users: np.ndarray, rot: np.ndarray) -> None:
+        """Multiply the phasors of ``users: [n]`` by ``rot: [n, M]`` and re-sum them."""
         z = self._z[users]
         z *= rot
         self._z[users] = z
@@ -310,6 +333,7 @@ class JakesProcess:
 
     def _refresh(self, users: np.ndarray, doppler_hz: np.ndarray, dt_s: float) -> None:
         """Recompute the cached one-step rotation of ``users`` whose Doppler changed."""
+        assert self._rot is not None
         stale = self._rot_doppler_hz[users] != doppler_hz
         if stale.any():
             moved = users[stale]

@@ -97,6 +97,23 @@ def test_lazy_service_equals_stepping_every_interval():
     np.testing.assert_allclose(lazy.coefficients(), every.coefficients(), atol=1e-9)
 
 
+def test_uncached_rotations_give_the_same_path():
+    """Large cells skip the rotation cache (memory): same values to rounding."""
+    n, dt_s = 200, 0.01
+    rng = np.random.default_rng(8)
+    doppler = rng.uniform(1.0, 100.0, n)
+    cached, uncached = build(num_users=n, seed=9), build(num_users=n, seed=9)
+    uncached._diffuse.caches_rotations = False
+    last_s = np.zeros(n)
+    for k in range(1, 30):
+        served = np.flatnonzero(rng.random(n) < 0.6)
+        for f in (cached, uncached):
+            f.advance_users(served, k * dt_s - last_s[served], dt_s, doppler[served])
+        last_s[served] = k * dt_s
+    assert cached._diffuse._rot is not None and uncached._diffuse._rot is None
+    np.testing.assert_allclose(uncached.coefficients(), cached.coefficients(), atol=1e-9)
+
+
 def test_cached_rotation_follows_a_changed_doppler():
     """The phase is the integral of the Doppler: 10 Hz then 30 Hz for one step each
     equals 20 Hz for two steps (a stale cached rotation would give 10 Hz twice)."""
