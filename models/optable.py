@@ -292,6 +292,12 @@ CREATE TABLE IF NOT EXISTS op_analog_quality(
 """
 
 
+MAX_UNITS = 1_000_000
+"""Most units an entry may have in a table file."""
+MAX_TABLE_VALUES = 500_000_000
+"""Most values (images x encoders x (units + 1)) one dense array of a loaded table may hold."""
+
+
 def to_blob(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<f8").tobytes()
 
@@ -420,10 +426,11 @@ def load_table(
         raise UserInputError(
             f"'{path}' is not a readable aigcsim cache/operating-point table ({exc})"
         ) from None
-    except ValueError as exc:
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
         if isinstance(exc, UserInputError):
             raise
-        raise UserInputError(f"'{path}' holds an invalid operating-point table: {exc}") from None
+        why = str(exc)[:200]
+        raise UserInputError(f"'{path}' holds an invalid operating-point table: {why}") from None
 
 
 def _read(
@@ -441,7 +448,8 @@ def _read(
             "SELECT encoder_id, family, loss_tolerant, description, provenance FROM op_encoders"
         )
     }
-    wanted = list(encoder_ids) if encoder_ids is not None else sorted(enc_rows)
+    # each encoder once (several user groups may share one)
+    wanted = list(dict.fromkeys(encoder_ids)) if encoder_ids is not None else sorted(enc_rows)
     for e in wanted:
         if e not in enc_rows:
             raise UserInputError(
@@ -470,6 +478,13 @@ def _read(
     n = np.array([[points[(i, e)][0] for e in wanted] for i in images], dtype=np.int64)
     u = int(n.max())
     shape = (len(images), len(wanted))
+    # a crafted or corrupt file must not allocate without bound (issue 12)
+    if int(n.min()) < 0 or u > MAX_UNITS or shape[0] * shape[1] * (u + 1) > MAX_TABLE_VALUES:
+        raise UserInputError(
+            f"'{source}': entries have {int(n.min())}..{u} units for {shape[0]} images x "
+            f"{shape[1]} encoders; expected 0..{MAX_UNITS:,} units and at most "
+            f"{MAX_TABLE_VALUES:,} values per array"
+        )
     bits = np.zeros(shape + (u,))
     dec = np.zeros(shape + (u + 1,))
     syn = np.zeros(shape, dtype=bool)
@@ -485,6 +500,8 @@ def _read(
             for m in metrics:
                 v = _unblob(quality[(img, enc)][m], k + 1, f"{where} metric {m}")
                 q[m][a, b, : k + 1], q[m][a, b, k + 1 :] = v, v[-1]
+    if not (np.isfinite(bits).all() and np.isfinite(dec).all()) or (bits < 0).any():
+        raise UserInputError(f"'{source}': unit sizes and decode times must be finite, sizes >= 0")
     encoders = tuple(
         EncoderInfo(e, enc_rows[e][1], bool(enc_rows[e][2]), enc_rows[e][3] or "") for e in wanted
     )
