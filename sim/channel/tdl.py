@@ -196,3 +196,23 @@ class TdlFading:
         h = self._subbands(users)
         self._h[users] = h
         return np.abs(h) ** 2
+
+
+def effective_snr_db(snr_db: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Mutual-information effective SNR (MIESM with the Shannon mapping) of ``[n, N]``
+    subband SNRs in dB: ``10 log10(2^(sum_s w_s log2(1 + snr_s) / sum_s w_s) - 1)``, ``[n]``.
+
+    The single SNR whose Shannon rate equals the mean rate over the subbands a user
+    occupies (``weights: [n, N]``, e.g. its share of each subband; ``None``: all alike),
+    so a flat link model (BLER, CQI) can be applied to a frequency-selective channel.
+    Users with zero total weight get ``-inf``.
+    """
+    rate = np.log2(1.0 + 10.0 ** (np.asarray(snr_db) / 10.0))
+    if weights is None:
+        mean_rate = rate.mean(axis=-1)
+    else:
+        total = weights.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_rate = np.where(total > 0, (weights * rate).sum(axis=-1) / total, 0.0)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(np.expm1(mean_rate * np.log(2.0)))

@@ -6,7 +6,13 @@ import pytest
 from scipy import stats
 from scipy.special import j0
 
-from aigcsim.sim.channel.tdl import TDL_PROFILES, TdlFading, TdlParams, subband_offsets_hz
+from aigcsim.sim.channel.tdl import (
+    TDL_PROFILES,
+    TdlFading,
+    TdlParams,
+    effective_snr_db,
+    subband_offsets_hz,
+)
 
 BANDWIDTH_HZ = 20e6
 SUBBANDS = 16
@@ -85,3 +91,18 @@ def test_params_are_checked():
         TdlParams(profile="tdl-f")
     with pytest.raises(ValueError, match="delay_spread_ns"):
         TdlParams(delay_spread_ns=0.0)
+
+
+def test_effective_snr_is_the_snr_of_the_mean_shannon_rate():
+    # equal subbands: unchanged; SNRs 1 and 3 (linear): mean rate 1.5 bit/s/Hz
+    np.testing.assert_allclose(effective_snr_db(np.full((2, 4), 7.0)), [7.0, 7.0])
+    two = 10 * np.log10(np.array([[1.0, 3.0]]))
+    np.testing.assert_allclose(effective_snr_db(two), 10 * np.log10(2**1.5 - 1))
+    # weights: only the first subband counts; zero weight everywhere gives -inf
+    w = np.array([[1.0, 0.0], [0.0, 0.0]])
+    got = effective_snr_db(np.vstack([two, two]), w)
+    assert got[0] == pytest.approx(0.0, abs=1e-12) and got[1] == -np.inf
+    # never above the best subband, never below the worst
+    snr = np.random.default_rng(6).normal(10, 8, (100, 16))
+    eff = effective_snr_db(snr)
+    assert np.all(eff <= snr.max(axis=1) + 1e-12) and np.all(eff >= snr.min(axis=1) - 1e-12)
