@@ -236,6 +236,22 @@ def nan_inf(b: Base, rng: random.Random) -> Mutant:
     )
 
 
+def edge_number(b: Base, rng: random.Random) -> Mutant:
+    """Numbers near or at the schema's bounds: mostly accepted, so the run must cope."""
+    path = rng.choice(_leaves(b.data, _is_number))
+    v = _get(b.data, path)
+    choices: list[Any] = [0, 1, 1e-6, 1e-3, 1e3, 1e5, 1e7, -1e-3]
+    if v:
+        choices += [v * 1e-3, v * 1e3, v * 1e6, -v]
+    value = rng.choice(choices)
+    if isinstance(v, int) and not isinstance(value, int) and abs(value) < 2**62:
+        value = int(value)
+    data = _dump(_set(b.data, path, value))
+    return Mutant(
+        "edge-number", b.name, data, expect=_key_expect(path), note=f"{_dotted(path)}={value!r}"
+    )
+
+
 def _label_paths(data: dict[str, Any]) -> list[Path_]:
     paths: list[Path_] = [("name",)]
     for i, v in enumerate(data.get("variants") or []):
@@ -502,6 +518,7 @@ CLASSES: dict[str, Callable[[Base, random.Random], Mutant]] = {
     "alias-bomb": alias_bomb,
     "huge-number": huge_number,
     "nan-inf": nan_inf,
+    "edge-number": edge_number,
     "long-label": long_label,
     "path-label": path_label,
     "duplicate-key": duplicate_key,
@@ -515,7 +532,7 @@ CLASSES: dict[str, Callable[[Base, random.Random], Mutant]] = {
     "bad-override": bad_override,
     "bad-variant": bad_variant,
 }
-"""Mutation class name -> generator (18 classes)."""
+"""Mutation class name -> generator (19 classes)."""
 
 
 def mutate(kind: str, base: Base, seed: int) -> Mutant:
