@@ -69,6 +69,10 @@ class FadingModel(Protocol):
 
     def coefficients(self) -> np.ndarray: ...
 
+    def advance_users(
+        self, users: np.ndarray, elapsed_s: np.ndarray, dt_s: float, doppler_hz: np.ndarray
+    ) -> np.ndarray: ...
+
 
 FADING: Registry[FadingModel] = Registry("fading model")
 

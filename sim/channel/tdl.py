@@ -1,5 +1,8 @@
 """Frequency-selective small-scale fading over subbands: TR 38.901 TDL-A..E profiles.
 
+Used by the cell when ``cell.subbands > 1`` (settings in ``cell.tdl``); the flat
+``cell.fading`` model is then not used.
+
 The band ``bandwidth_hz`` is split into ``N`` equal subbands with centre offsets
 ``f_s = (s + 1/2) B / N - B / 2`` (Hz, ``s = 0..N-1``). User ``u`` has one independent
 unit-power :class:`~aigcsim.sim.channel.fading.JakesProcess` per Rayleigh tap
@@ -119,13 +122,15 @@ def subband_offsets_hz(bandwidth_hz: float, num_subbands: int) -> np.ndarray:
 
 
 class TdlParams(BaseModel):
-    """Settings of a frequency-selective channel."""
+    """Settings of a frequency-selective channel (``cell.tdl`` of a scenario)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
     profile: str = Field("tdl-a", pattern="^tdl-[a-e]$", description="TR 38.901 TDL profile")
     delay_spread_ns: float = Field(100.0, gt=0.0, le=10_000.0, description="RMS delay spread")
     num_sinusoids: int = Field(8, ge=1, le=1024, description="jakes sinusoids per tap")
-    min_doppler_hz: float = Field(0.0, ge=0.0, description="Doppler floor (Hz)")
+    min_doppler_hz: float | None = Field(
+        None, ge=0.0, description="Doppler floor (Hz); None: cell.fading's min_doppler_hz, or 0"
+    )
 
 
 class TdlFading:
@@ -147,7 +152,7 @@ class TdlFading:
         self.num_users = int(num_users)
         self.num_subbands = int(num_subbands)
         self.profile = TDL_PROFILES[params.profile]
-        self.min_doppler_hz = float(params.min_doppler_hz)
+        self.min_doppler_hz = float(params.min_doppler_hz or 0.0)
         p = self.profile.powers()
         delays_s = self.profile.delays_s(params.delay_spread_ns * 1e-9)
         f_s = subband_offsets_hz(bandwidth_hz, num_subbands)
