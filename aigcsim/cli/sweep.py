@@ -61,6 +61,9 @@ def sweep(
         bool, typer.Option(help="discard an existing sweep in --out and start afresh")
     ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    allow_large: Annotated[
+        bool, typer.Option(help="run even if a run's users x intervals is far beyond the usual")
+    ] = False,
 ) -> None:
     """Run a parameter sweep (grid/zip axes x variants x seeds), resumably.
 
@@ -69,7 +72,7 @@ def sweep(
     """
     from aigcsim.sim.sweep.executors import make_executor
     from aigcsim.sim.sweep.runner import finished_runs, load_sweep, run_sweep
-    from aigcsim.sim.sweep.spec import parse_seeds
+    from aigcsim.sim.sweep.spec import check_run_sizes, parse_seeds
 
     seed_list = parse_seeds(seeds) if seeds is not None else None
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
@@ -80,6 +83,7 @@ def sweep(
     sw, base_dir, text = load_sweep(file, seed_list, set_ or [], check=False)
     check_sweep(sw, set_ or [])
     check_tables(sw, base_dir)
+    check_run_sizes(sw, allow_large)
     out_dir = out or Path("results") / "sweeps" / sw.name
     if dry_run:
         done = finished_runs(out_dir, sw) if out_dir.is_dir() else set()

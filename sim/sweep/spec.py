@@ -335,3 +335,15 @@ def check_tables(sweep: Sweep, base_dir: Path | None) -> None:
         except UserInputError as exc:
             raise UserInputError(f"invalid sweep: run ({run.describe()}): {exc}") from None
         checked.add(key)
+
+
+def check_run_sizes(sweep: Sweep, allow_large: bool) -> None:
+    """Refuse a sweep with a run far beyond the usual size unless ``allow_large``
+    (:func:`aigcsim.sim.run.check_run_size`; the first such run is named)."""
+    from aigcsim.sim.run import check_run_size
+
+    for run in sweep.runs:
+        try:
+            check_run_size(run.scenario, allow_large)
+        except UserInputError as exc:
+            raise UserInputError(f"invalid sweep: run ({run.describe()}): {exc}") from None

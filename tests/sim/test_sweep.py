@@ -465,3 +465,12 @@ def test_out_that_is_a_file_or_the_cwd_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UserInputError, match="current folder"):
         run_sweep(sweep, ".", LocalExecutor(1), overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_huge_run_in_a_sweep_needs_allow_large():
+    from aigcsim.sim.sweep.spec import check_run_sizes
+
+    sweep = expand(sweep_data(seeds=[1, 2]) | {"interval_s": 1e-6, "duration_s": 1e5})
+    with pytest.raises(UserInputError, match=r"run \(seed=1\): this run is very large"):
+        check_run_sizes(sweep, allow_large=False)
+    check_run_sizes(sweep, allow_large=True)
