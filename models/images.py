@@ -175,7 +175,7 @@ def load_folder(
         notes: receives a note for each image converted to RGB (greyscale, RGBA,
             palette, 16-bit, ...).
     """
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -204,7 +204,7 @@ def load_folder(
         try:
             rgb, note = _open_rgb(path)
             pixels = check_pixels(rgb, path.name)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             if skipped is not None:
                 skipped.append(Skipped(path.name, str(exc)))
             continue

@@ -73,3 +73,12 @@ def test_sqlite_uri_opens_exactly_the_named_file(tmp_path, name):
     finally:
         con.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_a_decompression_bomb_is_skipped_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 = 4096 > 2 x 1000
+    _save(tmp_path / "a.png", 10)
+    (tmp_path / "a.txt").write_text("a square")
+    skipped: list[Skipped] = []
+    assert list(load_folder(tmp_path, skipped)) == []
+    assert skipped[0].name == "a.png" and "decompression bomb" in skipped[0].reason
