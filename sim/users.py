@@ -248,31 +248,47 @@ class TraceArrivals:
             yield t, u
 
 
+TRACE_LIMIT_BYTES = 256 * 1024 * 1024
+"""Largest arrival trace read (about 10 million rows)."""
+
+
 def read_trace(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``time_s,user`` rows; returns sorted ``([N] times, [N] users)``."""
+    """Read ``time_s,user`` rows; returns sorted ``([N] times, [N] users)``.
+
+    Read as bounded UTF-8 text (:mod:`aigcsim.kernel.safe_io`); a bad row is an error
+    naming the file and line, showing at most a shortened row."""
+    import io
+
+    from aigcsim.kernel.safe_io import read_text, shorten
+
     p = Path(path)
     if not p.is_file():
-        raise UserInputError(f"arrival trace '{path}' does not exist")
+        raise UserInputError(f"arrival trace {shorten(path)} does not exist")
+    text = read_text(p, "arrival trace", TRACE_LIMIT_BYTES)
     times, users = [], []
-    with p.open(newline="") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
         if reader.fieldnames is None or not {"time_s", "user"} <= set(reader.fieldnames):
             raise UserInputError(
                 f"arrival trace '{path}' needs a header with columns time_s,user "
-                f"(got {reader.fieldnames})"
+                f"(got {shorten(reader.fieldnames)})"
             )
         for line, row in enumerate(reader, start=2):
             try:
                 t, u = float(row["time_s"]), int(row["user"])
             except (TypeError, ValueError):
                 raise UserInputError(
-                    f"arrival trace '{path}' line {line}: cannot read time_s={row['time_s']!r}, "
-                    f"user={row['user']!r}"
+                    f"arrival trace '{path}' line {line}: cannot read "
+                    f"time_s={shorten(row['time_s'])}, user={shorten(row['user'])}"
                 ) from None
-            if not np.isfinite(t) or t < 0 or u < 0:
-                raise UserInputError(f"arrival trace '{path}' line {line}: bad row {row}")
+            if not np.isfinite(t) or t < 0 or not 0 <= u < 2**62:
+                raise UserInputError(f"arrival trace '{path}' line {line}: bad row {shorten(row)}")
             times.append(t)
             users.append(u)
+    except csv.Error as exc:
+        raise UserInputError(
+            f"arrival trace '{path}' line {reader.line_num}: not CSV ({exc})"
+        ) from None
     order = np.argsort(np.asarray(times), kind="stable")
     return np.asarray(times)[order], np.asarray(users, dtype=np.int64)[order]
 
