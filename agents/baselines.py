@@ -11,6 +11,8 @@ to finish ``bits_left_total`` at its reference spectral efficiency (SE). Users i
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -284,45 +286,81 @@ class Srpt:
 
 
 class FeasibleEdfParams(_Params):
+    admission: Literal["moore-hodgson", "alone"] = Field(
+        "moore-hodgson",
+        description="who can still make it: with the users ahead (moore-hodgson) or alone",
+    )
     margin_s: float = Field(
-        0.0, ge=0, description="a user is feasible if its full-band time <= slack - margin_s"
+        0.0, ge=0, description="deadlines are treated as margin_s earlier than they are"
     )
     drop_infeasible: bool = Field(
-        True, description="never serve users that cannot make their deadline (else: last)"
+        True, description="never serve users that cannot make their deadline alone (else: last)"
     )
+
+
+def _moore_hodgson(t_s: np.ndarray, due_s: np.ndarray) -> np.ndarray:
+    """Admitted jobs ``[m]`` bool of a single server, jobs already in EDF order.
+
+    Moore & Hodgson (1968): take jobs in due-date order; whenever the running
+    completion time ``cumsum(t)`` passes a job's due date, reject the longest job
+    admitted so far. Maximises the number of jobs finished by their due dates. Each pass
+    is vectorised; there is one pass per rejected job.
+    """
+    keep = np.ones(t_s.shape[0], dtype=bool)
+    while True:
+        late = keep & (np.cumsum(np.where(keep, t_s, 0.0)) > due_s)
+        if not late.any():
+            return keep
+        k = int(np.argmax(late))
+        keep[int(np.argmax(np.where(keep[: k + 1], t_s[: k + 1], -np.inf)))] = False
 
 
 class FeasibleEdf:
     """Feasible-first earliest deadline first.
 
-    A user is *feasible* when it can still meet its deadline with the whole band:
-    ``t = bits_left_total / (SE * bandwidth) <= slack - margin_s`` (SE > 0, slack >= 0;
-    no deadline, ``slack = inf``, is always feasible). Feasible users, in ascending slack
-    (ties: shorter ``t``, then lower index), each get ``min(demand, what is left)``. The
-    band left after every feasible demand goes, uncapped, to the feasible users with
-    bits left, in proportion to ``1 / max(slack, 1 ms)`` (headroom for HARQ and packet
-    rounding). With ``drop_infeasible`` (default) infeasible users get nothing, even if
-    band stays idle (serving them cannot save their request); otherwise they are served
-    after the feasible ones, in the same order. Outage users get 0.
+    ``t = bits_left_total / (SE * bandwidth)`` is the time a user needs with the whole
+    band; ``slack`` the time left to deliver (:meth:`AllocatorState.delivery_slack_s`:
+    to the deadline minus the receiver's decode time); ``due = slack - margin_s``. A
+    user is *feasible alone* when ``t <= due`` (SE > 0; no deadline, ``slack = inf``,
+    is always feasible). With ``admission="moore-hodgson"`` (default) the feasible
+    users, served one after the other in EDF order, must also finish by their due
+    dates: the Moore-Hodgson rule rejects the longest until they do, which maximises
+    the number of deadlines met on a fluid band. Queue: admitted users in ascending
+    slack (ties: shorter ``t``, then lower index), then the rejected ones that are
+    feasible alone (same order), each getting ``min(demand, what is left)``; the band
+    left after that goes, uncapped, to the admitted users with bits left in proportion
+    to ``1 / max(slack, 1 ms)`` (headroom for HARQ and packet rounding). Users that
+    cannot make their deadline even alone get nothing with ``drop_infeasible``
+    (serving them cannot save their request), else they come last.
+    ``admission="alone"`` admits every user feasible alone (plain EDF among them).
+    Outage users get 0.
     """
 
     def __init__(self, params: FeasibleEdfParams) -> None:
         self.p = params
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        if state.num_users == 0:
+        n = state.num_users
+        if n == 0:
             return np.zeros(0)
         se = _se(state)
         bits = _bits(state)
-        slack = nan_to_num(state.deadline_slack_s, nan=np.inf)
+        slack = nan_to_num(state.delivery_slack_s(), nan=np.inf)
+        due = slack - self.p.margin_s
         t = _full_band_time_s(state, se, bits)
-        feasible = (se > 0) & (slack >= 0) & (t <= slack - self.p.margin_s)
-        order = np.lexsort((t, slack, ~feasible))  # feasible first, then slack, then t
+        alone = (se > 0) & (slack >= 0) & (t <= due)
+        edf = np.lexsort((t, slack))  # ascending slack, then t, then index (stable)
+        admitted = alone.copy()
+        if self.p.admission == "moore-hodgson":
+            cand = edf[alone[edf]]
+            admitted[cand] = _moore_hodgson(t[cand], due[cand])
+        tier = np.where(admitted, 0, np.where(alone, 1, 2))
+        order = edf[np.argsort(tier[edf], kind="stable")]
         demand = _demand(state, se)
         if self.p.drop_infeasible:
-            demand = np.where(feasible, demand, 0.0)
+            demand = np.where(alone, demand, 0.0)
         first = fill_in_order(order, demand)
-        eligible = feasible & (bits > 0)
+        eligible = admitted & (bits > 0)
         weight = 1.0 / np.maximum(slack, 1e-3)
         return _with_leftover(first, np.where(eligible, weight, 0.0), eligible)
 

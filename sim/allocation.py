@@ -41,6 +41,9 @@ class AllocatorState:
         bandwidth_hz: total cell bandwidth, Hz.
         interval_s: scheduling interval, s.
         time_s: simulation time at the start of the interval, s.
+        decode_time_s: ``[n]`` receiver decode time once the target is delivered, s
+            (the deadline counts decoding, so delivery must end this much before it);
+            ``None``: not known (read as 0).
     """
 
     user_ids: np.ndarray
@@ -54,10 +57,18 @@ class AllocatorState:
     bandwidth_hz: float
     interval_s: float
     time_s: float
+    decode_time_s: np.ndarray | None = None
 
     @property
     def num_users(self) -> int:
         return int(self.user_ids.shape[0])
+
+    def delivery_slack_s(self) -> np.ndarray:
+        """``[n]`` seconds left to finish delivering: ``deadline_slack_s`` minus
+        ``decode_time_s`` (``inf`` without a deadline)."""
+        if self.decode_time_s is None:
+            return self.deadline_slack_s
+        return self.deadline_slack_s - self.decode_time_s
 
     def demand_share(self) -> np.ndarray:
         """``[n]`` share of the cell bandwidth each user needs to finish ``bits_left_total``

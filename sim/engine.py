@@ -130,7 +130,7 @@ class Simulation:
         )
         self.link = LINK.build(sc.link.model.name, sc.link.model.params)
         cell = sc.cell
-        self._uniform_psd = cell.power_mode == "uniform-psd"
+        self._uniform_psd = cell.power_mode != "per-user"  # total-power: a fixed PSD
         # SNR = gain + offset - 10 log10(B) (per-user power) or gain + offset (uniform PSD)
         noise_1hz_dbm = float(thermal_noise_dbm(1.0, cell.noise_figure_db))
         self._snr_offset_db = (
@@ -559,6 +559,7 @@ class Simulation:
             bandwidth_hz=self.bandwidth_hz,
             interval_s=self.dt,
             time_s=t,
+            decode_time_s=self._dec_flat[base + self.target_units[idx]],
         )
         self._pending_state = (
             idx,

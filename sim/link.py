@@ -2,8 +2,11 @@
 
 Registry :data:`LINK`:
 
-* ``shannon``: ``SE = log2(1 + snr / gap)`` (optionally capped), BLER from the
-  finite-blocklength normal approximation (Polyanskiy, Poor & Verdu 2010).
+* ``shannon``: ``SE = min(log2(1 + snr / gap), max SE)``, BLER from the
+  finite-blocklength normal approximation (Polyanskiy, Poor & Verdu 2010). The cap
+  defaults to :data:`NR_MAX_SPECTRAL_EFFICIENCY_BPS_HZ` (the top of TS 38.214 table
+  5.2.2.1-2): no NR modulation and coding scheme carries more per layer, however high
+  the SNR; ``max_spectral_efficiency_bps_hz: null`` removes it.
 * ``cqi-table``: 3GPP TS 38.214 4-bit CQI tables with SNR switching thresholds and a
   logistic BLER curve per CQI.
 
@@ -72,7 +75,8 @@ def normal_approximation_bler(
 
 
 class ShannonLink:
-    """Gap-to-capacity spectral efficiency with normal-approximation BLER."""
+    """Gap-to-capacity spectral efficiency (capped at ``max_spectral_efficiency_bps_hz``
+    unless ``None``) with normal-approximation BLER."""
 
     def __init__(
         self,
@@ -146,6 +150,9 @@ CQI_TABLE_256QAM: tuple[tuple[int, int, float], ...] = (
     (8, 885, 6.9141),
     (8, 948, 7.4063),
 )
+NR_MAX_SPECTRAL_EFFICIENCY_BPS_HZ = CQI_TABLE_256QAM[-1][2]
+"""7.4063 b/s/Hz: 256QAM at code rate 948/1024, the highest entry of TS 38.214 table
+5.2.2.1-2 (one layer); the default cap of the ``shannon`` link model."""
 CQI_THRESHOLDS_64QAM_DB = np.array(
     [-6.7, -4.7, -2.3, 0.2, 2.4, 4.3, 5.9, 8.1, 10.3, 11.7, 14.1, 16.3, 18.7, 21.0, 22.7]
 )
@@ -250,7 +257,11 @@ class ShannonParams(BaseModel):
 
     model_config = _CONFIG
     gap_db: float = Field(0.0, ge=0.0, description="SNR gap to capacity (dB)")
-    max_spectral_efficiency_bps_hz: float | None = Field(None, gt=0.0, description="SE cap")
+    max_spectral_efficiency_bps_hz: float | None = Field(
+        NR_MAX_SPECTRAL_EFFICIENCY_BPS_HZ,
+        gt=0.0,
+        description="SE cap, b/s/Hz (default: top of TS 38.214 table 5.2.2.1-2; null: none)",
+    )
     bler: Literal["normal-approx", "none"] = "normal-approx"
 
 

@@ -58,12 +58,14 @@ class CellConfig(Strict):
         le=100,
         description="transmit power of each user's link (per-user) or of the cell",
     )
-    power_mode: Literal["per-user", "uniform-psd"] = Field(
-        "per-user",
+    power_mode: Literal["total-power", "per-user"] = Field(
+        "total-power",
         description=(
+            "total-power (alias uniform-psd; the downlink default): the base station's "
+            "tx_power_dbm is spread evenly over the cell bandwidth, so a user's SNR does not "
+            "depend on its share and the cell never radiates more than tx_power_dbm; "
             "per-user: every served link has tx_power_dbm, so SNR falls as its bandwidth "
-            "grows (rate = B log2(1 + P g / (N0 B))); uniform-psd: tx_power_dbm is spread "
-            "evenly over the cell bandwidth, SNR independent of the share"
+            "grows (rate = B log2(1 + P g / (N0 B)), the mobile-AIGC papers' formula)"
         ),
     )
     noise_figure_db: float = Field(7.0, ge=0, le=50)
@@ -71,6 +73,11 @@ class CellConfig(Strict):
     pathloss: Plugin = Plugin(name="uma")
     shadowing: bool = True
     fading: Plugin = Plugin(name="rayleigh")
+
+    @field_validator("power_mode", mode="before")
+    @classmethod
+    def _power_mode_alias(cls, mode: Any) -> Any:
+        return "total-power" if mode == "uniform-psd" else mode
 
     @model_validator(mode="after")
     def _distances(self) -> CellConfig:

@@ -80,6 +80,20 @@ def test_feasible_edf_margin(make_state):
     assert s.tolist() == pytest.approx([0.0, 1.0])
 
 
+def test_feasible_edf_counts_the_decode_time(make_state):
+    # t = 0.5 s for both; user 0 has 0.8 s to its deadline but decodes for 0.4 s
+    st_ = make_state(
+        2,
+        deadline_slack_s=[0.8, 2.0],
+        bits_left_total=[1e6, 1e6],
+        decode_time_s=[0.4, 0.4],
+    )
+    assert st_.delivery_slack_s().tolist() == pytest.approx([0.4, 1.6])
+    assert build("feasible-edf").allocate(st_).tolist() == pytest.approx([0.0, 1.0])
+    st_ = make_state(2, deadline_slack_s=[0.8, 2.0], bits_left_total=[1e6, 1e6])
+    assert build("feasible-edf").allocate(st_).tolist() == pytest.approx([1.0, 0.0])
+
+
 def test_feasible_edf_no_deadline_served_last(make_state):
     st_ = make_state(2, deadline_slack_s=[np.inf, 1.0], bits_left_total=[1e9, 1e4])
     assert build("feasible-edf").allocate(st_).tolist() == pytest.approx([0.5, 0.5])
@@ -96,6 +110,41 @@ def test_feasible_edf_equal_slack_shorter_first(make_state):
     assert build("feasible-edf").allocate(st_).tolist() == pytest.approx([0.5, 0.5])
     st_ = make_state(2, deadline_slack_s=[1.0, 1.0], bits_left_total=[3e4, 2.4e4])
     assert build("feasible-edf").allocate(st_).tolist() == pytest.approx([0.0, 1.0])
+
+
+def test_feasible_edf_moore_hodgson_admission(make_state):
+    # interval 1 s: demand = full-band time t = bits / 2e6. EDF order 0, 1, 2 with
+    # t = 0.3, 0.8, 0.5 and deadlines 1, 1, 2: user 1 would end at 1.1 > 1, so the
+    # longest admitted so far (user 1) is rejected; 0 and 2 then end at 0.3 and 0.8
+    st_ = make_state(
+        3,
+        interval_s=1.0,
+        deadline_slack_s=[1.0, 1.0, 2.0],
+        bits_left_total=[0.6e6, 1.6e6, 1.0e6],
+    )
+    s = build("feasible-edf").allocate(st_)
+    assert s.tolist() == pytest.approx([0.3, 0.2, 0.5])  # rejected user 1 gets the rest
+    s = build("feasible-edf", {"admission": "alone"}).allocate(st_)
+    assert s.tolist() == pytest.approx([0.3, 0.7, 0.0])  # plain EDF
+
+
+def test_moore_hodgson_maximises_on_time_jobs():
+    from aigcsim.agents.baselines import _moore_hodgson
+
+    # classic example: EDF alone meets 2 of 4; rejecting the longest meets 3
+    t = np.array([1.0, 4.0, 2.0, 1.5])
+    due = np.array([2.0, 5.0, 6.0, 6.5])
+    keep = _moore_hodgson(t, due)
+    assert keep.tolist() == [True, False, True, True]
+    assert np.all(np.cumsum(t[keep]) <= due[keep])
+    # brute force over all subsets: no larger feasible set exists
+    best = 0
+    for mask in range(16):
+        sel = np.array([(mask >> i) & 1 for i in range(4)], dtype=bool)
+        if np.all(np.cumsum(t[sel]) <= due[sel]):
+            best = max(best, int(sel.sum()))
+    assert keep.sum() == best
+    assert _moore_hodgson(np.zeros(0), np.zeros(0)).shape == (0,)
 
 
 @settings(max_examples=60, deadline=None)

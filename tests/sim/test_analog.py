@@ -51,6 +51,7 @@ def _scenario(distance_m: float = 120.0, deadline_s: float = 5.0):
         "radius_m": 500,
         "bandwidth_hz": BANDWIDTH_HZ,
         "tx_power_dbm": -20.0,  # SNR inside the grid at 100-300 m
+        "power_mode": "per-user",  # a share's SNR depends on its bandwidth (tests below)
         "pathloss": {"name": "free-space"},
         "shadowing": False,
         "fading": {"name": "none"},

@@ -12,6 +12,7 @@ from aigcsim.sim.link import (
     CQI_THRESHOLDS_64QAM_DB,
     CQI_THRESHOLDS_256QAM_DB,
     LINK,
+    NR_MAX_SPECTRAL_EFFICIENCY_BPS_HZ,
     normal_approximation_bler,
 )
 
@@ -30,13 +31,36 @@ def ppv_reference(snr_db, se, k):
 
 def test_shannon_spectral_efficiency_closed_form():
     snr_db = np.array([-10.0, 0.0, 10.0, 30.0])
-    se = LINK.build("shannon").spectral_efficiency(snr_db)
+    uncapped = {"max_spectral_efficiency_bps_hz": None}
+    se = LINK.build("shannon", uncapped).spectral_efficiency(snr_db)
     np.testing.assert_allclose(se, np.log2(1 + 10 ** (snr_db / 10)), rtol=1e-12)
-    gap = LINK.build("shannon", {"gap_db": 3.0}).spectral_efficiency(snr_db)
+    gap = LINK.build("shannon", {"gap_db": 3.0, **uncapped}).spectral_efficiency(snr_db)
     np.testing.assert_allclose(gap, np.log2(1 + 10 ** ((snr_db - 3.0) / 10)), rtol=1e-12)
     capped = LINK.build("shannon", {"max_spectral_efficiency_bps_hz": 6.0})
     np.testing.assert_allclose(capped.spectral_efficiency(snr_db)[-1], 6.0)
     assert LINK.build("shannon").spectral_efficiency(np.array([-np.inf]))[0] == 0.0
+
+
+def test_shannon_default_cap_is_the_top_nr_mcs():
+    """Default cap 7.4063 b/s/Hz (256QAM, rate 948/1024): SE = min(log2(1 + snr/gap), cap),
+    so the rate on B Hz is B * min(...) and stops growing above the SNR where
+    log2(1 + snr/gap) = cap."""
+    assert NR_MAX_SPECTRAL_EFFICIENCY_BPS_HZ == CQI_TABLE_256QAM[-1][2] == 7.4063
+    assert CQI_TABLE_256QAM[-1][:2] == (8, 948)
+    link = LINK.build("shannon", {"gap_db": 3.0})
+    knee_db = 3.0 + 10 * math.log10(2**7.4063 - 1)  # ~25.3 dB
+    snr_db = np.array([0.0, 20.0, knee_db - 0.01, knee_db, knee_db + 0.01, 40.0, 80.0])
+    expected = np.minimum(np.log2(1 + 10 ** ((snr_db - 3.0) / 10)), 7.4063)
+    np.testing.assert_allclose(link.spectral_efficiency(snr_db), expected, rtol=1e-12)
+    assert link.spectral_efficiency(np.array([knee_db - 0.01]))[0] < 7.4063
+    bandwidth_hz = 6e4
+    rate_bps = bandwidth_hz * link.spectral_efficiency(np.array([40.0, 80.0]))
+    np.testing.assert_allclose(rate_bps, [6e4 * 7.4063] * 2)
+    # null removes the cap
+    free = LINK.build("shannon", {"gap_db": 3.0, "max_spectral_efficiency_bps_hz": None})
+    assert free.spectral_efficiency(np.array([80.0]))[0] == pytest.approx(
+        math.log2(1 + 10**7.7), rel=1e-12
+    )
 
 
 def test_normal_approx_matches_reference_and_decreases():
