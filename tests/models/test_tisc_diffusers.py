@@ -4,6 +4,8 @@ bit-identical, DINO-I with a given checkpoint, and a cache build end to end."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,6 @@ from aigcsim.models.backends.textual_inversion import (
     textual_inversion,
     word_embedding,
 )
-from aigcsim.models.build import build_cache, expand_encoders
 from aigcsim.models.encoders.base import BackendUnavailable, ImageRecord, InMemoryStore
 from aigcsim.models.encoders.tisc import TiscEncoder, TiscParams
 from aigcsim.models.images import pixel_sha256
@@ -34,7 +35,7 @@ FAST = TiscParams(ti_steps=4, ti_learning_rate=0.05, snr_grid_db=GRID)
 
 
 def _image(seed: int = 0) -> ImageRecord:
-    pixels = np.random.default_rng(seed).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    pixels = np.random.default_rng(seed).integers(0, 256, (72, 64, 3), dtype=np.uint8)
     return ImageRecord(f"img{seed}", pixel_sha256(pixels), pixels, CAPTION, "test")
 
 
@@ -125,13 +126,35 @@ def test_dino_i_with_a_given_checkpoint(tiny_model_paths, tmp_path):
     assert be.dino_similarity(ref, ref[None])[0] == pytest.approx(1.0)
 
 
-@pytest.mark.slow  # default settings: 200 TI steps and 17 generations
-def test_cache_build_of_tisc_on_tiny_models(backend, tmp_path):
-    out = tmp_path / "tisc.sqlite"
-    report = build_cache([_image(2)], expand_encoders("tisc/clean"), backend, out)
-    assert report.computed == 1 and not report.failed
+@pytest.mark.slow  # default settings: 200 TI steps and 17 generations per tisc level
+def test_cache_build_cli_tisc_and_deepjscc_on_tiny_models(tmp_path, tiny_model_paths, monkeypatch,
+                                                          capsys):  # fmt: skip
+    from PIL import Image
+
+    from aigcsim.cli.main import main
+
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(_image(2).pixels).save(tmp_path / "imgs" / "im.png")
+    (tmp_path / "imgs" / "im.txt").write_text(CAPTION)
+    cfg = tmp_path / "backend.yaml"
+    settings = tiny_settings(tiny_model_paths, caption_source="prompt").model_dump(
+        exclude={"device"}
+    )
+    cfg.write_text(json.dumps(settings))  # JSON is YAML
+    out = tmp_path / "c.sqlite"
+    monkeypatch.setattr("sys.argv", [
+        "aigcsim", "cache", "build", "--out", str(out), "--images", str(tmp_path / "imgs"),
+        "--encoders", "tisc,deepjscc", "--backend", "diffusers", "--backend-config", str(cfg),
+        "--no-progress",
+    ])  # fmt: skip
+    try:
+        main()
+    except SystemExit as exc:
+        assert exc.code in (0, None), capsys.readouterr().err
+    assert "5 entries computed" in capsys.readouterr().out
     t = load_table(out)
-    assert not t.synthetic.any()
-    np.testing.assert_array_equal(t.analog_channel_uses, [[16.0]])
+    assert not t.synthetic.any() and t.is_analog.all()
+    tisc = [e.startswith("tisc/") for e in t.encoder_ids]
+    np.testing.assert_array_equal(t.analog_channel_uses[0, tisc], 16.0)
     np.testing.assert_array_equal(t.analog_snr_db, TiscParams().snr_grid_db)
-    assert set(t.analog_quality) == {"lpips", "clip_i"}
+    assert set(t.analog_quality) == {"lpips"}  # metrics common to tisc and deepjscc
