@@ -50,13 +50,15 @@ def test_default_plugins_are_registered_with_valid_params() -> None:
         registry.get(plugin.name).validate_params(plugin.params)
 
 
-def test_every_model_forbids_extra_keys_and_is_frozen() -> None:
+def test_every_model_forbids_extra_keys_is_frozen_and_finite() -> None:
+    """What :class:`Strict` sets, on every model a scenario reaches (its own or not)."""
     reachable = models_under(Scenario)
     assert {UserGroup, Plugin} <= reachable and len(reachable) >= 10
     for model in reachable:
-        assert issubclass(model, Strict), model
         assert model.model_config.get("extra") == "forbid", model
         assert model.model_config.get("frozen") is True, model
+        assert model.model_config.get("allow_inf_nan") is False, model
+    assert Strict.model_config.get("extra") == "forbid"
 
 
 @pytest.mark.parametrize(
