@@ -41,6 +41,8 @@ class SubbandProportionalFair:
         subband_se = state.subband_spectral_efficiency_bps_hz
         se = state.spectral_efficiency_bps_hz[:, None] if subband_se is None else subband_se
         num_subbands = se.shape[1]
+        if se.shape[0] == 0:
+            return np.zeros(se.shape if subband_se is not None else 0)
         capacity_bits = se * (state.bandwidth_hz / num_subbands * state.interval_s)  # [n, N]
         avg = np.maximum(state.avg_throughput_bps, self.params.throughput_floor_bps)
         metric = se * np.power(avg, -self.params.alpha)[:, None]
@@ -49,8 +51,9 @@ class SubbandProportionalFair:
         for s in np.argsort(-metric.max(axis=0), kind="stable"):
             ranked = np.argsort(-metric[:, s], kind="stable")
             cap = capacity_bits[ranked, s]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                wanted = np.where(cap > 0, np.minimum(need_bits[ranked] / cap, 1.0), 0.0)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                need = np.maximum(need_bits[ranked], 0.0)
+                wanted = np.where(cap > 0, np.minimum(need / cap, 1.0), 0.0)
             before = np.cumsum(wanted) - wanted  # subband already given to better users
             give = np.clip(1.0 - before, 0.0, wanted)
             shares[ranked, s] = give

@@ -41,6 +41,9 @@ class AllocatorState:
         bandwidth_hz: total cell bandwidth, Hz.
         interval_s: scheduling interval, s.
         time_s: simulation time at the start of the interval, s.
+        subband_spectral_efficiency_bps_hz: ``[n, N]`` SE on each of the ``N`` subbands
+            at the reference share when ``cell.subbands > 1`` (``None``: flat channel);
+            ``spectral_efficiency_bps_hz`` is then the MIESM effective SE over all of them.
         decode_time_s: ``[n]`` receiver decode time once the target is delivered, s
             (the deadline counts decoding, so delivery must end this much before it);
             ``None``: not known (read as 0).
@@ -57,6 +60,7 @@ class AllocatorState:
     bandwidth_hz: float
     interval_s: float
     time_s: float
+    subband_spectral_efficiency_bps_hz: np.ndarray | None = None
     decode_time_s: np.ndarray | None = None
 
     @property
@@ -87,7 +91,8 @@ class Allocator(Protocol):
 
 
 ALLOCATORS: Registry[Allocator] = Registry(
-    "allocator", providers=("aigcsim.agents.baselines", "aigcsim.agents.policy")
+    "allocator",
+    providers=("aigcsim.agents.baselines", "aigcsim.agents.policy", "aigcsim.agents.subband"),
 )
 """Registry of allocators; factories are called as ``factory(params, rng=Generator)``.
 
@@ -95,13 +100,18 @@ The built-in allocators live in :mod:`aigcsim.agents` and are imported by name o
 first lookup, so the simulator never imports the agents package."""
 
 
-def check_shares(shares: np.ndarray, num_users: int) -> np.ndarray:
+def check_shares(shares: np.ndarray, num_users: int, num_subbands: int = 1) -> np.ndarray:
     """Validate an allocator's output; raises ``ValueError`` naming the problem.
 
     Returns the shares as float64 ``[num_users]``, renormalised if the sum exceeds 1
-    by no more than floating-point error.
+    by no more than floating-point error. With ``num_subbands = N > 1`` an allocator may
+    instead return ``[num_users, N]`` fractions of each subband, checked column by column
+    (each sums to at most 1) and returned as ``[num_users, N]``.
     """
     shares = np.asarray(shares, dtype=np.float64)
+    if num_subbands > 1 and shares.shape == (num_users, num_subbands):
+        columns = [check_shares(shares[:, s], num_users) for s in range(num_subbands)]
+        return np.stack(columns, axis=1) if num_users else shares
     if shares.shape != (num_users,):
         raise ValueError(
             f"allocator returned shares of shape {shares.shape}, expected ({num_users},)"

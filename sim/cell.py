@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-from aigcsim.sim.channel.fading import FADING
+from aigcsim.sim.channel.fading import FADING, FadingModel
 from aigcsim.sim.channel.pathloss import PATHLOSS
+from aigcsim.sim.channel.tdl import TdlFading
 from aigcsim.sim.schema import CellConfig
 
 SPEED_OF_LIGHT_MPS = 299_792_458.0
@@ -37,7 +38,8 @@ class CellChannel:
         shadowing_gauss: ``[U]`` standard-normal field behind the shadowing.
         shadowing_db: ``[U]`` shadow fading, dB.
         large_scale_db: ``[U]`` antenna gain - path loss - shadowing, dB.
-        fading_gain: ``[U]`` small-scale power gain ``|h|^2`` (unit mean).
+        fading_gain: ``[U]`` small-scale power gain ``|h|^2`` (unit mean); ``[U, N]``
+            per subband when ``config.subbands = N > 1``.
     """
 
     def __init__(
@@ -51,9 +53,18 @@ class CellChannel:
         self.rng = shadowing_rng
         self.pathloss = PATHLOSS.build(config.pathloss.name, config.pathloss.params)
         n = positions_m.shape[0]
-        self.fading = FADING.build(
-            config.fading.name, config.fading.params, num_users=n, rng=fading_rng
-        )
+        self.num_subbands = config.subbands
+        self.fading: FadingModel | TdlFading
+        if config.subbands > 1:  # frequency-selective: TDL gains [U, N] replace cell.fading
+            tdl = config.tdl
+            if tdl.min_doppler_hz is None:
+                floor = float(config.fading.params.get("min_doppler_hz", 0.0))
+                tdl = tdl.model_copy(update={"min_doppler_hz": floor})
+            self.fading = TdlFading(n, tdl, config.bandwidth_hz, config.subbands, fading_rng)
+        else:
+            self.fading = FADING.build(
+                config.fading.name, config.fading.params, num_users=n, rng=fading_rng
+            )
         self.positions_m = positions_m.copy()
         self.los_gauss = self.rng.standard_normal(n)
         self.los = self._los_state()
@@ -123,7 +134,7 @@ class CellChannel:
 
     def gain_db(self, users: np.ndarray) -> np.ndarray:
         """``[n]`` total channel gain in dB of ``users`` (indices ``[n]``), fading
-        included, at the current time."""
+        included, at the current time; ``[n, N]`` per subband when ``N > 1``."""
         elapsed = self.time_s - self._fading_time_s[users]
         stale = elapsed > 0
         if stale.any():
@@ -132,8 +143,10 @@ class CellChannel:
                 moved, elapsed[stale], self._step_s, self._doppler[moved]
             )
             self._fading_time_s[moved] = self.time_s
-        fading = np.maximum(self.fading_gain[users], 1e-30)
-        return self.large_scale_db[users] + 10.0 * np.log10(fading)
+        fading_db = 10.0 * np.log10(np.maximum(self.fading_gain[users], 1e-30))
+        if fading_db.ndim == 2:
+            return self.large_scale_db[users][:, None] + fading_db
+        return self.large_scale_db[users] + fading_db
 
 
 def _gudmundson(g: np.ndarray, distance_ratio: np.ndarray, w: np.ndarray) -> np.ndarray:

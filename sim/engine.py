@@ -30,6 +30,7 @@ from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
 from aigcsim.sim.allocation import ALLOCATORS, Allocator, AllocatorState, check_shares
 from aigcsim.sim.cell import CellChannel
 from aigcsim.sim.channel.noise import thermal_noise_dbm
+from aigcsim.sim.channel.tdl import effective_snr_db
 from aigcsim.sim.harq import transmit
 from aigcsim.sim.link import LINK
 from aigcsim.sim.provider import STEP_TIME
@@ -464,9 +465,26 @@ class Simulation:
         return sent, (10.0 * math.log10(snr_eff) if snr_eff > 0 else -math.inf)
 
     # ---------------------------------------------------------------- the tick
-    def _snr_db(self, gain_db: np.ndarray, bandwidth_hz: np.ndarray | float) -> np.ndarray:
+    def _snr_db(
+        self,
+        gain_db: np.ndarray,
+        bandwidth_hz: np.ndarray | float,
+        weights: np.ndarray | None = None,
+        per_subband: bool = False,
+    ) -> np.ndarray:
         """``[n]`` SNR in dB for channel gains ``[n]`` dB and bandwidths (``[n]`` or scalar,
-        Hz, > 0): ``P_tx + gain - N0 B``, with ``B`` the cell band in uniform-PSD mode."""
+        Hz, > 0): ``P_tx + gain - N0 B``, with ``B`` the cell band in uniform-PSD mode.
+
+        Subband gains ``[n, N]`` (``cell.subbands > 1``): the SNRs ``[n, N]`` with
+        ``per_subband``, else one MIESM effective SNR per user over the subbands weighted
+        by ``weights: [n, N]`` (its share of each; ``None``: all alike; sim/channel/tdl.py)."""
+        if gain_db.ndim == 2:
+            if self._uniform_psd:
+                per = gain_db + self._snr_offset_db
+            else:
+                noise_db = 10.0 * np.log10(np.asarray(bandwidth_hz, dtype=np.float64))
+                per = gain_db + (self._snr_offset_db - noise_db)[..., None]
+            return per if per_subband else effective_snr_db(per, weights)
         if self._uniform_psd:
             return gain_db + self._snr_offset_db
         if isinstance(bandwidth_hz, float):
@@ -522,6 +540,12 @@ class Simulation:
         gain_db = self.channel.gain_db(idx)
         snr_ref = self._snr_db(gain_db, float(self.bandwidth_hz / idx.size))
         se_ref = self.link.spectral_efficiency(snr_ref)
+        subband_se = None
+        if gain_db.ndim == 2:  # subbands: per-subband SE at the reference share
+            ref_bw = float(self.bandwidth_hz / idx.size)
+            subband_se = self.link.spectral_efficiency(
+                self._snr_db(gain_db, ref_bw, per_subband=True)
+            )
         rows = self.row[idx]
         base = rows * self._row_len
         done = self.bits_done[idx]
@@ -558,6 +582,7 @@ class Simulation:
             avg_throughput_bps=self.avg_throughput[idx],
             bandwidth_hz=self.bandwidth_hz,
             interval_s=self.dt,
+            subband_spectral_efficiency_bps_hz=subband_se,
             time_s=t,
             decode_time_s=self._dec_flat[base + self.target_units[idx]],
         )
@@ -590,11 +615,14 @@ class Simulation:
             self.tick_index += 1
             return
         gain_db, rows, base, lt, done, erased, total, harq, new_packets, snr_ref = cache
-        shares = check_shares(shares, idx.size)
+        shares = check_shares(shares, idx.size, self.channel.num_subbands)
+        weights = None
+        if shares.ndim == 2:  # [n, N] subband shares: a user's band is their mean
+            weights, shares = shares, shares.mean(axis=1)
         L = self.packet_bits
         bw = shares * self.bandwidth_hz
         served = bw > 0
-        snr = np.where(served, self._snr_db(gain_db, np.where(served, bw, 1.0)), -np.inf)
+        snr = np.where(served, self._snr_db(gain_db, np.where(served, bw, 1.0), weights), -np.inf)
         se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
         capacity = bw * self.dt * se + self.carry_bits[idx]
         budget = np.floor(capacity / L).astype(np.int64)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aigcsim.sim.channel.tdl import TdlParams
+
 MAX_LABEL_CHARS = 100
 """Longest scenario name / variant label (they become folder names)."""
 _PATH_BAD_CHARS = frozenset('/\\:*?"<>|')
@@ -73,6 +75,16 @@ class CellConfig(Strict):
     pathloss: Plugin = Plugin(name="uma")
     shadowing: bool = True
     fading: Plugin = Plugin(name="rayleigh")
+    subbands: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "frequency subbands; 1: flat fading (cell.fading); N > 1: TR 38.901 TDL "
+            "frequency-selective gains per subband (cell.tdl) and [n, N] allocator shares"
+        ),
+    )
+    tdl: TdlParams = TdlParams()
 
     @field_validator("power_mode", mode="before")
     @classmethod
