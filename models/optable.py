@@ -172,6 +172,58 @@ class OperatingPointTable:
         q = self.analog_quality[metric][image, encoder]
         return float(np.interp(snr_db, self.analog_snr_db, q))
 
+    def digital_equivalent(
+        self, snr_db: float, gap_db: float = 3.0, relabel: bool = True
+    ) -> OperatingPointTable:
+        """A view for rate-quality plots: every analog unit becomes a digital one of the
+        bits its channel uses would carry at ``snr_db`` (``uses * log2(1 + SNR / Gamma)``,
+        SNR gap ``gap_db``), with the quality of the analog curve at ``snr_db`` after all
+        units. ``relabel`` appends `` (analog @S dB)`` to those encoder ids. Digital
+        entries are unchanged. Not for simulation: it fixes the channel."""
+        if not self.is_analog.any():
+            return self
+        se = float(np.log2(1.0 + 10.0 ** ((snr_db - gap_db) / 10.0)))
+        analog = self.is_analog
+        last = (self.num_units - 1)[:, :, None]
+        bits = self.unit_bits.copy()
+        np.put_along_axis(
+            bits, last, np.where(analog, self.analog_channel_uses * se, 0.0)[:, :, None]
+            + np.take_along_axis(bits, last, axis=2), axis=2,
+        )  # fmt: skip
+        quality = {}
+        for m, q in self.quality.items():
+            at = np.array([
+                [np.interp(snr_db, self.analog_snr_db, self.analog_quality[m][i, e])
+                 for e in range(len(self.encoders))]
+                for i in range(len(self.image_ids))
+            ])  # fmt: skip
+            q = q.copy()
+            k = np.arange(q.shape[2])[None, None, :] >= self.num_units[:, :, None]
+            q[k & analog[:, :, None]] = np.broadcast_to(at[:, :, None], q.shape)[
+                k & analog[:, :, None]
+            ]
+            quality[m] = q
+        tag = f" (analog @{snr_db:g} dB)"
+        any_analog = analog.any(axis=0)
+        encoders = tuple(
+            EncoderInfo(e.encoder_id + tag, e.family, e.loss_tolerant, e.description)
+            if relabel and a
+            else e
+            for e, a in zip(self.encoders, any_analog, strict=True)
+        )
+        names = dict(zip(self.encoder_ids, (e.encoder_id for e in encoders), strict=True))
+        return OperatingPointTable(
+            image_ids=self.image_ids,
+            encoders=encoders,
+            num_units=self.num_units,
+            unit_bits=bits,
+            quality=quality,
+            decode_time_s=self.decode_time_s,
+            synthetic=self.synthetic,
+            provenance={names[k]: v for k, v in self.provenance.items() if k in names},
+            source=self.source,
+        )
+
     def is_synthetic(self, encoder_id: str) -> bool:
         return bool(self.synthetic[:, self.encoder_index(encoder_id)].any())
 

@@ -195,3 +195,13 @@ def test_analog_unit_with_bits_is_rejected():
             analog_snr_db=t.analog_snr_db,
             analog_quality=t.analog_quality,
         )
+
+
+def test_digital_equivalent_for_rate_quality_plots():
+    t = _table(1000.0, (64.0,))
+    d = t.digital_equivalent(13.0, gap_db=3.0)
+    assert d.encoder_ids == ("analog-test (analog @13 dB)",)
+    assert not d.is_analog.any()
+    assert d.unit_bits[0, 0].tolist() == [64.0, pytest.approx(1000.0 * math.log2(11.0))]
+    assert d.quality["lpips"][0, 0, 2] == pytest.approx(law(13.0))
+    assert d.quality["lpips"][0, 0, 1] == t.quality["lpips"][0, 0, 1]
