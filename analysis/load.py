@@ -28,7 +28,6 @@ code 2 in the CLI) naming what was expected.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,10 +110,9 @@ class Results:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserInputError(f"cannot read '{path}': {exc}") from None
+    from aigcsim.kernel.safe_io import read_json_file
+
+    data = read_json_file(path, "result file")  # bounded, UTF-8, errors name line/column
     if not isinstance(data, dict):
         raise UserInputError(f"'{path}' does not hold a JSON object")
     return data
@@ -163,7 +161,9 @@ def _read_run(run_id: str, path: Path | None) -> RunMeta:
     if meta.path is None:
         return meta
     if (meta.path / "config.yaml").is_file():
-        meta.config_yaml = (meta.path / "config.yaml").read_text()
+        from aigcsim.kernel.safe_io import read_text
+
+        meta.config_yaml = read_text(meta.path / "config.yaml", "run config")
     if (meta.path / "run.json").is_file():
         meta.run_json = _read_json(meta.path / "run.json")
     if (meta.path / "summary.json").is_file():
