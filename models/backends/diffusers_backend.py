@@ -483,6 +483,21 @@ class DiffusersBackend:
         model = self._cached("dino", lambda: load_dino(self.settings, self.device))
         return model(reference, images)
 
+    def diffusion_denoise(self, images: np.ndarray, strength: float) -> np.ndarray:
+        """Stable Diffusion image-to-image denoising of ``images: [B, H, W, 3]`` uint8 with
+        the receiver's components, empty prompt, fixed seed (the DeepJSCC + diffusion
+        baseline; :mod:`aigcsim.models.backends.jscc_diffusion`) -> same shape."""
+        from aigcsim.models.backends.jscc_diffusion import DiffusionDenoiser
+
+        def build() -> DiffusionDenoiser:
+            r = self.receiver
+            return DiffusionDenoiser(
+                r.pipe, height=r.height, width=r.width,
+                num_inference_steps=r.num_inference_steps, seed=r.seed,
+            )  # fmt: skip
+
+        return self._cached("denoiser", build)(images, strength)
+
     def tisc_measure(self, image: Any, **kwargs: Any) -> Any:
         """TISC for one image: noise-robust textual inversion and generation from the
         noisy embedding over an SNR grid (:func:`aigcsim.models.backends.textual_inversion.

@@ -10,7 +10,11 @@ every backend, including ``offline``). After 0 units: a uniform mid-grey image.
 
 Levels: ``train_snr=S``, the SNR (dB) the shipped weights were trained at
 (``deepjscc-snrS.safetensors`` in ``models/deepjscc/``; train others with
-``python -m aigcsim.models.deepjscc.train --snr-db S``). Images in the weights' training
+``python -m aigcsim.models.deepjscc.train --snr-db S``). ``train_snr=S/diffusion=X``:
+DeepJSCC + diffusion denoising, the reconstruction cleaned up by Stable Diffusion
+image-to-image at strength ``X`` in (0, 1] (``diffusers`` backend only,
+:mod:`aigcsim.models.backends.jscc_diffusion`; its measured wall time is added to the
+decode time). Images in the weights' training
 set are flagged in the provenance (``in_training_set``); the held-out images are
 ``HELDOUT`` of :mod:`aigcsim.models.deepjscc.train`.
 """
@@ -20,12 +24,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import time
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from aigcsim.models.encoders.base import (
     ENCODERS,
+    BackendUnavailable,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
@@ -45,7 +51,10 @@ SNR_GRID_DB = np.arange(-10.0, 25.0 + 1e-9, 2.5)
 """Channel SNRs (dB) at which analog payloads are measured: -10, -7.5, ..., 25."""
 
 DEFAULT_LEVELS = ("train_snr=5",)
-LEVEL_GRAMMAR = "'train_snr=S' with S the training SNR in dB of shipped weights"
+LEVEL_GRAMMAR = (
+    "'train_snr=S' with S the training SNR in dB of shipped weights, optionally "
+    "'/diffusion=X' (diffusion denoising at img2img strength X in (0, 1], diffusers only)"
+)
 DECODE_S_PER_MPIX = 0.05
 """Stated receiver decode time, s per megapixel (the decoder CNN on one CPU core)."""
 
@@ -104,18 +113,28 @@ class DeepJSCCEncoder:
 
     def canonical_level(self, level: str) -> str:
         """``train_snr=S`` for the SNR of shipped weights (``train_snr=5.0`` -> ``train_snr=5``)."""
-        m = re.fullmatch(r"train_snr=(-?\d+(?:\.\d*)?)", level.strip())
-        if not m:
-            raise level_error(
-                self.family, level, "expected 'train_snr=S'", LEVEL_GRAMMAR, self.levels()
-            )
-        snr = float(m.group(1))
+        snr, strength = self._parse(level)
         if snr not in shipped_train_snrs():
             raise level_error(
                 self.family, level, f"no shipped weights trained at {snr:g} dB", LEVEL_GRAMMAR,
                 self.levels(),
             )  # fmt: skip
-        return f"train_snr={snr:g}"
+        return f"train_snr={snr:g}" + ("" if strength is None else f"/diffusion={strength:g}")
+
+    def _parse(self, level: str) -> tuple[float, float | None]:
+        pattern = r"train_snr=(-?\d+(?:\.\d*)?)(?:/diffusion=(\d*\.?\d+))?"
+        m = re.fullmatch(pattern, level.strip())
+        if not m:
+            raise level_error(
+                self.family, level, "expected 'train_snr=S'", LEVEL_GRAMMAR, self.levels()
+            )
+        strength = None if m.group(2) is None else float(m.group(2))
+        if strength is not None and not 0.0 < strength <= 1.0:
+            raise level_error(
+                self.family, level, f"diffusion strength {strength:g} is outside (0, 1]",
+                LEVEL_GRAMMAR, self.levels(),
+            )  # fmt: skip
+        return float(m.group(1)), strength
 
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
@@ -123,7 +142,12 @@ class DeepJSCCEncoder:
         from aigcsim.models.deepjscc.network import channel_uses, transmit_image
 
         level = self.canonical_level(level)
-        train_snr = float(level.split("=")[1])
+        train_snr, strength = self._parse(level)
+        if strength is not None and not hasattr(backend, "diffusion_denoise"):
+            raise BackendUnavailable(
+                f"deepjscc level '{level}' needs diffusion denoising; backend "
+                f"'{backend.name}' has none (use --backend diffusers)"
+            )
         model = _model(train_snr)
         px = check_pixels(image.pixels)
         grey = grey_quality(image, backend, store)
@@ -139,16 +163,25 @@ class DeepJSCCEncoder:
                 rx = transmit_image(model, px, SNR_GRID_DB, seed)
             finally:
                 torch.set_num_threads(threads)
-            return measure(px, rx, backend)  # [M, S]
+            if strength is None:
+                return measure(px, rx, backend)  # [M, S]
+            t0 = time.perf_counter()
+            rx = backend.diffusion_denoise(rx, strength)
+            seconds = (time.perf_counter() - t0) / len(rx)
+            rows = measure(px, rx, backend)
+            return np.vstack([rows, np.full((1, rows.shape[1]), seconds)])  # [M + 1, S]
 
         sha = weights_sha256(train_snr)
         grid_key = ",".join(f"{s:g}" for s in SNR_GRID_DB)
         key = f"{level}|w={sha[:16]}|seed={seed}|snr={grid_key}|{backend_key(backend)}"
         rows = np.asarray(store.get_or_compute(image.sha256, "deepjscc", key, compute))
+        denoise_s = 0.0
+        if strength is not None:
+            rows, denoise_s = rows[:-1], float(rows[-1, 0])
         names = quality_dict(backend, rows).keys()
         analog = {m: rows[i].copy() for i, m in enumerate(names)}
         quality = {m: np.array([grey[i], rows[i, -1]]) for i, m in enumerate(names)}
-        t = self.params.decode_s_per_mpix * px.shape[0] * px.shape[1] / 1e6
+        t = self.params.decode_s_per_mpix * px.shape[0] * px.shape[1] / 1e6 + denoise_s
         cfg = model.config
         return UnitStream(
             encoder_id=f"{self.family}/{level}",
@@ -166,6 +199,7 @@ class DeepJSCCEncoder:
                 "in_training_set": image.image_id in cfg.train_images,
                 "channel_uses_per_pixel": cfg.channel_uses_per_pixel,
                 "noise_seed": seed,
+                "diffusion_strength": strength,
                 "quality_at_0_units": f"uniform grey {MID_GREY}",
                 "note": "analog unit; quality measured on the reconstruction at each SNR of "
                 "the grid (one seeded AWGN draw per SNR); decode time a stated model "
