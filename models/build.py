@@ -59,6 +59,7 @@ def expand_encoders(spec: str) -> list[tuple[str, str]]:
 CAPTION_FREE_FAMILIES: dict[str, tuple[str, ...] | None] = {
     "jpeg": None,
     "raw": None,
+    "deepjscc": None,
     "vq-mask": ("offline",),
 }
 """Families that never read the caption: on every backend (``None``) or only on the
