@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aigcsim.sim.allocation import ALLOCATORS, AllocatorState
 
+_TOP = 8
+"""Users tried first on each subband; all of them only when these cannot fill it."""
+
 
 class SubbandPFParams(BaseModel):
     """Params of ``subband-pf``."""
@@ -48,17 +51,29 @@ class SubbandProportionalFair:
         metric = se * np.power(avg, -self.params.alpha)[:, None]
         need_bits = np.asarray(state.bits_left_total, dtype=np.float64).copy()
         shares = np.zeros(se.shape)
+        order = np.argsort(-metric, axis=0, kind="stable")  # users by metric, per subband
+        top = min(_TOP, se.shape[0])
         for s in np.argsort(-metric.max(axis=0), kind="stable"):
-            ranked = np.argsort(-metric[:, s], kind="stable")
-            cap = capacity_bits[ranked, s]
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                need = np.maximum(need_bits[ranked], 0.0)
-                wanted = np.where(cap > 0, np.minimum(need / cap, 1.0), 0.0)
-            before = np.cumsum(wanted) - wanted  # subband already given to better users
-            give = np.clip(1.0 - before, 0.0, wanted)
+            ranked = order[:top, s]  # usually the best few users fill the subband
+            give, cap = self._fill(ranked, capacity_bits[ranked, s], need_bits)
+            if give.sum() < 1.0 - 1e-12 and top < se.shape[0]:
+                ranked = order[:, s]
+                give, cap = self._fill(ranked, capacity_bits[ranked, s], need_bits)
             shares[ranked, s] = give
             need_bits[ranked] -= give * cap
         return shares if subband_se is not None else shares[:, 0]
+
+    @staticmethod
+    def _fill(
+        ranked: np.ndarray, cap: np.ndarray, need_bits: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fractions of one subband for ``ranked: [k]`` users in metric order, each at
+        most what carries its remaining bits (``cap: [k]`` bits for the whole subband)."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            need = np.maximum(need_bits[ranked], 0.0)
+            wanted = np.where(cap > 0, np.minimum(need / cap, 1.0), 0.0)
+        before = np.cumsum(wanted) - wanted  # subband already given to better users
+        return np.clip(1.0 - before, 0.0, wanted), cap
 
 
 @ALLOCATORS.register(

@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_engine.py                      # 10, 100, 1000, 10000 users
-    python benchmarks/bench_engine.py --fading-rows        # + 1000 users: jakes vs gauss-markov
+    python benchmarks/bench_engine.py --fading-rows        # 1000 users: channel rows
     python benchmarks/bench_engine.py --users 1000 --intervals 5000
     python benchmarks/bench_engine.py --long               # 10,000 users, 600 s at 10 ms
 
@@ -32,6 +32,8 @@ def scenario_for(
     interval_s: float = 0.01,
     rate_per_s: float = 0.2,
     fading_process: str | None = None,
+    subbands: int = 1,
+    allocator: str = "proportional-fair",
 ) -> dict:
     fading: dict = {"name": "rayleigh"}
     if fading_process is not None:
@@ -48,6 +50,7 @@ def scenario_for(
             "tx_power_dbm": 30,
             "power_mode": "per-user",  # pinned: the load the README's figures were taken at
             "fading": fading,
+            "subbands": subbands,  # > 1: TDL-A, 100 ns over the band (sim/channel/tdl.py)
         },
         "link": {"model": {"name": "shannon", "params": {"gap_db": 3.0}}, "packet_bits": 4096},
         "provider": {
@@ -66,7 +69,7 @@ def scenario_for(
             ],
         },
         "qos": {"metric": "lpips", "target": 0.6, "deadline_s": 5.0},
-        "allocator": {"name": "proportional-fair"},
+        "allocator": {"name": allocator},
     }
 
 
@@ -80,11 +83,15 @@ def bench(
     warm_intervals: int = 300,
     rate_per_s: float = 0.2,
     fading_process: str | None = None,
+    subbands: int = 1,
+    allocator: str = "proportional-fair",
 ) -> dict:
     duration_s = (intervals + warm_intervals) * 0.01 + 1
-    sc = sl.validate(
-        scenario_for(users, duration_s, rate_per_s=rate_per_s, fading_process=fading_process)
-    )
+    data = scenario_for(
+        users, duration_s, rate_per_s=rate_per_s, fading_process=fading_process,
+        subbands=subbands, allocator=allocator,
+    )  # fmt: skip
+    sc = sl.validate(data)
     with tempfile.TemporaryDirectory() as tmp:
         sim = Simulation(sc, out_dir=Path(tmp))
         for _ in range(warm_intervals):  # reach steady state before timing
@@ -110,27 +117,35 @@ def bench(
     }
 
 
+FADING_ROWS = {
+    "gauss-markov (old default)": {"fading_process": "gauss-markov"},
+    "jakes (default)": {"fading_process": "jakes"},
+    "16 subbands, proportional-fair": {"subbands": 16},
+    "16 subbands, subband-pf": {"subbands": 16, "allocator": "subband-pf"},
+}
+"""The channel rows: label -> :func:`bench` keywords (proportional fair unless named)."""
+
+
 def fading_rows(users: int, intervals: int, rate_per_s: float, repeats: int) -> None:
-    """The default fading process against the old default, alternated ``repeats`` times
-    in this run (so machine load hits both alike). Prints the median intervals per
-    wall-second and per CPU-second of this process (the latter is less sensitive to
-    other jobs sharing the cores)."""
-    processes = ("gauss-markov", "jakes")
-    runs: dict[str, list[dict]] = {p: [] for p in processes}
+    """The default fading process and 16 TDL subbands against the old default, alternated
+    ``repeats`` times in this run (so machine load hits all alike). Prints the median
+    intervals per wall-second and per CPU-second of this process (the latter is less
+    sensitive to other jobs sharing the cores) and the CPU cost relative to the first row."""
+    runs: dict[str, list[dict]] = {label: [] for label in FADING_ROWS}
     for _ in range(repeats):
-        for p in processes:
-            runs[p].append(bench(users, intervals, rate_per_s=rate_per_s, fading_process=p))
-    print(f"fading process at {users} users (median of {repeats} alternated runs):")
-    print(f"{'process':>14} {'intervals/s':>12} {'intervals/cpu-s':>16} {'cpu cost vs gm':>15}")
+        for label, kw in FADING_ROWS.items():
+            runs[label].append(bench(users, intervals, rate_per_s=rate_per_s, **kw))
+    print(f"channel rows at {users} users (median of {repeats} alternated runs):")
+    print(f"{'channel':>32} {'intervals/s':>12} {'intervals/cpu-s':>16} {'cpu cost':>9}")
 
-    def median(p: str, key: str) -> float:
-        return statistics.median(r[key] for r in runs[p])
+    def median(label: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[label])
 
-    base = median("gauss-markov", "intervals_per_cpu_s")
-    for p in processes:
-        wall, cpu = median(p, "intervals_per_s"), median(p, "intervals_per_cpu_s")
-        per_run = ", ".join(f"{r['intervals_per_cpu_s']:.0f}" for r in runs[p])
-        print(f"{p:>14} {wall:>12.0f} {cpu:>16.0f} {base / cpu:>14.2f}x   cpu runs: {per_run}")
+    base = median(next(iter(FADING_ROWS)), "intervals_per_cpu_s")
+    for label in FADING_ROWS:
+        wall, cpu = median(label, "intervals_per_s"), median(label, "intervals_per_cpu_s")
+        per_run = ", ".join(f"{r['intervals_per_cpu_s']:.0f}" for r in runs[label])
+        print(f"{label:>32} {wall:>12.0f} {cpu:>16.0f} {base / cpu:>8.2f}x   cpu runs: {per_run}")
 
 
 def long_run(users: int = 10_000, sim_s: float = 600.0, rate_per_s: float = 0.2) -> None:
@@ -165,7 +180,7 @@ def main() -> None:
     ap.add_argument(
         "--fading-rows",
         action="store_true",
-        help="only the 1,000-user rows: default jakes fading against the old gauss-markov",
+        help="only the 1,000-user channel rows: jakes and 16 subbands against gauss-markov",
     )
     ap.add_argument("--repeats", type=int, default=3, help="alternated runs per fading row")
     args = ap.parse_args()

@@ -110,8 +110,14 @@ def check_shares(shares: np.ndarray, num_users: int, num_subbands: int = 1) -> n
     """
     shares = np.asarray(shares, dtype=np.float64)
     if num_subbands > 1 and shares.shape == (num_users, num_subbands):
-        columns = [check_shares(shares[:, s], num_users) for s in range(num_subbands)]
-        return np.stack(columns, axis=1) if num_users else shares
+        if not np.isfinite(shares).all():
+            raise ValueError("allocator returned non-finite subband shares")
+        if (shares < 0).any():
+            raise ValueError(f"allocator returned negative shares: min {shares.min():.3g}")
+        totals = shares.sum(axis=0)
+        if (totals > 1.0 + 1e-9).any():
+            raise ValueError(f"allocator returned subband shares summing to {totals.max():.6g} > 1")
+        return shares / np.maximum(totals, 1.0)
     if shares.shape != (num_users,):
         raise ValueError(
             f"allocator returned shares of shape {shares.shape}, expected ({num_users},)"
