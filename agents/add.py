@@ -82,6 +82,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import pickle
 import time
 import zipfile
 from collections import deque
@@ -513,13 +514,24 @@ class ADD:
 
     @classmethod
     def load(cls, path: str | Path, env: Any = None, device: str = "cpu", **kwargs: Any) -> ADD:
-        """Rebuild an agent saved by :meth:`save` (``env`` optional; needed for ``learn``)."""
+        """Rebuild an agent saved by :meth:`save` (``env`` optional; needed for ``learn``).
+
+        ``state.pt`` is read with ``torch.load(weights_only=True)``: tensors and plain
+        containers only, so a crafted file cannot run code (it raises ``ValueError``)."""
         path = Path(path)
         if not path.exists() and path.suffix == "":
             path = path.with_suffix(".zip")
         with zipfile.ZipFile(path) as zf:
             meta = json.loads(zf.read("config.json"))
-            state = torch.load(io.BytesIO(zf.read("state.pt")), map_location=device)
+            try:  # tensors and plain containers only: never runs code from the file
+                state = torch.load(
+                    io.BytesIO(zf.read("state.pt")), map_location=device, weights_only=True
+                )
+            except pickle.UnpicklingError as exc:
+                raise ValueError(
+                    f"'{path}': state.pt holds more than weights; refused (weights_only "
+                    f"loading, nothing in it was run): {str(exc).splitlines()[0][:160]}"
+                ) from None
         if meta.get("agent") != "add":
             raise ValueError(f"'{path}' is not an ADD model")
         model = cls(

@@ -1,29 +1,45 @@
-"""Training Stable-Baselines3 agents on
+"""Training Stable-Baselines3 agents (and ADD) on
 :class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`.
 
 :func:`train` writes a policy directory that the ``policy`` allocator
-(:mod:`aigcsim.agents.policy`) loads::
+(:mod:`aigcsim.agents.policy`) loads without unpickling anything::
 
-    OUT/model.zip            the final SB3 model
-    OUT/policy.json          agent, max_users, reward settings, seeds, versions, deadlines
+    OUT/policy.json          agent, network description, env settings, reward, seeds, versions
+    OUT/policy.safetensors   the final network's parameters (aigcsim.agents.policy_io)
     OUT/scenario.yaml        the resolved training scenario (``aigcsim.sim.scenario.dump``)
-    OUT/monitor.csv          training episodes (SB3 ``Monitor``)
+    OUT/monitor.csv          one row per finished training episode (SB3 ``Monitor``; the
+                             header names the env id); PPO's other envs: envN.monitor.csv
+    OUT/progress.csv         SB3's logger: rollout/ep_rew_mean, losses, ... per update
     OUT/evaluations.npz      periodic evaluation returns (SB3 ``EvalCallback``)
-    OUT/best/best_model.zip  best model seen by the evaluations
-    OUT/checkpoints/         periodic checkpoints (SB3 ``CheckpointCallback``)
+    OUT/best/best_model.zip  best model seen by the evaluations (SB3 pickle; convert it
+                             with ``python -m aigcsim.agents.policy_io convert`` to use it)
+    OUT/checkpoints/         periodic checkpoints (SB3 pickles, same remark)
     OUT/tb/                  TensorBoard logs, only if ``tensorboard`` is installed
 
-Everything is written into ``OUT.partial`` and renamed to ``OUT`` at the end, so an
-interrupted run never leaves a directory that looks complete.
+When they appear: ``monitor.csv`` gets a row whenever a training episode ends (an
+episode is a whole scenario run, e.g. about 70 steps on rl-headroom); evaluations run
+every ``eval_every`` steps (default ``timesteps // 5``, at least 1 step) and
+checkpoints every ``checkpoint_every`` steps (default ``timesteps // 2``), so even a
+3,000-step run leaves five evaluations and two checkpoints. Everything is written into
+``OUT.partial`` and renamed to ``OUT`` at the end, so an interrupted run never leaves a
+directory that looks complete.
 
-Default hyperparameters (small networks, CPU friendly; override with ``hyperparams``):
+Default hyperparameters (CPU friendly; override with ``hyperparams``):
 
-* all agents: ``MultiInputPolicy``, ``net_arch=[64, 64]``, ``gamma=0.99``, ``device="cpu"``.
-* ``ppo``: ``learning_rate=3e-4``, ``n_steps=min(512, timesteps)`` (at least 16),
-  ``batch_size=min(64, n_steps)``, ``n_epochs=10``, ``ent_coef=0.0``.
-* ``sac``: ``learning_rate=3e-4``, ``buffer_size=min(100_000, timesteps)``,
-  ``learning_starts=min(1000, timesteps // 4)``, ``batch_size=64``, ``tau=0.005``.
-* ``td3``: as ``sac`` plus Gaussian action noise ``sigma=0.1``.
+* all agents: ``gamma`` from :func:`~aigcsim.agents.envs.allocation_env.default_gamma`
+  (horizon twice the longest deadline in agent steps; 0.9917 on rl-headroom),
+  ``device="cpu"``.
+* ``ppo``: :class:`~aigcsim.agents.features.UserSetActorCriticPolicy` (DeepSets over
+  users, equivariant actor, starts at equal share), ``log_std_init=-0.5``, 4 envs,
+  ``n_steps`` at most 256 per env, sized so whole rollouts add up to about
+  ``timesteps`` (3,000 steps: 250), ``batch_size`` a quarter of a rollout (256), ``n_epochs=10``,
+  ``learning_rate=1e-3``, ``gae_lambda=0.95``, ``ent_coef=0``.
+* ``sac`` / ``td3``: ``MultiInputPolicy`` with the
+  :class:`~aigcsim.agents.features.UserSetExtractor`, ``net_arch=[64, 64]``,
+  ``learning_rate=3e-4``, ``buffer_size=min(100_000, timesteps)``,
+  ``learning_starts=min(1000, timesteps // 4)``, ``batch_size=64``, ``tau=0.005``; TD3
+  adds Gaussian action noise ``sigma=0.1``.
+* ``add``: see :mod:`aigcsim.agents.add` (CPU-sized widths).
 
 Torch / SB3 are imported inside :func:`train`, so importing this module is cheap.
 """
@@ -32,6 +48,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -41,8 +58,8 @@ import numpy as np
 from aigcsim.kernel.registry import UserInputError, suggest
 
 AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "add")
-POLICY_FORMAT = 1
-"""Version of the ``policy.json`` layout."""
+PPO_ENVS = 4
+"""Parallel training envs of PPO (one process; batches the network's forward passes)."""
 
 ScenarioSpec = Any  # a path / shipped name, a raw dict or a sim.schema.Scenario
 
@@ -83,25 +100,32 @@ def user_deadlines_of(sim: Any) -> np.ndarray:
     return np.asarray(per_group, dtype=np.float64)[sim.user_group]
 
 
-def default_hyperparams(agent: str, timesteps: int) -> dict[str, Any]:
-    """The documented small defaults for ``agent`` (see the module docstring)."""
+def default_hyperparams(agent: str, timesteps: int, gamma: float = 0.99) -> dict[str, Any]:
+    """The documented defaults for ``agent`` (see the module docstring)."""
     if agent == "add":  # CPU-sized: see agents/add.py for the paper-style defaults
         from aigcsim.agents.add import add_default_hyperparams
 
-        return {"gamma": 0.99, "batch_size": 64, "hidden": (64, 64)} | add_default_hyperparams(
+        return {"gamma": gamma, "batch_size": 64, "hidden": (64, 64)} | add_default_hyperparams(
             timesteps
         )
-    common: dict[str, Any] = {"gamma": 0.99, "policy_kwargs": {"net_arch": [64, 64]}}
     if agent == "ppo":
-        n_steps = max(16, min(512, timesteps))
-        return common | {
-            "learning_rate": 3e-4,
+        # rollouts of at most 256 steps per env, sized so that they add up to about
+        # ``timesteps`` (the run overshoots by less than PPO_ENVS steps per rollout)
+        rollouts = max(1, math.ceil(timesteps / (256 * PPO_ENVS)))
+        n_steps = max(8, math.ceil(timesteps / (PPO_ENVS * rollouts)))
+        return {
+            "gamma": gamma,
+            "policy_kwargs": {"log_std_init": -0.5},
+            "learning_rate": 1e-3,
             "n_steps": n_steps,
-            "batch_size": min(64, n_steps),
+            "batch_size": n_steps * PPO_ENVS // 4,  # 4 minibatches an epoch
             "n_epochs": 10,
+            "gae_lambda": 0.95,
             "ent_coef": 0.0,
         }
-    return common | {
+    return {
+        "gamma": gamma,
+        "policy_kwargs": {"net_arch": [64, 64]},
         "learning_rate": 3e-4,
         "buffer_size": max(1, min(100_000, timesteps)),
         "learning_starts": min(1000, timesteps // 4),
@@ -135,46 +159,67 @@ def _json_ready(value: Any) -> Any:
         return repr(value)
 
 
+def planned_timesteps(agent: str, timesteps: int, params: dict[str, Any]) -> int:
+    """Steps a run of ``timesteps`` really takes: PPO collects whole rollouts of
+    ``n_steps * envs`` steps, so it rounds up to a multiple of that; the others are exact."""
+    if agent != "ppo":
+        return timesteps
+    rollout = int(params["n_steps"]) * PPO_ENVS
+    return -(-timesteps // rollout) * rollout
+
+
+def default_frequencies(timesteps: int) -> tuple[int, int]:
+    """``(eval_every, checkpoint_every)`` in steps: 5 evaluations and 2 checkpoints a run."""
+    return max(1, timesteps // 5), max(1, timesteps // 2)
+
+
 def train(
     scenario_spec: ScenarioSpec,
     agent: str,
     timesteps: int,
     out_dir: Path,
     seed: int = 0,
-    max_users: int = 32,
+    max_users: int | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
-    eval_every: int = 5000,
+    eval_every: int | None = None,
     *,
     reward: str = "lpips",
     deadline_penalty: float = 1.0,
     bandwidth_cost: float = 0.0,
+    decision_intervals: int | None = None,
+    shaping: float = 0.0,
     episode_intervals: int | None = None,
     n_eval_episodes: int = 2,
     checkpoint_every: int | None = None,
     hyperparams: dict[str, Any] | None = None,
+    extractor: str = "user-set",
     overwrite: bool = False,
     progress_bar: bool = False,
     verbose: int = 0,
 ) -> Path:
-    """Train an SB3 ``agent`` on the scenario and write a policy directory; returns ``out_dir``.
+    """Train ``agent`` on the scenario and write a policy directory; returns ``out_dir``.
 
     Args:
         scenario_spec: scenario path, shipped name, raw dict or ``Scenario``.
-        agent: ``"ppo"``, ``"sac"`` or ``"td3"``.
-        timesteps: environment steps to train for.
+        agent: ``"ppo"``, ``"sac"``, ``"td3"`` or ``"add"``.
+        timesteps: environment steps (agent decisions) to train for; PPO rounds up to
+            whole rollouts (:func:`planned_timesteps`).
         out_dir: the policy directory to create (see the module docstring).
-        seed: seed of the model and of the training env's first episode; the evaluation
+        seed: seed of the model and of the training envs' first episodes; the evaluation
             env starts from ``seed + 1_000_003``.
-        max_users: user slots of the env (>= ``users.count``).
+        max_users: user slots of the env (>= ``users.count``; default ``users.count``).
         overrides: ``--set`` style ``["k=v"]`` or ``{"k": v}`` scenario overrides.
-        eval_every: evaluate every this many steps (``<= 0``: no periodic evaluation).
-        reward, deadline_penalty, bandwidth_cost, episode_intervals: env reward settings.
+        eval_every: evaluate every this many steps (default ``timesteps // 5``;
+            ``<= 0``: no periodic evaluation).
+        reward, deadline_penalty, bandwidth_cost, decision_intervals, shaping,
+            episode_intervals: env settings (see the env's docstring).
         n_eval_episodes: episodes per evaluation.
-        checkpoint_every: checkpoint period in steps (default ``eval_every``, or
-            ``timesteps`` when that is off).
-        hyperparams: overrides of :func:`default_hyperparams` passed to the SB3 model.
+        checkpoint_every: checkpoint period in steps (default ``timesteps // 2``).
+        hyperparams: overrides of :func:`default_hyperparams` passed to the model.
+        extractor: ``"user-set"`` (default; permutation-invariant, :mod:`aigcsim.agents.features`)
+            or ``"flat"`` (SB3's ``MultiInputPolicy`` with its concatenating extractor).
         overwrite: replace a non-empty ``out_dir``.
-        progress_bar: SB3's progress bar (needs ``tqdm`` and ``rich``).
+        progress_bar: a progress bar over the planned steps (needs ``tqdm`` and ``rich``).
         verbose: SB3 verbosity.
 
     Raises:
@@ -184,61 +229,92 @@ def train(
     agent = check_agent(agent)
     if timesteps < 1:
         raise UserInputError(f"timesteps must be >= 1, got {timesteps}")
-    if max_users < 1:
-        raise UserInputError(f"max_users must be >= 1, got {max_users}")
-    from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, load_scenario
+    if extractor not in ("user-set", "flat"):
+        raise UserInputError(f"extractor must be 'user-set' or 'flat', got {extractor!r}")
+    from aigcsim.agents.envs.allocation_env import (
+        DEFAULT_DECISION_INTERVALS,
+        default_gamma,
+        load_scenario,
+    )
+    from aigcsim.agents.envs.registration import ENV_ID
     from aigcsim.sim.run import finalize_out_dir, prepare_out_dir
     from aigcsim.sim.scenario import dump
 
     over = overrides_dict(overrides)
     scenario, base_dir = load_scenario(scenario_spec, over)
+    max_users = scenario.users.count if max_users is None else int(max_users)
+    if max_users < 1:
+        raise UserInputError(f"max_users must be >= 1, got {max_users}")
     if scenario.users.count > max_users:
         raise UserInputError(
             f"scenario '{scenario.name}' has users.count={scenario.users.count} > "
             f"max_users={max_users}; pass a larger --max-users"
         )
+    k = DEFAULT_DECISION_INTERVALS if decision_intervals is None else int(decision_intervals)
+    if k < 1:
+        raise UserInputError(f"decision_intervals must be >= 1, got {k}")
+    if agent == "add" and bandwidth_cost > 0:
+        raise UserInputError("agent 'add' has no idle logit; use bandwidth_cost 0 with add")
+    import gymnasium
     import torch
     from stable_baselines3 import PPO, SAC, TD3
     from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+    from stable_baselines3.common.logger import configure
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.noise import NormalActionNoise
     from stable_baselines3.common.vec_env import DummyVecEnv
 
+    from aigcsim.agents.features import UserSetActorCriticPolicy, UserSetExtractor
+    from aigcsim.agents.policy_io import save_policy
+
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
+    gamma = default_gamma(scenario, k)
+    params = default_hyperparams(agent, timesteps, gamma) | (hyperparams or {})
+    default_eval, default_ckpt = default_frequencies(timesteps)
+    eval_every = default_eval if eval_every is None else int(eval_every)
+    ckpt = checkpoint_every or default_ckpt
     staging = prepare_out_dir(out_dir, overwrite)
     env_kwargs: dict[str, Any] = {
+        "scenario": scenario,
         "max_users": max_users,
-        "overrides": over or None,
         "reward": reward,
         "deadline_penalty": deadline_penalty,
         "bandwidth_cost": bandwidth_cost,
+        "decision_intervals": k,
+        "shaping": shaping,
+        "shaping_gamma": float(params.get("gamma", gamma)),
         "episode_intervals": episode_intervals,
+        # a TimeLimit that never cuts a scenario short (episode_intervals does that)
+        "max_episode_steps": episode_intervals or 10**12,
     }
+    n_envs = PPO_ENVS if agent == "ppo" else 1
     notes: list[str] = []
+
+    def make_env(monitor_file: str | None, index: int) -> Any:
+        def thunk() -> Any:
+            env = gymnasium.make(ENV_ID, **env_kwargs)
+            name = monitor_file  # a directory: monitor.csv; others env1.monitor.csv, ...
+            if monitor_file is not None and index > 0:
+                name = str(Path(monitor_file) / f"env{index}")
+            return Monitor(env, filename=name)
+
+        return thunk
+
     try:
-        env = DummyVecEnv(
-            [
-                lambda: Monitor(
-                    BandwidthAllocationEnv(scenario_spec, **env_kwargs),
-                    filename=str(staging),  # -> monitor.csv
-                )
-            ]
-        )
-        eval_env = DummyVecEnv(
-            [lambda: Monitor(BandwidthAllocationEnv(scenario_spec, **env_kwargs))]
-        )
+        env = DummyVecEnv([make_env(str(staging), i) for i in range(n_envs)])
+        env.seed(seed)
+        eval_env = DummyVecEnv([make_env(None, 0)])
         eval_seed = seed + 1_000_003
         eval_env.seed(eval_seed)
-
-        params = default_hyperparams(agent, timesteps) | (hyperparams or {})
         if agent == "td3" and "action_noise" not in params:
-            params["action_noise"] = NormalActionNoise(np.zeros(max_users), np.full(max_users, 0.1))
+            n_act = env.action_space.shape[0]
+            params["action_noise"] = NormalActionNoise(np.zeros(n_act), np.full(n_act, 0.1))
         tb_dir = None
         if importlib.util.find_spec("tensorboard") is not None:
             tb_dir = str(staging / "tb")
         else:
-            notes.append("tensorboard not installed: no TensorBoard logs")
+            notes.append("tensorboard not installed: no TensorBoard logs (see progress.csv)")
         if agent == "add":
             from aigcsim.agents.add import ADD
 
@@ -246,71 +322,107 @@ def train(
                 env, seed=seed, device="cpu", verbose=verbose, tensorboard_log=tb_dir, **params
             )
         else:
+            policy_kwargs = dict(params.pop("policy_kwargs", {}) or {})
+            if agent == "ppo":
+                policy: Any = (
+                    UserSetActorCriticPolicy if extractor == "user-set" else "MultiInputPolicy"
+                )
+            else:
+                policy = "MultiInputPolicy"
+                if extractor == "user-set":
+                    policy_kwargs.setdefault("features_extractor_class", UserSetExtractor)
             cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[agent]
             model = cls(
-                "MultiInputPolicy",
+                policy,
                 env,
                 seed=seed,
                 device="cpu",
                 verbose=verbose,
                 tensorboard_log=tb_dir,
+                policy_kwargs=policy_kwargs,
                 **params,
             )
-        callbacks = []
+            params["policy_kwargs"] = policy_kwargs
+            formats = (
+                ["csv"] + (["tensorboard"] if tb_dir else []) + (["stdout"] if verbose else [])
+            )
+            model.set_logger(configure(str(staging), formats))
+        callbacks: list[Any] = []
         if eval_every > 0:
             callbacks.append(
                 EvalCallback(
                     eval_env,
                     n_eval_episodes=n_eval_episodes,
-                    eval_freq=eval_every,
+                    eval_freq=max(1, eval_every // n_envs),
                     log_path=str(staging),
                     best_model_save_path=str(staging / "best"),
                     deterministic=True,
                     verbose=verbose,
                 )
             )
-        ckpt = checkpoint_every or (eval_every if eval_every > 0 else timesteps)
         callbacks.append(
-            CheckpointCallback(save_freq=max(1, ckpt), save_path=str(staging / "checkpoints"))
+            CheckpointCallback(
+                save_freq=max(1, ckpt // n_envs), save_path=str(staging / "checkpoints")
+            )
         )
-        model.learn(
-            total_timesteps=timesteps,
-            callback=callbacks,
-            tb_log_name=agent,
-            progress_bar=progress_bar,
-        )
-        model.save(staging / "model.zip")
+        planned = planned_timesteps(agent, timesteps, params)
+        if progress_bar:
+            callbacks.append(_PlannedProgress(planned))
+        model.learn(total_timesteps=timesteps, callback=callbacks, tb_log_name=agent)
+        settings = env.envs[0].unwrapped.policy_settings()
         env.close()
         eval_env.close()
 
-        deadlines = user_deadlines(scenario, base_dir)
         info = {
-            "format": POLICY_FORMAT,
             "agent": agent,
             "max_users": max_users,
+            "env": settings,
             "scenario": scenario.name,
             "seed": seed,
             "eval_seed": eval_seed,
             "timesteps": timesteps,
+            "timesteps_done": int(model.num_timesteps),
             "eval_every": eval_every,
+            "checkpoint_every": ckpt,
             "reward": {
                 "reward": reward,
                 "deadline_penalty": deadline_penalty,
                 "bandwidth_cost": bandwidth_cost,
+                "shaping": shaping,
                 "episode_intervals": episode_intervals,
             },
-            "overrides": {k: _json_ready(v) for k, v in over.items()},
+            "overrides": {k_: _json_ready(v) for k_, v in over.items()},
             "hyperparams": _json_ready(params),
             "users_count": scenario.users.count,
-            "deadline_s_by_user": [None if np.isinf(d) else float(d) for d in deadlines],
-            "default_deadline_s": scenario.qos.deadline_s,
             "versions": _versions(),
             "notes": notes,
         }
-        (staging / "policy.json").write_text(json.dumps(info, indent=2) + "\n")
+        save_policy(model, staging, info)
         (staging / "scenario.yaml").write_text(dump(scenario))
         finalize_out_dir(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def _planned_progress_class() -> Any:
+    from stable_baselines3.common.callbacks import ProgressBarCallback
+
+    class PlannedProgress(ProgressBarCallback):
+        """SB3's progress bar, over the steps the run will really take."""
+
+        def __init__(self, planned: int) -> None:
+            super().__init__()
+            self.planned = planned
+
+        def _on_training_start(self) -> None:
+            from tqdm.rich import tqdm
+
+            self.pbar = tqdm(total=self.planned)
+
+    return PlannedProgress
+
+
+def _PlannedProgress(planned: int) -> Any:  # noqa: N802  (reads like the class it builds)
+    return _planned_progress_class()(planned)

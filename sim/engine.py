@@ -186,6 +186,9 @@ class Simulation:
         self.tick_index = 0
         self.time_s = 0.0
         self._pending_state: tuple | None = None
+        attach = getattr(self.allocator, "attach", None)
+        if callable(attach):  # allocators that observe the run (the trained-policy allocator)
+            attach(self)
 
     # ------------------------------------------------------------------ set-up
     def _writer(self, path: Path, schema) -> RecordWriter:

@@ -1,23 +1,32 @@
-"""Gymnasium environment: an RL agent allocates the cell's bandwidth every interval.
+"""Gymnasium environment: an RL agent shares the cell's bandwidth among its users.
 
-Registered (lazily, see :mod:`aigcsim.agents.envs.registration`) as
-``aigcsim/BandwidthAllocation-v0``.
+Registered (see :mod:`aigcsim.agents.envs.registration`) as
+``aigcsim/BandwidthAllocation-v0``; ``gymnasium.make(ENV_ID)`` with no arguments runs
+the shipped RL scenario with the defaults below.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
+from aigcsim.agents.envs.observation import DEFAULT_TIME_SCALE_S, UserObserver
 from aigcsim.agents.envs.spaces import (
+    ACTIVE,
+    DEFAULT_LOGIT_SCALE,
+    NUM_FEATURES,
+    SLACK_MARGIN,
     action_space,
-    action_to_shares,
-    encode_observation,
+    check_action,
+    logits_to_shares,
     observation_space,
+    user_table,
 )
+from aigcsim.models.optable import LOWER_IS_BETTER
 from aigcsim.sim import scenario as scenario_io
 from aigcsim.sim.allocation import AllocatorState
 from aigcsim.sim.engine import Request, Simulation
@@ -33,21 +42,32 @@ DEADLINE_FAILURES = frozenset(
         "late_decode",
     }
 )
+DEFAULT_SCENARIO = "rl-headroom"
+"""What ``gymnasium.make(ENV_ID)`` runs (16 users, fits ``max_users=32``; about 70 steps
+an episode at ``k = 5``)."""
+DEFAULT_DECISION_INTERVALS = 5
 _MAX_SEED = 2**63 - 1
 
 
 class _OutcomeLog:
-    """Every finished request, in order, from the simulator's ``finish_listeners``."""
+    """Every finished request, in order, from the simulator's ``finish_listeners``.
 
-    def __init__(self) -> None:
-        # (user, success, reason, quality reached)
-        self.events: list[tuple[int, bool, str, float]] = []
+    ``events``: ``(user, success, reason, quality reached, quality gain over the empty
+    prefix)``; the gain is ``q(0) - q`` for lower-is-better metrics, ``q - q(0)`` else.
+    """
+
+    def __init__(self, sim: Simulation) -> None:
+        self.events: list[tuple[int, bool, str, float, float]] = []
         self.finished = 0
         self.succeeded = 0
+        metric = sim.scenario.qos.metric
+        self._q_empty = sim.table.metric(metric)[:, :, 0]  # [images, encoders]
+        self._sign = -1.0 if LOWER_IS_BETTER.get(metric, True) else 1.0
 
     def record(self, request: Request, reason: str, quality: float) -> None:
         success = reason == ""
-        self.events.append((request.user, success, reason, quality))
+        gain = self._sign * (quality - float(self._q_empty[request.image, request.encoder]))
+        self.events.append((request.user, success, reason, quality, gain))
         self.finished += 1
         self.succeeded += success
 
@@ -69,36 +89,62 @@ def load_scenario(
     return sc.model_copy(update={"variants": []}), base_dir
 
 
+def longest_deadline_s(scenario: Scenario) -> float | None:
+    """The longest finite QoS deadline of the scenario's groups, s (``None``: none)."""
+    deadlines = [(g.qos or scenario.qos).deadline_s for g in scenario.users.groups]
+    finite = [d for d in deadlines if d]
+    return max(finite) if finite else None
+
+
+def default_gamma(scenario: Scenario, decision_intervals: int) -> float:
+    """A discount whose horizon ``1 / (1 - gamma)`` is twice the longest deadline in agent
+    steps (so a deadline's outcome still counts when it is decided), in [0.9, 0.999]."""
+    longest_s = longest_deadline_s(scenario) or 10.0
+    steps = longest_s / (scenario.interval_s * decision_intervals)
+    return float(min(max(1.0 - 1.0 / (2.0 * steps), 0.9), 0.999))
+
+
 class BandwidthAllocationEnv(gym.Env):
     """Share a cell's bandwidth among users downloading AI-generated images.
 
-    Each step is one scheduling interval in which at least one user has data to
-    send. Intervals where nobody has data are simulated without asking the agent.
+    One step is one agent decision; the decision holds for ``decision_intervals``
+    scheduling intervals (``k``), after which the simulation runs on to the next
+    interval in which some user has data (intervals where nobody has data are simulated
+    without asking the agent).
 
     ## Action Space
-    ``Box(-1, 1, (max_users,), float32)``: one weight per user slot; slot ``i`` is
-    simulator user ``i``. Active users get ``w = (a + 1) / 2``, inactive slots are
-    ignored, and ``shares = w / max(sum(w), 1)``: weights summing to <= 1 are used as
-    shares directly (bandwidth may be left unused), larger sums are normalised to use
-    the whole band.
+    ``Box(-1, 1, (max_users,), float32)``, one logit per user slot (slot ``i`` is
+    simulator user ``i``); with ``bandwidth_cost > 0`` one more entry, the idle logit.
+    In each interval of the step the active users get ``shares = softmax(logit_scale *
+    a)`` over the *active* users only: inactive slots carry no probability mass, ``a = 0``
+    is an equal share and the whole band is always used. Leaving band idle is possible
+    only when it is charged for, through the idle logit, which joins the softmax (see
+    :func:`~aigcsim.agents.envs.spaces.logits_to_shares`). A wrong shape, NaN or inf
+    raises ``ValueError``; values outside ``[-1, 1]`` are clipped.
 
     ## Observation Space
-    ``Dict(users=Box(-1, 1, (max_users * 8,), float32), mask=MultiBinary(max_users))``
-    (use SB3 ``MultiInputPolicy``). ``users`` is a row-major ``[max_users, 8]`` table,
-    flattened for SB3 (``aigcsim.agents.envs.spaces.user_table`` reshapes it); row ``i`` is user
-    ``i``. Columns: SNR dB/40, spectral efficiency/8,
-    log10(1+bits left in unit)/7, log10(1+bits left to target)/8, next-unit quality
-    gain*10, deadline slack/deadline (no deadline: 1), log10(1+avg throughput b/s)/8,
-    active flag; all clipped to [-1, 1], zero for slots without data. ``mask`` is the
-    active flag. See :mod:`aigcsim.agents.envs.spaces`.
+    ``Dict(users=Box(-1, 1, (max_users * F,), float32), mask=MultiBinary(max_users))``:
+    a row per user slot (queue length, requests at the GPUs, time to finish at full
+    band, slack and slack minus that time, time until arrivals stop, the group's
+    deadline and stream size, channel, ...) and the mask of users with data; rows and
+    their scales are documented in :mod:`aigcsim.agents.envs.observation`. Use the
+    permutation-invariant extractor of :mod:`aigcsim.agents.features` or SB3's
+    ``MultiInputPolicy``.
 
     ## Rewards
-    Per step: ``reward="lpips"``: the quality gained by every delivering request in the
-    interval (decrease of LPIPS of its received prefix; for higher-is-better metrics
-    the increase); ``reward="success"``: +1 per request that succeeds during the step.
-    Minus ``deadline_penalty`` per request failing by its deadline during the step
-    (expired while queued / generating / waiting / delivering, or decoded late), minus
-    ``bandwidth_cost`` times the share of the band actually used in the interval.
+    Per request, when it ends (terminal terms, summed over the step's intervals):
+
+    * on time (success): ``reward="lpips"`` (default): ``+`` the quality it reached,
+      measured as the gain over the empty prefix (``LPIPS(0 units) - LPIPS(reached)``;
+      for higher-is-better metrics the increase); ``reward="success"``: ``+1``;
+    * missed its deadline (expired while queued / generating / waiting / delivering, or
+      decoded late): ``-deadline_penalty``; other failures (target not met with every
+      unit delivered) give 0;
+    * ``-bandwidth_cost`` times the share of the band used, per interval;
+    * optional potential-based shaping (Ng et al. 1999; keeps optimal policies):
+      ``+ gamma * Phi(s') - Phi(s)`` with ``Phi(s) = shaping * (number of users whose
+      request can still make its deadline with the whole band, slack_margin >= 0)``,
+      ``Phi = 0`` at the end of an episode. Default ``shaping = 0`` (off).
 
     ## Starting State
     A fresh simulation of the scenario, advanced to the first interval in which a user
@@ -109,39 +155,54 @@ class BandwidthAllocationEnv(gym.Env):
     ## Episode End
     ``terminated`` when the simulation ends (arrivals stopped at ``duration_s`` and,
     with ``drain``, every request finished or ``max_drain_s`` passed). ``truncated``
-    after ``episode_intervals`` steps, if given.
+    after ``episode_intervals`` steps, if given (and by ``gymnasium.make``'s registered
+    ``max_episode_steps``).
 
     ## Arguments
-    * ``scenario``: a scenario path, a shipped name (``"quickstart"``), a
-      :class:`~aigcsim.sim.schema.Scenario` or a raw scenario dict. ``variants`` are dropped;
-      ``allocator`` is ignored (the agent allocates).
+    * ``scenario``: a scenario path, a shipped name, a
+      :class:`~aigcsim.sim.schema.Scenario` or a raw dict; default
+      :data:`DEFAULT_SCENARIO`. ``variants`` are dropped; ``allocator`` is ignored.
     * ``max_users``: user slots (>= ``users.count``), default 32.
     * ``overrides``: dotted-key overrides, e.g. ``{"users.count": 8}``.
     * ``reward``: ``"lpips"`` (default) or ``"success"``.
     * ``deadline_penalty``: penalty per deadline failure, default 1.
-    * ``bandwidth_cost``: cost per unit of used band share per step, default 0.
-    * ``episode_intervals``: truncate after this many steps; default ``None`` (run the
-      scenario to its end).
+    * ``bandwidth_cost``: cost per unit of used band share per interval, default 0; > 0
+      adds the idle logit to the action.
+    * ``decision_intervals``: ``k``, intervals per agent decision, default 5.
+    * ``logit_scale``: action-to-logit multiplier, default 4.
+    * ``shaping``, ``shaping_gamma``: potential-based shaping weight (default 0) and its
+      discount (default: :func:`default_gamma`, which is also ``aigcsim train``'s gamma).
+    * ``time_scale_s``: ``T`` of the observation's time columns (default: the longest
+      group deadline; a policy keeps its training value).
+    * ``episode_intervals``: truncate after this many steps; default ``None``.
     * ``render_mode``: ``None`` or ``"ansi"`` (a one-line text status).
 
     ``info`` holds ``time_s``, ``active_users``, ``requests_finished``,
-    ``requests_succeeded`` (so far, warm-up included), ``used_share``, ``quality_gain``,
-    ``successes`` and ``deadline_failures`` of the step, and ``sim_seed``.
+    ``requests_succeeded`` (so far), ``used_share`` (mean over the step's intervals),
+    ``quality_gain``, ``successes`` and ``deadline_failures`` of the step, ``intervals``
+    simulated in the step, and ``sim_seed``.
 
     ## Version History
-    * v0: initial version.
+    * v0 (2026-11): softmax logits over active users, per-user observation rows with
+      queue / GPU / feasibility features, terminal per-request rewards, decisions every
+      ``k`` intervals (the earlier weight mapping and per-interval rewards are gone).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 100}
 
     def __init__(
         self,
-        scenario: str | Path | Scenario | dict[str, Any] = "quickstart",
+        scenario: str | Path | Scenario | dict[str, Any] = DEFAULT_SCENARIO,
         max_users: int = 32,
         overrides: dict[str, Any] | None = None,
         reward: Literal["lpips", "success"] = "lpips",
         deadline_penalty: float = 1.0,
         bandwidth_cost: float = 0.0,
+        decision_intervals: int = DEFAULT_DECISION_INTERVALS,
+        logit_scale: float = DEFAULT_LOGIT_SCALE,
+        shaping: float = 0.0,
+        shaping_gamma: float | None = None,
+        time_scale_s: float | None = None,
         episode_intervals: int | None = None,
         render_mode: str | None = None,
     ) -> None:
@@ -151,6 +212,16 @@ class BandwidthAllocationEnv(gym.Env):
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, 'ansi'")
         if episode_intervals is not None and episode_intervals < 1:
             raise ValueError(f"episode_intervals must be >= 1 or None, got {episode_intervals}")
+        if int(decision_intervals) < 1:
+            raise ValueError(f"decision_intervals must be >= 1, got {decision_intervals}")
+        for name, value in (
+            ("deadline_penalty", deadline_penalty),
+            ("bandwidth_cost", bandwidth_cost),
+            ("logit_scale", logit_scale),
+            ("shaping", shaping),
+        ):
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         self.scenario, self._base_dir = load_scenario(scenario, overrides)
         n = self.scenario.users.count
         if n > max_users:
@@ -166,14 +237,29 @@ class BandwidthAllocationEnv(gym.Env):
         self.reward_name = reward
         self.deadline_penalty = float(deadline_penalty)
         self.bandwidth_cost = float(bandwidth_cost)
+        self.idle = self.bandwidth_cost > 0
+        self.decision_intervals = int(decision_intervals)
+        self.logit_scale = float(logit_scale)
+        self.shaping = float(shaping)
+        self.gamma = (
+            default_gamma(self.scenario, self.decision_intervals)
+            if shaping_gamma is None
+            else float(shaping_gamma)
+        )
+        if time_scale_s is not None and not (math.isfinite(time_scale_s) and time_scale_s > 0):
+            raise ValueError(f"time_scale_s must be a finite number > 0, got {time_scale_s!r}")
+        self.time_scale_s = float(
+            time_scale_s or longest_deadline_s(self.scenario) or DEFAULT_TIME_SCALE_S
+        )
         self.episode_intervals = episode_intervals
         self.render_mode = render_mode
         self.observation_space = observation_space(max_users)
-        self.action_space = action_space(max_users)
+        self.action_space = action_space(max_users, self.idle)
         self._table = None
         self._sim: Simulation | None = None
         self._state: AllocatorState | None = None
-        self._deadline_s = np.full(n, np.inf)
+        self._observer: UserObserver | None = None
+        self._last_obs: dict[str, np.ndarray] | None = None
         self._steps = 0
         self._sim_seed = self.scenario.seed
         self._first_reset = True
@@ -186,14 +272,15 @@ class BandwidthAllocationEnv(gym.Env):
             raise RuntimeError("call reset() first")
         return self._sim
 
+    def _make_simulation(self, scenario: Scenario) -> Simulation:
+        return Simulation(scenario, out_dir=None, table=self._table, base_dir=self._base_dir)
+
     def _build(self, seed: int) -> None:
-        sc = self.scenario.model_copy(update={"seed": seed})
-        sim = Simulation(sc, out_dir=None, table=self._table, base_dir=self._base_dir)
+        sim = self._make_simulation(self.scenario.model_copy(update={"seed": seed}))
         self._table = sim.table
-        self._log = _OutcomeLog()
+        self._log = _OutcomeLog(sim)
         sim.finish_listeners.append(self._log.record)
-        deadlines = [p.qos.deadline_s or np.inf for p in sim.plans]
-        self._deadline_s = np.asarray(deadlines, dtype=np.float64)[sim.user_group]
+        self._observer = UserObserver(sim, self.max_users, self.time_scale_s)
         self._sim = sim
 
     def _advance(self) -> AllocatorState | None:
@@ -207,7 +294,17 @@ class BandwidthAllocationEnv(gym.Env):
         return None
 
     def _obs(self) -> dict[str, np.ndarray]:
-        return encode_observation(self._state, self.max_users, self._deadline_s)
+        assert self._observer is not None
+        obs = self._observer.observe(self._state)
+        self._last_obs = obs
+        return obs
+
+    def _potential(self, obs: dict[str, np.ndarray] | None) -> float:
+        if self.shaping == 0.0 or obs is None or self._state is None:
+            return 0.0
+        table = user_table(obs["users"])
+        feasible = (table[:, ACTIVE] > 0) & (table[:, SLACK_MARGIN] >= 0)
+        return self.shaping * float(feasible.sum())
 
     def _info(self, **step: float) -> dict[str, Any]:
         sim = self.simulation
@@ -224,12 +321,25 @@ class BandwidthAllocationEnv(gym.Env):
             "quality_gain": 0.0,
             "successes": 0,
             "deadline_failures": 0,
+            "intervals": 0,
             **step,
         }
 
-    def _quality(self, users: np.ndarray) -> np.ndarray:
-        """``[n]`` quality of the received prefix of each user's current request."""
-        return self.simulation.prefix_quality(users)
+    def policy_settings(self) -> dict[str, Any]:
+        """What a policy trained here needs to act elsewhere (stored in ``policy.json``)."""
+        return {
+            "num_features": NUM_FEATURES,
+            "per_user": 1,
+            "idle": self.idle,
+            "levels": None,
+            "decision_intervals": self.decision_intervals,
+            "logit_scale": self.logit_scale,
+            "time_scale_s": self.time_scale_s,
+        }
+
+    def shares(self, action: np.ndarray, state: AllocatorState) -> np.ndarray:
+        """``[n]`` shares of ``state``'s active users for a checked ``action``."""
+        return logits_to_shares(action, state.user_ids, self.max_users, self.logit_scale, self.idle)
 
     # ------------------------------------------------------------------ API
     def reset(
@@ -254,48 +364,59 @@ class BandwidthAllocationEnv(gym.Env):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        a = check_action(action, self.action_space.shape)
+        return self._step_logits(a)
+
+    def _step_logits(
+        self, a: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Run one decision with the checked action ``a`` (the joint env's entry point)."""
         sim = self.simulation
         state = self._state
         if state is None:  # the run already ended
             return self._obs(), 0.0, True, False, self._info()
         log = self._log
-        users = state.user_ids
-        shares = action_to_shares(action, users, self.max_users)
-        requests = [sim.current[u] for u in users.tolist()]
-        q_before = self._quality(users)
+        phi_before = self._potential(self._last_obs)
         first = len(log.events)
-        sim.apply(shares)
-        used_share = sim.last_used_share
-        # quality after: the current prefix, or the final one of a request that ended
-        q_after = self._quality(users)
-        ended_quality: dict[int, float] = {}
-        for user, _ok, _reason, quality in log.events[first:]:
-            ended_quality.setdefault(user, quality)
-        for j, (u, req) in enumerate(zip(users.tolist(), requests, strict=True)):
-            if sim.current[u] is not req:
-                q_after[j] = ended_quality.get(u, q_before[j])
-        lower = sim.lower_better[users]
-        gain = float(np.where(lower, q_before - q_after, q_after - q_before).sum())
+        used = 0.0
+        intervals = 0
+        while True:
+            sim.apply(None if state is None else self.shares(a, state))
+            used += sim.last_used_share
+            intervals += 1
+            if intervals >= self.decision_intervals or sim.done():
+                break
+            state = sim.observe()
         self._state = self._advance()
         self._steps += 1
-        step_events = log.events[first:]
-        successes = sum(ok for _u, ok, _r, _q in step_events)
-        failures = sum(r in DEADLINE_FAILURES for _u, _ok, r, _q in step_events)
+        successes = failures = 0
+        gain = 0.0
+        for _u, ok, reason, _q, q_gain in log.events[first:]:
+            if ok:
+                successes += 1
+                gain += q_gain
+            elif reason in DEADLINE_FAILURES:
+                failures += 1
         value = gain if self.reward_name == "lpips" else float(successes)
-        reward = value - self.deadline_penalty * failures - self.bandwidth_cost * used_share
+        reward = value - self.deadline_penalty * failures - self.bandwidth_cost * used
         terminated = self._state is None
         truncated = (
             not terminated
             and self.episode_intervals is not None
             and self._steps >= self.episode_intervals
         )
+        obs = self._obs()
+        if self.shaping:
+            phi_after = 0.0 if terminated else self._potential(obs)
+            reward += self.gamma * phi_after - phi_before
         info = self._info(
-            used_share=used_share,
+            used_share=used / intervals,
             quality_gain=gain,
             successes=int(successes),
             deadline_failures=int(failures),
+            intervals=intervals,
         )
-        return self._obs(), float(reward), terminated, truncated, info
+        return obs, float(reward), terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self._sim is None:
@@ -309,3 +430,4 @@ class BandwidthAllocationEnv(gym.Env):
     def close(self) -> None:
         self._sim = None
         self._state = None
+        self._observer = None

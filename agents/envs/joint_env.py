@@ -17,7 +17,8 @@ from typing import Any, Literal
 import numpy as np
 from gymnasium import spaces
 
-from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, _OutcomeLog
+from aigcsim.agents.envs.allocation_env import DEFAULT_SCENARIO, BandwidthAllocationEnv
+from aigcsim.agents.envs.spaces import action_space, check_action
 from aigcsim.kernel.registry import UserInputError, suggest
 from aigcsim.kernel.safe_io import sqlite_uri
 from aigcsim.models.encoders.levels import canonical_encoder_id
@@ -143,14 +144,17 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     more bits cost band and time, fewer bits cost quality.
 
     ## Action Space
-    ``Box(-1, 1, (2 * max_users,), float32)``. ``action[:max_users]`` is the bandwidth
-    action, mapped to shares exactly as in the parent. ``action[max_users:]`` is a level
-    per user slot: ``a`` in ``[-1, 1]`` selects ``encoder_levels[min(floor((a + 1) / 2
-    * L), L - 1)]`` (``L`` levels, uniform bins). A user's choice applies to each
+    ``Box(-1, 1, (2 * max_users (+ 1),), float32)``. ``action[:max_users]`` are the
+    bandwidth logits, mapped to shares exactly as in the parent (softmax over the active
+    users); ``action[max_users:2 * max_users]`` is a level per user slot: ``a`` in
+    ``[-1, 1]`` selects ``encoder_levels[min(floor((a + 1) / 2 * L), L - 1)]`` (``L``
+    levels, uniform bins); with ``bandwidth_cost > 0`` the last entry is the parent's
+    idle logit. A user's choice applies to each
     request that *becomes* its current delivery after the action (during this step or
     later, until the next action changes it); a request already sending keeps its
     encoder. Requests that became current during :meth:`reset` take the first action's
-    choice. Before the first action every user's choice is its group's encoder.
+    choice. Before the first action every user's choice is its group's encoder. A wrong
+    shape, NaN or inf raises ``ValueError``.
 
     ## Observation Space
     The parent's ``Dict(users=..., mask=...)`` plus ``levels=Box(0, 1, (max_users,),
@@ -158,8 +162,9 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     unused slots).
 
     ## Rewards
-    The parent's reward (quality gained, or successes; minus ``deadline_penalty`` per
-    deadline failure and ``bandwidth_cost`` times the used band share).
+    The parent's terminal per-request reward (quality reached or +1 on time, minus
+    ``deadline_penalty`` per deadline failure, ``bandwidth_cost`` times the used band
+    share, optional shaping).
 
     ## Starting State / Episode End
     As the parent's.
@@ -180,7 +185,7 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
 
     def __init__(
         self,
-        scenario: str | Path | Scenario | dict[str, Any] = "quickstart",
+        scenario: str | Path | Scenario | dict[str, Any] = DEFAULT_SCENARIO,
         encoder_levels: list[str] | tuple[str, ...] | None = None,
         max_users: int = 32,
         overrides: dict[str, Any] | None = None,
@@ -189,6 +194,7 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
         bandwidth_cost: float = 0.0,
         episode_intervals: int | None = None,
         render_mode: str | None = None,
+        **env_kwargs: Any,
     ) -> None:
         super().__init__(
             scenario,
@@ -199,6 +205,7 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
             bandwidth_cost=bandwidth_cost,
             episode_intervals=episode_intervals,
             render_mode=render_mode,
+            **env_kwargs,
         )
         groups = self.scenario.users.groups
         if encoder_levels is None:
@@ -227,7 +234,7 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
                 "levels": spaces.Box(0.0, 1.0, shape=(max_users,), dtype=np.float32),
             }
         )
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(2 * max_users,), dtype=np.float32)
+        self.action_space = action_space(max_users, self.idle, per_user=2)
         self._retarget_pending = False
 
     def _load_levels(self, levels: list[str]) -> OperatingPointTable:
@@ -253,17 +260,16 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     def num_levels(self) -> int:
         return len(self.encoder_levels)
 
-    def _build(self, seed: int) -> None:
-        # the parent's _build, with a LevelSimulation
-        sc = self.scenario.model_copy(update={"seed": seed})
-        sim = LevelSimulation(sc, self._levels_table, self._base_dir)
+    def policy_settings(self) -> dict[str, Any]:
+        return super().policy_settings() | {"per_user": 2, "levels": list(self.encoder_levels)}
+
+    def _make_simulation(self, scenario: Scenario) -> Simulation:
+        sim = LevelSimulation(scenario, self._levels_table, self._base_dir)
         sim.choice[:] = self._group_level[sim.user_group]
-        self._table = sim.table
-        self._log = _OutcomeLog()
-        sim.finish_listeners.append(self._log.record)
-        deadlines = [p.qos.deadline_s or np.inf for p in sim.plans]
-        self._deadline_s = np.asarray(deadlines, dtype=np.float64)[sim.user_group]
-        self._sim = sim
+        return sim
+
+    def _build(self, seed: int) -> None:
+        super()._build(seed)
         self._retarget_pending = True
 
     def _obs(self) -> dict[str, np.ndarray]:
@@ -285,10 +291,8 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        a = np.asarray(action, dtype=np.float64)
+        a = check_action(action, self.action_space.shape)
         m = self.max_users
-        if a.shape != (2 * m,):
-            raise ValueError(f"action has shape {a.shape}, expected ({2 * m},)")
         sim: LevelSimulation = self.simulation  # type: ignore[assignment]
         n = sim.num_users
         sim.choice[:] = level_indices(a[m : m + n], self.num_levels)
@@ -304,4 +308,4 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
             if changed:
                 self._state = sim.reobserve()
         self._retarget_pending = False
-        return super().step(a[:m].astype(np.float32))
+        return self._step_logits(np.concatenate([a[:m], a[2 * m :]]))

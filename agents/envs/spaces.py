@@ -1,25 +1,15 @@
-"""Observation and action encoding for :mod:`aigcsim.agents.envs.allocation_env`
-(pure numpy + gymnasium spaces).
+"""Observation and action spaces of :mod:`aigcsim.agents.envs.allocation_env` (pure numpy +
+gymnasium spaces).
 
 Observation: ``{"users": float32 [max_users * F], "mask": int8 [max_users]}``; ``users``
 is the row-major flattening of a ``[max_users, F]`` table (flat because SB3's
 ``MultiInputPolicy`` and env checker expect 1-D vectors; :func:`user_table` reshapes it).
-Row ``i`` is simulator user ``i``; slots of users without data (and unused slots beyond
-``users.count``) are all zero. Features, in column order (see :data:`FEATURES`), each
-clipped to ``[-1, 1]``:
+Row ``i`` is simulator user ``i``; rows of users without data (and unused slots beyond
+``users.count``) are all zero and ``mask`` is 0 there. The columns (:data:`FEATURES`)
+are built by :class:`aigcsim.agents.envs.observation.UserObserver`.
 
-==========================  ===============================================
-``snr``                     reference SNR in dB / 40 (equal-share SNR)
-``spectral_efficiency``     bits/s/Hz / 8
-``bits_left_unit``          log10(1 + bits) / 7
-``bits_left_total``         log10(1 + bits) / 8
-``quality_gain_next``       quality gained by the next unit * 10
-``deadline_slack``          slack_s / deadline_s, clipped (no deadline: 1)
-``avg_throughput``          log10(1 + b/s) / 8
-``active``                  1 for a user with data, else 0 (same as ``mask``)
-==========================  ===============================================
-
-Action: ``float32 [max_users]`` in ``[-1, 1]``; see :func:`action_to_shares`.
+Action: ``float32 [max_users (+ 1)]`` in ``[-1, 1]``: one logit per user slot, plus one
+idle logit when the environment charges a bandwidth cost; see :func:`logits_to_shares`.
 """
 
 from __future__ import annotations
@@ -27,92 +17,106 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from aigcsim.sim.allocation import AllocatorState, check_shares
-
 FEATURES: tuple[str, ...] = (
-    "snr",
-    "spectral_efficiency",
-    "bits_left_unit",
-    "bits_left_total",
-    "quality_gain_next",
-    "deadline_slack",
-    "avg_throughput",
     "active",
+    "snr",
+    "se_equal",
+    "se_full",
+    "bits_left",
+    "finish_full",
+    "slack",
+    "slack_margin",
+    "queued",
+    "in_generation",
+    "arrivals_left",
+    "deadline",
+    "stream_bits",
+    "quality_gain",
 )
+"""Column names of the user table (see :mod:`aigcsim.agents.envs.observation` for scales)."""
 NUM_FEATURES = len(FEATURES)
+ACTIVE = FEATURES.index("active")
+SLACK_MARGIN = FEATURES.index("slack_margin")
+
+DEFAULT_LOGIT_SCALE = 4.0
+"""Logits are ``logit_scale * a`` for actions ``a`` in ``[-1, 1]``: shares of two users
+can differ by up to ``exp(2 * logit_scale)`` (about 3,000 at 4)."""
 
 
-def observation_space(max_users: int) -> spaces.Dict:
+def observation_space(max_users: int, num_features: int = NUM_FEATURES) -> spaces.Dict:
     """``Dict(users=Box(-1, 1, [max_users * F], float32), mask=MultiBinary(max_users))``."""
     return spaces.Dict(
         {
-            "users": spaces.Box(-1.0, 1.0, shape=(max_users * NUM_FEATURES,), dtype=np.float32),
+            "users": spaces.Box(-1.0, 1.0, shape=(max_users * num_features,), dtype=np.float32),
             "mask": spaces.MultiBinary(max_users),
         }
     )
 
 
-def action_space(max_users: int) -> spaces.Box:
-    """``Box(-1, 1, [max_users], float32)``: one weight per user slot."""
-    return spaces.Box(-1.0, 1.0, shape=(max_users,), dtype=np.float32)
+def action_space(max_users: int, idle: bool = False, per_user: int = 1) -> spaces.Box:
+    """``Box(-1, 1, [per_user * max_users + idle], float32)``: per-user logits (then any
+    other per-user columns, e.g. encoder levels), and the idle logit last."""
+    return spaces.Box(-1.0, 1.0, shape=(per_user * max_users + int(idle),), dtype=np.float32)
 
 
-def encode_observation(
-    state: AllocatorState | None, max_users: int, deadline_s: np.ndarray
-) -> dict[str, np.ndarray]:
-    """The observation for ``state`` (all zeros when ``None``).
+def user_table(users: np.ndarray, num_features: int = NUM_FEATURES) -> np.ndarray:
+    """``[..., max_users * F]`` flat ``users`` observation -> ``[..., max_users, F]``."""
+    return users.reshape(*users.shape[:-1], -1, num_features)
+
+
+def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
+    """``action`` as float64 of exactly ``shape``; wrong shapes, NaN or inf raise ValueError.
+
+    Values outside ``[-1, 1]`` are clipped (SB3 clips Gaussian actions the same way).
+    """
+    try:
+        a = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"action must be a float array of shape {shape}, got {type(action).__name__}"
+        ) from None
+    if a.shape != shape:
+        raise ValueError(f"action has shape {a.shape}, expected {shape}")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        where = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(
+            f"action has {int(bad.sum())} non-finite entries (NaN or inf) at {where}; "
+            f"every entry must be a finite number in [-1, 1]"
+        )
+    return np.clip(a, -1.0, 1.0)
+
+
+def logits_to_shares(
+    action: np.ndarray,
+    user_ids: np.ndarray,
+    max_users: int,
+    logit_scale: float = DEFAULT_LOGIT_SCALE,
+    idle: bool = False,
+) -> np.ndarray:
+    """Bandwidth shares ``[n]`` of the active users ``user_ids`` from a checked action.
+
+    ``z_i = logit_scale * a[user_ids[i]]``; ``shares = softmax(z)`` over the active
+    users only, so inactive slots carry no probability mass and ``a = 0`` is an equal
+    share of the whole band. With ``idle``, ``a[-1]`` is the logit of "leave band
+    unused" and joins the softmax: ``shares = exp(z_i) / (sum_j exp(z_j) + exp(z_idle))``
+    (at ``a = 0``: ``1 / (n + 1)`` each and ``1 / (n + 1)`` unused).
 
     Args:
-        state: the simulator's allocator state over ``n`` active users.
+        action: ``[>= max_users (+1)]`` actions in ``[-1, 1]`` (see :func:`check_action`).
+        user_ids: ``[n]`` slots of the active users.
         max_users: number of user slots.
-        deadline_s: ``[num_users]`` each user's QoS deadline length, s (``inf``: none).
+        logit_scale: multiplier from action to logit.
+        idle: whether ``action[-1]`` is the idle logit.
 
     Returns:
-        ``{"users": float32 [max_users * F], "mask": int8 [max_users]}``.
+        ``[n]`` float64 shares, ``>= 0``, summing to 1 (to ``< 1`` with ``idle``).
     """
-    users = np.zeros((max_users, NUM_FEATURES), dtype=np.float32)
-    mask = np.zeros(max_users, dtype=np.int8)
-    if state is None or state.num_users == 0:
-        return {"users": users.ravel(), "mask": mask}
-    idx = state.user_ids
-    slack = state.deadline_slack_s
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel_slack = np.where(np.isposinf(slack), 1.0, slack / deadline_s[idx])
-    feats = np.stack(
-        [
-            state.snr_db / 40.0,
-            state.spectral_efficiency_bps_hz / 8.0,
-            np.log10(1.0 + state.bits_left_unit) / 7.0,
-            np.log10(1.0 + state.bits_left_total) / 8.0,
-            state.quality_gain_next * 10.0,
-            rel_slack,
-            np.log10(1.0 + state.avg_throughput_bps) / 8.0,
-            np.ones(idx.size),
-        ],
-        axis=1,
-    )
-    feats = np.clip(np.nan_to_num(feats, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-    users[idx] = feats
-    mask[idx] = 1
-    return {"users": users.ravel(), "mask": mask}
-
-
-def user_table(users: np.ndarray) -> np.ndarray:
-    """``[..., max_users * F]`` flat ``users`` observation -> ``[..., max_users, F]``."""
-    return users.reshape(*users.shape[:-1], -1, NUM_FEATURES)
-
-
-def action_to_shares(action: np.ndarray, user_ids: np.ndarray, max_users: int) -> np.ndarray:
-    """Map an action ``[max_users]`` to bandwidth shares ``[n]`` of the active users.
-
-    Each active user's weight is ``w = (clip(a, -1, 1) + 1) / 2`` in ``[0, 1]``; inactive
-    slots are ignored. ``shares = w / max(sum(w), 1)``: while the weights sum to at most
-    1 they *are* the shares (so part of the band can be left unused, ``a = -1`` gives
-    nothing); above 1 they are normalised to use the whole band (all ``a = 1`` is an
-    equal split). Shares are ``>= 0`` with sum ``<= 1`` (checked by ``check_shares``).
-    """
-    a = np.asarray(action, dtype=np.float64)
-    if a.shape != (max_users,):
-        raise ValueError(f"action has shape {a.shape}, expected ({max_users},)")
-    w = (np.clip(a[user_ids], -1.0, 1.0) + 1.0) / 2.0
-    return check_shares(w / max(float(w.sum()), 1.0), user_ids.size)
+    z = action[user_ids] * logit_scale
+    if idle:
+        z = np.append(z, action[-1] * logit_scale)
+    if z.size == 0:
+        return np.zeros(0)
+    e = np.exp(z - z.max())
+    e /= e.sum()  # >= 0, sum 1 up to rounding (the simulator's check_shares renormalises)
+    return e[: user_ids.size]

@@ -7,6 +7,7 @@ Heavy imports (torch, SB3) happen inside the commands.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,35 +17,51 @@ from rich.console import Console
 console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
+class Agent(StrEnum):
+    """Agents of ``aigcsim train``."""
+
+    ppo = "ppo"
+    sac = "sac"
+    td3 = "td3"
+    add = "add"
+
+
 def train(
     scenario: Annotated[str, typer.Argument(help="scenario YAML, or a shipped name (quickstart)")],
-    agent: Annotated[str, typer.Option(help="ppo | sac | td3")] = "ppo",
+    agent: Annotated[Agent, typer.Option(help="learning algorithm")] = Agent.ppo,
     timesteps: Annotated[int, typer.Option(help="environment steps to train for")] = 100_000,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="policy directory (default results/rl-...)")
     ] = None,
     seed: Annotated[int, typer.Option(help="model and training-env seed")] = 0,
-    max_users: Annotated[int, typer.Option(help="user slots of the policy")] = 32,
+    max_users: Annotated[
+        int | None, typer.Option(help="user slots of the policy (default: users.count)")
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="override: key.path=value (repeatable)")
     ] = None,
-    eval_every: Annotated[int, typer.Option(help="evaluate every N steps (0: never)")] = 5000,
+    eval_every: Annotated[
+        int | None, typer.Option(help="evaluate every N steps (default timesteps/5; 0: never)")
+    ] = None,
     eval_episodes: Annotated[int, typer.Option(help="episodes per evaluation")] = 2,
     reward: Annotated[str, typer.Option(help="lpips | success")] = "lpips",
     deadline_penalty: Annotated[float, typer.Option(help="penalty per deadline failure")] = 1.0,
     bandwidth_cost: Annotated[float, typer.Option(help="cost per unit of used band")] = 0.0,
+    decision_intervals: Annotated[
+        int | None, typer.Option(help="scheduling intervals per agent decision (default 5)")
+    ] = None,
     episode_intervals: Annotated[
         int | None, typer.Option(help="truncate episodes after N steps")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
-    progress: Annotated[bool, typer.Option(help="show SB3's progress bar")] = True,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
-    """Train a PPO/SAC/TD3 bandwidth allocator; writes model.zip and policy.json."""
+    """Train a PPO/SAC/TD3/ADD bandwidth allocator; writes policy.json + policy.safetensors."""
     from aigcsim.agents.sb3_training import check_agent
     from aigcsim.agents.sb3_training import train as train_fn
     from aigcsim.sim.scenario import resolve_path
 
-    name = check_agent(agent)
+    name = check_agent(agent.value)
     path = resolve_path(scenario)
     out_dir = out or Path("results") / f"rl-{name}-{path.stem}-s{seed}"
     result = train_fn(
@@ -60,6 +77,7 @@ def train(
         reward=reward,
         deadline_penalty=deadline_penalty,
         bandwidth_cost=bandwidth_cost,
+        decision_intervals=decision_intervals,
         episode_intervals=episode_intervals,
         overwrite=overwrite,
         progress_bar=progress and sys.stderr.isatty(),

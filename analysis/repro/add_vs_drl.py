@@ -375,13 +375,14 @@ def add_diagnostics(
     """
     import torch
 
-    from aigcsim.agents.add import ADD, split_obs
+    from aigcsim.agents.add import split_obs
     from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
+    from aigcsim.agents.policy_io import load_policy_network
     from aigcsim.agents.sb3_training import overrides_dict
 
     out = []
     for d in dirs:
-        model = ADD.load(Path(d) / "model.zip", device="cpu")
+        model, _info = load_policy_network(d)
         env = BandwidthAllocationEnv(
             budget.scenario, max_users=model.max_users, overrides=overrides_dict(budget.overrides)
         )

@@ -12,7 +12,7 @@ from stable_baselines3.common.type_aliases import DictReplayBufferSamples
 
 from aigcsim.agents.add import ADD, ADDConfig, split_obs
 from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
-from aigcsim.agents.envs.spaces import NUM_FEATURES
+from aigcsim.agents.envs.spaces import ACTIVE, NUM_FEATURES
 from tests.scenario_data import tiny
 
 torch.set_num_threads(1)
@@ -31,7 +31,7 @@ def _obs(batch: int, seed: int = 0, active: int | None = None) -> dict[str, np.n
         mask[:, :active] = 1
     mask[0, 0] = 1
     users *= mask[..., None]
-    users[..., -1] = mask
+    users[..., ACTIVE] = mask
     return {"users": users.reshape(batch, -1), "mask": mask}
 
 
@@ -176,4 +176,4 @@ def test_saturated_actor_gradient(squash):
     if squash == "clip":
         assert torch.all(action == 1.0) and grad == 0.0
     else:
-        assert torch.all((action > 0.99) & (action < 1.0)) and grad > 0.0
+        assert torch.all((action > 0.95) & (action < 1.0)) and grad > 0.0

@@ -16,12 +16,11 @@ import yaml
 
 import aigcsim.agents.policy  # noqa: F401  (registers the "policy" allocator)
 from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, load_scenario
-from aigcsim.agents.envs.spaces import action_to_shares
-from aigcsim.agents.evaluation import evaluate, mean_ci95, run_with_reward, write_csv
+from aigcsim.agents.evaluation import evaluate, mean_ci95, write_csv
 from aigcsim.agents.policy import PolicyAllocator
-from aigcsim.agents.sb3_training import AGENTS, train, user_deadlines_of
+from aigcsim.agents.sb3_training import AGENTS, default_hyperparams, planned_timesteps, train
 from aigcsim.kernel.registry import UserInputError
-from aigcsim.sim.allocation import ALLOCATORS, check_shares
+from aigcsim.sim.allocation import ALLOCATORS
 from aigcsim.sim.engine import Simulation
 from tests.scenario_data import tiny
 
@@ -42,17 +41,6 @@ def ppo_dir(tmp_path_factory) -> Path:
     return train(_tiny(), "ppo", 64, out, seed=1, max_users=MAX_USERS, overrides=None, eval_every=0)
 
 
-def _first_state(seed: int) -> tuple[Simulation, Any]:
-    sc, _ = load_scenario(_tiny())
-    sim = Simulation(sc.model_copy(update={"seed": seed}), out_dir=None)
-    while not sim.done():
-        state = sim.observe()
-        if state is not None:
-            return sim, state
-        sim.apply(None)
-    raise AssertionError("no active interval")
-
-
 @pytest.mark.parametrize("agent", AGENTS)
 def test_train_writes_policy_directory(tmp_path, agent):
     out = train(
@@ -67,15 +55,38 @@ def test_train_writes_policy_directory(tmp_path, agent):
         n_eval_episodes=1,
     )
     names = {p.name for p in out.iterdir()}
-    assert {"model.zip", "policy.json", "scenario.yaml", "evaluations.npz"} <= names
+    assert {"policy.json", "policy.safetensors", "scenario.yaml", "evaluations.npz"} <= names
+    assert "model.zip" not in names  # nothing pickled is part of the policy
     assert not (tmp_path / f"{agent}.partial").exists()
     info = json.loads((out / "policy.json").read_text())
-    assert info["agent"] == agent and info["max_users"] == MAX_USERS
+    assert info["agent"] == agent and info["max_users"] == MAX_USERS and info["format"] == 2
     assert info["timesteps"] == 128 and info["seed"] == 2
+    assert info["env"]["time_scale_s"] == 2.5 and info["env"]["decision_intervals"] == 5
     assert info["reward"]["reward"] == "lpips" and "stable_baselines3" in info["versions"]
-    assert info["deadline_s_by_user"] == [2.5] * 6
     assert yaml.safe_load((out / "scenario.yaml").read_text())["qos"]["deadline_s"] == 2.5
     assert np.load(out / "evaluations.npz")["results"].shape[0] >= 1
+    alloc = ALLOCATORS.build("policy", {"path": str(out)})
+    sc, _ = load_scenario(_tiny())
+    summary = Simulation(sc, allocator=alloc).run()
+    assert summary["requests_total"] > 0
+
+
+def test_training_outputs_scale_with_timesteps(tmp_path):
+    """Issue 11: a short run leaves monitor rows, evaluations, checkpoints and
+    ep_rew_mean, and the monitor header names the env id."""
+    out = train(_tiny(), "ppo", 410, tmp_path / "p", seed=0, max_users=MAX_USERS)
+    monitor = (out / "monitor.csv").read_text().splitlines()
+    assert '"env_id": "aigcsim/BandwidthAllocation-v0"' in monitor[0]
+    assert len(monitor) > 2  # header, columns, at least one episode
+    evals = np.load(out / "evaluations.npz")["timesteps"]
+    assert len(evals) >= 4  # every timesteps // 5 = 82 steps (4 envs: every 20 calls)
+    assert len(list((out / "checkpoints").glob("*.zip"))) >= 2
+    progress = list(csv.DictReader((out / "progress.csv").open()))
+    assert any(row.get("rollout/ep_rew_mean") not in (None, "") for row in progress)
+    info = json.loads((out / "policy.json").read_text())
+    # one rollout of 4 envs x 103 steps: the planned total the progress bar shows
+    assert info["timesteps_done"] == planned_timesteps("ppo", 410, info["hyperparams"]) == 412
+    assert planned_timesteps("ppo", 3000, default_hyperparams("ppo", 3000)) == 3000
 
 
 def test_bad_agent_and_existing_out_dir(tmp_path, ppo_dir):
@@ -87,53 +98,43 @@ def test_bad_agent_and_existing_out_dir(tmp_path, ppo_dir):
         train(_tiny(), "ppo", 64, tmp_path / "y", seed=0, max_users=4, overrides=None, eval_every=0)
 
 
-def test_policy_allocator_round_trip(ppo_dir):
+def test_policy_allocator_acts_exactly_as_in_the_env(ppo_dir):
+    """A scenario run with the ``policy`` allocator makes the same decisions as the env
+    driven by the same network: identical per-request outcomes."""
     alloc = ALLOCATORS.build("policy", {"path": str(ppo_dir)})
     assert isinstance(alloc, PolicyAllocator)
-    sim, state = _first_state(seed=7)
-    alloc.bind(user_deadlines_of(sim))
-    shares = alloc.allocate(state)
-    check_shares(shares, state.num_users)
-    assert np.array_equal(shares, alloc.allocate(state))  # deterministic
-    # same observation as the env's for the same seed, same shares as model.predict
+    sc, _ = load_scenario(_tiny())
+    seed = 11
+    run_log: list[tuple[int, str, float]] = []
+    sim = Simulation(sc.model_copy(update={"seed": seed}), allocator=alloc)
+    sim.finish_listeners.append(lambda r, reason, q: run_log.append((r.request_id, reason, q)))
+    summary = sim.run()
     env = BandwidthAllocationEnv(_tiny(), max_users=MAX_USERS)
-    env_obs, _ = env.reset(seed=7)
-    obs = alloc.observation(state)
-    for key in env_obs:
-        assert np.array_equal(obs[key], env_obs[key])
-    action, _ = alloc.model.predict(env_obs, deterministic=True)
-    assert np.array_equal(shares, action_to_shares(action, state.user_ids, MAX_USERS))
-    # a second load gives the same shares
-    again = ALLOCATORS.build("policy", {"path": str(ppo_dir), "deterministic": True})
-    again.bind(user_deadlines_of(sim))
-    assert np.array_equal(again.allocate(state), shares)
+    obs, _ = env.reset(seed=seed)
+    env_log: list[tuple[int, str, float]] = []
+    env.simulation.finish_listeners.append(
+        lambda r, reason, q: env_log.append((r.request_id, reason, q))
+    )
+    done = False
+    while not done:
+        action, _ = alloc.network.predict(obs, deterministic=True)
+        obs, _, terminated, truncated, _ = env.step(action)
+        done = terminated or truncated
+    env.simulation.close(0.0)
+    assert summary["requests_total"] > 3
+    assert sorted(env_log) == sorted(run_log)
 
 
 def test_policy_allocator_errors(tmp_path, ppo_dir, make_state):
     alloc = ALLOCATORS.build("policy", {"path": str(ppo_dir)})
-    with pytest.raises(UserInputError, match="max_users"):
-        alloc.allocate(make_state(2, user_ids=[0, MAX_USERS]))
+    with pytest.raises(RuntimeError, match="attach"):
+        alloc.allocate(make_state(2))
     assert alloc.allocate(make_state(0)).shape == (0,)
     with pytest.raises(UserInputError, match="not found"):
         ALLOCATORS.build("policy", {"path": str(tmp_path / "missing")})
+    sc, _ = load_scenario(_tiny(), {"users.count": MAX_USERS + 1})
     with pytest.raises(UserInputError, match="max_users"):
-        alloc.bind(np.full(MAX_USERS + 1, 3.0))
-
-
-def test_episode_return_matches_env(ppo_dir):
-    alloc = ALLOCATORS.build("policy", {"path": str(ppo_dir)})
-    sc, _ = load_scenario(_tiny())
-    summary = run_with_reward(sc.model_copy(update={"seed": 11}), alloc)
-    env = BandwidthAllocationEnv(_tiny(), max_users=MAX_USERS)
-    obs, _ = env.reset(seed=11)
-    total, done = 0.0, False
-    while not done:
-        action, _ = alloc.model.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        total += reward
-        done = terminated or truncated
-    assert summary["episode_return"] == pytest.approx(total, rel=1e-9, abs=1e-12)
-    assert summary["requests_total"] > 0
+        Simulation(sc, allocator=alloc)
 
 
 def test_evaluate_baseline_and_policy(tmp_path, ppo_dir):

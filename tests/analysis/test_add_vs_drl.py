@@ -73,7 +73,7 @@ def test_runs_frame_matches_direct_evaluation(quick: dict[str, Any]) -> None:
 
 def test_matching_runs_are_reused(quick: dict[str, Any]) -> None:
     runs_dir = quick["root"] / "runs"
-    model = repro.run_dir(runs_dir, repro.QUICK, "ppo", 0) / "model.zip"
+    model = repro.run_dir(runs_dir, repro.QUICK, "ppo", 0) / "policy.safetensors"
     before = model.stat().st_mtime_ns
     logs: list[str] = []
     runs = repro.train_agents(repro.QUICK, runs_dir, log=logs.append)

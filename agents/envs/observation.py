@@ -1,0 +1,160 @@
+"""The per-user observation of a running simulation (shared by the env and the ``policy``
+allocator, so a trained policy sees in a scenario run exactly what it saw in training).
+
+:class:`UserObserver` is attached to one :class:`~aigcsim.sim.engine.Simulation`: it
+counts each user's requests (arrivals seen in ``Simulation.open_requests``, ends through
+``finish_listeners``) and turns the simulator's
+:class:`~aigcsim.sim.allocation.AllocatorState` into the ``[max_users, F]`` user table of
+:mod:`aigcsim.agents.envs.spaces`. Columns and their scales (``T`` = ``time_scale_s``,
+by default the longest finite QoS deadline of the scenario's groups, else 10 s); every
+value is clipped to ``[-1, 1]`` and rows of users without data are zero:
+
+=================  ==============================================================
+``active``         1 for a user with data to send (same as ``mask``)
+``snr``            SNR at an equal share, dB / 40
+``se_equal``       spectral efficiency at an equal share, b/s/Hz / 8
+``se_full``        spectral efficiency with the whole band, b/s/Hz / 8 (equal to
+                   ``se_equal`` under uniform PSD; lower with per-user power)
+``bits_left``      log10(1 + bits still to send for the target) / 7
+``finish_full``    time to send them with the whole band, s / T
+``slack``          time to the current request's deadline, s / T (none: 1)
+``slack_margin``   (slack - finish_full), s / T: < 0 means the request cannot make its
+                   deadline even with the whole band
+``queued``         the user's generated requests waiting behind the current one / 4
+``in_generation``  the user's requests at the GPUs (queued there or generating) / 4
+``arrivals_left``  time until arrivals stop (``duration_s - t``) / ``duration_s``
+``deadline``       the user's QoS deadline length, s / T (none: 1)
+``stream_bits``    log10(1 + bits of the current request's whole stream) / 7
+``quality_gain``   quality gained when the next unit arrives (LPIPS decrease)
+=================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from aigcsim.agents.envs.spaces import NUM_FEATURES
+from aigcsim.sim.allocation import AllocatorState
+
+DEFAULT_TIME_SCALE_S = 10.0
+
+
+def user_deadlines_s(sim: Any) -> np.ndarray:
+    """``[users.count]`` QoS deadline length of every user, s (``inf``: none)."""
+    per_group = [p.qos.deadline_s or np.inf for p in sim.plans]
+    return np.asarray(per_group, dtype=np.float64)[sim.user_group]
+
+
+def default_time_scale_s(sim: Any) -> float:
+    """The longest finite group deadline, s (``DEFAULT_TIME_SCALE_S`` without one)."""
+    finite = [p.qos.deadline_s for p in sim.plans if p.qos.deadline_s]
+    return float(max(finite)) if finite else DEFAULT_TIME_SCALE_S
+
+
+class UserObserver:
+    """Builds observations of ``sim`` for ``max_users`` slots; attach before running.
+
+    Args:
+        sim: a freshly built simulation (no tick run yet).
+        max_users: user slots (>= ``sim.num_users``).
+        time_scale_s: ``T`` of the module docstring (``None``: :func:`default_time_scale_s`).
+    """
+
+    def __init__(self, sim: Any, max_users: int, time_scale_s: float | None = None) -> None:
+        n = sim.num_users
+        if n > max_users:
+            raise ValueError(f"simulation has {n} users > max_users={max_users}")
+        self.sim = sim
+        self.max_users = max_users
+        self.time_scale_s = float(time_scale_s or default_time_scale_s(sim))
+        self.deadline_s = user_deadlines_s(sim)
+        self._deadline_feat = np.where(
+            np.isinf(self.deadline_s), 1.0, self.deadline_s / self.time_scale_s
+        )
+        t = sim.table
+        self._stream_bits = t.cum_bits.reshape(-1, t.max_units + 1)[:, -1]  # [rows]
+        cell = sim.scenario.cell
+        self._per_user_power = cell.power_mode == "per-user"
+        self._duration_s = float(sim.scenario.duration_s)
+        self._arrived = np.zeros(n, dtype=np.int64)
+        self._finished = np.zeros(n, dtype=np.int64)
+        self._next_id = 0  # requests with smaller ids are counted as arrived
+        self._seen_max = -1  # largest request id counted so far
+        sim.finish_listeners.append(self._on_finish)
+
+    def _on_finish(self, request: Any, reason: str, quality: float) -> None:
+        u = request.user
+        self._finished[u] += 1
+        if request.request_id >= self._next_id:  # ended before any observation saw it
+            self._arrived[u] += 1
+            self._seen_max = max(self._seen_max, request.request_id)
+
+    def _count_arrivals(self) -> None:
+        """Count requests that arrived since the last call (newest first, O(new))."""
+        top = self._seen_max
+        for req in reversed(self.sim.open_requests.values()):
+            rid = req.request_id
+            if rid < self._next_id:
+                break
+            self._arrived[req.user] += 1
+            top = max(top, rid)
+        self._seen_max = top
+        self._next_id = max(self._next_id, top + 1)
+
+    def requests_at_gpus(self) -> tuple[np.ndarray, np.ndarray]:
+        """``([users] queued for delivery, [users] at the GPUs)`` request counts now."""
+        self._count_arrivals()
+        sim = self.sim
+        queued = np.fromiter(map(len, sim.user_queue), dtype=np.int64, count=sim.num_users)
+        in_system = self._arrived - self._finished
+        at_gpus = np.maximum(in_system - queued - sim.active, 0)
+        return queued, at_gpus
+
+    def table(self, state: AllocatorState | None) -> np.ndarray:
+        """``[max_users, F]`` float32 user table for ``state`` (all zeros for ``None``)."""
+        users = np.zeros((self.max_users, NUM_FEATURES), dtype=np.float32)
+        queued, at_gpus = self.requests_at_gpus()
+        if state is None or state.num_users == 0:
+            return users
+        sim = self.sim
+        idx = state.user_ids
+        n = idx.size
+        T = self.time_scale_s
+        snr_full = state.snr_db
+        se_full = state.spectral_efficiency_bps_hz
+        if self._per_user_power and n > 1:  # the whole band spreads a link's power n-fold
+            se_full = sim.link.spectral_efficiency(snr_full - 10.0 * math.log10(n))
+        rate_full = se_full * state.bandwidth_hz
+        with np.errstate(divide="ignore", invalid="ignore"):
+            finish = np.where(rate_full > 0, state.bits_left_total / rate_full, np.inf)
+        slack = state.deadline_slack_s
+        finite_slack = np.where(np.isinf(slack), T, slack)
+        margin = np.where(np.isinf(slack), T, np.where(np.isinf(finish), -T, slack - finish))
+        arrivals_left = max(self._duration_s - state.time_s, 0.0) / max(self._duration_s, 1e-9)
+        feats = np.empty((n, NUM_FEATURES))
+        feats[:, 0] = 1.0
+        feats[:, 1] = state.snr_db / 40.0
+        feats[:, 2] = state.spectral_efficiency_bps_hz / 8.0
+        feats[:, 3] = se_full / 8.0
+        feats[:, 4] = np.log10(1.0 + state.bits_left_total) / 7.0
+        feats[:, 5] = np.minimum(finish, T) / T
+        feats[:, 6] = finite_slack / T
+        feats[:, 7] = margin / T
+        feats[:, 8] = queued[idx] / 4.0
+        feats[:, 9] = at_gpus[idx] / 4.0
+        feats[:, 10] = arrivals_left
+        feats[:, 11] = self._deadline_feat[idx]
+        feats[:, 12] = np.log10(1.0 + self._stream_bits[sim.row[idx]]) / 7.0
+        feats[:, 13] = state.quality_gain_next
+        np.clip(feats, -1.0, 1.0, out=feats)  # every column is finite by construction
+        users[idx] = feats
+        return users
+
+    def observe(self, state: AllocatorState | None) -> dict[str, np.ndarray]:
+        """``{"users": float32 [max_users * F], "mask": int8 [max_users]}`` for ``state``."""
+        users = self.table(state)
+        mask = (users[:, 0] > 0).astype(np.int8)
+        return {"users": users.ravel(), "mask": mask}

@@ -1,0 +1,224 @@
+"""Learned bandwidth allocators against the heuristics on ``rl-headroom`` (issue 13 part 5).
+
+Usage::
+
+    python -m aigcsim.analysis.repro.rl_headroom                      # PPO, 100k steps, seeds 0 1
+    python -m aigcsim.analysis.repro.rl_headroom --timesteps 20000 --train-seeds 0
+    python -m aigcsim.analysis.repro.rl_headroom --evaluate-only      # reuse trained policies
+
+1. Train PPO (``aigcsim.agents.sb3_training.train`` with its defaults: the user-set
+   policy of :mod:`aigcsim.agents.features`, 4 envs, decisions every 5 intervals) for
+   each training seed into ``OUT/ppo-s{seed}`` (kept and reused when its
+   ``policy.json`` says the same budget).
+2. Evaluate every registered heuristic and each trained policy on the held-out seeds
+   (default 1001-1010, never used in training: training episodes draw their seeds from
+   the training seed) with :func:`aigcsim.agents.evaluation.evaluate`.
+3. Report per allocator the episode return (mean and 95 % interval over held-out seeds;
+   a trained agent is first averaged over its training seeds on each held-out seed), the
+   paired difference from equal share on the same seed, the gap closed per seed
+   ``(R - R_equal) / (R_best_heuristic_on_that_seed - R_equal)`` with its interval, and
+   the success rate; plus each run's learning curve (``evaluations.npz``).
+
+Writes ``OUT/runs.csv`` (one row per allocator, training seed and held-out seed),
+``OUT/table.md`` (the table) and ``OUT/curves.csv``; prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCENARIO = "rl-headroom"
+EVAL_SEEDS = tuple(range(1001, 1011))
+REFERENCE = "equal-share"
+
+
+def train_runs(out: Path, timesteps: int, train_seeds: list[int], agent: str = "ppo") -> list[Path]:
+    """Train (or reuse) one policy per training seed; returns their directories."""
+    from aigcsim.agents.sb3_training import train
+
+    dirs = []
+    for seed in train_seeds:
+        d = out / f"{agent}-s{seed}"
+        info_path = d / "policy.json"
+        if info_path.is_file():
+            info = json.loads(info_path.read_text())
+            if info.get("timesteps") == timesteps and info.get("seed") == seed:
+                print(f"reusing {d}", flush=True)
+                dirs.append(d)
+                continue
+        t0 = time.perf_counter()
+        train(SCENARIO, agent, timesteps, d, seed=seed, overwrite=True)
+        print(f"trained {d} in {time.perf_counter() - t0:.0f} s", flush=True)
+        dirs.append(d)
+    return dirs
+
+
+def heuristics() -> list[str]:
+    from aigcsim.agents.evaluation import heuristic_names
+
+    return heuristic_names()
+
+
+def evaluate_all(dirs: list[Path], eval_seeds: list[int], workers: int) -> list[dict[str, Any]]:
+    """One row per (allocator, held-out seed): ``allocator``, ``train_seed`` (policies),
+    ``seed``, ``episode_return``, ``success_rate``."""
+    from aigcsim.agents.evaluation import evaluate
+
+    names = heuristics() + [f"policy:{d}" for d in dirs]
+    result = evaluate(SCENARIO, names, eval_seeds, workers=workers)
+    rows = []
+    for r in result.runs:
+        name = r["allocator"]
+        train_seed = None
+        if name.startswith("policy:"):
+            d = Path(name.removeprefix("policy:"))
+            info = json.loads((d / "policy.json").read_text())
+            name, train_seed = str(info["agent"]), int(info["seed"])
+        rows.append(
+            {
+                "allocator": name,
+                "train_seed": train_seed,
+                "seed": r["seed"],
+                "episode_return": r["episode_return"],
+                "success_rate": r["success_rate"],
+            }
+        )
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per allocator: return, paired difference from equal share, gap closed, success."""
+    from aigcsim.agents.evaluation import mean_ci95
+
+    names = list(dict.fromkeys(r["allocator"] for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+
+    def per_seed(name: str, key: str) -> np.ndarray:  # [S] mean over training seeds
+        return np.array(
+            [
+                np.mean([r[key] for r in rows if r["allocator"] == name and r["seed"] == s])
+                for s in seeds
+            ]
+        )
+
+    returns = {n: per_seed(n, "episode_return") for n in names}
+    heur = [
+        n
+        for n in names
+        if not any(r["train_seed"] is not None for r in rows if r["allocator"] == n)
+    ]
+    best = np.max(np.stack([returns[n] for n in heur]), axis=0)
+    ref = returns[REFERENCE]
+    span = best - ref
+    out = []
+    for n in names:
+        r = returns[n]
+        gap = np.where(span > 1e-12, (r - ref) / np.where(span > 1e-12, span, 1.0), np.nan)
+        ret, ret_ci, _ = mean_ci95(r)
+        diff, diff_ci, _ = mean_ci95(r - ref)
+        g, g_ci, _ = mean_ci95(gap)
+        succ, succ_ci, _ = mean_ci95(per_seed(n, "success_rate"))
+        train_seeds = sorted({x["train_seed"] for x in rows if x["allocator"] == n} - {None})
+        out.append(
+            {
+                "allocator": n,
+                "train_seeds": len(train_seeds),
+                "return": ret,
+                "return_ci95": ret_ci,
+                "vs_equal": diff,
+                "vs_equal_ci95": diff_ci,
+                "gap_closed": g,
+                "gap_closed_ci95": g_ci,
+                "gap_closed_of_means": float((r.mean() - ref.mean()) / (best.mean() - ref.mean())),
+                "success_rate": succ,
+                "success_rate_ci95": succ_ci,
+            }
+        )
+    return out
+
+
+def markdown(table: list[dict[str, Any]], seeds: list[int]) -> str:
+    def cell(m: float, h: float, fmt: str = ".2f") -> str:
+        if math.isnan(m):
+            return "-"
+        return f"{m:{fmt}}" + ("" if math.isnan(h) else f" ± {h:{fmt}}")
+
+    lines = [
+        f"rl-headroom, held-out seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}); mean ± 95 % "
+        f"interval over seeds; trained agents averaged over their training seeds per seed",
+        "",
+        "| allocator | train seeds | return | vs equal share (paired) | gap closed | "
+        "gap closed of means | success rate |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in table:
+        lines.append(
+            f"| {row['allocator']} | {row['train_seeds'] or '-'} | "
+            f"{cell(row['return'], row['return_ci95'])} | "
+            f"{cell(row['vs_equal'], row['vs_equal_ci95'])} | "
+            f"{cell(row['gap_closed'], row['gap_closed_ci95'])} | "
+            f"{row['gap_closed_of_means']:.2f} | "
+            f"{cell(row['success_rate'], row['success_rate_ci95'], '.3f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def curves(dirs: list[Path]) -> list[dict[str, Any]]:
+    """Periodic evaluation returns of each run (``evaluations.npz``; training-env seeds)."""
+    out = []
+    for d in dirs:
+        path = d / "evaluations.npz"
+        if not path.is_file():
+            continue
+        data = np.load(path)
+        for t, res in zip(data["timesteps"], data["results"], strict=True):
+            out.append({"run": d.name, "timesteps": int(t), "eval_return": float(np.mean(res))})
+    return out
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results/rl-headroom"))
+    parser.add_argument("--timesteps", type=int, default=100_000)
+    parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--eval-seeds", type=int, nargs="+", default=list(EVAL_SEEDS))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--evaluate-only", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.evaluate_only:
+        dirs = [args.out / f"ppo-s{s}" for s in args.train_seeds]
+    else:
+        dirs = train_runs(args.out, args.timesteps, args.train_seeds)
+    rows = evaluate_all(dirs, args.eval_seeds, args.workers)
+    _write_csv(args.out / "runs.csv", rows)
+    table = summarize(rows)
+    text = markdown(table, sorted(args.eval_seeds))
+    (args.out / "table.md").write_text(text)
+    _write_csv(args.out / "curves.csv", curves(dirs))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Gymnasium env speed: agent steps per wall-second with random actions.
+
+Usage:
+    python benchmarks/bench_env.py                     # 10 and 100 users, k = 1 and 5
+    python benchmarks/bench_env.py --users 10 --steps 20000 --decision-intervals 1
+    python benchmarks/bench_env.py --subproc 2         # + SB3 SubprocVecEnv with 2 workers
+
+The scenario is rl-headroom's cell and traffic (JPEG q=10 with 1 s deadlines and q=80
+with 6 s deadlines, uniform PSD, measured JPEG operating points from the default cache)
+with ``users.count`` set to the requested number, the band scaled with it (3.75 kHz
+per user, as rl-headroom's 60 kHz for 16) and arrivals running for the whole benchmark.
+Each step is one agent decision covering ``k`` = ``--decision-intervals`` scheduling
+intervals (the env's default is 5), so steps/s x k is the simulated intervals/s.
+Random actions are drawn once up front (uniform in [-1, 1]), so the figure is the env's
+own cost. Prints steps/s, intervals/s and the machine's load average: figures taken on
+a loaded machine are lower bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from typing import Any
+
+import numpy as np
+
+
+def scenario_for(users: int) -> dict[str, Any]:
+    from aigcsim.sim.scenario import load
+
+    sc = load("rl-headroom")
+    data = sc.model_dump(mode="json", exclude_none=True)
+    data["users"]["count"] = users
+    data["cell"]["bandwidth_hz"] = 3750.0 * users
+    data["duration_s"] = 1e5  # arrivals never stop during a benchmark
+    data["variants"] = []
+    return data
+
+
+def bench_single(users: int, steps: int, k: int, seed: int = 0) -> dict[str, float]:
+    """Steps/s of one env in this process."""
+    from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
+
+    env = BandwidthAllocationEnv(scenario_for(users), max_users=users, decision_intervals=k)
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (steps, users)).astype(np.float32)
+    env.reset(seed=seed)
+    for a in actions[: min(200, steps)]:  # warm-up: queues fill, caches warm
+        env.step(a)
+    intervals = 0
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, terminated, truncated, info = env.step(a)
+        intervals += info["intervals"]
+        if terminated or truncated:
+            env.reset()
+    wall = time.perf_counter() - t0
+    return {"steps_per_s": steps / wall, "intervals_per_s": intervals / wall, "wall_s": wall}
+
+
+def bench_subproc(users: int, steps: int, k: int, workers: int) -> dict[str, float]:
+    """Steps/s summed over ``workers`` envs in SB3's ``SubprocVecEnv``."""
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
+
+    data = scenario_for(users)
+
+    def make() -> Any:
+        return BandwidthAllocationEnv(data, max_users=users, decision_intervals=k)
+
+    vec = SubprocVecEnv([make] * workers, start_method="fork")
+    vec.seed(0)
+    vec.reset()
+    rng = np.random.default_rng(0)
+    n_calls = max(1, steps // workers)
+    actions = rng.uniform(-1, 1, (n_calls, workers, users)).astype(np.float32)
+    for a in actions[:50]:
+        vec.step(a)
+    t0 = time.perf_counter()
+    for a in actions:
+        vec.step(a)
+    wall = time.perf_counter() - t0
+    vec.close()
+    return {"steps_per_s": n_calls * workers / wall, "wall_s": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="*", default=[10, 100])
+    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--decision-intervals", type=int, nargs="*", default=[1, 5])
+    parser.add_argument("--subproc", type=int, default=0, help="SubprocVecEnv workers (0: skip)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    load = os.getloadavg()
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print("users  k  mode             steps/s  intervals/s")
+    for users in args.users:
+        for k in args.decision_intervals:
+            r = bench_single(users, args.steps, k)
+            print(
+                f"{users:5d} {k:2d}  single process  {r['steps_per_s']:8.0f}  "
+                f"{r['intervals_per_s']:10.0f}"
+            )
+            if args.subproc:
+                s = bench_subproc(users, args.steps, k, args.subproc)
+                print(f"{users:5d} {k:2d}  subproc x{args.subproc:<2d}     {s['steps_per_s']:8.0f}")
+    load = os.getloadavg()
+    print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
