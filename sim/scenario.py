@@ -16,7 +16,13 @@ import yaml
 from pydantic import ValidationError
 
 from aigcsim.kernel.registry import Registry, UserInputError, format_validation_error, suggest
-from aigcsim.kernel.safe_io import BoundedSafeLoader, YamlLimitError, read_yaml_file, shorten
+from aigcsim.kernel.safe_io import (
+    BoundedSafeLoader,
+    YamlLimitError,
+    read_yaml_file,
+    shorten,
+    shorten_text,
+)
 from aigcsim.sim.schema import Plugin, Scenario
 
 MAX_ABS_FLOAT = 1e15
@@ -115,8 +121,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, ""
     try:
         value = yaml.load(raw, Loader=BoundedSafeLoader)  # noqa: S506 (a SafeLoader)
-    except YamlLimitError as exc:
-        raise UserInputError(f"--set {_key(key)}: {exc.problem}") from None
+    except (YamlLimitError, yaml.constructor.ConstructorError) as exc:
+        raise UserInputError(f"--set {_key(key)}: {shorten_text(str(exc.problem))}") from None
     except yaml.YAMLError:
         value = raw
     except RecursionError:
@@ -136,13 +142,15 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]
     for i, part in enumerate(parts[:-1]):
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            node = node[_index(part, node, where)]
-            continue
-        nxt = node.get(part)
-        if nxt is None:
-            nxt = node[part] = {}
+            nxt = node[_index(part, node, where)]
+        else:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
         if not isinstance(nxt, dict | list):
-            raise UserInputError(f"--set {key}: '{where}' is a value ({nxt!r}), not a section")
+            raise UserInputError(
+                f"--set {_key(key)}: '{_key(where)}' is a value ({shorten(nxt)}), not a section"
+            )
         node = nxt
     last = parts[-1]
     if isinstance(node, list):
@@ -155,8 +163,12 @@ def apply_override(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]
 
 
 def _index(part: str, seq: list[Any], where: str) -> int:
+    if not seq:
+        raise UserInputError(f"--set: '{_key(where)}' indexes an empty list")
     if not part.isdigit() or int(part) >= len(seq):
-        raise UserInputError(f"--set: '{where}' needs a list index 0..{len(seq) - 1}, got {part!r}")
+        raise UserInputError(
+            f"--set: '{_key(where)}' needs a list index 0..{len(seq) - 1}, got {shorten(part)}"
+        )
     return int(part)
 
 

@@ -484,6 +484,9 @@ SET_VALUES = [
 
 def bad_override(b: Base, rng: random.Random) -> Mutant:
     text = rng.choice(SET_VALUES)
+    if rng.random() < 0.3:  # reach below a value: a scalar, or an item of a list of scalars
+        leaf = rng.choice(_leaves(b.data))
+        text = f"{_dotted(leaf)}.{rng.choice(['x', '0', '0.x'])}=1"
     key = text.partition("=")[0]
     expect = (key.split(".")[0],) if key and "." in key else ((key,) if key else ("--set",))
     if text in ("=3", "nokey"):

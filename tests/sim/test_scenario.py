@@ -183,3 +183,24 @@ def test_scenario_files_are_read_safely(tmp_path):
         sl.parse_override("description=" + "[" * 100 + "]" * 100)
     with pytest.raises(UserInputError, match="is not a regular file"):
         sl.resolve_path(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "match"),
+    [
+        ({"a": [1, 2]}, "a.0.b", r"'a\.0' is a value \(1\), not a section"),
+        ({"a": [[1]]}, "a.0.0.x", r"'a\.0\.0' is a value"),
+        ({"a": []}, "a.0", r"'a\.0' indexes an empty list"),
+        ({"a": [1]}, "a.7", r"needs a list index 0\.\.0, got '7'"),
+    ],
+)
+def test_overrides_below_a_value_are_user_errors(data, key, match):
+    with pytest.raises(UserInputError, match=match):
+        sl.apply_override(data, key, 5)
+
+
+def test_override_values_refuse_duplicate_keys_and_recursive_aliases():
+    with pytest.raises(UserInputError, match=r"--set x: duplicate key 'a'"):
+        sl.parse_override("x={a: 1, a: 2}")
+    with pytest.raises(UserInputError, match=r"--set x: an anchor refers to itself"):
+        sl.parse_override("x=&a [*a]")
