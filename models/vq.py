@@ -214,35 +214,84 @@ def _pair_costs(codewords: np.ndarray, p: int) -> np.ndarray:
     return out
 
 
-def _neighbours(tokens: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``[8, h, w]`` neighbour tokens (0 where off-grid) and ``[8, h, w]`` bool known."""
-    h, w = tokens.shape
-    tp = np.pad(tokens, 1)
-    kp = np.pad(known, 1)
-    offs = _EDGE_NEIGHBOURS + _CORNER_NEIGHBOURS
-    nt = np.stack([tp[1 + da : 1 + da + h, 1 + db : 1 + db + w] for da, db in offs])
-    nk = np.stack([kp[1 + da : 1 + da + h, 1 + db : 1 + db + w] for da, db in offs])
-    return nt, nk
+def _padded(a: np.ndarray) -> np.ndarray:
+    """``a: [h, w]`` with a border of zeros (False) one cell wide: ``[h + 2, w + 2]``."""
+    out = np.zeros((a.shape[0] + 2, a.shape[1] + 2), dtype=a.dtype)
+    out[1:-1, 1:-1] = a
+    return out
+
+
+def _known_score(known: np.ndarray) -> np.ndarray:
+    """``[h, w]`` int: ``2 * known edge neighbours + known diagonal neighbours``."""
+    h, w = known.shape
+    kp = _padded(known).astype(np.int64)
+    score = np.zeros((h, w), dtype=np.int64)
+    for da, db in _EDGE_NEIGHBOURS:
+        score += 2 * kp[1 + da : 1 + da + h, 1 + db : 1 + db + w]
+    for da, db in _CORNER_NEIGHBOURS:
+        score += kp[1 + da : 1 + da + h, 1 + db : 1 + db + w]
+    return score
+
+
+def _weighted_costs(codebook: VQCodebook) -> np.ndarray:
+    """``[8, K, K]`` float64: ``_edge_cost`` times each direction's weight (1 for edges,
+    :data:`CORNER_WEIGHT` for corners), computed once per codebook. The products are the
+    ones :func:`_predict` used to form per call, so costs are unchanged bit for bit."""
+    cached = codebook.__dict__.get("_weighted_cost")
+    if cached is None:
+        weights = np.array([1.0] * 4 + [CORNER_WEIGHT] * 4)
+        cached = np.stack([weights[d] * codebook._edge_cost[d] for d in range(8)])
+        object.__setattr__(codebook, "_weighted_cost", cached)
+    return cached
+
+
+_OFFSETS = np.array(_EDGE_NEIGHBOURS + _CORNER_NEIGHBOURS)  # [8, 2] (da, db)
+_WEIGHTS = np.array([1.0] * 4 + [CORNER_WEIGHT] * 4)
+PREDICT_BLOCK = 128
+"""Positions costed at a time in :func:`_predict` (a ``[128, K]`` float64 block stays in
+cache; rows are independent, so the blocking does not change any result)."""
 
 
 def _predict(
     codebook: VQCodebook, tokens: np.ndarray, known: np.ndarray, where: np.ndarray
 ) -> np.ndarray:
     """Argmin-cost codeword ``[n]`` at the positions ``where: [h, w]`` bool, from the
-    currently known neighbours."""
-    nt, nk = _neighbours(tokens, known)
-    idx = np.flatnonzero(where.ravel())
-    weights = np.array([1.0] * 4 + [CORNER_WEIGHT] * 4)
-    cost = np.zeros((idx.size, codebook.size))
-    wsum = np.zeros(idx.size)
-    for d in range(8):
-        k_d = nk[d].ravel()[idx]
-        if not k_d.any():
-            continue
-        sel = np.flatnonzero(k_d)
-        cost[sel] += weights[d] * codebook._edge_cost[d][nt[d].ravel()[idx[sel]]]
-        wsum[sel] += weights[d]
-    return np.argmin(cost / np.maximum(wsum, 1e-12)[:, None], axis=1)
+    currently known neighbours.
+
+    Neighbours are read only at ``where`` (not over the whole grid), the weighted pair
+    costs are precomputed (:func:`_weighted_costs`) and positions are costed in blocks
+    of :data:`PREDICT_BLOCK`; the directions are summed in the same order as the direct
+    form (``cost = 0; cost += w_d * E_d[t_d]`` over the known directions), so the result
+    is bit-identical to it."""
+    rows, cols = np.nonzero(where)
+    tp, kp = _padded(tokens), _padded(known)
+    nb_r = rows[None, :] + 1 + _OFFSETS[:, :1]  # [8, n]
+    nb_c = cols[None, :] + 1 + _OFFSETS[:, 1:]
+    k8, t8 = kp[nb_r, nb_c], tp[nb_r, nb_c]  # [8, n] known flags and neighbour tokens
+    weighted = _weighted_costs(codebook)
+    wsum = (k8 * _WEIGHTS[:, None]).sum(axis=0)  # exact: sums of 1 and 0.25
+    out = np.empty(rows.size, dtype=np.int64)
+    size = min(PREDICT_BLOCK, max(rows.size, 1))
+    cost_buf = np.empty((size, codebook.size))
+    term_buf = np.empty_like(cost_buf)
+    for start in range(0, rows.size, PREDICT_BLOCK):
+        sl = slice(start, min(start + PREDICT_BLOCK, rows.size))
+        m = sl.stop - sl.start
+        cost, term = cost_buf[:m], term_buf[:m]
+        cost.fill(0.0)
+        for d in range(8):
+            k_d = k8[d, sl]
+            if not k_d.any():
+                continue
+            if k_d.all():
+                np.take(weighted[d], t8[d, sl], axis=0, out=term)
+                cost += term
+            else:
+                sel = np.flatnonzero(k_d)
+                cost[sel] += weighted[d][t8[d, sl][sel]]
+        cost /= np.maximum(wsum[sl], 1e-12)[:, None]
+        out[sl] = np.argmin(cost, axis=1)
+    return out
 
 
 def fill_tokens(
@@ -262,8 +311,7 @@ def fill_tokens(
     out = np.where(k, t, 0)
     filled = k.copy()
     while not filled.all():
-        _, nk = _neighbours(out, filled)
-        score = 2 * nk[:4].sum(0) + nk[4:].sum(0)
+        score = _known_score(filled)
         score[filled] = -1
         best = score.max()
         if best <= 0:  # unreachable: a grid is connected through 8-neighbours
@@ -272,11 +320,34 @@ def fill_tokens(
         out[where] = _predict(codebook, out, filled, where)
         filled |= where
     parity = np.add.outer(np.arange(t.shape[0]), np.arange(t.shape[1])) % 2
+    everywhere = np.ones_like(k)
+    # A prediction depends only on the 8 neighbours' tokens: a position whose
+    # neighbourhood is unchanged since its parity's last sweep keeps its last prediction.
+    seen: dict[int, np.ndarray] = {}  # parity -> tokens its last sweep predicted from
+    last: dict[int, np.ndarray] = {}  # parity -> [h, w] predictions of that sweep
     for _ in range(refine_steps):
         for par in (0, 1):
             where = mask & (parity == par)
             if where.any():
-                pred = _predict(codebook, out, np.ones_like(k), where)
-                out[where] = pred
+                if par in seen:
+                    todo = where & _touched(out != seen[par])
+                    pred_grid = last[par].copy()
+                    if todo.any():
+                        pred_grid[todo] = _predict(codebook, out, everywhere, todo)
+                else:
+                    pred_grid = np.zeros_like(out)
+                    pred_grid[where] = _predict(codebook, out, everywhere, where)
+                seen[par], last[par] = out.copy(), pred_grid
+                out[where] = pred_grid[where]
             out = np.where(mask, out, received)  # eq. 12: received indices kept fixed
+    return out
+
+
+def _touched(changed: np.ndarray) -> np.ndarray:
+    """``[h, w]`` bool: positions with a changed 8-neighbour (``changed: [h, w]``)."""
+    h, w = changed.shape
+    cp = _padded(changed)
+    out = np.zeros((h, w), dtype=bool)
+    for da, db in _EDGE_NEIGHBOURS + _CORNER_NEIGHBOURS:
+        out |= cp[1 + da : 1 + da + h, 1 + db : 1 + db + w]
     return out

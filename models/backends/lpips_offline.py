@@ -94,6 +94,13 @@ def alexnet_trunk_weights(params: dict) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
+def content_key(pixels: np.ndarray) -> str:
+    """A digest of an array's shape, dtype and bytes (identifies a reference image)."""
+    h = hashlib.blake2b(f"{pixels.shape}|{pixels.dtype}".encode(), digest_size=16)
+    h.update(np.ascontiguousarray(pixels).tobytes())
+    return h.hexdigest()
+
+
 def to_lpips_input(images: np.ndarray) -> torch.Tensor:
     """uint8 ``[B, H, W, 3]`` RGB -> float32 ``[B, 3, H, W]`` scaled to ``[-1, 1]``."""
     x = torch.tensor(images).permute(0, 3, 1, 2).float()  # copies: input may be read-only
@@ -145,6 +152,7 @@ class OfflineLPIPS:
                     )
         self.model = model.requires_grad_(False).to(self.device).eval()
         self._lpips = lpips
+        self._reference: tuple[str, list[torch.Tensor]] | None = None
 
     @staticmethod
     def model_id() -> str:
@@ -165,6 +173,15 @@ class OfflineLPIPS:
         outs = self.model.net(self.model.scaling_layer(x.to(self.device)))
         return [self._lpips.normalize_tensor(o) for o in outs]
 
+    def _reference_features(self, ref: np.ndarray) -> list[torch.Tensor]:
+        """:meth:`features` of ``ref: [1, H, W, 3]``, kept for the last reference: a cache
+        build scores many reconstructions of one image (every level, packet count and loss
+        pattern) against it, so its features are computed once, not once per call."""
+        key = content_key(ref)
+        if self._reference is None or self._reference[0] != key:
+            self._reference = (key, self.features(to_lpips_input(ref)))
+        return self._reference[1]
+
     @torch.no_grad()
     def __call__(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
         """LPIPS distance of each image to ``reference``.
@@ -184,7 +201,7 @@ class OfflineLPIPS:
             raise ValueError(
                 f"images {imgs.shape[1:]} and reference {ref.shape[1:]} differ in size"
             )
-        ref_feats = self.features(to_lpips_input(ref))
+        ref_feats = self._reference_features(ref)
         out = []
         for start in range(0, imgs.shape[0], self.batch_size):
             feats = self.features(to_lpips_input(imgs[start : start + self.batch_size]))

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from aigcsim.models.backends.text_attention import WordAttention
 
 
+TOP1_MEMO = 4
+"""One-image ``top1`` results kept (oldest dropped first)."""
+
+
 class OfflineBackend:
     """A :class:`~aigcsim.models.encoders.base.QualityBackend` with offline pretrained models.
 
@@ -54,6 +58,7 @@ class OfflineBackend:
         self._parser: DependencyParser | None = None
         self._classifier: ImageNetClassifier | None = None
         self._ids: dict[str, str] | None = None
+        self._top1_single: dict[str, np.ndarray] = {}
 
     # -- lazily loaded models -------------------------------------------------------
     @property
@@ -130,8 +135,20 @@ class OfflineBackend:
         return self.parser.content_words(text)
 
     def top1(self, images: np.ndarray) -> np.ndarray:
-        """EfficientNet-lite0 ImageNet top-1 class ids of ``[B, H, W, 3]`` uint8 -> ``[B]``."""
-        return self.classifier.top1(images)
+        """EfficientNet-lite0 ImageNet top-1 class ids of ``[B, H, W, 3]`` uint8 -> ``[B]``.
+
+        One-image calls (the reference image, scored once per ``measure`` call of a cache
+        build) are memoised by content, for the last :data:`TOP1_MEMO` images."""
+        if images.ndim != 4 or images.shape[0] != 1:
+            return self.classifier.top1(images)
+        from aigcsim.models.backends.lpips_offline import content_key
+
+        key = content_key(images)
+        if key not in self._top1_single:
+            if len(self._top1_single) >= TOP1_MEMO:
+                self._top1_single.pop(next(iter(self._top1_single)))
+            self._top1_single[key] = np.asarray(self.classifier.top1(images))
+        return self._top1_single[key].copy()
 
     def text_to_image(self, *args: Any, **kwargs: Any) -> np.ndarray:
         """Not available offline.

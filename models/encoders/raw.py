@@ -31,9 +31,11 @@ RAW_BITS_PER_PIXEL = 24
 def psnr_db(reference: np.ndarray, images: np.ndarray) -> np.ndarray:
     """PSNR in dB (peak 255) of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]``
     -> ``[B]``, capped at :data:`PSNR_CAP_DB`."""
-    ref = reference.astype(np.float64)
-    err = images.astype(np.float64) - ref[None]
-    mse = (err * err).reshape(err.shape[0], -1).mean(axis=1)
+    # exact integer squared errors (the float64 mean of the same integers gives the
+    # same value: every partial sum is an integer below 2**53)
+    err = images.astype(np.int32) - reference.astype(np.int32)[None]
+    sq = (err * err).reshape(err.shape[0], -1)
+    mse = sq.sum(axis=1, dtype=np.int64).astype(np.float64) / sq.shape[1]
     with np.errstate(divide="ignore"):
         out = 10.0 * np.log10(255.0**2 / mse)
     return np.minimum(out, PSNR_CAP_DB)

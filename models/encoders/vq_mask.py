@@ -512,15 +512,19 @@ class VQMaskEncoder:
         n_p = plan.num_packets
         grid = self.packet_grid(n_p)
         px = image.pixels
-        measured = np.empty((len(metric_names(backend)), grid.size))
+        imgs, point = [], []  # every reconstruction, scored in one batched measure call
         for gi, j in enumerate(grid):
             reps = 1 if j in (0, n_p) else self.params.loss_patterns
-            imgs = []
             for r in range(reps):
                 rng = np.random.default_rng(np.random.SeedSequence([self.params.loss_seed, j, r]))
                 got = rng.choice(n_p, size=j, replace=False) if j < n_p else np.arange(n_p)
                 imgs.append(self.reconstruct(image, plan, got, store))
-            measured[:, gi] = measure(px, np.stack(imgs), backend).mean(axis=1)
+                point.append(gi)
+        scores = measure(px, np.stack(imgs), backend)  # [M, images]
+        point_of = np.asarray(point)
+        measured = np.stack(
+            [scores[:, point_of == gi].mean(axis=1) for gi in range(grid.size)], axis=1
+        )
         js = np.arange(n_p + 1)
         return np.stack([np.interp(js, grid, row) for row in measured])
 

@@ -68,6 +68,12 @@ def test_cli_report_and_bad_dir(
     assert "Traceback" not in err
 
 
+def real_sweep_name(sweep_dir: Path) -> str:
+    import json
+
+    return json.loads((sweep_dir / "sweep.json").read_text())["name"]
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
         if found := shutil.which(name):
@@ -78,6 +84,9 @@ def _chromium() -> str | None:
 PROBE = (
     "<script>window.addEventListener('load',()=>{document.body.setAttribute('data-imgs',"
     "[...document.images].map(i=>i.complete&&i.naturalWidth>0?i.naturalWidth:0).join(','));"
+    "document.body.setAttribute('data-wide',[...document.querySelectorAll('.tablewrap')]"
+    ".map(d=>d.scrollWidth>d.clientWidth+1?1:0).join(','));"
+    "document.body.setAttribute('data-page',document.documentElement.scrollWidth);"
     "});</script></body>"
 )
 
@@ -106,6 +115,7 @@ def test_report_renders_in_chromium(real_sweep_dir: Path, tmp_path: Path) -> Non
         "--no-first-run",
         f"--user-data-dir={tmp_path / 'profile'}",
         "--virtual-time-budget=5000",
+        "--window-size=1280,900",
         "--dump-dom",
         probe.as_uri(),
     ]
@@ -115,3 +125,9 @@ def test_report_renders_in_chromium(real_sweep_dir: Path, tmp_path: Path) -> Non
     widths = [int(w) for w in found.group(1).split(",") if w]
     assert len(widths) == rep.figures >= 4
     assert all(w > 100 for w in widths), widths
+    # at 1280 px every table fits: no horizontal scrolling, in a table or the page
+    wide = re.search(r'data-wide="([^"]*)"', dom).group(1).split(",")
+    assert wide and set(wide) == {"0"}, wide
+    assert int(re.search(r'data-page="(\d+)"', dom).group(1)) <= 1280
+    # the title names the sweep, not its folder
+    assert "<h1>aigcsim report: " + real_sweep_name(real_sweep_dir) in path.read_text()
