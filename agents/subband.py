@@ -2,14 +2,16 @@
 
 ``subband-pf``: per-subband proportional fair, the resource-block-group scheduler of
 LTE/NR system simulators. On subband ``s`` user ``u``'s metric is
-``SE[u, s] / max(avg_throughput[u], floor) ** alpha``; subbands are taken in order of
-their best metric and each is filled in metric order, every user getting at most the
-fraction of the subband that carries its remaining bits (``bits_left_total``), so a
-subband is shared only when its best users run out of data. Returns ``[n, N]`` fractions
-of each subband (columns sum to at most 1). On a flat cell (no per-subband SE) it
-schedules the whole band as one subband and returns ``[n]``.
+``SE[u, s] / max(avg_throughput[u], floor) ** alpha``. Each subband goes to its best
+user, who gets at most the fraction that carries its remaining bits
+(``bits_left_total``); a subband is shared only when its best users run out of data.
+Computed in rounds over all subbands at once: each open subband goes to its best user
+with data left, who spends its bits on the subbands it won, best metric first; what is
+left stays open for the next round. Each round fills a subband or runs a user out of
+data (usually one or two rounds); every step is vectorised over users and subbands.
 
-The loop is over subbands (at most a few tens); every step is vectorised over users.
+Returns ``[n, N]`` fractions of each subband (columns sum to at most 1). On a flat cell
+(no per-subband SE) it schedules the whole band as one subband and returns ``[n]``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from aigcsim.sim.allocation import ALLOCATORS, AllocatorState
-
-_TOP = 8
-"""Users tried first on each subband; all of them only when these cannot fill it."""
 
 
 class SubbandPFParams(BaseModel):
@@ -49,31 +48,35 @@ class SubbandProportionalFair:
         capacity_bits = se * (state.bandwidth_hz / num_subbands * state.interval_s)  # [n, N]
         avg = np.maximum(state.avg_throughput_bps, self.params.throughput_floor_bps)
         metric = se * np.power(avg, -self.params.alpha)[:, None]
-        need_bits = np.asarray(state.bits_left_total, dtype=np.float64).copy()
+        need_bits = np.maximum(np.asarray(state.bits_left_total, dtype=np.float64), 0.0)
         shares = np.zeros(se.shape)
-        order = np.argsort(-metric, axis=0, kind="stable")  # users by metric, per subband
-        top = min(_TOP, se.shape[0])
-        for s in np.argsort(-metric.max(axis=0), kind="stable"):
-            ranked = order[:top, s]  # usually the best few users fill the subband
-            give, cap = self._fill(ranked, capacity_bits[ranked, s], need_bits)
-            if give.sum() < 1.0 - 1e-12 and top < se.shape[0]:
-                ranked = order[:, s]
-                give, cap = self._fill(ranked, capacity_bits[ranked, s], need_bits)
-            shares[ranked, s] = give
-            need_bits[ranked] -= give * cap
+        free = np.ones(num_subbands)  # fraction of each subband not yet given
+        subbands = np.arange(num_subbands)
+        for _ in range(num_subbands + se.shape[0]):  # each round fills a subband or a user
+            open_sb = free > 1e-12
+            eligible = (need_bits > 0)[:, None] & (capacity_bits > 0) & open_sb[None, :]
+            masked = np.where(eligible, metric, -np.inf)
+            winner = np.argmax(masked, axis=0)  # [N]
+            live = open_sb & eligible[winner, subbands]
+            if not live.any():
+                break
+            s_live, w_live = subbands[live], winner[live]
+            # each winner spends its remaining bits on its subbands, best metric first
+            order = np.lexsort((-metric[w_live, s_live], w_live))
+            s_live, w_live = s_live[order], w_live[order]
+            cap = capacity_bits[w_live, s_live]
+            avail = free[s_live] * cap
+            cum = np.cumsum(avail)
+            first = np.r_[True, w_live[1:] != w_live[:-1]]
+            group_start = np.maximum.accumulate(np.where(first, np.arange(w_live.size), 0))
+            before = cum - avail - (cum - avail)[group_start]  # bits given earlier to w
+            take = np.clip(need_bits[w_live] - before, 0.0, avail)
+            fraction = take / cap
+            shares[w_live, s_live] += fraction
+            free[s_live] -= fraction
+            need_bits -= np.bincount(w_live, weights=take, minlength=need_bits.size)
+            np.maximum(need_bits, 0.0, out=need_bits)
         return shares if subband_se is not None else shares[:, 0]
-
-    @staticmethod
-    def _fill(
-        ranked: np.ndarray, cap: np.ndarray, need_bits: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Fractions of one subband for ``ranked: [k]`` users in metric order, each at
-        most what carries its remaining bits (``cap: [k]`` bits for the whole subband)."""
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            need = np.maximum(need_bits[ranked], 0.0)
-            wanted = np.where(cap > 0, np.minimum(need / cap, 1.0), 0.0)
-        before = np.cumsum(wanted) - wanted  # subband already given to better users
-        return np.clip(1.0 - before, 0.0, wanted), cap
 
 
 @ALLOCATORS.register(

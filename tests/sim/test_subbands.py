@@ -127,3 +127,22 @@ def test_per_subband_max_rate_beats_any_flat_share():
     rate_subband = float((shares * se).sum() / N)
     for flat in (np.full(12, 1 / 12), rng.dirichlet(np.ones(12))):
         assert rate_subband >= float((flat * se.mean(axis=1)).sum())
+
+
+def test_subband_pf_never_exceeds_demand_and_leaves_no_wanted_band_idle():
+    rng = np.random.default_rng(1)
+    pf = ALLOCATORS.build("subband-pf", {})
+    for _ in range(200):
+        n, n_sb = int(rng.integers(1, 25)), int(rng.integers(2, 17))
+        se = rng.exponential(2.0, (n, n_sb)) * (rng.random((n, n_sb)) > 0.1)
+        bits = rng.exponential(3e3, n) * rng.choice([0.01, 1.0, 100.0], n)
+        st = state(se, bits, avg=rng.exponential(1e5, n), bandwidth_hz=1e6)
+        shares = pf.allocate(st)
+        cap = se * (1e6 / n_sb * 0.01)
+        assert np.all(shares >= 0) and np.all(shares.sum(axis=0) <= 1 + 1e-9)
+        served_bits = (shares * cap).sum(axis=1)
+        assert np.all(served_bits <= bits * (1 + 1e-9) + 1e-9)
+        # a subband with room left: nobody who could use it still has data
+        unmet = served_bits < bits * (1 - 1e-9)
+        room = shares.sum(axis=0) < 1 - 1e-9
+        assert not np.any(unmet[:, None] & room[None, :] & (cap > 0))
