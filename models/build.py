@@ -29,6 +29,9 @@ class BuildReport:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # image, encoder, why
     seconds: float = 0.0
     images: int = 0
+    family_seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds spent computing each encoder family's new entries (reused ones cost
+    nothing; model outputs shared across families count where first computed)."""
 
 
 def expand_encoders(spec: str) -> list[tuple[str, str]]:
@@ -121,11 +124,17 @@ def build_cache(
                 if cache.has_entry(image.image_id, encoder_id, key):
                     report.reused += 1
                 else:
+                    t_entry = time.perf_counter()
                     try:
                         stream = enc.encode(image, level, backend, cache)
                     except BackendUnavailable as exc:
                         report.failed.append((image.image_id, encoder_id, str(exc)))
                         continue
+                    finally:
+                        spent = time.perf_counter() - t_entry
+                        report.family_seconds[family] = (
+                            report.family_seconds.get(family, 0.0) + spent
+                        )
                     if stream.encoder_id != encoder_id:
                         got = stream.encoder_id
                         raise RuntimeError(f"encoder {family} returned {got!r} for {encoder_id!r}")

@@ -208,6 +208,12 @@ def build(
         f"{len(report.failed)} not available, {len(skipped)} images skipped, "
         f"{report.seconds:.1f} s ({report.seconds / max(report.images, 1):.2f} s per image)"
     )
+    if report.family_seconds:
+        per = ", ".join(
+            f"{fam} {sec / max(report.images, 1):.2f} s"
+            for fam, sec in sorted(report.family_seconds.items())
+        )
+        print(f"computing new entries, per image: {per}")
 
 
 def backend_settings(

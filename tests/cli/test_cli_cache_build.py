@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from PIL import Image
 
@@ -34,6 +36,7 @@ def test_grey_rgba_without_captions_build_for_caption_free_encoders(
     assert "note: g.png: greyscale image (mode L) converted to RGB" in err
     assert "note: a.png: RGBA image (mode RGBA) converted to RGB (alpha dropped)" in err
     assert "4 entries computed" in stdout and "0 images skipped" in stdout
+    assert re.search(r"computing new entries, per image: jpeg [0-9.]+ s, raw [0-9.]+ s", stdout)
     # an encoder that reads the caption still demands one
     code, _, err = cli(monkeypatch, capsys, *args, "--encoders", "seq-words/natural")
     assert code == 2 and "no caption" in err and "every image was skipped" in err
