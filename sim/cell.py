@@ -66,9 +66,9 @@ class CellChannel:
                 config.fading.name, config.fading.params, num_users=n, rng=fading_rng
             )
         self.positions_m = positions_m.copy()
-        self.los_gauss = self.rng.standard_normal(n)
+        self.los_gauss: np.ndarray = np.asarray(self.rng.standard_normal(n))
         self.los = self._los_state()
-        self.shadowing_gauss = self.rng.standard_normal(n)
+        self.shadowing_gauss: np.ndarray = np.asarray(self.rng.standard_normal(n))
         self.shadowing_db = self._shadowing()
         self.large_scale_db = self._large_scale()
         self.fading_gain = self.fading.power_gain()
