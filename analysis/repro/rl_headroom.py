@@ -19,7 +19,8 @@ Usage::
    ``(R - R_equal) / (R_best_heuristic_on_that_seed - R_equal)`` with its interval, and
    the success rate; plus each run's learning curve (``evaluations.npz``).
 
-Writes ``OUT/runs.csv`` (one row per allocator, training seed and held-out seed),
+Writes ``OUT/runs.csv`` (one row per allocator, training seed and held-out seed;
+the heuristics' rows are also kept in ``OUT/heuristics.csv`` and reused),
 ``OUT/table.md`` (the table) and ``OUT/curves.csv``; prints the table.
 """
 
@@ -67,15 +68,23 @@ def heuristics() -> list[str]:
     return heuristic_names()
 
 
-def evaluate_all(dirs: list[Path], eval_seeds: list[int], workers: int) -> list[dict[str, Any]]:
+def evaluate_all(
+    dirs: list[Path], eval_seeds: list[int], workers: int, cache: Path | None = None
+) -> list[dict[str, Any]]:
     """One row per (allocator, held-out seed): ``allocator``, ``train_seed`` (policies),
-    ``seed``, ``episode_return``, ``success_rate``."""
+    ``seed``, ``episode_return``, ``success_rate``. The heuristics' rows are read from
+    ``cache`` (a ``heuristics.csv`` of an earlier call) when it holds the same
+    allocators and seeds (the simulations are deterministic), else computed and written
+    there."""
     from aigcsim.agents.evaluation import evaluate
 
-    names = heuristics() + [f"policy:{d}" for d in dirs]
-    result = evaluate(SCENARIO, names, eval_seeds, workers=workers)
-    rows = []
-    for r in result.runs:
+    names = heuristics()
+    cached = _read_cache(cache, names, eval_seeds)
+    policies = [f"policy:{d}" for d in dirs]
+    todo = policies if cached is not None else names + policies
+    result = evaluate(SCENARIO, todo, eval_seeds, workers=workers) if todo else None
+    rows = list(cached or [])
+    for r in result.runs if result is not None else []:
         name = r["allocator"]
         train_seed = None
         if name.startswith("policy:"):
@@ -91,7 +100,31 @@ def evaluate_all(dirs: list[Path], eval_seeds: list[int], workers: int) -> list[
                 "success_rate": r["success_rate"],
             }
         )
+    if cache is not None and cached is None:
+        _write_csv(cache, [r for r in rows if r["train_seed"] is None])
     return rows
+
+
+def _read_cache(
+    cache: Path | None, names: list[str], seeds: list[int]
+) -> list[dict[str, Any]] | None:
+    if cache is None or not cache.is_file():
+        return None
+    with cache.open() as fh:
+        rows = list(csv.DictReader(fh))
+    have = {(r["allocator"], int(r["seed"])) for r in rows}
+    if have != {(n, int(s)) for n in names for s in seeds}:
+        return None
+    return [
+        {
+            "allocator": r["allocator"],
+            "train_seed": None,
+            "seed": int(r["seed"]),
+            "episode_return": float(r["episode_return"]),
+            "success_rate": float(r["success_rate"]),
+        }
+        for r in rows
+    ]
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -210,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         dirs = [args.out / f"ppo-s{s}" for s in args.train_seeds]
     else:
         dirs = train_runs(args.out, args.timesteps, args.train_seeds)
-    rows = evaluate_all(dirs, args.eval_seeds, args.workers)
+    rows = evaluate_all(dirs, args.eval_seeds, args.workers, args.out / "heuristics.csv")
     _write_csv(args.out / "runs.csv", rows)
     table = summarize(rows)
     text = markdown(table, sorted(args.eval_seeds))
