@@ -136,7 +136,10 @@ def fading_rows(users: int, intervals: int, rate_per_s: float, repeats: int) -> 
         for label, kw in FADING_ROWS.items():
             runs[label].append(bench(users, intervals, rate_per_s=rate_per_s, **kw))
     print(f"channel rows at {users} users (median of {repeats} alternated runs):")
-    print(f"{'channel':>32} {'intervals/s':>12} {'intervals/cpu-s':>16} {'cpu cost':>9}")
+    print(
+        f"{'channel':>32} {'mean active':>12} {'intervals/s':>12} {'intervals/cpu-s':>16} "
+        f"{'cpu cost':>9}"
+    )
 
     def median(label: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[label])
@@ -144,8 +147,12 @@ def fading_rows(users: int, intervals: int, rate_per_s: float, repeats: int) -> 
     base = median(next(iter(FADING_ROWS)), "intervals_per_cpu_s")
     for label in FADING_ROWS:
         wall, cpu = median(label, "intervals_per_s"), median(label, "intervals_per_cpu_s")
+        active = median(label, "mean_active")
         per_run = ", ".join(f"{r['intervals_per_cpu_s']:.0f}" for r in runs[label])
-        print(f"{label:>32} {wall:>12.0f} {cpu:>16.0f} {base / cpu:>8.2f}x   cpu runs: {per_run}")
+        print(
+            f"{label:>32} {active:>12.1f} {wall:>12.0f} {cpu:>16.0f} {base / cpu:>8.2f}x"
+            f"   cpu runs: {per_run}"
+        )
 
 
 def long_run(users: int = 10_000, sim_s: float = 600.0, rate_per_s: float = 0.2) -> None:
