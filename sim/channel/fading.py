@@ -24,8 +24,8 @@ The diffuse part is produced by one of three processes (param ``process``):
 * ``gauss-markov`` (cheap): ``h <- rho h + sqrt(1 - rho^2) w``, ``w ~ CN(0, 1)``,
   ``rho = J0(2 pi f_d dt)`` per user. Only the lag-one correlation equals ``J0``;
   longer lags decay as ``rho^k ~ exp(-(pi f_d)^2 dt tau)``, so the coherence time
-  grows as ``interval_s`` shrinks (at 5 Hz and 10 ms it falls to 1/e after about
-  0.41 s, Jakes after 56 ms).
+  grows as ``interval_s`` shrinks (at 5 Hz and 10 ms it falls to 1/e after 0.40 s,
+  0.81 s at 5 ms; Jakes after 56 ms).
 * ``sum-of-sinusoids``: a Zheng & Xiao (2003)-style statistical model with ``M``
   unit-amplitude sinusoids per quadrature, per-user random arrival-angle offset and
   per-sinusoid random phases, ``X_c = M^{-1/2} sum_n cos(phi_n(t))`` with
