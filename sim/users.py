@@ -149,7 +149,10 @@ class RandomWaypoint:
     def step(self, positions_m: np.ndarray, dt_s: float) -> np.ndarray:
         """Advance ``[U, 2]`` positions by ``dt_s``; returns the new positions."""
         walking = self.pause_left_s <= 0
-        self.pause_left_s = np.maximum(self.pause_left_s - dt_s, 0.0)
+        left = self.pause_left_s - dt_s
+        # a pause of k * dt_s ends after k steps even when dt_s is inexact in binary
+        # (1.0 - 5 * 0.2 leaves 5.6e-17, which would cost one more step)
+        self.pause_left_s = np.where(left > 1e-9 * dt_s, left, 0.0)
         delta = self.waypoint_m - positions_m
         dist = np.hypot(delta[:, 0], delta[:, 1])
         stride = self.cruise_mps * dt_s * walking

@@ -117,6 +117,22 @@ def test_waypoint_walks_straight_at_its_speed_then_pauses() -> None:
     np.testing.assert_allclose(np.hypot(*(pos - [[50.0, 3.0]]).T), [0.5], atol=1e-12)
 
 
+@pytest.mark.parametrize(("dt_s", "steps"), [(0.2, 5), (0.1, 10), (0.01, 100), (0.3, 4)])
+def test_pause_lasts_its_whole_steps_for_inexact_intervals(dt_s: float, steps: int) -> None:
+    """pause_s = 1 s is k = ceil(1 / dt_s) steps, whatever the rounding of k * dt_s."""
+    model = waypoint(speed_mps=2.0, pause_s=1.0)
+    pos = model.waypoint_m.copy()  # standing on the waypoint: arrives on the first step
+    pos = model.step(pos, dt_s)
+    assert model.pause_left_s[0] == 1.0
+    paused = 0
+    while model.pause_left_s[0] > 0 or model.speed_mps[0] == 0.0:
+        before = pos.copy()
+        pos = model.step(pos, dt_s)
+        np.testing.assert_array_equal(pos, before)
+        paused += 1
+    assert paused == steps
+
+
 def test_waypoint_users_stay_in_the_cell_and_within_their_speed() -> None:
     n, dt_s, spread = 200, 0.5, 0.2
     model = MOBILITY.build(
