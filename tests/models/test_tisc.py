@@ -117,3 +117,26 @@ def test_cache_build_and_load_keep_the_analog_unit(tmp_path):
     assert t.synthetic.all()
     again = build_cache([_image()], expand_encoders("tisc"), FakeBackend(), out)
     assert again.computed == 0 and again.reused == 4
+
+
+def test_shipped_tisc_and_deepjscc_entries_are_current():
+    """The default cache's tisc/deepjscc entries have the content address this code and
+    the offline backend give (a params or code change must come with a rebuild)."""
+    from aigcsim.models.backends.offline import OfflineBackend
+    from aigcsim.models.build import encoder_entry_key
+    from aigcsim.models.cache import Cache
+    from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
+    from aigcsim.models.encoders.base import ENCODERS
+    from aigcsim.models.encoders.levels import join_encoder_id
+    from aigcsim.models.images import load_builtin
+
+    backend = OfflineBackend()
+    ids = backend.model_ids()
+    specs = expand_encoders("tisc,deepjscc")
+    built = {f: ENCODERS.build(f, {}) for f, _ in specs}
+    with Cache(DEFAULT_CACHE_PATH, read_only=True) as cache:
+        for image in load_builtin():
+            for family, level in specs:
+                e = join_encoder_id(family, level)
+                key = encoder_entry_key(image, backend.name, ids, e, built[family])
+                assert cache.has_entry(image.image_id, e, key), (image.image_id, e)
