@@ -205,3 +205,59 @@ def test_digital_equivalent_for_rate_quality_plots():
     assert d.unit_bits[0, 0].tolist() == [64.0, pytest.approx(1000.0 * math.log2(11.0))]
     assert d.quality["lpips"][0, 0, 2] == pytest.approx(law(13.0))
     assert d.quality["lpips"][0, 0, 1] == t.quality["lpips"][0, 0, 1]
+
+
+def test_one_interval_vectorised_over_analog_and_digital_users(tmp_path):
+    """Three users in one tick: two analog (different shares and distances), one digital."""
+    base = _table(1e9)  # far more uses than one interval offers
+    digital = _table(0.0, (1e6,))
+    table = OperatingPointTable(
+        image_ids=base.image_ids,
+        encoders=(base.encoders[0], EncoderInfo("digital-test", "digital-test", False, "test")),
+        num_units=np.array([[1, 2]]),
+        unit_bits=np.concatenate(
+            [np.pad(base.unit_bits, ((0, 0), (0, 0), (0, 1))), digital.unit_bits], axis=1
+        ),  # fmt: skip
+        quality={
+            "lpips": np.concatenate(
+                [
+                    np.pad(base.quality["lpips"], ((0, 0), (0, 0), (0, 1)), mode="edge"),
+                    digital.quality["lpips"],
+                ],
+                axis=1,
+            )
+        },  # fmt: skip
+        decode_time_s=np.zeros((1, 2, 3)),
+        synthetic=np.ones((1, 2), dtype=bool),
+        analog_channel_uses=np.array([[1e9, 0.0]]),
+        analog_snr_db=GRID_DB,
+    )
+    sc = _scenario()
+    data = sl.dump(sc)
+    import yaml
+
+    raw = yaml.safe_load(data)
+    raw["users"]["count"] = 3
+    raw["users"]["placement"]["params"]["positions_m"] = [[100.0, 0], [250.0, 0], [150.0, 0]]
+    raw["users"]["groups"] = [
+        {"encoder": "analog-test", "count": 2},
+        {"encoder": "digital-test", "count": 1},
+    ]
+    sim = Simulation(sl.validate(raw), table=table)
+    from aigcsim.sim.engine import Request
+
+    for u, (g, enc) in enumerate([(0, 0), (0, 0), (1, 1)]):
+        req = Request(u, u, g, 0, enc, 0.0, 5.0, True)
+        sim.open_requests[u] = req
+        sim.user_queue[u].append(req)
+        sim._start_next(u, 0.0)
+    state = sim.observe()
+    shares = np.array([0.3, 0.2, 0.5])
+    bw = shares * BANDWIDTH_HZ
+    snr_db = sim._snr_db(sim.channel.gain_db(state.user_ids), bw)
+    sim.apply(shares)
+    uses = bw[:2] * INTERVAL_S
+    np.testing.assert_allclose(sim.analog_sent[:2], uses)
+    np.testing.assert_allclose(sim.analog_mse[:2], uses / (1 + 10 ** (snr_db[:2] / 10)))
+    assert sim.analog_sent[2] == 0 and sim.packets_tx[:2].sum() == 0
+    assert sim.packets_tx[2] * 1024 + sim.carry_bits[2] > 0  # the digital user used its share
