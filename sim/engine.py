@@ -656,8 +656,9 @@ class Simulation:
         analog_frac = None
         if self._any_analog:
             analog_frac, analog_pending = self._send_analog(
-                idx, done, total, tx.pending, capacity, tx.transmissions * L, bw, snr, se, beta
-            )
+                idx, rows, done, total, tx.pending, capacity, tx.transmissions * L, bw, snr, se,
+                beta,
+            )  # fmt: skip
         k_sent = self._units(rows, done)
         if analog_frac is not None:  # the analog unit counts once all its uses are sent
             k_cap = self._num_units_flat[rows] - 1
@@ -714,6 +715,7 @@ class Simulation:
     def _send_analog(
         self,
         idx: np.ndarray,
+        rows: np.ndarray,
         done: np.ndarray,
         total: np.ndarray,
         pending: np.ndarray,
@@ -731,7 +733,8 @@ class Simulation:
         times the fraction of the interval the digital packets left free, on its analog
         unit, at this interval's SNR ``snr`` (dB). Each channel use adds its LMMSE
         distortion ``1 / (1 + snr)`` to the unit's running sum (the effective SNR of
-        :meth:`_analog_outcome`).
+        :meth:`_analog_outcome`). A user whose digital prefix already meets its target
+        with ``stop_at_target`` (``target_units < n``) sends no analog symbols.
 
         Returns:
             ``(fraction of the interval used by analog symbols [n], analog unit still
@@ -739,6 +742,11 @@ class Simulation:
         """
         left = self.analog_left[idx]
         digital_done = (done >= total) & (pending.sum(axis=1) == 0) & (left > 0)
+        last = self._num_units_flat[rows] - 1  # the analog unit's index
+        q_prefix = self._q_flat[rows * self._row_len + last]
+        target = self.q_target[idx]
+        met = q_prefix <= target if self._lower_is_better else q_prefix >= target
+        digital_done &= ~((self.target_units[idx] <= last) & met)  # done at the target
         frac = np.zeros(idx.size)
         if digital_done.any():
             dig_frac = np.where(

@@ -261,3 +261,18 @@ def test_one_interval_vectorised_over_analog_and_digital_users(tmp_path):
     np.testing.assert_allclose(sim.analog_mse[:2], uses / (1 + 10 ** (snr_db[:2] / 10)))
     assert sim.analog_sent[2] == 0 and sim.packets_tx[:2].sum() == 0
     assert sim.packets_tx[2] * 1024 + sim.carry_bits[2] > 0  # the digital user used its share
+
+
+def test_stop_at_target_met_by_the_digital_prefix_sends_no_analog_symbols(tmp_path):
+    sc = _scenario()
+    raw = sc.model_dump(mode="json")
+    raw["qos"] = {"metric": "lpips", "target": 0.965, "deadline_s": 5.0, "stop_at_target": True}
+    sim = Simulation(sl.validate(raw), out_dir=tmp_path, table=_table(500.0, (1024.0, 1024.0)))
+    _start(sim)  # prefix LPIPS 0.99, 0.975, 0.96: met by the last digital unit
+    for _ in range(5):
+        state = sim.observe()
+        sim.apply(None if state is None else np.array([1.0]))
+    sim.close(0.0)
+    row = pq.read_table(tmp_path / "requests.parquet").to_pylist()[0]
+    assert row["success"] and row["units_received"] == 2
+    assert row["channel_uses"] == 0.0 and row["analog_snr_db"] is None
