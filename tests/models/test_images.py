@@ -95,7 +95,7 @@ def test_captions_only_when_required(tmp_path):
 def test_needs_caption():
     from aigcsim.models.build import expand_encoders, needs_caption
 
-    assert not needs_caption(expand_encoders("jpeg,raw,vq-mask"), "offline")
+    assert not needs_caption(expand_encoders("jpeg,raw,vq-mask,deepjscc"), "offline")
     assert needs_caption(expand_encoders("vq-mask"), "diffusers")
     assert needs_caption(expand_encoders("jpeg,seq-words"), "offline")
     assert needs_caption(expand_encoders("cross-attn/default"), "offline")
