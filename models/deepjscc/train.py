@@ -55,14 +55,15 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     return 10.0 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
-def train(config: DeepJSCCConfig, log_every: int = 250) -> DeepJSCC:
+def train(config: DeepJSCCConfig, log_every: int = 250, records=None) -> DeepJSCC:
     """Train a model from ``config`` (its seed, steps, batch, crop, lr, SNR) and return it
-    with ``train_images``, ``heldout_images`` and ``final_train_mse`` filled in."""
+    with ``train_images``, ``heldout_images`` and ``final_train_mse`` filled in.
+    ``records``: the builtin catalogue's ``ImageRecord`` list (loaded if ``None``)."""
     from aigcsim.models.images import load_builtin
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    records = list(load_builtin())
+    records = list(load_builtin()) if records is None else list(records)
     train_set = [r for r in records if r.image_id not in HELDOUT]
     model = DeepJSCC(config)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
