@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from aigcsim.kernel.registry import UserInputError, format_validation_error
-from aigcsim.kernel.safe_io import shorten
+from aigcsim.kernel.safe_io import shorten, shorten_text
 from aigcsim.sim.scenario import apply_override, validate
-from aigcsim.sim.schema import MAX_LABEL_CHARS, Scenario, path_label
+from aigcsim.sim.schema import MAX_LABEL_CHARS, Scenario, Variant, path_label
 
 RUN_ID_HEX = 12
 MAX_RUNS = 100_000
@@ -202,6 +202,16 @@ def parse_sweep_section(raw: Any) -> SweepSpec:
     return spec
 
 
+def _check_variants(raw: Any) -> list[Variant]:
+    """The base scenario's ``variants`` (labels checked as folder names), or an error
+    naming ``variants...``."""
+    try:
+        return TypeAdapter(list[Variant]).validate_python(raw)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, prefix="variants", model=None)
+        raise UserInputError("invalid sweep:\n" + lines) from None
+
+
 def run_id_of(scenario: Scenario, variant: str | None) -> str:
     """Stable id: sha256 of the resolved config (seed included) and variant label."""
     payload = json.dumps(
@@ -244,25 +254,21 @@ def expand(
     base_seed = base.get("seed", 0)
     # a bad base seed is reported by each run's validation, naming the key
     seeds = seeds_override or spec.seeds or [0 if base_seed is None else base_seed]
-    variants = base.get("variants") or []
-    if not isinstance(variants, list):
-        variants = []
+    variants = _check_variants(base.get("variants") or [])
     no_variants = {**base, "variants": []}
     labelled: list[tuple[str | None, dict[str, Any]]] = [(None, {})]
     if variants:
         labelled = []
         for v in variants:
-            if not isinstance(v, dict):
-                continue
-            overrides = v.get("set") or {}
-            clash = sorted(set(overrides) & set(spec.keys())) if isinstance(overrides, dict) else []
+            overrides = v.set
+            clash = sorted(set(overrides) & set(spec.keys()))
             if clash:
                 raise UserInputError(
-                    f"invalid sweep: variant {shorten(v.get('label'))} sets "
-                    f"{shorten(', '.join(clash))}, which the sweep also varies; remove it from "
-                    "one of them"
+                    f"invalid sweep: variant {shorten(v.label)} sets "
+                    f"{shorten_text(', '.join(clash))}, which the sweep also varies; remove it "
+                    "from one of them"
                 )
-            labelled.append((v.get("label"), overrides if isinstance(overrides, dict) else {}))
+            labelled.append((v.label, dict(overrides)))
     n_runs = len(labelled) * len(seeds)
     for axis in spec.axes():
         n_runs *= len(next(iter(axis.values()), []))

@@ -173,8 +173,10 @@ def binary(b: Base, rng: random.Random) -> Mutant:
     how = rng.choice(["png", "random", "nul-in-text", "gzip", "empty", "only-bom"])
     if how == "png":
         data = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + rng.randbytes(200)
-    elif how == "random":
+    elif how == "random":  # binary files hold NUL bytes; random text is "truncate"'s job
         data = rng.randbytes(rng.choice([1, 64, 4096]))
+        k = rng.randrange(len(data) + 1)
+        data = data[:k] + b"\x00" + data[k:]
     elif how == "nul-in-text":
         raw = b.text.encode()
         k = rng.randrange(len(raw))

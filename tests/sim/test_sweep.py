@@ -474,3 +474,16 @@ def test_a_huge_run_in_a_sweep_needs_allow_large():
     with pytest.raises(UserInputError, match=r"run \(seed=1\): this run is very large"):
         check_run_sizes(sweep, allow_large=False)
     check_run_sizes(sweep, allow_large=True)
+
+
+@pytest.mark.parametrize(
+    ("variants", "match"),
+    [
+        ({"0": {"label": "../x"}}, r"variants: Input should be a valid list"),
+        (["a"], r"variants\.0: Input should be a valid dictionary"),
+        ([{"label": "../x"}], r"variants\.0\.label: .*folder name"),
+    ],
+)
+def test_sweep_variants_are_validated(variants, match):
+    with pytest.raises(UserInputError, match=match):
+        expand(sweep_data(seeds=[1]) | {"variants": variants})
