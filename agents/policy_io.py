@@ -204,10 +204,10 @@ def read_policy_info(path: str | Path) -> dict[str, Any]:
     fmt = info.get("format")
     if fmt != POLICY_FORMAT:
         raise PolicyFileError(
-            f"'{d}' is a policy directory of format {fmt!r} (a pickled model.zip); aigcsim "
-            f"never unpickles policy files, because unpickling can run code. Retrain it with "
-            f"'aigcsim train' (policies of format 1 were trained for the earlier env "
-            f"observation and cannot be reused), or, for an SB3 .zip you trust, convert it: "
+            f"'{d}' is not a safe policy directory (format {str(fmt)[:20]!r}, expected "
+            f"{POLICY_FORMAT}): aigcsim never unpickles policy files, since unpickling can "
+            f"run code.\nRetrain it with 'aigcsim train' (format-1 policies were trained for "
+            f"the earlier env observation), or convert an SB3 .zip you trust: "
             f"python -m aigcsim.agents.policy_io convert MODEL.zip --like TRAIN_DIR --out DIR"
         )
     missing = [k for k in ("agent", "max_users", "policy", "env") if k not in info]
