@@ -1,0 +1,70 @@
+"""Seconds per image per encoder family of an offline cache build (warm models).
+
+Builds ``--families`` for ``--images`` builtin photographs into a copy of the shipped
+default cache from which those photographs' entries and model outputs are deleted,
+except the vq-mask codebook (fitted once per cache, about 12 CPU-s, not per image), so
+every entry is computed as for a user's new photo. The models are loaded before timing.
+Prints CPU seconds (this process, one torch thread) and wall seconds per image per family.
+
+    python benchmarks/bench_cache_build.py --images skimage/chelsea,skimage/colorwheel
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_IMAGES = "skimage/chelsea,skimage/colorwheel,skimage/coffee,skimage/astronaut"
+DEFAULT_FAMILIES = "jpeg,raw,vq-mask,seq-words,cross-attn"
+
+
+def main() -> None:
+    import torch
+
+    from aigcsim.models.backends.offline import OfflineBackend
+    from aigcsim.models.build import build_cache, expand_encoders
+    from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
+    from aigcsim.models.images import load_builtin
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", default=DEFAULT_IMAGES, help="builtin image ids")
+    ap.add_argument("--families", default=DEFAULT_FAMILIES, help="encoder families")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    wanted = args.images.split(",")
+    images = [im for im in load_builtin() if im.image_id in wanted]
+    backend = OfflineBackend()
+    px = images[0].pixels
+    backend.lpips(px, px[None]), backend.top1(px[None]), backend.content_words("a cat")
+    backend.word_attention(["a", "cat"])
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "cache.sqlite"
+        shutil.copy(DEFAULT_CACHE_PATH, cache)
+        con = sqlite3.connect(cache)
+        with con:
+            for im in images:
+                con.execute(
+                    "DELETE FROM model_outputs WHERE image_sha256=? AND kind != 'vq-codebook'",
+                    (im.sha256,),
+                )
+                con.execute("DELETE FROM cache_entries WHERE image_id=?", (im.image_id,))
+        con.close()
+        print(f"{len(images)} images: {', '.join(im.image_id for im in images)}")
+        for family in args.families.split(","):
+            specs = expand_encoders(family)
+            t, c = time.perf_counter(), time.process_time()
+            report = build_cache(images, specs, backend, cache)
+            cpu, wall = time.process_time() - c, time.perf_counter() - t
+            print(
+                f"{family}: {len(specs)} levels, {report.computed} entries, "
+                f"{cpu / len(images):.1f} CPU-s and {wall / len(images):.1f} s wall per image"
+                + (f", {len(report.failed)} not available" if report.failed else "")
+            )
+
+
+if __name__ == "__main__":
+    main()
