@@ -217,6 +217,36 @@ def curves(dirs: list[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def checkpoint_curve(dirs: list[Path], eval_seeds: list[int]) -> list[dict[str, Any]]:
+    """Paired return difference from equal share on the held-out seeds of every SB3
+    checkpoint the runs saved (``checkpoints/*.zip``): each is converted to a safe
+    policy directory first (:func:`aigcsim.agents.policy_io.convert`; these are our own
+    training outputs, so unpickling them is trusted) and evaluated like the final one."""
+    import re
+
+    from aigcsim.agents.evaluation import evaluate, mean_ci95
+    from aigcsim.agents.policy_io import convert
+
+    out = []
+    for d in dirs:
+        zips = sorted(
+            (d / "checkpoints").glob("*_steps.zip"),
+            key=lambda p: int(re.findall(r"(\d+)_steps", p.name)[0]),
+        )
+        for z in zips:
+            steps = int(re.findall(r"(\d+)_steps", z.name)[0])
+            safe = d / "checkpoints" / f"safe-{steps}"
+            if not (safe / "policy.json").is_file():
+                convert(z, d, safe)
+            res = evaluate(SCENARIO, [REFERENCE, f"policy:{safe}"], eval_seeds)
+            ref = np.array([r["episode_return"] for r in res.runs if r["allocator"] == REFERENCE])
+            mine = np.array([r["episode_return"] for r in res.runs if r["allocator"] != REFERENCE])
+            diff, half, _ = mean_ci95(mine - ref)
+            out.append({"run": d.name, "timesteps": steps, "vs_equal": diff, "ci95": half})
+            print(f"{d.name} {steps} steps: {diff:+.2f} ± {half:.2f} vs equal share", flush=True)
+    return out
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
@@ -234,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=list(EVAL_SEEDS))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--evaluate-only", action="store_true")
+    parser.add_argument(
+        "--checkpoint-curve",
+        action="store_true",
+        help="also evaluate every saved checkpoint on the held-out seeds (checkpoints.csv)",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -250,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "table.md").write_text(text)
     _write_csv(args.out / "curves.csv", curves(dirs))
     print(text)
+    if args.checkpoint_curve:
+        _write_csv(args.out / "checkpoints.csv", checkpoint_curve(dirs, args.eval_seeds))
     return 0
 
 
