@@ -30,7 +30,8 @@ Default hyperparameters (CPU friendly; override with ``hyperparams``):
   (horizon twice the longest deadline in agent steps; 0.9917 on rl-headroom),
   ``device="cpu"``.
 * ``ppo``: :class:`~aigcsim.agents.features.UserSetActorCriticPolicy` (DeepSets over
-  users, equivariant actor, starts at equal share), ``log_std_init=-0.5``, 4 envs,
+  users, equivariant actor, starts at equal share), ``log_std_init=-0.5``, 4 envs
+  (:func:`ppo_envs`: fewer when the run is too short for each to finish two episodes),
   ``n_steps`` at most 256 per env, sized so whole rollouts add up to about
   ``timesteps`` (3,000 steps: 250), ``batch_size`` a quarter of a rollout (256), ``n_epochs=10``,
   ``learning_rate=1e-3``, ``gae_lambda=0.95``, ``ent_coef=0``.
@@ -59,7 +60,8 @@ from aigcsim.kernel.registry import UserInputError, suggest
 
 AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "add")
 PPO_ENVS = 4
-"""Parallel training envs of PPO (one process; batches the network's forward passes)."""
+"""Most parallel training envs of PPO (one process; batches the network's forward
+passes); fewer for runs too short for every env to finish two episodes."""
 
 ScenarioSpec = Any  # a path / shipped name, a raw dict or a sim.schema.Scenario
 
@@ -100,8 +102,24 @@ def user_deadlines_of(sim: Any) -> np.ndarray:
     return np.asarray(per_group, dtype=np.float64)[sim.user_group]
 
 
-def default_hyperparams(agent: str, timesteps: int, gamma: float = 0.99) -> dict[str, Any]:
-    """The documented defaults for ``agent`` (see the module docstring)."""
+def ppo_envs(timesteps: int, episode_steps: float) -> int:
+    """PPO's training envs: :data:`PPO_ENVS`, fewer when ``timesteps`` would not let
+    each env finish two episodes of about ``episode_steps`` steps (so a short run still
+    leaves finished episodes in ``monitor.csv``), at least 1."""
+    return int(min(PPO_ENVS, max(1, timesteps // max(1.0, 2.0 * episode_steps))))
+
+
+def episode_steps_estimate(scenario: Any, decision_intervals: int) -> float:
+    """About how many agent steps an episode takes: arrivals plus half the drain."""
+    drain = scenario.max_drain_s / 2 if scenario.drain else 0.0
+    return (scenario.duration_s + drain) / (scenario.interval_s * decision_intervals)
+
+
+def default_hyperparams(
+    agent: str, timesteps: int, gamma: float = 0.99, n_envs: int = PPO_ENVS
+) -> dict[str, Any]:
+    """The documented defaults for ``agent`` (see the module docstring); ``n_envs``:
+    PPO's training envs."""
     if agent == "add":  # CPU-sized: see agents/add.py for the paper-style defaults
         from aigcsim.agents.add import add_default_hyperparams
 
@@ -110,15 +128,15 @@ def default_hyperparams(agent: str, timesteps: int, gamma: float = 0.99) -> dict
         )
     if agent == "ppo":
         # rollouts of at most 256 steps per env, sized so that they add up to about
-        # ``timesteps`` (the run overshoots by less than PPO_ENVS steps per rollout)
-        rollouts = max(1, math.ceil(timesteps / (256 * PPO_ENVS)))
-        n_steps = max(8, math.ceil(timesteps / (PPO_ENVS * rollouts)))
+        # ``timesteps`` (the run overshoots by less than n_envs steps per rollout)
+        rollouts = max(1, math.ceil(timesteps / (256 * n_envs)))
+        n_steps = max(8, math.ceil(timesteps / (n_envs * rollouts)))
         return {
             "gamma": gamma,
             "policy_kwargs": {"log_std_init": -0.5},
             "learning_rate": 1e-3,
             "n_steps": n_steps,
-            "batch_size": n_steps * PPO_ENVS // 4,  # 4 minibatches an epoch
+            "batch_size": max(1, n_steps * n_envs // 4),  # 4 minibatches an epoch
             "n_epochs": 10,
             "gae_lambda": 0.95,
             "ent_coef": 0.0,
@@ -159,12 +177,14 @@ def _json_ready(value: Any) -> Any:
         return repr(value)
 
 
-def planned_timesteps(agent: str, timesteps: int, params: dict[str, Any]) -> int:
+def planned_timesteps(
+    agent: str, timesteps: int, params: dict[str, Any], n_envs: int = PPO_ENVS
+) -> int:
     """Steps a run of ``timesteps`` really takes: PPO collects whole rollouts of
     ``n_steps * envs`` steps, so it rounds up to a multiple of that; the others are exact."""
     if agent != "ppo":
         return timesteps
-    rollout = int(params["n_steps"]) * PPO_ENVS
+    rollout = int(params["n_steps"]) * n_envs
     return -(-timesteps // rollout) * rollout
 
 
@@ -270,7 +290,8 @@ def train(
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
     gamma = default_gamma(scenario, k)
-    params = default_hyperparams(agent, timesteps, gamma) | (hyperparams or {})
+    n_envs = ppo_envs(timesteps, episode_steps_estimate(scenario, k)) if agent == "ppo" else 1
+    params = default_hyperparams(agent, timesteps, gamma, n_envs) | (hyperparams or {})
     default_eval, default_ckpt = default_frequencies(timesteps)
     eval_every = default_eval if eval_every is None else int(eval_every)
     ckpt = checkpoint_every or default_ckpt
@@ -288,7 +309,6 @@ def train(
         # a TimeLimit that never cuts a scenario short (episode_intervals does that)
         "max_episode_steps": episode_intervals or 10**12,
     }
-    n_envs = PPO_ENVS if agent == "ppo" else 1
     notes: list[str] = []
 
     def make_env(monitor_file: str | None, index: int) -> Any:
@@ -365,7 +385,7 @@ def train(
                 save_freq=max(1, ckpt // n_envs), save_path=str(staging / "checkpoints")
             )
         )
-        planned = planned_timesteps(agent, timesteps, params)
+        planned = planned_timesteps(agent, timesteps, params, n_envs)
         if progress_bar:
             callbacks.append(_PlannedProgress(planned))
         model.learn(total_timesteps=timesteps, callback=callbacks, tb_log_name=agent)
@@ -382,6 +402,7 @@ def train(
             "eval_seed": eval_seed,
             "timesteps": timesteps,
             "timesteps_done": int(model.num_timesteps),
+            "n_envs": n_envs,
             "eval_every": eval_every,
             "checkpoint_every": ckpt,
             "reward": {

@@ -18,7 +18,13 @@ import aigcsim.agents.policy  # noqa: F401  (registers the "policy" allocator)
 from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv, load_scenario
 from aigcsim.agents.evaluation import evaluate, mean_ci95, write_csv
 from aigcsim.agents.policy import PolicyAllocator
-from aigcsim.agents.sb3_training import AGENTS, default_hyperparams, planned_timesteps, train
+from aigcsim.agents.sb3_training import (
+    AGENTS,
+    default_hyperparams,
+    planned_timesteps,
+    ppo_envs,
+    train,
+)
 from aigcsim.kernel.registry import UserInputError
 from aigcsim.sim.allocation import ALLOCATORS
 from aigcsim.sim.engine import Simulation
@@ -79,14 +85,19 @@ def test_training_outputs_scale_with_timesteps(tmp_path):
     assert '"env_id": "aigcsim/BandwidthAllocation-v0"' in monitor[0]
     assert len(monitor) > 2  # header, columns, at least one episode
     evals = np.load(out / "evaluations.npz")["timesteps"]
-    assert len(evals) >= 4  # every timesteps // 5 = 82 steps (4 envs: every 20 calls)
+    assert len(evals) >= 4  # every timesteps // 5 = 82 steps
     assert len(list((out / "checkpoints").glob("*.zip"))) >= 2
     progress = list(csv.DictReader((out / "progress.csv").open()))
     assert any(row.get("rollout/ep_rew_mean") not in (None, "") for row in progress)
     info = json.loads((out / "policy.json").read_text())
-    # one rollout of 4 envs x 103 steps: the planned total the progress bar shows
-    assert info["timesteps_done"] == planned_timesteps("ppo", 410, info["hyperparams"]) == 412
+    # whole rollouts: the planned total the progress bar shows, less than n_envs over
+    n_envs = info["n_envs"]
+    done = info["timesteps_done"]
+    assert done == planned_timesteps("ppo", 410, info["hyperparams"], n_envs)
+    assert 410 <= done < 410 + n_envs
     assert planned_timesteps("ppo", 3000, default_hyperparams("ppo", 3000)) == 3000
+    # a run too short for 4 envs to finish two episodes each uses fewer envs
+    assert ppo_envs(3000, 1200.0) == 1 and ppo_envs(100_000, 120.0) == 4
 
 
 def test_bad_agent_and_existing_out_dir(tmp_path, ppo_dir):
