@@ -147,8 +147,9 @@ def build(
             f"--out {out}: built-in tables are read-only; give a file path (e.g. my-cache.sqlite)"
         )
     specs = expand_encoders(encoders)
-    backend_name, executor_name = backend.value, executor.value
-    settings = backend_settings(device.value, backend_config, backend_param)
+    # enums from the command line; plain strings when called from Python
+    backend_name, executor_name = Backend(backend).value, Executor(executor).value
+    settings = backend_settings(Device(device).value, backend_config, backend_param)
     if executor_name == "serial" and address is not None:
         raise UserInputError("--address joins a Ray cluster; it needs --executor ray")
     be = BACKENDS.build(backend_name, settings) if executor_name == "serial" else None

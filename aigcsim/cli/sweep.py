@@ -79,7 +79,7 @@ def sweep(
     from aigcsim.cli.checks import check_sweep
     from aigcsim.sim.sweep.runner import check_tables
 
-    executor = make_executor(backend.value, n_workers, address)
+    executor = make_executor(SweepBackend(backend).value, n_workers, address)
     sw, base_dir, text = load_sweep(file, seed_list, set_ or [], check=False)
     check_sweep(sw, set_ or [])
     check_tables(sw, base_dir)
