@@ -1,7 +1,8 @@
 """Results to tables, figures and reports (needs the ``analysis`` extra: pandas, matplotlib).
 
 * :mod:`aigcsim.analysis.load`: run / variants / sweep directories -> tidy dataframes.
-* :mod:`aigcsim.analysis.stats`: mean and 95 % t confidence intervals over seeds; Jain's index.
+* :mod:`aigcsim.analysis.stats`: mean and 95 % confidence intervals over seeds; Jain's index.
+* :mod:`aigcsim.analysis.intervals`: Wilson and bootstrap intervals (numpy only).
 * :mod:`aigcsim.analysis.plots`: figures (PNG + PDF), synthetic data flagged.
 * :mod:`aigcsim.analysis.rl_logs`: SB3 monitor / evaluation logs of ``aigcsim train``.
 * :mod:`aigcsim.analysis.report`: the self-contained HTML report of ``aigcsim report``.

