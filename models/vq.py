@@ -270,6 +270,14 @@ def _predict(
     k8, t8 = kp[nb_r, nb_c], tp[nb_r, nb_c]  # [8, n] known flags and neighbour tokens
     weighted = _weighted_costs(codebook)
     wsum = (k8 * _WEIGHTS[:, None]).sum(axis=0)  # exact: sums of 1 and 0.25
+    if rows.size <= PREDICT_BLOCK:  # few positions (most greedy rounds): one gather
+        # an unknown direction adds an exact 0.0, which changes no sum
+        terms = weighted[np.arange(8)[:, None], t8] * k8[:, :, None]  # [8, n, K]
+        cost = terms[0]
+        for d in range(1, 8):
+            cost += terms[d]
+        cost /= np.maximum(wsum, 1e-12)[:, None]
+        return np.argmin(cost, axis=1)
     out = np.empty(rows.size, dtype=np.int64)
     size = min(PREDICT_BLOCK, max(rows.size, 1))
     cost_buf = np.empty((size, codebook.size))
