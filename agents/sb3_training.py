@@ -14,7 +14,8 @@
     OUT/best/best_model.zip  best model seen by the evaluations (SB3 pickle; convert it
                              with ``python -m aigcsim.agents.policy_io convert`` to use it)
     OUT/checkpoints/         periodic checkpoints (SB3 pickles, same remark)
-    OUT/tb/                  TensorBoard logs, only if ``tensorboard`` is installed
+    OUT/events.out.tfevents.*  TensorBoard logs of the same values, if ``tensorboard`` is
+                             installed (``tensorboard --logdir OUT``)
 
 When they appear: ``monitor.csv`` gets a row whenever a training episode ends (an
 episode is a whole scenario run, e.g. about 70 steps on rl-headroom); evaluations run
