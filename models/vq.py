@@ -248,6 +248,8 @@ def _weighted_costs(codebook: VQCodebook) -> np.ndarray:
 _OFFSETS = np.array(_EDGE_NEIGHBOURS + _CORNER_NEIGHBOURS)  # [8, 2] (da, db)
 _WEIGHTS = np.array([1.0] * 4 + [CORNER_WEIGHT] * 4)
 PREDICT_BLOCK = 128
+SMALL_PREDICT = 128
+"""Up to this many positions, :func:`_predict` costs all directions in one gather."""
 """Positions costed at a time in :func:`_predict` (a ``[128, K]`` float64 block stays in
 cache; rows are independent, so the blocking does not change any result)."""
 
@@ -270,7 +272,7 @@ def _predict(
     k8, t8 = kp[nb_r, nb_c], tp[nb_r, nb_c]  # [8, n] known flags and neighbour tokens
     weighted = _weighted_costs(codebook)
     wsum = (k8 * _WEIGHTS[:, None]).sum(axis=0)  # exact: sums of 1 and 0.25
-    if rows.size <= PREDICT_BLOCK:  # few positions (most greedy rounds): one gather
+    if rows.size <= SMALL_PREDICT:  # few positions (most greedy rounds): one gather
         # an unknown direction adds an exact 0.0, which changes no sum
         terms = weighted[np.arange(8)[:, None], t8] * k8[:, :, None]  # [8, n, K]
         cost = terms[0]
