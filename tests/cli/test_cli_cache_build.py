@@ -40,3 +40,18 @@ def test_grey_rgba_without_captions_build_for_caption_free_encoders(
     # an encoder that reads the caption still demands one
     code, _, err = cli(monkeypatch, capsys, *args, "--encoders", "seq-words/natural")
     assert code == 2 and "no caption" in err and "every image was skipped" in err
+
+
+def test_a_build_without_the_models_extra_says_what_to_install(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    out = tmp_path / "c.sqlite"
+    code, _, err = cli(monkeypatch, capsys, "cache", "build", "--out", str(out))
+    assert code == 2 and "needs the models extra (torch missing)" in err
+    assert 'pip install -e ".[models]"' in err and not out.exists()
