@@ -37,14 +37,17 @@ OUTPUT_MARKER = ".aigcsim-output"
 """File written into every run output folder; ``--overwrite`` deletes only folders holding it."""
 LEGACY_RUN_FILES = (("config.yaml", "run.json", "summary.json"), ("config.yaml", "comparison.json"))
 """File sets that identify a run output written before :data:`OUTPUT_MARKER` existed."""
-SECONDS_PER_INTERVAL = 1e-4
-SECONDS_PER_USER_INTERVAL = 1.3e-7
-"""Rough cost model of one scheduling interval, s: ``SECONDS_PER_INTERVAL +
-SECONDS_PER_USER_INTERVAL * users``, fitted to README "Speed" (``python
-benchmarks/bench_engine.py``: 10,011 intervals/s at 10 users, 779 at 10,000 users)."""
 LARGE_RUN_ESTIMATE_S = 3600.0
-"""A run estimated to take longer than this needs ``allow_large`` (``--allow-large``);
-the largest shipped scenario (dense-cell) is estimated at about 3 s."""
+"""A run estimated (:func:`run_size`) to take longer than this needs ``allow_large``
+(``--allow-large``); the largest shipped scenario (dense-cell) is estimated at 7 s."""
+
+
+def seconds_per_interval(users: int) -> float:
+    """Rough wall time of one scheduling interval with ``users`` users, s, fitted from
+    above to README "Speed" (``python benchmarks/bench_engine.py``: 10,011 / 4,486 /
+    2,957 / 779 intervals/s at 10 / 100 / 1,000 / 10,000 users; the model gives
+    9,900 / 4,300 / 2,300 / 690): ``1e-4 + 1.2e-4 log10(users / 10) + 1e-7 users``."""
+    return 1e-4 + 1.2e-4 * math.log10(max(users, 10) / 10) + 1e-7 * users
 
 
 def run_size(scenario: Scenario) -> tuple[int, float]:
@@ -52,8 +55,7 @@ def run_size(scenario: Scenario) -> tuple[int, float]:
     ``duration_s`` then, with ``drain``, up to ``max_drain_s`` more."""
     horizon_s = scenario.duration_s + (scenario.max_drain_s if scenario.drain else 0.0)
     intervals = math.ceil(horizon_s / scenario.interval_s)
-    per_interval_s = SECONDS_PER_INTERVAL + SECONDS_PER_USER_INTERVAL * scenario.users.count
-    return intervals, intervals * per_interval_s
+    return intervals, intervals * seconds_per_interval(scenario.users.count)
 
 
 def check_run_size(scenario: Scenario, allow_large: bool, label: str | None = None) -> None:
