@@ -159,10 +159,15 @@ def prepare_out_dir(out_dir: Path, overwrite: bool) -> Path:
             )
     staging = out_dir.with_name(out_dir.name + ".partial")
     _remove_run_output(staging)
-    staging.mkdir(parents=True)
-    (staging / OUTPUT_MARKER).write_text(
-        json.dumps({"written_by": "aigcsim run", "pid": os.getpid()}) + "\n"
-    )
+    try:
+        staging.mkdir(parents=True)
+        (staging / OUTPUT_MARKER).write_text(
+            json.dumps({"written_by": "aigcsim run", "pid": os.getpid()}) + "\n"
+        )
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot create the output folder '{staging}': {exc.strerror}; choose another --out"
+        ) from None
     return staging
 
 

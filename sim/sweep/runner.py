@@ -173,7 +173,12 @@ def _prepare(out_dir: Path, sweep: Sweep, text: str, overwrite: bool) -> None:
             f"output directory '{out_dir}' is not empty and holds no {MANIFEST}; "
             "choose another --out"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot create the sweep folder '{out_dir}': {exc.strerror}; choose another --out"
+        ) from None
     tmp = out_dir / ".sweep.yaml.partial"
     tmp.write_text(text)
     tmp.replace(out_dir / "sweep.yaml")

@@ -93,3 +93,9 @@ def test_huge_runs_need_allow_large():
         check_run_size(sc, allow_large=False)
     check_run_size(sc, allow_large=True)
     check_run_size(validate(tiny()), allow_large=False)
+
+
+def test_an_out_that_cannot_be_created_is_a_user_error(scenario, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserInputError, match="cannot create the output folder"):
+        run_scenario(scenario, tmp_path / "afile" / "out")

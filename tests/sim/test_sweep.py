@@ -487,3 +487,9 @@ def test_a_huge_run_in_a_sweep_needs_allow_large():
 def test_sweep_variants_are_validated(variants, match):
     with pytest.raises(UserInputError, match=match):
         expand(sweep_data(seeds=[1]) | {"variants": variants})
+
+
+def test_a_sweep_out_that_cannot_be_created_is_a_user_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserInputError, match="cannot create the sweep folder"):
+        run_sweep(expand(sweep_data(seeds=[1])), tmp_path / "afile" / "out", LocalExecutor(1))
