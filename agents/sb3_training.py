@@ -34,7 +34,7 @@ Default hyperparameters (CPU friendly; override with ``hyperparams``):
   users, equivariant actor, starts at equal share), ``log_std_init=-0.5``, 4 envs
   (:func:`ppo_envs`: fewer when the run is too short for each to finish two episodes),
   ``n_steps`` at most 256 per env, sized so whole rollouts add up to about
-  ``timesteps`` (3,000 steps: 250), ``batch_size`` a quarter of a rollout (256), ``n_epochs=10``,
+  ``timesteps`` (3,000 steps: 250), ``batch_size`` :func:`minibatch_size` (256), ``n_epochs=10``,
   ``learning_rate=1e-3``, ``gae_lambda=0.95``, ``ent_coef=0``.
 * ``sac`` / ``td3``: ``MultiInputPolicy`` with the
   :class:`~aigcsim.agents.features.UserSetExtractor`, ``net_arch=[64, 64]``,
@@ -116,6 +116,13 @@ def episode_steps_estimate(scenario: Any, decision_intervals: int) -> float:
     return (scenario.duration_s + drain) / (scenario.interval_s * decision_intervals)
 
 
+def minibatch_size(rollout: int) -> int:
+    """The largest divisor of ``rollout`` that is at most a quarter of it (at least 4
+    equal minibatches an epoch, none truncated): 256 for 1,024, 50 for 250."""
+    quarter = max(1, rollout // 4)
+    return max(d for d in range(1, quarter + 1) if rollout % d == 0)
+
+
 def default_hyperparams(
     agent: str, timesteps: int, gamma: float = 0.99, n_envs: int = PPO_ENVS
 ) -> dict[str, Any]:
@@ -137,7 +144,7 @@ def default_hyperparams(
             "policy_kwargs": {"log_std_init": -0.5},
             "learning_rate": 1e-3,
             "n_steps": n_steps,
-            "batch_size": max(1, n_steps * n_envs // 4),  # 4 minibatches an epoch
+            "batch_size": minibatch_size(n_steps * n_envs),
             "n_epochs": 10,
             "gae_lambda": 0.95,
             "ent_coef": 0.0,

@@ -21,6 +21,7 @@ from aigcsim.agents.policy import PolicyAllocator
 from aigcsim.agents.sb3_training import (
     AGENTS,
     default_hyperparams,
+    minibatch_size,
     planned_timesteps,
     ppo_envs,
     train,
@@ -98,6 +99,7 @@ def test_training_outputs_scale_with_timesteps(tmp_path):
     assert planned_timesteps("ppo", 3000, default_hyperparams("ppo", 3000)) == 3000
     # a run too short for 4 envs to finish two episodes each uses fewer envs
     assert ppo_envs(3000, 1200.0) == 1 and ppo_envs(100_000, 120.0) == 4
+    assert [minibatch_size(n) for n in (1024, 250, 412, 7)] == [256, 50, 103, 1]
 
 
 def test_bad_agent_and_existing_out_dir(tmp_path, ppo_dir):
