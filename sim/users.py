@@ -193,7 +193,7 @@ ARRIVALS: Registry[Arrivals] = Registry("arrival process")
 
 
 class PoissonParams(_Params):
-    rate_per_s: float = Field(gt=0, le=1000, description="requests per second per user")
+    rate_per_s: float = Field(gt=0, le=100, description="requests per second per user")
 
 
 class PoissonArrivals:
