@@ -46,6 +46,7 @@ import numpy as np
 
 from aigcsim.kernel.registry import UserInputError
 from aigcsim.sim.allocation import ALLOCATORS, Allocator
+from aigcsim.sim.scenario import load_single_run as load_scenario
 
 METRICS: tuple[str, ...] = (
     "success_rate",
@@ -149,27 +150,6 @@ def parse_seeds(text: str | list[int]) -> list[int]:
     if not seeds:
         raise UserInputError("no seeds given")
     return seeds
-
-
-def load_scenario(spec: Any, overrides: dict[str, Any] | None = None) -> tuple[Any, Path | None]:
-    """A validated scenario without variants, and the directory relative paths resolve in.
-
-    ``spec``: a path, a shipped name, a raw dict or a ``Scenario``.
-    """
-    from aigcsim.sim import scenario as scenario_io
-    from aigcsim.sim.schema import Scenario
-
-    base_dir = None
-    if isinstance(spec, Scenario):
-        sc = spec
-    elif isinstance(spec, dict):
-        sc = scenario_io.validate(spec)
-    else:
-        sc = scenario_io.load(spec)
-        base_dir = scenario_io.resolve_path(str(spec)).parent
-    if overrides:
-        sc = scenario_io.with_overrides(sc, overrides)
-    return sc.model_copy(update={"variants": []}), base_dir
 
 
 def _make_allocator(spec: str, rng: np.random.Generator) -> Allocator:

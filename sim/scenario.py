@@ -287,6 +287,26 @@ def load(spec: str | Path, overrides: list[str] | None = None, seed: int | None 
     return validate(data)
 
 
+def load_single_run(
+    spec: str | Path | Scenario | dict[str, Any], overrides: dict[str, Any] | None = None
+) -> tuple[Scenario, Path | None]:
+    """One run's scenario: ``spec`` (a path, a shipped name, a raw dict or a
+    :class:`Scenario`) validated, with dotted-key ``overrides`` applied and ``variants``
+    dropped; plus the folder its relative paths resolve in (``None`` for dicts and
+    scenario objects). Used by the Gymnasium envs, training and evaluation."""
+    base_dir = None
+    if isinstance(spec, Scenario):
+        scenario = spec
+    elif isinstance(spec, dict):
+        scenario = validate(spec)
+    else:
+        scenario = load(spec)
+        base_dir = resolve_path(str(spec)).parent
+    if overrides:
+        scenario = with_overrides(scenario, overrides)
+    return scenario.model_copy(update={"variants": []}), base_dir
+
+
 def with_overrides(scenario: Scenario, overrides: dict[str, Any]) -> Scenario:
     """A validated copy of ``scenario`` with dotted-key overrides applied."""
     data = scenario.model_dump(mode="json")

@@ -27,9 +27,9 @@ from aigcsim.agents.envs.spaces import (
     user_table,
 )
 from aigcsim.models.optable import LOWER_IS_BETTER
-from aigcsim.sim import scenario as scenario_io
 from aigcsim.sim.allocation import AllocatorState
 from aigcsim.sim.engine import Request, Simulation
+from aigcsim.sim.scenario import load_single_run as load_scenario
 from aigcsim.sim.schema import Scenario
 
 REWARDS = ("lpips", "success")
@@ -70,23 +70,6 @@ class _OutcomeLog:
         self.events.append((request.user, success, reason, quality, gain))
         self.finished += 1
         self.succeeded += success
-
-
-def load_scenario(
-    scenario: str | Path | Scenario | dict[str, Any], overrides: dict[str, Any] | None = None
-) -> tuple[Scenario, Path | None]:
-    """A validated scenario without variants, and the directory relative paths resolve in."""
-    base_dir = None
-    if isinstance(scenario, Scenario):
-        sc = scenario
-    elif isinstance(scenario, dict):
-        sc = scenario_io.validate(scenario)
-    else:
-        sc = scenario_io.load(scenario)
-        base_dir = scenario_io.resolve_path(str(scenario)).parent
-    if overrides:
-        sc = scenario_io.with_overrides(sc, overrides)
-    return sc.model_copy(update={"variants": []}), base_dir
 
 
 def longest_deadline_s(scenario: Scenario) -> float | None:
