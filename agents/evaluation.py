@@ -47,6 +47,7 @@ import numpy as np
 from aigcsim.kernel.registry import UserInputError
 from aigcsim.sim.allocation import ALLOCATORS, Allocator
 from aigcsim.sim.scenario import load_single_run as load_scenario
+from aigcsim.sim.sweep.spec import parse_seeds as parse_sweep_seeds
 
 METRICS: tuple[str, ...] = (
     "success_rate",
@@ -135,21 +136,11 @@ def parse_allocators(text: str | list[str]) -> list[str]:
 
 
 def parse_seeds(text: str | list[int]) -> list[int]:
-    """``"1,2,3"`` or ``"1-5"`` -> list of ints."""
+    """``"1,2,3"``, ``"1-5"`` or a list of ints -> the seeds, with the sweep's rules
+    (:func:`aigcsim.sim.sweep.spec.parse_seeds`: non-negative, no repeats, bounded)."""
     if not isinstance(text, str):
-        return [int(s) for s in text]
-    seeds: list[int] = []
-    try:
-        for part in (p.strip() for p in text.split(",")):
-            if not part:
-                continue
-            lo, sep, hi = part.partition("-")
-            seeds.extend(range(int(lo), int(hi) + 1) if sep and lo else [int(part)])
-    except ValueError:
-        raise UserInputError(f"--seeds expects e.g. '1,2,3' or '1-5', got {text!r}") from None
-    if not seeds:
-        raise UserInputError("no seeds given")
-    return seeds
+        text = ",".join(str(int(s)) for s in text)
+    return parse_sweep_seeds(text)
 
 
 def _make_allocator(spec: str, rng: np.random.Generator) -> Allocator:
