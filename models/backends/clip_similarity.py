@@ -38,9 +38,14 @@ class ClipImageSimilarity:
                 images=list(images[start : start + self.batch_size]), return_tensors="pt"
             )
             pixels = inputs["pixel_values"].to(self.model.device, self.model.dtype)
-            emb = self.model(pixel_values=pixels).image_embeds.double().cpu()
+            emb = self.features(pixels).double().cpu()
             out.append(emb / emb.norm(dim=-1, keepdim=True))
         return torch.cat(out)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``[B, D]`` image features of processed ``pixels``: CLIP's projected embedding
+        (subclasses pick another feature, e.g. DINO's class token)."""
+        return self.model(pixel_values=pixels).image_embeds
 
     def __call__(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
         """CLIP-I of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]`` -> ``[B]``."""

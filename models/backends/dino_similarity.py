@@ -9,38 +9,19 @@ similarity of the last layer's ``[CLS]`` token of the reference and of each imag
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from aigcsim.models.backends import image_batch
+from aigcsim.models.backends.clip_similarity import ClipImageSimilarity
 
 
-class DinoImageSimilarity:
-    """DINO-I with a ViT and its image processor; ``batch_size`` images per pass."""
+class DinoImageSimilarity(ClipImageSimilarity):
+    """DINO-I with a ViT and its image processor; ``batch_size`` images per pass.
 
-    def __init__(self, model, processor, batch_size: int = 16) -> None:
-        self.model = model
-        self.processor = processor
-        self.batch_size = int(batch_size)
+    Batching, normalisation and the cosine are CLIP-I's; only the feature differs: the
+    last layer's ``[CLS]`` token ``[B, hidden]``."""
 
-    @torch.no_grad()
-    def embed(self, images: np.ndarray) -> torch.Tensor:
-        """Unit-norm ``[CLS]`` embeddings ``[B, hidden]`` float64 (CPU)."""
-        images = image_batch(images, "images")
-        out = []
-        for start in range(0, images.shape[0], self.batch_size):
-            inputs = self.processor(
-                images=list(images[start : start + self.batch_size]), return_tensors="pt"
-            )
-            pixels = inputs["pixel_values"].to(self.model.device, self.model.dtype)
-            cls = self.model(pixel_values=pixels).last_hidden_state[:, 0].double().cpu()
-            out.append(cls / cls.norm(dim=-1, keepdim=True))
-        return torch.cat(out)
-
-    def __call__(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
-        """DINO-I of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]`` -> ``[B]``."""
-        ref = self.embed(image_batch(reference, "reference"))
-        return (self.embed(images) @ ref[0]).numpy()
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixels).last_hidden_state[:, 0]
 
 
 def load_dino(settings, device: str) -> DinoImageSimilarity:
