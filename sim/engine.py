@@ -10,7 +10,7 @@ when a request arrives, starts or ends generation, or finishes delivery.
 A request's life: arrival -> wait for a GPU server -> generation -> wait behind the
 user's earlier deliveries -> delivery of its encoder's unit stream -> decode at the
 receiver. It succeeds if the quality target is met and decoding ends by the
-deadline; it fails with a reason otherwise (see :data:`FAILURE_REASONS`).
+deadline; it fails with a reason otherwise (:mod:`aigcsim.sim.reasons`).
 """
 
 from __future__ import annotations
@@ -34,23 +34,22 @@ from aigcsim.sim.channel.tdl import effective_snr_db
 from aigcsim.sim.harq import transmit
 from aigcsim.sim.link import LINK
 from aigcsim.sim.provider import STEP_TIME
+from aigcsim.sim.reasons import (
+    DEADLINE,
+    EXPIRED_BEFORE_DELIVERY,
+    EXPIRED_IN_GENERATION,
+    EXPIRED_IN_QUEUE,
+    LATE_DECODE,
+    QUALITY_BELOW_TARGET,
+    SUCCESS,
+    UNFINISHED,
+)
 from aigcsim.sim.records import INTERVAL_SCHEMA, REQUEST_SCHEMA, RecordWriter
 from aigcsim.sim.rng import Streams
 from aigcsim.sim.schema import QosConfig, Scenario
 from aigcsim.sim.summary import SummaryAccumulator
 from aigcsim.sim.table_source import load_source
 from aigcsim.sim.users import ARRIVALS, MOBILITY, PLACEMENT
-
-FAILURE_REASONS = {
-    "": "success",
-    "expired_in_queue": "deadline passed while waiting for a GPU server",
-    "expired_in_generation": "deadline passed during generation",
-    "expired_before_delivery": "deadline passed while waiting behind the user's earlier deliveries",
-    "deadline": "deadline passed during delivery (quality reached is recorded)",
-    "late_decode": "delivered, but decoding ended after the deadline",
-    "quality_below_target": "all units delivered, quality target not met",
-    "unfinished": "still in the system when the simulation ended",
-}
 
 
 class Request:
@@ -339,7 +338,7 @@ class Simulation:
         env = self.env
         if env.now >= req.deadline_s:
             self.servers.release(slot)
-            self._finish(req, env.now, 0, 0, 0.0, "expired_in_queue")
+            self._finish(req, env.now, 0, 0, 0.0, EXPIRED_IN_QUEUE)
             return
         req.gen_start_s = env.now
         duration = self.scenario.provider.diffusion_steps * self._step_time(self._gen_rng)
@@ -350,7 +349,7 @@ class Simulation:
         req.gen_end_s = env.now
         self.servers.release(slot)
         if env.now >= req.deadline_s:
-            self._finish(req, env.now, 0, 0, 0.0, "expired_in_generation")
+            self._finish(req, env.now, 0, 0, 0.0, EXPIRED_IN_GENERATION)
             return
         self.user_queue[req.user].append(req)
         if not self.active[req.user]:
@@ -362,7 +361,7 @@ class Simulation:
         while queue:
             req = queue.popleft()
             if now >= req.deadline_s:
-                self._finish(req, now, 0, 0, 0.0, "expired_before_delivery")
+                self._finish(req, now, 0, 0, 0.0, EXPIRED_BEFORE_DELIVERY)
                 continue
             plan = self.plans[req.group]
             req.delivery_start_s = now
@@ -406,11 +405,11 @@ class Simulation:
         plan = self.plans[req.group]
         met = quality <= plan.qos.target if plan.lower_is_better else quality >= plan.qos.target
         completion = end_s + decode_s
-        if reason == "" and completion > req.deadline_s:
-            reason = "late_decode"
-        if reason == "" and not met:
-            reason = "quality_below_target"
-        success = reason == ""
+        if reason == SUCCESS and completion > req.deadline_s:
+            reason = LATE_DECODE
+        if reason == SUCCESS and not met:
+            reason = QUALITY_BELOW_TARGET
+        success = reason == SUCCESS
         latency = completion - req.arrival_s
         self.open_requests.pop(req.request_id, None)
         for listener in self.finish_listeners:
@@ -687,9 +686,9 @@ class Simulation:
             req = self.current[u]
             if finished[j]:
                 end_s = t + self.dt * float(used_fraction[j])
-                reason, decode = "", float(self._dec_flat[base[j] + k_rx[j]])
+                reason, decode = SUCCESS, float(self._dec_flat[base[j] + k_rx[j]])
             else:
-                end_s, reason, decode = end, "deadline", 0.0
+                end_s, reason, decode = end, DEADLINE, 0.0
             self._finish(
                 req,
                 end_s,
@@ -828,11 +827,11 @@ class Simulation:
                     int(self.k_sent[u]),
                     int(self.k_rx[u]),
                     float(done),
-                    "unfinished",
+                    UNFINISHED,
                     (int(self.packets_tx[u]), int(self.packets_dropped[u])),
                 )
             else:
-                self._finish(req, end, 0, 0, 0.0, "unfinished")
+                self._finish(req, end, 0, 0, 0.0, UNFINISHED)
         for w in self._writers:
             w.close()
         return self.summary.result(sim_time_s=end, wall_time_s=wall_time_s)

@@ -4,7 +4,7 @@ Definitions (all over *scored* requests, i.e. those arriving after ``warmup_s``)
 
 * ``requests_total``: scored requests that arrived.
 * ``requests_completed``: delivered to the end of their stream or target, whatever
-  the outcome (``failure_reason`` in "", late_decode, quality_below_target).
+  the outcome (``failure_reason`` in :data:`~aigcsim.sim.reasons.COMPLETED_REASONS`).
 * ``success_rate``: successes / total. A success meets the quality target and is
   decoded by its deadline.
 * ``mean_lpips`` (``mean_quality`` for other metrics): mean quality reached over all
@@ -28,8 +28,7 @@ from typing import NotRequired, TypedDict
 import numpy as np
 
 from aigcsim.sim.quantiles import SpilledSamples
-
-COMPLETED_REASONS = ("", "late_decode", "quality_below_target")
+from aigcsim.sim.reasons import COMPLETED_REASONS, SUCCESS_LABEL
 
 
 class _Counts(TypedDict):
@@ -79,7 +78,7 @@ class _Stats:
         self.success += success
         self.quality_sum += quality
         self.bits_sum += bits
-        self.reasons[reason or "success"] += 1
+        self.reasons[reason or SUCCESS_LABEL] += 1
         if reason in COMPLETED_REASONS:
             self.completed += 1
             self.latencies.append(latency)
