@@ -215,7 +215,7 @@ def _load_plain(
     root: Path, kind: Kind, load_requests: bool, columns: Sequence[str] | None
 ) -> Results:
     if kind == "run":
-        labelled = [(root.name, root, None)]
+        labelled: list[tuple[str, Path, str | None]] = [(root.name, root, None)]
     else:
         order = list(_read_json(root / "comparison.json"))
         dirs = {d.name: d for d in root.iterdir() if _is_run_dir(d)}

@@ -32,13 +32,13 @@ from typing import Any
 import pandas as pd
 
 from aigcsim.analysis import plots
+from aigcsim.analysis.intervals import wilson_interval
 from aigcsim.analysis.load import Results, load_results
 from aigcsim.analysis.stats import (
     PROPORTION_COUNTS,
     format_interval,
     interval_method,
     summarize,
-    wilson_interval,
 )
 
 REQUEST_COLUMNS = (
@@ -308,7 +308,7 @@ def _rate_quality(rep: Report, res: Results) -> None:
     from aigcsim.sim.table_source import load_source
 
     run = next((r for r in res.runs if r.path is not None and r.config_yaml), None)
-    if run is None:
+    if run is None or run.path is None:
         return
     rep.heading("Encoders: rate-quality from the operating-point table")
     try:

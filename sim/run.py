@@ -182,7 +182,7 @@ def run_one(
     run_dir: Path,
     base_dir: Path | None = None,
     progress: Callable[[float, float], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Run ``scenario`` writing its files into the (existing, empty) ``run_dir``."""
     sim = Simulation(scenario, out_dir=run_dir, base_dir=base_dir)
     summary = sim.run(progress)
@@ -228,7 +228,7 @@ def run_scenario(
     base_dir: Path | None = None,
     progress: Progress | None = None,
     allow_large: bool = False,
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """Run a scenario (each of its ``variants`` if it has any) into ``out_dir``.
 
     Returns ``{label: summary}``; the label is the scenario name when there are no

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ SCENARIO_DIR = Path(str(resources.files("aigcsim.scenarios")))
 """Folder of the shipped scenario files (an installed package, read as a directory)."""
 
 
-def plugin_registries() -> dict[str, Registry]:
+def plugin_registries() -> dict[str, Registry[Any]]:
     """Dotted-path patterns of plug-in fields -> their registry."""
     from aigcsim.sim.allocation import ALLOCATORS
     from aigcsim.sim.channel.fading import FADING
@@ -249,14 +250,14 @@ def variant_scenarios(scenario: Scenario) -> list[tuple[str, Scenario]]:
     return out
 
 
-def _plugins(scenario: Scenario):
+def _plugins(scenario: Scenario) -> Iterator[tuple[str, Plugin, Registry[Any]]]:
     for pattern, registry in plugin_registries().items():
         for path, value in _walk(scenario, pattern.split(".")):
             if isinstance(value, Plugin):
                 yield path, value, registry
 
 
-def _walk(node: Any, parts: list[str], prefix: str = ""):
+def _walk(node: Any, parts: list[str], prefix: str = "") -> Iterator[tuple[str, Any]]:
     if not parts:
         yield prefix.rstrip("."), node
         return

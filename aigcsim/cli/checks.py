@@ -4,7 +4,7 @@ axes would silently replace, and encoder levels outside their family's grammar."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aigcsim.kernel.registry import UserInputError
 
@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 
 def check_set_against_variants(
-    overrides: Sequence[str], variants: Sequence[tuple[str, dict]], axes: Sequence[str] = ()
+    overrides: Sequence[str],
+    variants: Sequence[tuple[str, dict[str, Any]]],
+    axes: Sequence[str] = (),
 ) -> None:
     """Refuse a ``--set`` that a variant (or a sweep axis) overrides: it would be ignored.
 

@@ -93,7 +93,7 @@ def param_docs(model: type[BaseModel]) -> list[ParamDoc]:
         if f.default is PydanticUndefined and f.default_factory is None:
             default = "required"
         elif f.default_factory is not None:
-            default = repr(f.default_factory())
+            default = repr(f.get_default(call_default_factory=True))
         else:
             default = repr(f.default)
         docs.append(
@@ -130,7 +130,8 @@ def scenario_kinds(files: dict[str, Path]) -> tuple[dict[str, Path], dict[str, P
     ``sweep:`` section."""
     from aigcsim.sim.scenario import read_yaml
 
-    scenarios, sweeps = {}, {}
+    scenarios: dict[str, Path] = {}
+    sweeps: dict[str, Path] = {}
     for name, path in files.items():
         (sweeps if "sweep" in read_yaml(path) else scenarios)[name] = path
     return scenarios, sweeps

@@ -10,16 +10,26 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from aigcsim.cli.checks import check_scenario, check_sweep
 from aigcsim.kernel.registry import UserInputError
+
+if TYPE_CHECKING:
+    from aigcsim.kernel.registry import Registry
 
 app = typer.Typer(
     name="aigcsim",
@@ -77,7 +87,7 @@ class _LazyProgress:
         self.enabled, self.delay_s = enabled, delay_s
         self.start = time.perf_counter()
         self.bar: Progress | None = None
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, label: str, sim_s: float, horizon_s: float) -> None:
         if not self.enabled or time.perf_counter() - self.start < self.delay_s:
@@ -147,7 +157,7 @@ def _fmt(x: object, spec: str) -> str:
     return format(x, spec)
 
 
-def _success(summary: dict) -> Text:
+def _success(summary: dict[str, Any]) -> Text:
     """``91.1% [79, 97]``: the success rate and its 95 % Wilson interval over the run's
     scored requests (percent; as text, so the brackets are not rich markup)."""
     from aigcsim.analysis.intervals import wilson_interval
@@ -159,7 +169,7 @@ def _success(summary: dict) -> Text:
     return Text(f"{rate:.1%} [{100 * low:.0f}, {100 * high:.0f}]")
 
 
-def quality_column(results: dict[str, dict]) -> str:
+def quality_column(results: dict[str, dict[str, Any]]) -> str:
     """Header of the quality column: ``mean LPIPS (lower is better)`` for LPIPS runs, else
     the run's metric name."""
     metrics = {s.get("quality_metric", "lpips") for s in results.values()}
@@ -168,7 +178,7 @@ def quality_column(results: dict[str, dict]) -> str:
     return "mean " + "/".join(sorted(metrics))
 
 
-def _print_results(results: dict[str, dict]) -> None:
+def _print_results(results: dict[str, dict[str, Any]]) -> None:
     table = Table(title="aigcsim results (per run and user group)")
     for col in (
         "run",
@@ -182,8 +192,8 @@ def _print_results(results: dict[str, dict]) -> None:
         "util",
         "Jain",
     ):
-        label = col in ("run", "group")  # ids are never cut; numbers' headers may wrap
-        table.add_column(Text(col), justify="left" if label else "right", no_wrap=label)
+        is_label = col in ("run", "group")  # ids are never cut; numbers' headers may wrap
+        table.add_column(Text(col), justify="left" if is_label else "right", no_wrap=is_label)
     synthetic: set[str] = set()
     for label, s in results.items():
         synthetic.update(s.get("synthetic_encoders", []))
@@ -248,7 +258,8 @@ def validate(
 
 def _validate_sweep(file: str, overrides: list[str], show: bool) -> None:
     """``validate`` of a sweep file: expand it and check every run and table."""
-    from aigcsim.sim.sweep.runner import check_tables, load_sweep
+    from aigcsim.sim.sweep.runner import load_sweep
+    from aigcsim.sim.sweep.spec import check_tables
 
     sw, base_dir, _ = load_sweep(file, None, overrides, check=False)
     check_sweep(sw, overrides)
@@ -273,7 +284,7 @@ def list_(
     from aigcsim.cli.listing import format_params, scenario_kinds
     from aigcsim.sim.scenario import builtin_scenarios, plugin_registries
 
-    registries: dict[str, object] = {}
+    registries: dict[str, Registry[Any]] = {}
     sections: dict[str, str] = {}  # scenario section (cell.pathloss) -> kind
     for section, reg in plugin_registries().items():
         registries.setdefault(reg.kind, reg)

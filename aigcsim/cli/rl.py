@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -124,7 +124,7 @@ def evaluate(
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("episodes", total=None)
 
-        def step(done: int, total: int, row: dict) -> None:
+        def step(done: int, total: int, row: dict[str, Any]) -> None:
             bar.update(
                 task,
                 completed=done,

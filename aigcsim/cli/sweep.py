@@ -11,7 +11,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +24,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from aigcsim.sim.sweep.executors import RunResult
+    from aigcsim.sim.sweep.spec import RunSpec, Sweep
 
 console = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True)
@@ -77,7 +81,7 @@ def sweep(
     seed_list = parse_seeds(seeds) if seeds is not None else None
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     from aigcsim.cli.checks import check_sweep
-    from aigcsim.sim.sweep.runner import check_tables
+    from aigcsim.sim.sweep.spec import check_tables
 
     executor = make_executor(SweepBackend(backend).value, n_workers, address)
     sw, base_dir, text = load_sweep(file, seed_list, set_ or [], check=False)
@@ -106,7 +110,7 @@ def sweep(
     )
     failed = 0
 
-    def on_result(spec, result) -> None:
+    def on_result(spec: RunSpec, result: RunResult) -> None:
         nonlocal failed
         failed += result.error is not None
         bar.update(task, advance=1, failed=failed)
@@ -136,7 +140,7 @@ def sweep(
         sys.exit(1)
 
 
-def _print_runs(sw, done: set[str]) -> None:
+def _print_runs(sw: Sweep, done: set[str]) -> None:
     table = Table(title=f"sweep {sw.name}")
     for col in ("run_id", "seed", "variant", *sw.keys, "state"):
         table.add_column(col)

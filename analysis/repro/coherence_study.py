@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,9 @@ PROCESSES = ("gauss-markov", "jakes")
 INTERVALS_S = (0.01, 0.002)
 
 
-def run(base: dict, allocator: str, process: str, interval_s: float, seed: int) -> dict:
+def run(
+    base: dict[str, Any], allocator: str, process: str, interval_s: float, seed: int
+) -> dict[str, Any]:
     data = copy.deepcopy(base)
     data.pop("variants", None)
     data.update(seed=seed, interval_s=interval_s, allocator={"name": allocator})
@@ -97,14 +100,16 @@ def subband_gains(delay_spread_ns: float, seed: int, users: int = 20) -> tuple[f
         avg_flat += alpha * (got - avg_flat)
         total["flat"] += mean_rate[winner]
         winners = np.argmax(rate / avg_sb[:, None], axis=0)  # [N]
-        got = np.bincount(winners, weights=rate[winners, np.arange(n_sb)], minlength=users)
+        got = np.bincount(winners, weights=rate[winners, np.arange(n_sb)], minlength=users).astype(
+            np.float64
+        )
         got /= n_sb
         avg_sb += alpha * (got - avg_sb)
         total["subband"] += got.sum()
     return total["flat"] / total["equal"], total["subband"] / total["equal"]
 
 
-def main(argv: Sequence[str] | None = None) -> list[dict]:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0, help="simulated seconds per run")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     rows = []
     for interval_s in INTERVALS_S:
         for process in PROCESSES:
-            row: dict = {"interval_s": interval_s, "fading": process}
+            row: dict[str, Any] = {"interval_s": interval_s, "fading": process}
             for allocator in ALLOCATORS:
                 runs = [run(base, allocator, process, interval_s, s) for s in args.seeds]
                 row[f"{allocator} success"] = sum(r["success_rate"] for r in runs) / len(runs)

@@ -31,17 +31,18 @@ import argparse
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import linalg, stats
 from scipy.special import j0
 
-from aigcsim.sim.channel.fading import FADING
+from aigcsim.sim.channel.fading import FADING, FadingModel
 
 DOPPLER_HZ = 5.0
 SECOND_ZERO_OF_J0 = 5.520078110286311
 INTERVALS_S = (1e-3, 1e-2)
-PROCESSES = {
+PROCESSES: dict[str, dict[str, Any]] = {
     "jakes (M=64)": {"process": "jakes", "num_sinusoids": 64},
     "gauss-markov": {"process": "gauss-markov"},
     "sum-of-sinusoids (M=16)": {"process": "sum-of-sinusoids", "num_sinusoids": 16},
@@ -55,7 +56,7 @@ def horizon_lags(dt_s: float) -> np.ndarray:
     return dt_s * np.arange(1, int(last / dt_s) + 1)
 
 
-def simulated_acf_error(params: dict, dt_s: float, users: int, seed: int) -> float:
+def simulated_acf_error(params: dict[str, Any], dt_s: float, users: int, seed: int) -> float:
     """``max |R - J0|`` of the process stepped every ``dt_s`` over ``users`` users."""
     f = FADING.build("rayleigh", params, num_users=users, rng=np.random.default_rng(seed))
     h0 = f.coefficients()
@@ -67,7 +68,7 @@ def simulated_acf_error(params: dict, dt_s: float, users: int, seed: int) -> flo
     return float(max(errors))
 
 
-def power_marginal(params: dict, seed: int, users: int = 100_000) -> tuple[float, float]:
+def power_marginal(params: dict[str, Any], seed: int, users: int = 100_000) -> tuple[float, float]:
     """KS distance against Exp(1) and the variance of ``|h|^2`` over ``users`` users."""
     g = FADING.build(
         "rayleigh", params, num_users=users, rng=np.random.default_rng(seed)
@@ -75,7 +76,7 @@ def power_marginal(params: dict, seed: int, users: int = 100_000) -> tuple[float
     return float(stats.kstest(g, "expon").statistic), float(g.var())
 
 
-def lazy_cost_us(params: dict, dt_s: float, gap_steps: int, calls: int = 200) -> float:
+def lazy_cost_us(params: dict[str, Any], dt_s: float, gap_steps: int, calls: int = 200) -> float:
     """Microseconds per served-user update, 100 of 1,000 users each call."""
     f = FADING.build("rayleigh", params, num_users=1000, rng=np.random.default_rng(0))
     users = np.arange(0, 1000, 10)
@@ -123,7 +124,7 @@ class YuleWalkerAR:
         return ak, eigvec * np.sqrt(np.maximum(eigval, 0.0))
 
 
-def ar_row(p: int, dt_s: float) -> dict:
+def ar_row(p: int, dt_s: float) -> dict[str, Any]:
     model = YuleWalkerAR(p, DOPPLER_HZ * dt_s)
     lags = horizon_lags(dt_s)
     err = np.max(np.abs(model.acf(lags.size) - j0(2 * np.pi * DOPPLER_HZ * lags)))
@@ -155,7 +156,7 @@ def subband_costs(dt_s: float = 0.01, calls: int = 200) -> None:
     users = np.arange(0, 1000, 10)
     elapsed = np.full(users.size, dt_s)
     doppler = np.full(users.size, DOPPLER_HZ)
-    models = {
+    models: dict[str, FadingModel | TdlFading] = {
         "flat jakes (M=64)": FADING.build(
             "rayleigh", {}, num_users=1000, rng=np.random.default_rng(0)
         )
@@ -174,7 +175,7 @@ def subband_costs(dt_s: float = 0.01, calls: int = 200) -> None:
         print(f"{label:>24}: {us:6.2f} us per served user ({us / base:.1f}x flat)")
 
 
-def main(argv: Sequence[str] | None = None) -> list[dict]:
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=20_000, help="ensemble for the ACF estimate")
     ap.add_argument("--subbands", action="store_true", help="only the TDL subband costs")
@@ -183,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if args.subbands:
         subband_costs()
         return []
-    rows = []
+    rows: list[dict[str, Any]] = []
     for dt_s in INTERVALS_S:
         for i, (label, params) in enumerate(PROCESSES.items()):
             ks, var = power_marginal(params, seed=i)

@@ -29,12 +29,16 @@ per group, the success rate, mean LPIPS and the mean recorded analog SNR.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from aigcsim.analysis.repro.common import data_label, parse_args, print_table, save_outputs
+
+if TYPE_CHECKING:
+    from aigcsim.models.optable import OperatingPointTable
 
 SCHEMES = {
     "TISC (train -5 dB)": "tisc/train_snr=-5",
@@ -51,26 +55,37 @@ ABLATION = {
 GAP_DB = 3.0
 
 
-def lpips_vs_snr(table, encoder_id: str, images: np.ndarray) -> np.ndarray:
+def analog_arrays(table: OperatingPointTable) -> tuple[np.ndarray, np.ndarray]:
+    """``(analog_snr_db [S], analog_channel_uses [I, E])`` of ``table`` (always set once
+    the table is built: an all-digital table has an empty grid and zero channel uses)."""
+    snr_db, uses = table.analog_snr_db, table.analog_channel_uses
+    assert snr_db is not None and uses is not None, "OperatingPointTable.__post_init__ sets both"
+    return snr_db, uses
+
+
+def lpips_vs_snr(table: OperatingPointTable, encoder_id: str, images: np.ndarray) -> np.ndarray:
     """``[S]`` mean LPIPS over ``images`` (indices) at each SNR of the table's grid."""
     e = table.encoder_index(encoder_id)
     if table.is_analog[images, e].all():
         return table.analog_quality["lpips"][images, e, :].mean(axis=0)
     n = table.num_units[images, e]
     full = table.quality["lpips"][images, e, n]
-    return np.full(table.analog_snr_db.size, full.mean())
+    return np.full(analog_arrays(table)[0].size, full.mean())
 
 
-def channel_uses_vs_snr(table, encoder_id: str, gap_db: float = GAP_DB) -> np.ndarray:
+def channel_uses_vs_snr(
+    table: OperatingPointTable, encoder_id: str, gap_db: float = GAP_DB
+) -> np.ndarray:
     """``[S]`` mean complex channel uses per image: digital bits at Shannon rate with
     ``gap_db`` plus the analog unit's channel uses."""
     e = table.encoder_index(encoder_id)
-    snr = 10.0 ** ((table.analog_snr_db - gap_db) / 10.0)
+    snr_db, uses = analog_arrays(table)
+    snr = 10.0 ** ((snr_db - gap_db) / 10.0)
     bits = table.total_bits[:, e][:, None]
-    return (bits / np.log2(1.0 + snr)[None, :] + table.analog_channel_uses[:, e][:, None]).mean(0)
+    return (bits / np.log2(1.0 + snr)[None, :] + uses[:, e][:, None]).mean(0)
 
 
-def comparison(table) -> pd.DataFrame:
+def comparison(table: OperatingPointTable) -> pd.DataFrame:
     """Tidy frame: scheme, encoder, SNR, mean LPIPS (all / held-out images), channel uses."""
     from aigcsim.models.deepjscc.train import HELDOUT
 
@@ -81,7 +96,7 @@ def comparison(table) -> pd.DataFrame:
         lp = lpips_vs_snr(table, enc, everything)
         lp_held = lpips_vs_snr(table, enc, held)
         uses = channel_uses_vs_snr(table, enc)
-        for s, a, b, c in zip(table.analog_snr_db, lp, lp_held, uses, strict=True):
+        for s, a, b, c in zip(analog_arrays(table)[0], lp, lp_held, uses, strict=True):
             rows.append((scheme, enc, data_label(table, enc), float(s), a, b, c))
     return pd.DataFrame(
         rows,

@@ -116,9 +116,9 @@ def summary_row(
     """The one-row summary table of a run (``summary`` None for a failed run)."""
     fields: list[pa.Field] = list(BASE_FIELDS)
     values: list[Any] = [run_id, "failed" if error else "ok", error, seed, variant]
-    for key, dtype in types.items():
-        fields.append(pa.field(key, dtype))
-        values.append(param_cell(params.get(key), dtype))
+    for key, param_type in types.items():
+        fields.append(pa.field(key, param_type))
+        values.append(param_cell(params.get(key), param_type))
     used = {f.name for f in fields} | {"synthetic"}
     for key, value in (summary or {}).items():
         if key in used or isinstance(value, dict | list):

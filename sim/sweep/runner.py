@@ -205,7 +205,9 @@ def finished_runs(out_dir: str | Path, sweep: Sweep) -> set[str]:
     return {r.run_id for r in sweep.runs if is_finished(out_dir, r.run_id)}
 
 
-def _record(out_dir: Path, sweep_name: str, spec: RunSpec, result: RunResult, types: dict) -> None:
+def _record(
+    out_dir: Path, sweep_name: str, spec: RunSpec, result: RunResult, types: dict[str, pa.DataType]
+) -> None:
     """Write one run's directory and dataset parts; the summary row goes last."""
     runs = out_dir / "runs"
     run_dir = runs / spec.run_id

@@ -388,8 +388,10 @@ def test_cli_runs_resumes_and_exits_1_on_a_failed_run(tmp_path, monkeypatch):
     # a run failing at run time (its table vanished after the up-front check): exit 1
     from aigcsim.cli import sweep as cli_sweep
     from aigcsim.sim.sweep import runner as sweep_runner
+    from aigcsim.sim.sweep import spec as sweep_spec
 
-    monkeypatch.setattr(sweep_runner, "check_tables", lambda sweep, base_dir: None)
+    for module in (sweep_runner, sweep_spec):  # the runner's check and the CLI's
+        monkeypatch.setattr(module, "check_tables", lambda sweep, base_dir: None)
     data = sweep_data(seeds=[1], grid={"table.source": ["builtin:synthetic", "gone.sqlite"]})
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(SystemExit) as exc:
