@@ -1,22 +1,28 @@
 """Comparing allocators (baselines and trained policies) over seeds.
 
 :func:`evaluate` runs every (allocator, seed) pair through the simulator without
-writing files and reports, per allocator, the mean and the 95 % Student-t confidence
-interval over seeds of the summary KPIs, of the env-style episode return and of the
-**gap closed** (below).
+writing files and reports, per allocator, the mean and a 95 % interval over seeds of the
+summary KPIs, of the env-style episode return and of the **gap closed** (below). The
+intervals come from :mod:`aigcsim.kernel.stats` (the same maths as the analysis tables
+and the report): the Student-t interval for ordinary metrics (``m_ci95`` is its
+half-width, for every metric); for proportions an interval inside [0, 1] in ``m_low`` /
+``m_high``: the Wilson score interval of the pooled success rate (successes / scored
+requests over all seeds) and a percentile bootstrap over seeds for band use and Jain's
+index.
 
 An allocator is a registered name (``proportional-fair``; default params) or
 ``policy:DIR`` (a directory written by ``aigcsim train``).
 
-Episode return (the terminal, per-request rewards of
-:class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`, without shaping),
-counted from the first interval in which a user has data:
+Episode return: the terminal, per-request rewards of
+:class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv` without shaping,
+computed by the same code (:mod:`aigcsim.agents.rewards`), counted from the first
+interval in which a user has data:
 
 * every request that succeeds: ``reward="lpips"``: ``+`` the quality gained over the
   empty prefix (``LPIPS(0 units) - LPIPS(reached)``; the increase for
   higher-is-better metrics); ``reward="success"``: ``+1``;
-* every request that misses its deadline (:data:`DEADLINE_FAILURES`):
-  ``-deadline_penalty``;
+* every request that misses its deadline
+  (:data:`aigcsim.sim.reasons.DEADLINE_FAILURES`): ``-deadline_penalty``;
 * every interval: ``-bandwidth_cost`` times the share of the band used.
 
 Gap closed, per seed ``s``: ``(R - R_equal) / (R_best - R_equal)`` where ``R_equal``
@@ -44,8 +50,15 @@ from typing import Any
 
 import numpy as np
 
+from aigcsim.agents.rewards import REWARDS, OutcomeLog, RewardSpec
 from aigcsim.kernel.registry import UserInputError
+from aigcsim.kernel.stats import (  # mean_ci95: re-exported (callers import it from here)
+    interval_method,
+    mean_ci95,
+    metric_interval,
+)
 from aigcsim.sim.allocation import ALLOCATORS, Allocator
+from aigcsim.sim.reasons import DEADLINE_FAILURES  # noqa: F401  (re-exported)
 from aigcsim.sim.scenario import load_single_run as load_scenario
 from aigcsim.sim.sweep.spec import parse_seeds as parse_sweep_seeds
 
@@ -65,17 +78,9 @@ POLICY_PREFIX = "policy:"
 REFERENCE = "equal-share"
 HEURISTICS = "heuristics"
 """In an allocator list: every registered allocator except ``policy``."""
-REWARDS = ("lpips", "success")
-DEADLINE_FAILURES = frozenset(
-    {
-        "expired_in_queue",
-        "expired_in_generation",
-        "expired_before_delivery",
-        "deadline",
-        "late_decode",
-    }
-)
-"""Failure reasons that count as a missed deadline (see ``aigcsim.sim.engine.FAILURE_REASONS``)."""
+COUNTS: tuple[str, ...] = ("requests_total",)
+"""Per-run counts kept next to :data:`METRICS` (the trials of the success rate's Wilson
+interval)."""
 
 
 @dataclass
@@ -83,30 +88,17 @@ class EvaluationResult:
     """Per-run KPIs and per-allocator aggregates.
 
     ``runs``: one dict per (allocator, seed), allocator-major in the order asked, with
-    every metric of ``metrics``. ``rows``: one dict per allocator with ``allocator``,
-    ``seeds``, for each metric ``m`` ``m_mean``, ``m_ci95`` (half-width; NaN with fewer
-    than two finite values) and ``m_n``, and ``gap_closed_of_means``.
+    every metric of ``metrics`` and the counts of :data:`COUNTS`. ``rows``: one dict per
+    allocator with ``allocator``, ``seeds``, for each metric ``m`` ``m_mean``, ``m_ci95``
+    (Student-t half-width; NaN with fewer than two finite values), ``m_low`` / ``m_high``
+    (the 95 % interval of :func:`aigcsim.kernel.stats.metric_interval`: ``mean -+ ci95``,
+    or for proportions an interval inside [0, 1]) and ``m_n``, and
+    ``gap_closed_of_means``.
     """
 
     metrics: tuple[str, ...]
     runs: list[dict[str, Any]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
-
-
-def mean_ci95(values: list[float] | np.ndarray) -> tuple[float, float, int]:
-    """Mean, 95 % Student-t half-width and count of the finite ``values``."""
-    from scipy import stats
-
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = int(x.size)
-    if n == 0:
-        return math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n < 2:
-        return mean, math.nan, n
-    half = float(stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, half, n
 
 
 def heuristic_names() -> list[str]:
@@ -151,31 +143,6 @@ def _make_allocator(spec: str, rng: np.random.Generator) -> Allocator:
     return ALLOCATORS.build(spec, None, rng=rng)
 
 
-class _Outcomes:
-    """Terminal rewards of finished requests (a ``Simulation.finish_listeners`` entry)."""
-
-    def __init__(self, sim: Any) -> None:
-        from aigcsim.models.optable import LOWER_IS_BETTER
-
-        metric = sim.scenario.qos.metric
-        self.q_empty = sim.table.metric(metric)[:, :, 0]  # [images, encoders]
-        self.sign = -1.0 if LOWER_IS_BETTER.get(metric, True) else 1.0
-        self.counting = False
-        self.gain = 0.0
-        self.successes = 0
-        self.deadline_failures = 0
-
-    def __call__(self, request: Any, reason: str, quality: float) -> None:
-        if not self.counting:
-            return
-        if reason == "":
-            self.successes += 1
-            q0 = float(self.q_empty[request.image, request.encoder])
-            self.gain += self.sign * (quality - q0)
-        elif reason in DEADLINE_FAILURES:
-            self.deadline_failures += 1
-
-
 def run_with_reward(
     scenario: Any,
     allocator: Allocator,
@@ -191,14 +158,13 @@ def run_with_reward(
     from aigcsim.agents.sb3_training import user_deadlines_of
     from aigcsim.sim.engine import Simulation
 
-    if reward not in REWARDS:
-        raise UserInputError(f"unknown reward '{reward}'; valid: {', '.join(REWARDS)}")
+    spec = reward_spec(reward, deadline_penalty, bandwidth_cost)
     sim = Simulation(scenario, out_dir=None, allocator=allocator, base_dir=base_dir)
     bind = getattr(allocator, "bind", None)
     if callable(bind):
         bind(user_deadlines_of(sim))
-    outcomes = _Outcomes(sim)
-    sim.finish_listeners.append(outcomes)
+    outcomes = OutcomeLog(sim, keep_events=False).attach(sim)
+    outcomes.counting = False
     wall0 = time.perf_counter()
     used = 0.0
     while not sim.done():
@@ -209,16 +175,31 @@ def run_with_reward(
         if outcomes.counting:
             used += sim.last_used_share
     outcomes.counting = False  # close() ends the rest as "unfinished"
-    value = outcomes.gain if reward == "lpips" else float(outcomes.successes)
-    total = value - deadline_penalty * outcomes.deadline_failures - bandwidth_cost * used
+    gain, successes, failures = (
+        outcomes.quality_gain,
+        outcomes.successes,
+        outcomes.deadline_failures,
+    )
+    total = spec.value(gain, successes, failures, used)
     summary = sim.close(time.perf_counter() - wall0)
     return summary | {
         "episode_return": total,
-        "quality_gain": outcomes.gain,
-        "successes": outcomes.successes,
-        "deadline_failures": outcomes.deadline_failures,
+        "quality_gain": gain,
+        "successes": successes,
+        "deadline_failures": failures,
         "used_share_sum": used,
     }
+
+
+def reward_spec(reward: str, deadline_penalty: float, bandwidth_cost: float) -> RewardSpec:
+    """The checked :class:`~aigcsim.agents.rewards.RewardSpec` (``UserInputError`` when
+    a setting is bad)."""
+    if reward not in REWARDS:
+        raise UserInputError(f"unknown reward '{reward}'; valid: {', '.join(REWARDS)}")
+    try:
+        return RewardSpec(reward, float(deadline_penalty), float(bandwidth_cost))
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -254,7 +235,7 @@ def _run_job(job: _Job) -> dict[str, Any]:
         sc, alloc, job.base_dir, job.reward, job.deadline_penalty, job.bandwidth_cost
     )
     row: dict[str, Any] = {"allocator": job.name, "seed": job.seed}
-    for m in METRICS:
+    for m in (*METRICS, *COUNTS):
         key = m if m in summary or m != "mean_lpips" else "mean_quality"
         value = summary.get(key)
         row[m] = math.nan if value is None else float(value)
@@ -321,8 +302,7 @@ def evaluate(
     """
     from aigcsim.agents.sb3_training import overrides_dict
 
-    if reward not in REWARDS:
-        raise UserInputError(f"unknown reward '{reward}'; valid: {', '.join(REWARDS)}")
+    reward_spec(reward, deadline_penalty, bandwidth_cost)  # bad settings fail before any run
     if workers < 1:
         raise UserInputError(f"--workers must be >= 1, got {workers}")
     names = parse_allocators(allocators)
@@ -349,9 +329,13 @@ def evaluate(
         for row, g in zip(mine, gaps[name], strict=True):
             row[GAP] = float(g)
         agg: dict[str, Any] = {"allocator": name, "seeds": len(seed_list)}
+        trials = np.array([r["requests_total"] for r in mine], dtype=np.float64)
         for m in result.metrics:
-            mean, half, n = mean_ci95([r[m] for r in mine])
+            values = np.array([r[m] for r in mine], dtype=np.float64)
+            mean, half, n = mean_ci95(values)
+            low, high, _ = metric_interval(m, values, trials)
             agg |= {f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n}
+            agg |= {f"{m}_low": low, f"{m}_high": high}
         agg["gap_closed_of_means"] = _pooled_gap(by_name[name], by_name.get(REFERENCE), best)
         result.rows.append(agg)
     return result
@@ -389,11 +373,12 @@ def write_csv(result: EvaluationResult, path: Path) -> None:
 
 def write_runs_csv(result: EvaluationResult, path: Path) -> None:
     """One row per (allocator, seed): ``allocator, seed`` and every metric (gap included)."""
-    _write(path, ["allocator", "seed", *result.metrics], result.runs)
+    _write(path, ["allocator", "seed", *result.metrics, *COUNTS], result.runs)
 
 
 def _row_fields(result: EvaluationResult) -> list[str]:
-    per_metric = [f"{m}_{s}" for m in result.metrics for s in ("mean", "ci95", "n")]
+    stats = ("mean", "ci95", "low", "high", "n")
+    per_metric = [f"{m}_{s}" for m in result.metrics for s in stats]
     return ["allocator", "seeds", *per_metric, "gap_closed_of_means"]
 
 
@@ -413,23 +398,30 @@ def _isnan(x: Any) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
 
-def _cell(mean: float, half: float) -> str:
+def _cell(row: dict[str, Any], metric: str) -> str:
+    """``mean ± half`` (t interval) or ``mean [low, high]`` (proportions: an interval
+    inside [0, 1]); just the mean without an interval, ``-`` without a mean."""
+    mean, half = row[f"{metric}_mean"], row[f"{metric}_ci95"]
     if _isnan(mean):
         return "-"
-    return f"{mean:.4g}" + ("" if _isnan(half) else f" ± {half:.2g}")
+    if interval_method(metric) == "t":
+        return f"{mean:.4g}" + ("" if _isnan(half) else f" ± {half:.2g}")
+    low, high = row.get(f"{metric}_low", math.nan), row.get(f"{metric}_high", math.nan)
+    return f"{mean:.4g}" + ("" if _isnan(low) else f" [{low:.2f}, {high:.2f}]")
 
 
 def rich_table(result: EvaluationResult) -> Any:
-    """A ``rich`` table: one row per allocator, ``mean ± ci95`` per metric."""
+    """A ``rich`` table: one row per allocator, ``mean ± ci95`` per metric (proportions:
+    ``mean [low, high]``, module docstring)."""
     from rich.table import Table
 
-    table = Table(title="allocator comparison (mean ± 95 % CI over seeds)")
+    table = Table(title="allocator comparison (mean and 95 % interval over seeds)")
     table.add_column("allocator")
     table.add_column("seeds", justify="right")
     for m in result.metrics:
         table.add_column(m, justify="right")
     for row in result.rows:
-        cells = [_cell(row[f"{m}_mean"], row[f"{m}_ci95"]) for m in result.metrics]
+        cells = [_cell(row, m) for m in result.metrics]
         table.add_row(row["allocator"], str(row["seeds"]), *cells)
     return table
 

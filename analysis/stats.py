@@ -1,25 +1,25 @@
 """Summary tables over seeds: mean and 95 % confidence intervals.
 
-Ordinary metrics (LPIPS, latency, kB): the Student-t interval
-``mean ± t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample standard deviation
-(``ddof=1``) of the ``n`` finite values (NaNs, e.g. a run without completed requests,
-are left out and ``n`` counts only the finite ones). With ``n = 1`` the half-width is
-NaN: one seed says nothing about the spread, and the tables print only the mean. The
-maths is :func:`aigcsim.agents.evaluation.mean_ci95`, the same call that ``aigcsim
-evaluate`` uses.
+The maths lives in :mod:`aigcsim.kernel.stats`, the one source that ``aigcsim evaluate``
+uses too:
 
-Proportions (:data:`PROPORTION_METRICS`: success rate, bandwidth utilisation, Jain's
-index) live in [0, 1], where a symmetric t interval over a few seeds runs outside the
-range (``0.32 ± 0.84``). They get intervals that stay inside it:
+* ordinary metrics (LPIPS, latency, kB): the Student-t interval
+  ``mean ± t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample standard deviation
+  (``ddof=1``) of the ``n`` finite values (NaNs, e.g. a run without completed requests,
+  are left out and ``n`` counts only the finite ones). With ``n = 1`` the half-width is
+  NaN: one seed says nothing about the spread, and the tables print only the mean;
+* proportions (:data:`PROPORTION_METRICS`: success rate, bandwidth utilisation, Jain's
+  index) live in [0, 1], where a symmetric t interval over a few seeds runs outside the
+  range (``0.32 ± 0.84``). They get intervals that stay inside it:
 
-* success rate, when the run's request count is known (:data:`PROPORTION_COUNTS`): the
-  Wilson score interval of the pooled proportion, successes / requests summed over the
-  seeds (:func:`wilson_interval`). It is the binomial interval of a request's success
-  probability; it treats requests as independent, so it is narrower than the seed-to-seed
-  spread when runs differ (congestion shared by a run's requests);
-* otherwise: the percentile bootstrap of the mean over seeds (:func:`bootstrap_interval`,
-  10,000 resamples, fixed seed, so tables reproduce). It never leaves the range of the
-  seeds' values, so with 2-3 seeds it under-covers: read it as the spread seen.
+  - success rate, when the run's request count is known (:data:`PROPORTION_COUNTS`): the
+    Wilson score interval of the pooled proportion, successes / requests summed over the
+    seeds (:func:`wilson_interval`). It is the binomial interval of a request's success
+    probability; it treats requests as independent, so it is narrower than the
+    seed-to-seed spread when runs differ (congestion shared by a run's requests);
+  - otherwise: the percentile bootstrap of the mean over seeds (:func:`bootstrap_interval`,
+    10,000 resamples, fixed seed, so tables reproduce). It never leaves the range of the
+    seeds' values, so with 2-3 seeds it under-covers: read it as the spread seen.
 """
 
 from __future__ import annotations
@@ -30,34 +30,25 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from aigcsim.analysis.intervals import (  # noqa: F401  (re-exported)
+from aigcsim.kernel.stats import (  # noqa: F401  (re-exported)
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
+    PROPORTION_COUNTS,
+    PROPORTION_METRICS,
     Z_975,
     bootstrap_interval,
+    mean_ci95,
+    metric_interval,
+    paired_mean_ci95,
     wilson_interval,
 )
-
-
-def mean_ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float, int]:
-    """Mean, 95 % t half-width (NaN for n < 2) and count of the finite ``values``."""
-    from aigcsim.agents.evaluation import mean_ci95 as _mean_ci95
-
-    return _mean_ci95(np.asarray(values, dtype=np.float64))
-
-
-PROPORTION_METRICS = frozenset({"success_rate", "bandwidth_utilization", "jain_fairness"})
-"""Summary metrics that are proportions in [0, 1]: intervals fit for proportions."""
-PROPORTION_COUNTS = {"success_rate": "requests_total"}
-"""Proportion metric -> the column with its trials (scored requests) per run."""
+from aigcsim.kernel.stats import interval_method as _kernel_interval_method
 
 
 def interval_method(metric: str, columns: Sequence[str] = ()) -> str:
     """How :func:`summarize` builds the interval of ``metric`` given the table's
     ``columns``: ``"wilson"``, ``"bootstrap"`` or ``"t"``."""
-    if metric not in PROPORTION_METRICS:
-        return "t"
-    return "wilson" if PROPORTION_COUNTS.get(metric) in columns else "bootstrap"
+    return _kernel_interval_method(metric, PROPORTION_COUNTS.get(metric) in columns)
 
 
 def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
@@ -99,15 +90,14 @@ def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd
 def _interval(
     metric: str, part: pd.DataFrame, values: np.ndarray, mean: float, half: float
 ) -> tuple[float, float]:
-    method = interval_method(metric, list(part.columns))
-    if method == "t":
+    if interval_method(metric, list(part.columns)) == "t":
         return mean - half, mean + half
-    if method == "bootstrap":
-        return bootstrap_interval(values)
-    trials = pd.to_numeric(part[PROPORTION_COUNTS[metric]], errors="coerce").to_numpy(float)
-    ok = np.isfinite(values) & np.isfinite(trials)
-    successes = np.rint(values[ok] * trials[ok]).sum()
-    return wilson_interval(successes, trials[ok].sum())
+    count = PROPORTION_COUNTS.get(metric)
+    trials = None
+    if count is not None and count in part.columns:
+        trials = pd.to_numeric(part[count], errors="coerce").to_numpy(np.float64)
+    low, high, _ = metric_interval(metric, values, trials)
+    return low, high
 
 
 def format_interval(mean: float, low: float, high: float, digits: int = 4) -> str:

@@ -26,50 +26,18 @@ from aigcsim.agents.envs.spaces import (
     observation_space,
     user_table,
 )
-from aigcsim.models.optable import LOWER_IS_BETTER
+from aigcsim.agents.rewards import REWARDS, OutcomeLog, RewardSpec  # noqa: F401  (REWARDS re-exported)
 from aigcsim.sim.allocation import AllocatorState
-from aigcsim.sim.engine import Request, Simulation
+from aigcsim.sim.engine import Simulation
+from aigcsim.sim.reasons import DEADLINE_FAILURES  # noqa: F401  (re-exported for tests)
 from aigcsim.sim.scenario import load_single_run as load_scenario
 from aigcsim.sim.schema import Scenario
 
-REWARDS = ("lpips", "success")
-DEADLINE_FAILURES = frozenset(
-    {
-        "expired_in_queue",
-        "expired_in_generation",
-        "expired_before_delivery",
-        "deadline",
-        "late_decode",
-    }
-)
 DEFAULT_SCENARIO = "rl-headroom"
 """What ``gymnasium.make(ENV_ID)`` runs (16 users, fits ``max_users=32``; about 70 steps
 an episode at ``k = 5``)."""
 DEFAULT_DECISION_INTERVALS = 5
 _MAX_SEED = 2**63 - 1
-
-
-class _OutcomeLog:
-    """Every finished request, in order, from the simulator's ``finish_listeners``.
-
-    ``events``: ``(user, success, reason, quality reached, quality gain over the empty
-    prefix)``; the gain is ``q(0) - q`` for lower-is-better metrics, ``q - q(0)`` else.
-    """
-
-    def __init__(self, sim: Simulation) -> None:
-        self.events: list[tuple[int, bool, str, float, float]] = []
-        self.finished = 0
-        self.succeeded = 0
-        metric = sim.scenario.qos.metric
-        self._q_empty = sim.table.metric(metric)[:, :, 0]  # [images, encoders]
-        self._sign = -1.0 if LOWER_IS_BETTER.get(metric, True) else 1.0
-
-    def record(self, request: Request, reason: str, quality: float) -> None:
-        success = reason == ""
-        gain = self._sign * (quality - float(self._q_empty[request.image, request.encoder]))
-        self.events.append((request.user, success, reason, quality, gain))
-        self.finished += 1
-        self.succeeded += success
 
 
 def longest_deadline_s(scenario: Scenario) -> float | None:
@@ -189,8 +157,7 @@ class BandwidthAllocationEnv(gym.Env):
         episode_intervals: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if reward not in REWARDS:
-            raise ValueError(f"unknown reward {reward!r}; valid rewards: {', '.join(REWARDS)}")
+        self.reward_spec = RewardSpec(reward, deadline_penalty, bandwidth_cost)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; valid: None, 'ansi'")
         if episode_intervals is not None and episode_intervals < 1:
@@ -198,8 +165,6 @@ class BandwidthAllocationEnv(gym.Env):
         if int(decision_intervals) < 1:
             raise ValueError(f"decision_intervals must be >= 1, got {decision_intervals}")
         for name, value in (
-            ("deadline_penalty", deadline_penalty),
-            ("bandwidth_cost", bandwidth_cost),
             ("logit_scale", logit_scale),
             ("shaping", shaping),
         ):
@@ -261,8 +226,7 @@ class BandwidthAllocationEnv(gym.Env):
     def _build(self, seed: int) -> None:
         sim = self._make_simulation(self.scenario.model_copy(update={"seed": seed}))
         self._table = sim.table
-        self._log = _OutcomeLog(sim)
-        sim.finish_listeners.append(self._log.record)
+        self._log = OutcomeLog(sim).attach(sim)
         self._observer = UserObserver(sim, self.max_users, self.time_scale_s)
         self._sim = sim
 
@@ -360,7 +324,7 @@ class BandwidthAllocationEnv(gym.Env):
             return self._obs(), 0.0, True, False, self._info()
         log = self._log
         phi_before = self._potential(self._last_obs)
-        first = len(log.events)
+        log.start_window()
         used = 0.0
         intervals = 0
         while True:
@@ -372,16 +336,8 @@ class BandwidthAllocationEnv(gym.Env):
             state = sim.observe()
         self._state = self._advance()
         self._steps += 1
-        successes = failures = 0
-        gain = 0.0
-        for _u, ok, reason, _q, q_gain in log.events[first:]:
-            if ok:
-                successes += 1
-                gain += q_gain
-            elif reason in DEADLINE_FAILURES:
-                failures += 1
-        value = gain if self.reward_name == "lpips" else float(successes)
-        reward = value - self.deadline_penalty * failures - self.bandwidth_cost * used
+        gain, successes, failures = log.quality_gain, log.successes, log.deadline_failures
+        reward = self.reward_spec.value(gain, successes, failures, used)
         terminated = self._state is None
         truncated = (
             not terminated

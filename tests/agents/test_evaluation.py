@@ -123,3 +123,42 @@ def test_evaluate_rejects_bad_input():
         evaluate("rl-headroom", "srpt", [1], workers=0)
     with pytest.raises(UserInputError, match="Did you mean 'srpt'"):
         evaluate("rl-headroom", "srtp", [1])
+
+
+def test_success_interval_is_wilson_of_the_pooled_requests_and_inside_0_1(tmp_path):
+    from aigcsim.agents.evaluation import mean_ci95, rich_table  # re-export kept for callers
+    from aigcsim.kernel.stats import bootstrap_interval, wilson_interval
+
+    res = evaluate("rl-headroom", "equal-share", [1, 2, 3], overrides=SHORT)
+    row, runs = res.rows[0], res.runs
+    rates = np.array([r["success_rate"] for r in runs])
+    trials = np.array([r["requests_total"] for r in runs])
+    assert (trials > 0).all()
+    successes = np.rint(rates * trials).sum()
+    assert (row["success_rate_low"], row["success_rate_high"]) == wilson_interval(
+        successes, trials.sum()
+    )
+    assert 0.0 <= row["success_rate_low"] <= row["success_rate_high"] <= 1.0
+    util = [r["bandwidth_utilization"] for r in runs]
+    assert (row["bandwidth_utilization_low"], row["bandwidth_utilization_high"]) == (
+        bootstrap_interval(util)
+    )
+    mean, half, n = mean_ci95([r["episode_return"] for r in runs])
+    assert n == 3 and row["episode_return_ci95"] == half
+    assert row["episode_return_low"] == mean - half and row["episode_return_high"] == mean + half
+    write_csv(res, tmp_path / "t.csv")
+    (line,) = csv.DictReader((tmp_path / "t.csv").open())
+    assert float(line["success_rate_high"]) <= 1.0
+    write_runs_csv(res, tmp_path / "runs.csv")
+    assert all(r["requests_total"] for r in csv.DictReader((tmp_path / "runs.csv").open()))
+    from rich.console import Console
+
+    console = Console(record=True, width=400)
+    console.print(rich_table(res))
+    text = console.export_text()
+    assert f"[{row['success_rate_low']:.2f}, {row['success_rate_high']:.2f}]" in text
+
+
+def test_evaluate_rejects_bad_reward_settings_before_running():
+    with pytest.raises(UserInputError, match="deadline_penalty must be a finite number"):
+        evaluate("rl-headroom", "srpt", [1], deadline_penalty=-1.0)

@@ -15,13 +15,13 @@ import torch
 
 import aigcsim.agents.envs.registration  # noqa: F401  (registers the environment id)
 from aigcsim.agents.envs.allocation_env import (
-    DEADLINE_FAILURES,
     BandwidthAllocationEnv,
     default_gamma,
     load_scenario,
 )
 from aigcsim.agents.envs.registration import ENV_ID, MAX_EPISODE_STEPS
 from aigcsim.agents.envs.spaces import FEATURES, NUM_FEATURES, logits_to_shares, user_table
+from aigcsim.sim.reasons import DEADLINE_FAILURES
 
 torch.set_num_threads(1)
 MAX_USERS = 10
