@@ -226,6 +226,7 @@ class ADD:
         self.replay_buffer: Any = None
         self.last_losses: dict[str, float] = {}
         self._logger: Any = None
+        self._custom_logger = False
         self._last_obs: dict[str, np.ndarray] | None = None
         self._episodes = 0
         self._ep_info: deque[dict[str, float]] = deque(maxlen=100)
@@ -261,7 +262,9 @@ class ADD:
         return self._logger
 
     def set_logger(self, logger: Any) -> None:
+        """Use ``logger`` (SB3 ``Logger``) from now on; ``learn`` keeps it (as in SB3)."""
         self._logger = logger
+        self._custom_logger = True
 
     def dump_logs(self) -> None:
         self.logger.dump(self.num_timesteps)
@@ -429,9 +432,10 @@ class ADD:
             self._last_obs = None
         if self.replay_buffer is None:
             self.replay_buffer = self._make_buffer()
-        self._logger = configure_logger(
-            self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps
-        )
+        if not self._custom_logger:
+            self._logger = configure_logger(
+                self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps
+            )
         total_timesteps = total_timesteps + (0 if reset_num_timesteps else self.num_timesteps)
         callback = self._init_callback(callback, progress_bar)
         if self._last_obs is None:

@@ -371,10 +371,8 @@ def train(
                 **params,
             )
             params["policy_kwargs"] = policy_kwargs
-            formats = (
-                ["csv"] + (["tensorboard"] if tb_dir else []) + (["stdout"] if verbose else [])
-            )
-            model.set_logger(configure(str(staging), formats))
+        formats = ["csv"] + (["tensorboard"] if tb_dir else []) + (["stdout"] if verbose else [])
+        model.set_logger(configure(str(staging), formats))
         callbacks: list[Any] = []
         if eval_every > 0:
             callbacks.append(

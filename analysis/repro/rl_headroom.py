@@ -41,24 +41,93 @@ EVAL_SEEDS = tuple(range(1001, 1011))
 REFERENCE = "equal-share"
 
 
-def train_runs(out: Path, timesteps: int, train_seeds: list[int], agent: str = "ppo") -> list[Path]:
-    """Train (or reuse) one policy per training seed; returns their directories."""
+AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "add")
+DEFAULT_TIMESTEPS: dict[str, int] = {"ppo": 100_000, "sac": 15_000, "td3": 15_000, "add": 6_000}
+"""Environment steps per training seed of each agent (the documented budgets: PPO's
+100k from issue 13; the off-policy agents, which do a gradient step per env step, get
+what one shared CPU core allows in the time of the study; see docs/rl-results.md)."""
+TRAIN_TIMES = "train_times.csv"
+"""``OUT/train_times.csv``: wall time of every training run this script did."""
+
+
+def run_dir(out: Path, agent: str, seed: int) -> Path:
+    """``OUT/{agent}-s{seed}``: one training run's policy directory."""
+    return out / f"{agent}-s{seed}"
+
+
+def parse_timesteps(items: list[str], agents: list[str]) -> dict[str, int]:
+    """``["N"]`` (every agent) and/or ``["agent=N", ...]`` -> ``{agent: steps}``, starting
+    from :data:`DEFAULT_TIMESTEPS`. Bad entries raise :class:`UserInputError`."""
+    from aigcsim.agents.sb3_training import check_agent
+    from aigcsim.kernel.registry import UserInputError
+
+    out = {a: DEFAULT_TIMESTEPS[a] for a in agents}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        try:
+            steps = int(value.replace("_", ""))
+        except ValueError:
+            raise UserInputError(
+                f"--timesteps entry '{item}' is not N or AGENT=N (e.g. 20000 or sac=20000)"
+            ) from None
+        if steps < 1:
+            raise UserInputError(f"--timesteps entry '{item}': steps must be >= 1")
+        if sep:
+            out[check_agent(name)] = steps
+        else:
+            out = dict.fromkeys(out, steps)
+    return {a: out[a] for a in agents}
+
+
+def train_runs(
+    out: Path,
+    timesteps: int | dict[str, int],
+    train_seeds: list[int],
+    agent: str | list[str] = "ppo",
+) -> list[Path]:
+    """Train (or reuse) one policy per agent and training seed; returns their directories.
+
+    Runs go seed by seed (every agent's seed 0 first), one after the other, so a study
+    cut short still has one run of each agent. A directory is reused when its
+    ``policy.json`` names the same agent, seed and budget. Wall times of new runs are
+    appended to ``OUT/train_times.csv``.
+    """
     from aigcsim.agents.sb3_training import train
 
+    agents = [agent] if isinstance(agent, str) else list(agent)
+    budget = timesteps if isinstance(timesteps, dict) else dict.fromkeys(agents, timesteps)
     dirs = []
     for seed in train_seeds:
-        d = out / f"{agent}-s{seed}"
-        info_path = d / "policy.json"
-        if info_path.is_file():
-            info = json.loads(info_path.read_text())
-            if info.get("timesteps") == timesteps and info.get("seed") == seed:
-                print(f"reusing {d}", flush=True)
-                dirs.append(d)
-                continue
-        t0 = time.perf_counter()
-        train(SCENARIO, agent, timesteps, d, seed=seed, overwrite=True)
-        print(f"trained {d} in {time.perf_counter() - t0:.0f} s", flush=True)
-        dirs.append(d)
+        for name in agents:
+            d = run_dir(out, name, seed)
+            info_path = d / "policy.json"
+            if info_path.is_file():
+                info = json.loads(info_path.read_text())
+                if (info.get("agent"), info.get("timesteps"), info.get("seed")) == (
+                    name,
+                    budget[name],
+                    seed,
+                ):
+                    print(f"reusing {d}", flush=True)
+                    dirs.append(d)
+                    continue
+            print(f"training {name} seed {seed}: {budget[name]} steps -> {d}", flush=True)
+            t0 = time.perf_counter()
+            train(SCENARIO, name, budget[name], d, seed=seed, overwrite=True)
+            wall = time.perf_counter() - t0
+            print(f"trained {d} in {wall:.0f} s ({budget[name] / wall:.1f} steps/s)", flush=True)
+            _append_csv(
+                out / TRAIN_TIMES,
+                {
+                    "run": d.name,
+                    "agent": name,
+                    "seed": seed,
+                    "timesteps": budget[name],
+                    "wall_s": round(wall, 1),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                },
+            )
+            dirs.append(d)
     return dirs
 
 
@@ -256,10 +325,29 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/rl-headroom"))
-    parser.add_argument("--timesteps", type=int, default=100_000)
+    parser.add_argument(
+        "--agents", nargs="+", default=list(AGENTS), help="agents to train (ppo sac td3 add)"
+    )
+    parser.add_argument(
+        "--timesteps",
+        nargs="+",
+        default=[],
+        metavar="N|AGENT=N",
+        help="steps per training seed: N for every agent, or AGENT=N; default "
+        + ", ".join(f"{a}={n}" for a, n in DEFAULT_TIMESTEPS.items()),
+    )
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=list(EVAL_SEEDS))
     parser.add_argument("--workers", type=int, default=1)
@@ -270,14 +358,19 @@ def main(argv: list[str] | None = None) -> int:
         help="also evaluate every saved checkpoint on the held-out seeds (checkpoints.csv)",
     )
     args = parser.parse_args(argv)
+    from aigcsim.agents.sb3_training import check_agent
+
+    agents = list(dict.fromkeys(check_agent(a) for a in args.agents))
+    budget = parse_timesteps(args.timesteps, agents)
     import torch
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.evaluate_only:
-        dirs = [args.out / f"ppo-s{s}" for s in args.train_seeds]
+        dirs = [run_dir(args.out, a, s) for s in args.train_seeds for a in agents]
+        dirs = [d for d in dirs if (d / "policy.json").is_file()]
     else:
-        dirs = train_runs(args.out, args.timesteps, args.train_seeds)
+        dirs = train_runs(args.out, budget, args.train_seeds, agents)
     rows = evaluate_all(dirs, args.eval_seeds, args.workers, args.out / "heuristics.csv")
     _write_csv(args.out / "runs.csv", rows)
     table = summarize(rows)
