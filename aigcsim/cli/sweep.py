@@ -34,7 +34,8 @@ err = Console(stderr=True)
 
 
 class SweepBackend(enum.StrEnum):
-    """Where sweep runs execute (``aigcsim.sim.sweep.executors.make_executor``)."""
+    """Where sweep runs execute: the names of ``aigcsim.sim.sweep.executors.SWEEP_BACKENDS``
+    (spelled out here so ``--help`` does not import pyarrow; a test keeps them equal)."""
 
     local = "local"
     ray = "ray"

@@ -20,11 +20,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from aigcsim.kernel.ray_cluster import import_ray, init_ray
-from aigcsim.kernel.registry import UserInputError
+from aigcsim.kernel.registry import NoParams, Registry, UserInputError
 from aigcsim.kernel.workers import process_pool
 from aigcsim.sim.sweep.spec import RunSpec
-
-BACKENDS = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -142,22 +140,27 @@ class RayExecutor:
                 ray.shutdown()
 
 
-def make_executor(backend: str, workers: int, address: str | None = None) -> Executor:
-    """``local`` or ``ray``; unknown names fail with a suggestion."""
-    from aigcsim.kernel.registry import suggest
+SWEEP_BACKENDS: Registry[Executor] = Registry("sweep backend")
+"""Where sweep runs execute; factories take ``(params, workers=, address=)``. The CLI's
+``--backend`` choices are drawn from it."""
 
+
+@SWEEP_BACKENDS.register("local", summary="a process pool on this machine")
+def _local(params: NoParams, workers: int, address: str | None) -> Executor:
+    if address:
+        raise UserInputError("--address joins a Ray cluster; it needs --backend ray, not local")
+    return LocalExecutor(workers)
+
+
+@SWEEP_BACKENDS.register("ray", summary="Ray tasks, locally or on a cluster (--address)")
+def _ray(params: NoParams, workers: int, address: str | None) -> Executor:
+    import_ray()
+    return RayExecutor(workers, address)
+
+
+def make_executor(backend: str, workers: int, address: str | None = None) -> Executor:
+    """The executor registered as ``backend`` in :data:`SWEEP_BACKENDS` (unknown names
+    fail with a suggestion)."""
     if workers < 1:
         raise UserInputError(f"--workers must be at least 1, got {workers}")
-    if address and backend != "ray":
-        raise UserInputError(
-            f"--address joins a Ray cluster; it needs --backend ray, not {backend}"
-        )
-    if backend == "local":
-        return LocalExecutor(workers)
-    if backend == "ray":
-        import_ray()
-        return RayExecutor(workers, address)
-    raise UserInputError(
-        f"unknown sweep backend '{backend}'.{suggest(backend, BACKENDS)} "
-        f"Backends: {', '.join(BACKENDS)}."
-    )
+    return SWEEP_BACKENDS.build(backend, None, workers=workers, address=address)

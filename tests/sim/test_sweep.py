@@ -331,6 +331,13 @@ def test_failed_run_is_recorded_and_others_finish(tmp_path):
     assert (again.skipped, ex.executed, len(again.failed)) == (1, [bad.run_id], 1)
 
 
+def test_cli_backend_choices_are_the_registry_names():
+    from aigcsim.cli.sweep import SweepBackend
+    from aigcsim.sim.sweep.executors import SWEEP_BACKENDS
+
+    assert sorted(b.value for b in SweepBackend) == SWEEP_BACKENDS.names() == ["local", "ray"]
+
+
 def test_executor_choice_errors():
     with pytest.raises(UserInputError, match=r"unknown sweep backend 'rey'\. Did you mean 'ray'\?"):
         make_executor("rey", 2)
