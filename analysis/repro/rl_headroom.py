@@ -42,7 +42,7 @@ REFERENCE = "equal-share"
 
 
 AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "add")
-DEFAULT_TIMESTEPS: dict[str, int] = {"ppo": 100_000, "sac": 15_000, "td3": 15_000, "add": 6_000}
+DEFAULT_TIMESTEPS: dict[str, int] = {"ppo": 100_000, "sac": 15_000, "td3": 15_000, "add": 5_000}
 """Environment steps per training seed of each agent (the documented budgets: PPO's
 100k from issue 13; the off-policy agents, which do a gradient step per env step, get
 what one shared CPU core allows in the time of the study; see docs/rl-results.md)."""
