@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from aigcsim.analysis.repro.common import markdown_table
 from aigcsim.sim import scenario as sl
 from aigcsim.sim.engine import Simulation
+from aigcsim.sim.summary import RunSummary
 
 ALLOCATORS = ("proportional-fair", "equal-share")
 PROCESSES = ("gauss-markov", "jakes")
@@ -37,7 +39,7 @@ INTERVALS_S = (0.01, 0.002)
 
 def run(
     base: dict[str, Any], allocator: str, process: str, interval_s: float, seed: int
-) -> dict[str, Any]:
+) -> RunSummary:
     data = copy.deepcopy(base)
     data.pop("variants", None)
     data.update(seed=seed, interval_s=interval_s, allocator={"name": allocator})
@@ -162,12 +164,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             )
             rows.append(row)
             print(row, flush=True)
-    cols = list(rows[0])
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for row in rows:
-        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in cols]
-        print("| " + " | ".join(cells) + " |")
+    print(markdown_table(rows, list(rows[0]), ".3f"))
     return rows
 
 

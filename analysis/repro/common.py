@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -69,3 +70,15 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 def print_table(title: str, frame: pd.DataFrame, floatfmt: str = "{:.4g}") -> None:
     print(f"\n{title}")
     print(frame.to_string(index=False, float_format=floatfmt.format))
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]], cols: Sequence[str], float_spec: str) -> str:
+    """A Markdown table of ``rows`` (one dict per row) over ``cols``; floats are formatted
+    with ``float_spec`` (e.g. ``".3f"``), everything else with ``str``."""
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [
+            format(row[c], float_spec) if isinstance(row[c], float) else str(row[c]) for c in cols
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -37,6 +37,7 @@ import numpy as np
 from scipy import linalg, stats
 from scipy.special import j0
 
+from aigcsim.analysis.repro.common import markdown_table
 from aigcsim.sim.channel.fading import FADING, FadingModel
 
 DOPPLER_HZ = 5.0
@@ -204,11 +205,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             rows.append({"interval_s": dt_s, **ar_row(p, dt_s)})
     cols = ["interval_s", "candidate", "acf err", "KS D", "Var|h|^2"]
     cols += ["us/user step", "us/user jump"]
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for row in rows:
-        cells = [f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in cols]
-        print("| " + " | ".join(cells) + " |")
+    print(markdown_table(rows, cols, ".3g"))
     return rows
 
 
