@@ -319,44 +319,93 @@ def plot_rate_quality(
 
 
 # ------------------------------------------------------------------ RL
+RunDirs = str | Path | Sequence[str | Path]
+"""One training directory or several (e.g. one per training seed) under one label."""
+
+
+def _dir_list(value: RunDirs) -> list[Path]:
+    if isinstance(value, (str, Path)):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
 def plot_learning_curves(
-    train_dirs: Mapping[str, str | Path] | Sequence[str | Path],
+    train_dirs: Mapping[str, RunDirs] | Sequence[str | Path],
     window: int = 10,
     synthetic: Sequence[str] | bool = (),
     title: str | None = None,
+    references: Mapping[str, float] | None = None,
 ) -> Figure:
-    """Training episode returns (rolling mean over ``window`` episodes, SB3 monitor)
-    and evaluation returns (mean ± std over evaluation episodes) vs env steps.
+    """Training episode returns and periodic-evaluation returns against env steps.
+
+    Left panel: training episodes (SB3 monitor logs of every training env; see
+    :func:`aigcsim.analysis.rl_logs.read_monitor`), the rolling mean over ``window``
+    episodes per run (with one run per label also the raw returns, faint). Right panel:
+    periodic evaluations (``evaluations.npz``): with one run per label the mean ± std
+    over evaluation episodes; with several (training seeds) a thin line per run and a
+    thick line for the mean over runs at the steps they share.
 
     Args:
-        train_dirs: ``{label: dir}`` or dirs written by ``aigcsim train``.
+        train_dirs: ``{label: dir or [dirs]}`` or a list of dirs written by
+            ``aigcsim train`` (each its own label, :func:`~aigcsim.analysis.rl_logs.agent_label`).
+        window: episodes in the rolling mean (>= 1).
         synthetic: SYNTHETIC encoders of the training scenario, flagged in the title.
+        title: figure title (default "RL learning curves").
+        references: ``{label: return}`` drawn as dashed horizontal lines on both panels
+            (e.g. heuristics' mean return on held-out seeds).
     """
     from aigcsim.analysis.rl_logs import agent_label, read_evaluations, read_monitor
 
-    if not isinstance(train_dirs, Mapping):
-        train_dirs = {agent_label(d): d for d in train_dirs}
-    fig = _new_figure(ncols=2, width_in=4.2)
+    groups: dict[str, list[Path]]
+    if isinstance(train_dirs, Mapping):
+        groups = {str(k): _dir_list(v) for k, v in train_dirs.items()}
+    else:
+        groups = {agent_label(d): [Path(d)] for d in train_dirs}
+    window = max(1, int(window))
+    fig = _new_figure(ncols=2, width_in=4.8 if references else 4.2)
     ax_tr, ax_ev = fig.axes
-    for i, (label, d) in enumerate(train_dirs.items()):
+    for i, (label, dirs) in enumerate(groups.items()):
         color = f"C{i % 10}"
-        mon = read_monitor(d)
-        if len(mon):
-            roll = mon["return"].rolling(max(1, window), min_periods=1).mean()
-            ax_tr.plot(mon["timesteps"], mon["return"], color=color, alpha=0.25, lw=0.8)
-            ax_tr.plot(mon["timesteps"], roll, color=color, label=label)
-        ev = read_evaluations(d)
-        if len(ev):
-            m, s = ev["mean_return"].to_numpy(float), ev["std_return"].to_numpy(float)
-            ax_ev.plot(ev["timesteps"], m, "o-", color=color, label=label)
-            ax_ev.fill_between(ev["timesteps"], m - s, m + s, color=color, alpha=0.2)
-    ax_tr.set_title(f"training episodes (rolling mean of {window})", fontsize=9)
-    ax_ev.set_title("evaluation (mean ± std over episodes)", fontsize=9)
+        single = len(dirs) == 1
+        evs: list[pd.Series] = []
+        for d in dirs:
+            mon = read_monitor(d)
+            if len(mon):
+                roll = mon["return"].rolling(window, min_periods=1).mean()
+                if single:
+                    ax_tr.plot(mon["timesteps"], mon["return"], color=color, alpha=0.25, lw=0.8)
+                ax_tr.plot(mon["timesteps"], roll, color=color, lw=1.5 if single else 1.0)
+            ev = read_evaluations(d)
+            if not len(ev):
+                continue
+            m = ev["mean_return"].to_numpy(float)
+            if single:
+                s = ev["std_return"].to_numpy(float)
+                ax_ev.plot(ev["timesteps"], m, "o-", color=color, label=label)
+                ax_ev.fill_between(ev["timesteps"], m - s, m + s, color=color, alpha=0.2)
+            else:
+                ax_ev.plot(ev["timesteps"], m, color=color, alpha=0.4, lw=0.8)
+                evs.append(pd.Series(m, index=ev["timesteps"].to_numpy()))
+        if evs:
+            mean = pd.concat(evs, axis=1).dropna().mean(axis=1)
+            ax_ev.plot(mean.index, mean.to_numpy(), "o-", color=color, lw=2, ms=3, label=label)
+        ax_tr.plot([], [], color=color, label=label)  # one legend entry per label
+    for j, (name, value) in enumerate((references or {}).items()):
+        for ax in (ax_tr, ax_ev):
+            ax.axhline(float(value), color=f"C{(len(groups) + j) % 10}", ls="--", lw=1, label=name)
+    runs = "per run" if all(len(v) == 1 for v in groups.values()) else "thin: per run"
+    ax_tr.set_title(f"training episodes (rolling mean of {window}, per run)", fontsize=9)
+    ax_ev.set_title(
+        "evaluation (mean ± std over episodes)"
+        if runs == "per run"
+        else "periodic evaluation (thin: per run, thick: mean)",
+        fontsize=9,
+    )
     for ax in (ax_tr, ax_ev):
         ax.set_xlabel("environment steps")
         ax.set_ylabel("episode return")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
     mark_synthetic(fig, synthetic, title or "RL learning curves")
     return fig

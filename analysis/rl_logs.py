@@ -1,7 +1,8 @@
 """Reading RL training logs written by ``aigcsim train`` (:mod:`aigcsim.agents.sb3_training`).
 
-* ``monitor.csv`` (SB3 ``Monitor``): a ``#{json}`` header line, then one row per
-  training episode: ``r`` (return), ``l`` (length, env steps), ``t`` (wall s).
+* ``monitor.csv`` (SB3 ``Monitor``; PPO's other training envs write
+  ``env1.monitor.csv``, ...): a ``#{json}`` header line, then one row per training
+  episode: ``r`` (return), ``l`` (length, env steps), ``t`` (wall s).
 * ``evaluations.npz`` (SB3 ``EvalCallback``): ``timesteps: [n_evals]``,
   ``results: [n_evals, n_episodes]`` (returns), ``ep_lengths: [n_evals, n_episodes]``.
 """
@@ -17,13 +18,19 @@ import pandas as pd
 from aigcsim.kernel.registry import UserInputError
 
 
-def read_monitor(train_dir: str | Path) -> pd.DataFrame:
-    """Training episodes: ``episode``, ``timesteps`` (cumulative env steps at the end of
-    the episode), ``return``, ``length``, ``wall_s``. Empty frame if no monitor file."""
-    path = Path(train_dir) / "monitor.csv"
-    cols = ["episode", "timesteps", "return", "length", "wall_s"]
-    if not path.is_file():
-        return pd.DataFrame(columns=cols)
+def monitor_files(train_dir: str | Path) -> list[Path]:
+    """The SB3 monitor logs of a training directory: ``monitor.csv`` (the first env) then
+    ``env1.monitor.csv``, ``env2.monitor.csv``, ... (PPO's other envs), in env order."""
+    d = Path(train_dir)
+    first = [d / "monitor.csv"] if (d / "monitor.csv").is_file() else []
+    others = sorted(
+        d.glob("env*.monitor.csv"),
+        key=lambda p: (len(p.name), p.name),  # env2 before env10
+    )
+    return first + others
+
+
+def _read_one_monitor(path: Path) -> pd.DataFrame:
     try:
         raw = pd.read_csv(path, comment="#")
     except (OSError, ValueError) as exc:
@@ -32,15 +39,38 @@ def read_monitor(train_dir: str | Path) -> pd.DataFrame:
         raise UserInputError(
             f"'{path}' is not an SB3 monitor log: expected columns r, l, t; got {list(raw.columns)}"
         )
-    return pd.DataFrame(
-        {
-            "episode": np.arange(1, len(raw) + 1),
-            "timesteps": raw["l"].cumsum().to_numpy(),
-            "return": raw["r"].to_numpy(dtype=np.float64),
-            "length": raw["l"].to_numpy(),
-            "wall_s": raw["t"].to_numpy(dtype=np.float64),
-        }
-    )
+    return raw
+
+
+def read_monitor(train_dir: str | Path) -> pd.DataFrame:
+    """Training episodes of every training env: ``episode``, ``timesteps`` (env steps of
+    the whole run when the episode ended), ``return``, ``length``, ``wall_s``, ``env``.
+
+    With ``n`` envs stepped together (SB3 ``DummyVecEnv``: every step advances each env
+    once) an episode that ends after ``c`` steps of its own env ends at ``n * c`` steps
+    of the run, exactly; rows are sorted by that. Empty frame if no monitor file."""
+    cols = ["episode", "timesteps", "return", "length", "wall_s", "env"]
+    files = monitor_files(train_dir)
+    if not files:
+        return pd.DataFrame(columns=cols)
+    parts = []
+    for env, path in enumerate(files):
+        raw = _read_one_monitor(path)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "timesteps": len(files) * raw["l"].cumsum().to_numpy(dtype=np.int64),
+                    "return": raw["r"].to_numpy(dtype=np.float64),
+                    "length": raw["l"].to_numpy(dtype=np.int64),
+                    "wall_s": raw["t"].to_numpy(dtype=np.float64),
+                    "env": env,
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.sort_values(["timesteps", "env"], kind="stable", ignore_index=True)
+    frame.insert(0, "episode", np.arange(1, len(frame) + 1))
+    return frame[cols]
 
 
 def read_evaluations(train_dir: str | Path) -> pd.DataFrame:

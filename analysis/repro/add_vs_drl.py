@@ -27,8 +27,9 @@ Steps (each one a function below, so tests can run them on a tiny budget):
    above the random-share reference (``(R_ADD - R_rand) / (R_DRL - R_rand)``), and the
    ratio along training from the periodic evaluations (the evaluation env of every
    agent with the same training seed replays the same episodes, so they are paired).
-5. :func:`plot_learning_curves`: training-episode and periodic-evaluation returns vs
-   environment steps, heuristic levels as reference lines.
+5. :func:`learning_curve_figure`: training-episode and periodic-evaluation returns vs
+   environment steps (:func:`aigcsim.analysis.plots.plot_learning_curves`), heuristic
+   levels as reference lines.
 
 Outputs in ``--out`` (default ``docs/rl``): ``table.csv``, ``table.md``,
 ``runs.csv`` (one row per allocator x training seed x held-out seed),
@@ -524,58 +525,25 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_learning_curves(
-    runs: dict[str, list[Path]],
-    table: pd.DataFrame,
-    synthetic: Sequence[str],
-    window: int = 5,
+def learning_curve_figure(
+    runs: dict[str, list[Path]], table: pd.DataFrame, synthetic: Sequence[str], window: int = 5
 ) -> Any:
-    """Two panels vs environment steps: training-episode returns (rolling mean of
-    ``window``) and periodic-evaluation returns; thin lines per training seed, thick
-    the mean over seeds; dashed: heuristics' mean return on the held-out seeds."""
-    from matplotlib.figure import Figure
+    """:func:`aigcsim.analysis.plots.plot_learning_curves` of every agent's training
+    seeds (thin: per seed, thick: mean), with the heuristics' mean return on the
+    held-out seeds as dashed reference lines."""
+    from aigcsim.analysis.plots import plot_learning_curves
 
-    from aigcsim.analysis.plots import mark_synthetic
-    from aigcsim.analysis.rl_logs import read_evaluations, read_monitor
-
-    fig = Figure(figsize=(11, 4.2), dpi=110)
-    ax_tr, ax_ev = fig.subplots(1, 2)
-    for i, (agent, dirs) in enumerate(runs.items()):
-        color = f"C{i}"
-        evs = []
-        for d in dirs:
-            mon = read_monitor(d)
-            if len(mon):
-                roll = mon["return"].rolling(window, min_periods=1).mean()
-                ax_tr.plot(mon["timesteps"], roll, color=color, alpha=0.6, lw=1.0)
-            ev = read_evaluations(d)
-            if len(ev):
-                ax_ev.plot(ev["timesteps"], ev["mean_return"], color=color, alpha=0.35, lw=0.8)
-                evs.append(ev.set_index("timesteps")["mean_return"])
-        if evs:
-            mean = pd.concat(evs, axis=1).mean(axis=1)
-            ax_ev.plot(mean.index, mean.to_numpy(), "o-", color=color, lw=2, ms=3, label=agent)
-        ax_tr.plot([], [], color=color, label=agent)
     heur = table[table["kind"] != "trained"]
-    for j, (_, r) in enumerate(heur.iterrows()):
-        for ax in (ax_tr, ax_ev):
-            ax.axhline(
-                r["episode_return_mean"],
-                color=f"C{4 + j}",
-                ls="--",
-                lw=1,
-                label=f"{r['allocator']} (held-out)",
-            )
-    ax_tr.set_title(f"training episodes (rolling mean of {window}, per seed)", fontsize=9)
-    ax_ev.set_title("periodic evaluation (deterministic; thin: per seed)", fontsize=9)
-    for ax in (ax_tr, ax_ev):
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("episode return")
-        ax.grid(alpha=0.3)
-    ax_ev.legend(fontsize=7, loc="lower right")
-    mark_synthetic(fig, list(synthetic), "ADD vs DRL baselines: learning curves")
-    fig.subplots_adjust(bottom=0.2)  # room for the synthetic-data note under the x labels
-    return fig
+    references = {
+        f"{r['allocator']} (held-out)": float(r["episode_return_mean"]) for _, r in heur.iterrows()
+    }
+    return plot_learning_curves(
+        runs,
+        window=window,
+        synthetic=list(synthetic),
+        title="ADD vs DRL baselines: learning curves",
+        references=references,
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -621,7 +589,7 @@ def write_outputs(
         f"{note}.\n\n" + markdown_table(table)
     )
     _write_atomic(paths["table_md"], md)
-    fig = plot_learning_curves(runs, table, synthetic)
+    fig = learning_curve_figure(runs, table, synthetic)
     tmp = paths["curves_png"].with_name("learning_curves.partial.png")
     fig.savefig(tmp, dpi=110)
     tmp.replace(paths["curves_png"])

@@ -153,3 +153,37 @@ def test_bands_of_nonnegative_metrics_stop_at_zero() -> None:
     fig = plots.plot_metric_vs_axis(df, "x", "mean_latency_s")
     ys = np.concatenate([p.vertices[:, 1] for p in fig.axes[0].collections[0].get_paths()])
     assert ys.min() == 0.0 and ys.max() > 2.0  # upper edge untouched
+
+
+def test_monitor_of_several_envs_counts_the_whole_runs_steps(tmp_path: Path) -> None:
+    """PPO's 4 envs step together: an episode ending after c steps of its own env ends
+    at 4 c steps of the run (the first env's log alone understated steps 4x)."""
+    d = tmp_path / "ppo4"
+    _write_training_logs(d, [1.0, 2.0], [10, 20])  # env 0: ends at its steps 10, 30
+    for k, (r, n) in enumerate([(5.0, 15), (6.0, 5), (7.0, 40)], start=1):
+        (d / f"env{k}.monitor.csv").write_text(f'#{{"t_start": 0}}\nr,l,t\n{r},{n},0.1\n')
+    mon = read_monitor(d)
+    assert mon["timesteps"].tolist() == [20, 40, 60, 120, 160]
+    assert mon["return"].tolist() == [6.0, 1.0, 5.0, 2.0, 7.0]
+    assert mon["env"].tolist() == [2, 0, 1, 0, 3] and mon["episode"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_learning_curves_of_seed_groups_with_reference_lines(tmp_path: Path) -> None:
+    a, b = tmp_path / "sac-s0", tmp_path / "sac-s1"
+    _write_training_logs(a, [1.0, 2.0], [10, 20])
+    _write_training_logs(b, [3.0, 4.0], [10, 20])
+    np.savez(
+        b / "evaluations.npz",
+        timesteps=np.array([100, 200]),
+        results=np.array([[3.0, 3.0], [8.0, 8.0]]),
+        ep_lengths=np.array([[50, 50], [50, 50]]),
+    )
+    fig = plots.plot_learning_curves(
+        {"sac": [a, b], "ppo": a}, window=1, references={"equal-share": -1.5}
+    )
+    ev_lines = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}
+    # sac: thick line = mean over the two seeds' evaluations (2, 5) and (3, 8)
+    np.testing.assert_allclose(ev_lines["sac"].get_ydata(), [2.5, 6.5])
+    np.testing.assert_allclose(ev_lines["ppo"].get_ydata(), [2.0, 5.0])
+    np.testing.assert_allclose(ev_lines["equal-share"].get_ydata(), [-1.5, -1.5])
+    assert fig.axes[0].get_legend_handles_labels()[1] == ["sac", "ppo", "equal-share"]
