@@ -75,10 +75,15 @@ class UserObserver:
             np.isinf(self.deadline_s), 1.0, self.deadline_s / self.time_scale_s
         )
         t = sim.table
-        self._stream_bits = t.cum_bits.reshape(-1, t.max_units + 1)[:, -1]  # [rows]
+        stream_bits = t.cum_bits.reshape(-1, t.max_units + 1)[:, -1]  # [rows]
+        self._stream_feat = np.log10(1.0 + stream_bits) / 7.0  # [rows], column stream_bits
         cell = sim.scenario.cell
         self._per_user_power = cell.power_mode == "per-user"
         self._duration_s = float(sim.scenario.duration_s)
+        T = self.time_scale_s
+        scales = [1.0, 40.0, 8.0, 8.0, 7.0, T, T, T, 4.0, 4.0, max(self._duration_s, 1e-9)]
+        self._scales = np.array([*scales, 1.0, 1.0, 1.0])[:, None]  # [F, 1] divisors
+        assert self._scales.shape[0] == NUM_FEATURES
         self._arrived = np.zeros(n, dtype=np.int64)
         self._finished = np.zeros(n, dtype=np.int64)
         self._next_id = 0  # requests with smaller ids are counted as arrived
@@ -114,7 +119,11 @@ class UserObserver:
         return queued, at_gpus
 
     def table(self, state: AllocatorState | None) -> np.ndarray:
-        """``[max_users, F]`` float32 user table for ``state`` (all zeros for ``None``)."""
+        """``[max_users, F]`` float32 user table for ``state`` (all zeros for ``None``).
+
+        Vectorised over the ``n`` active users: a fixed number of numpy calls per
+        observation, whatever ``n``.
+        """
         users = np.zeros((self.max_users, NUM_FEATURES), dtype=np.float32)
         queued, at_gpus = self.requests_at_gpus()
         if state is None or state.num_users == 0:
@@ -124,37 +133,48 @@ class UserObserver:
         n = idx.size
         T = self.time_scale_s
         snr_full = state.snr_db
-        se_full = state.spectral_efficiency_bps_hz
+        se_equal = state.spectral_efficiency_bps_hz
+        se_full = se_equal
         if self._per_user_power and n > 1:  # the whole band spreads a link's power n-fold
             se_full = sim.link.spectral_efficiency(snr_full - 10.0 * math.log10(n))
         rate_full = se_full * state.bandwidth_hz
-        with np.errstate(divide="ignore", invalid="ignore"):
-            finish = np.where(rate_full > 0, state.bits_left_total / rate_full, np.inf)
+        bits = state.bits_left_total
+        finish = np.full(n, np.inf)  # [n] s at the whole band; inf in outage
+        np.divide(bits, rate_full, out=finish, where=rate_full > 0)
         slack = state.deadline_slack_s
-        finite_slack = np.where(np.isinf(slack), T, slack)
-        margin = np.where(np.isinf(slack), T, np.where(np.isinf(finish), -T, slack - finish))
-        arrivals_left = max(self._duration_s - state.time_s, 0.0) / max(self._duration_s, 1e-9)
-        feats = np.empty((n, NUM_FEATURES))
-        feats[:, 0] = 1.0
-        feats[:, 1] = state.snr_db / 40.0
-        feats[:, 2] = state.spectral_efficiency_bps_hz / 8.0
-        feats[:, 3] = se_full / 8.0
-        feats[:, 4] = np.log10(1.0 + state.bits_left_total) / 7.0
-        feats[:, 5] = np.minimum(finish, T) / T
-        feats[:, 6] = finite_slack / T
-        feats[:, 7] = margin / T
-        feats[:, 8] = queued[idx] / 4.0
-        feats[:, 9] = at_gpus[idx] / 4.0
-        feats[:, 10] = arrivals_left
-        feats[:, 11] = self._deadline_feat[idx]
-        feats[:, 12] = np.log10(1.0 + self._stream_bits[sim.row[idx]]) / 7.0
-        feats[:, 13] = state.quality_gain_next
-        np.clip(feats, -1.0, 1.0, out=feats)  # every column is finite by construction
-        users[idx] = feats
+        no_deadline = np.isinf(slack)
+        margin = np.where(no_deadline, T, np.where(np.isinf(finish), -T, slack - finish))
+        # row f of ``feats`` holds feature f's numerator; one division by the column
+        # scales (:data:`_SCALES`; 1 for features already scaled, x / 1 == x) and a clip
+        # to [-1, 1] finish the table: a fixed number of numpy calls, whatever n
+        feats = np.empty((NUM_FEATURES, n))  # [F, n]: each feature row contiguous
+        feats[0] = 1.0
+        feats[1] = state.snr_db
+        feats[2] = se_equal
+        feats[3] = se_full
+        feats[4] = np.log10(1.0 + bits)
+        np.minimum(finish, T, out=feats[5])
+        feats[6] = slack
+        np.copyto(feats[6], T, where=no_deadline)
+        feats[7] = margin
+        feats[8] = queued[idx]
+        feats[9] = at_gpus[idx]
+        feats[10] = max(self._duration_s - state.time_s, 0.0)
+        feats[11] = self._deadline_feat[idx]
+        feats[12] = self._stream_feat[sim.row[idx]]
+        feats[13] = state.quality_gain_next
+        feats /= self._scales
+        # every column is finite by construction; two ufuncs are cheaper than np.clip's
+        # Python wrapper and give the same values
+        np.minimum(feats, 1.0, out=feats)
+        np.maximum(feats, -1.0, out=feats)
+        users[idx] = feats.T
         return users
 
     def observe(self, state: AllocatorState | None) -> dict[str, np.ndarray]:
         """``{"users": float32 [max_users * F], "mask": int8 [max_users]}`` for ``state``."""
         users = self.table(state)
-        mask = (users[:, 0] > 0).astype(np.int8)
+        mask = np.zeros(self.max_users, dtype=np.int8)
+        if state is not None:
+            mask[state.user_ids] = 1
         return {"users": users.ravel(), "mask": mask}

@@ -77,14 +77,16 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
         ) from None
     if a.shape != shape:
         raise ValueError(f"action has shape {a.shape}, expected {shape}")
-    bad = ~np.isfinite(a)
-    if bad.any():
+    finite = np.isfinite(a)
+    if not finite.all():
+        bad = ~finite
         where = np.flatnonzero(bad)[:5].tolist()
         raise ValueError(
             f"action has {int(bad.sum())} non-finite entries (NaN or inf) at {where}; "
             f"every entry must be a finite number in [-1, 1]"
         )
-    return np.clip(a, -1.0, 1.0)
+    clipped = np.maximum(a, -1.0)  # a new array (the caller's action is never modified);
+    return np.minimum(clipped, 1.0, out=clipped)  # same values as np.clip, less overhead
 
 
 def logits_to_shares(
