@@ -178,6 +178,22 @@ def quality_column(results: dict[str, dict[str, Any]]) -> str:
     return "mean " + "/".join(sorted(metrics))
 
 
+def _summary_cells(s: dict[str, Any], qkey: str, cell_wide: bool) -> list[str | Text]:
+    """The number cells of one result row (a run's or a user group's); utilisation and
+    Jain are cell-wide figures, blank on group rows (``cell_wide`` False)."""
+    cells: list[str | Text] = [
+        str(s["requests_total"]),
+        _success(s),
+        _fmt(s[qkey], ".3f"),
+        _fmt(s["mean_latency_s"], ".3f"),
+        _fmt(s["p95_latency_s"], ".3f"),
+        _fmt(s["mean_kbytes_sent"], ".2f"),
+    ]
+    if cell_wide:
+        return [*cells, _fmt(s["bandwidth_utilization"], ".1%"), _fmt(s["jain_fairness"], ".3f")]
+    return [*cells, "", ""]
+
+
 def _print_results(results: dict[str, dict[str, Any]]) -> None:
     table = Table(title="aigcsim results (per run and user group)")
     for col in (
@@ -198,31 +214,9 @@ def _print_results(results: dict[str, dict[str, Any]]) -> None:
     for label, s in results.items():
         synthetic.update(s.get("synthetic_encoders", []))
         qkey = "mean_lpips" if "mean_lpips" in s else "mean_quality"
-        table.add_row(
-            label,
-            "all",
-            str(s["requests_total"]),
-            _success(s),
-            _fmt(s[qkey], ".3f"),
-            _fmt(s["mean_latency_s"], ".3f"),
-            _fmt(s["p95_latency_s"], ".3f"),
-            _fmt(s["mean_kbytes_sent"], ".2f"),
-            _fmt(s["bandwidth_utilization"], ".1%"),
-            _fmt(s["jain_fairness"], ".3f"),
-        )
+        table.add_row(label, "all", *_summary_cells(s, qkey, cell_wide=True))
         for g, gs in s["by_group"].items():
-            table.add_row(
-                "",
-                g,
-                str(gs["requests_total"]),
-                _success(gs),
-                _fmt(gs[qkey], ".3f"),
-                _fmt(gs["mean_latency_s"], ".3f"),
-                _fmt(gs["p95_latency_s"], ".3f"),
-                _fmt(gs["mean_kbytes_sent"], ".2f"),
-                "",
-                "",
-            )
+            table.add_row("", g, *_summary_cells(gs, qkey, cell_wide=False))
     console.print(table)
     if synthetic:
         console.print(
