@@ -18,19 +18,22 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import simpy
 
 from aigcsim.kernel.registry import UserInputError
-from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
+from aigcsim.models.optable import OperatingPointTable
 from aigcsim.sim.allocation import ALLOCATORS, Allocator, AllocatorState, check_shares
 from aigcsim.sim.cell import CellChannel
 from aigcsim.sim.channel.noise import thermal_noise_dbm
 from aigcsim.sim.channel.tdl import effective_snr_db
+from aigcsim.sim.delivery import DeliveryState, Index, StreamTable, TickDelivery
+from aigcsim.sim.groups import GroupPlan, GroupPlans, group_sizes
 from aigcsim.sim.harq import transmit
 from aigcsim.sim.link import LINK
 from aigcsim.sim.provider import STEP_TIME
@@ -46,8 +49,8 @@ from aigcsim.sim.reasons import (
 )
 from aigcsim.sim.records import INTERVAL_SCHEMA, REQUEST_SCHEMA, RecordWriter
 from aigcsim.sim.rng import Streams
-from aigcsim.sim.schema import QosConfig, Scenario
-from aigcsim.sim.summary import SummaryAccumulator
+from aigcsim.sim.schema import Scenario
+from aigcsim.sim.summary import RunSummary, SummaryAccumulator
 from aigcsim.sim.table_source import load_source
 from aigcsim.sim.users import ARRIVALS, MOBILITY, PLACEMENT
 
@@ -86,15 +89,7 @@ class Request:
         self.gen_start_s = self.gen_end_s = self.delivery_start_s = float("nan")
 
 
-@dataclass(frozen=True)
-class GroupPlan:
-    """Static facts of one user group, resolved against the table."""
-
-    name: str
-    encoder_index: int
-    qos: QosConfig
-    lower_is_better: bool
-    target_units: np.ndarray  # [I] units needed to reach the target (n if never)
+__all__ = ["GroupPlan", "Request", "Simulation"]
 
 
 class Simulation:
@@ -102,7 +97,9 @@ class Simulation:
 
     Use :meth:`run` for a whole run with the scenario's allocator, or drive it one
     interval at a time with :meth:`observe` / :meth:`apply` (the Gymnasium wrapper
-    does this).
+    does this). ``table`` (optional) replaces the scenario's table source; it is cut
+    down to the groups' encoders unless ``keep_table_encoders`` (then every encoder of
+    ``table`` can be chosen with :meth:`retarget`, and encoder indices are ``table``'s).
     """
 
     def __init__(
@@ -112,44 +109,46 @@ class Simulation:
         table: OperatingPointTable | None = None,
         allocator: Allocator | None = None,
         base_dir: Path | None = None,
+        keep_table_encoders: bool = False,
     ) -> None:
         self.scenario = sc = scenario
         self.streams = Streams(sc.seed)
         self.dt = sc.interval_s
         self.bandwidth_hz = sc.cell.bandwidth_hz
+        self.packet_bits = sc.link.packet_bits
+        # the table and the groups' plans on it
         encoder_ids = list(dict.fromkeys(g.encoder for g in sc.users.groups))
-        self.table = (
-            table.select(encoder_ids)
-            if table is not None
-            else load_source(sc.table, encoder_ids, base_dir)
-        )
-        self._setup_table()
+        if table is None:
+            table = load_source(sc.table, encoder_ids, base_dir)
+        elif not keep_table_encoders:
+            table = table.select(encoder_ids)
+        self.table = table
+        self.groups = GroupPlans.build(sc, table)
+        self.plans: list[GroupPlan] = self.groups.plans
+        self.group_names = self.groups.names
+        self.streams_table = StreamTable(table, sc.qos.metric)
+        self.num_images = self.streams_table.num_images
+        self.num_encoders = self.streams_table.num_encoders
+        # users, their channels, the link and the allocator
         self._setup_users()
         self.channel = CellChannel(
             sc.cell, self.positions_m, self.streams["shadowing"], self.streams["fading"]
         )
         self.link = LINK.build(sc.link.model.name, sc.link.model.params)
-        cell = sc.cell
-        self._uniform_psd = cell.power_mode != "per-user"  # total-power: a fixed PSD
-        # SNR = gain + offset - 10 log10(B) (per-user power) or gain + offset (uniform PSD)
-        noise_1hz_dbm = float(thermal_noise_dbm(1.0, cell.noise_figure_db))
-        self._snr_offset_db = (
-            cell.tx_power_dbm
-            - noise_1hz_dbm
-            - (10.0 * math.log10(cell.bandwidth_hz) if self._uniform_psd else 0.0)
-        )
+        self._uniform_psd = sc.cell.power_mode != "per-user"  # total-power: a fixed PSD
+        self._snr_offset_db = _snr_offset_db(sc, self._uniform_psd)
         self.allocator = allocator or ALLOCATORS.build(
             sc.allocator.name, sc.allocator.params, rng=self.streams["allocator"]
         )
-        self.packet_bits = sc.link.packet_bits
-        self._setup_delivery_state()
+        self.delivery = DeliveryState.empty(self.num_users, sc.link.harq_max_retx)
+        # the provider and the requests
         self.env = simpy.Environment()
+        self._edf = sc.provider.discipline == "edf"
         self.servers: simpy.Resource = (
             simpy.PriorityResource(self.env, capacity=sc.provider.servers)
-            if sc.provider.discipline == "edf"
+            if self._edf
             else simpy.Resource(self.env, capacity=sc.provider.servers)
         )
-        self._edf = sc.provider.discipline == "edf"
         self._step_time = STEP_TIME.build(sc.provider.step_time.name, sc.provider.step_time.params)
         self._gen_rng = self.streams["generation"]
         self._img_rng = self.streams["images"]
@@ -158,19 +157,18 @@ class Simulation:
         self.user_queue: list[deque[Request]] = [deque() for _ in range(self.num_users)]
         self.current: list[Request | None] = [None] * self.num_users
         self._next_request_id = 0
+        # outputs
         self.summary = SummaryAccumulator(self.num_users, self.group_names, sc.qos.metric)
         self.out_dir = out_dir
         self._writers: list[RecordWriter] = []
+        self.requests_out: RecordWriter | None = None
+        self.intervals_out: RecordWriter | None = None
         if out_dir is not None:
             self.requests_out = self._writer(out_dir / "requests.parquet", REQUEST_SCHEMA)
-            self.intervals_out = (
-                self._writer(out_dir / "intervals.parquet", INTERVAL_SCHEMA)
-                if sc.output.intervals
-                else None
-            )
-        else:
-            self.requests_out = self.intervals_out = None
-        self._arrival_images = self._img_rng.integers(0, len(self.table.image_ids), size=4096)
+            if sc.output.intervals:
+                self.intervals_out = self._writer(out_dir / "intervals.parquet", INTERVAL_SCHEMA)
+        # arrivals
+        self._arrival_images = self._img_rng.integers(0, self.num_images, size=4096)
         self._arrival_image_pos = 0
         for g, users in enumerate(self.group_users):
             spec = sc.users.groups[g].arrivals or sc.users.arrivals
@@ -180,69 +178,24 @@ class Simulation:
             self.env.process(self._arrivals(arrivals.events(sc.duration_s), g))
         self.finish_listeners: list[Callable[[Request, str, float], None]] = []
         """Called as ``listener(request, failure_reason, quality)`` when a request ends."""
+        self.delivery_listeners: list[Callable[[int, Request], None]] = []
+        """Called as ``listener(user, request)`` when a request becomes a user's current
+        delivery, before it sends anything (a listener may :meth:`retarget` it)."""
         self.last_used_share = 0.0
         """Fraction of the band used in the last interval."""
         self.tick_index = 0
         self.time_s = 0.0
-        self._pending_state: tuple | None = None
+        self._observed = False
+        self._tick: TickDelivery | None = None
         attach = getattr(self.allocator, "attach", None)
         if callable(attach):  # allocators that observe the run (the trained-policy allocator)
             attach(self)
 
     # ------------------------------------------------------------------ set-up
-    def _writer(self, path: Path, schema) -> RecordWriter:
+    def _writer(self, path: Path, schema: pa.Schema) -> RecordWriter:
         w = RecordWriter(path, schema, self.scenario.output.chunk_rows)
         self._writers.append(w)
         return w
-
-    def _setup_table(self) -> None:
-        t, sc = self.table, self.scenario
-        self.num_images = len(t.image_ids)
-        self.num_encoders = len(t.encoders)
-        u1 = t.max_units + 1
-        self._row_len = u1
-        cum = t.cum_bits.reshape(-1, u1)  # [R, U+1]
-        self._cum_flat = cum.ravel()
-        self._big = float(cum.max()) + 1.0
-        self._cum_key = (cum + np.arange(cum.shape[0])[:, None] * self._big).ravel()
-        self._num_units_flat = t.num_units.ravel()
-        self._total_bits_flat = cum[:, -1].copy()
-        self._dec_flat = t.decode_time_s.ravel()
-        # plain-Python copies for per-request bookkeeping (no numpy scalars there)
-        self._image_ids = list(t.image_ids)
-        self._encoder_ids = list(t.encoder_ids)
-        self._synthetic = t.synthetic.tolist()
-        self._num_units_list = self._num_units_flat.tolist()
-        self._metric = sc.qos.metric
-        self._loss_tolerant = np.array([e.loss_tolerant for e in t.encoders])
-        self._any_loss_tolerant = bool(self._loss_tolerant.any())
-        # analog payloads: the stream's last unit occupies complex channel uses
-        self._analog_uses_flat = t.analog_channel_uses.ravel()  # [R]
-        self._analog_uses_list = self._analog_uses_flat.tolist()
-        self._any_analog = bool((self._analog_uses_flat > 0).any())
-        self._analog_grid_db = t.analog_snr_db
-        metric = sc.qos.metric
-        self.group_names, self.plans = [], []
-        for g in sc.users.groups:
-            qos = g.qos or sc.qos
-            if qos.metric != metric:
-                raise UserInputError(
-                    f"users.groups '{g.name}': qos.metric '{qos.metric}' differs from the "
-                    f"scenario's '{metric}'; one metric per run"
-                )
-            e = t.encoder_index(g.encoder)
-            q = t.metric(metric)[:, e, :]  # [I, U+1]
-            lower = LOWER_IS_BETTER.get(metric, True)
-            meets = q <= qos.target if lower else q >= qos.target
-            n = t.num_units[:, e]
-            first = np.where(meets.any(axis=1), meets.argmax(axis=1), n)
-            target_units = np.minimum(first, n) if qos.stop_at_target else n.copy()
-            self.group_names.append(g.name)
-            self.plans.append(GroupPlan(g.name, e, qos, lower, target_units))
-        self._q_flat = t.metric(metric).ravel()
-        if self._any_analog:
-            self._analog_q = t.analog_quality[metric].reshape(-1, t.analog_snr_db.size)
-        self._lower_is_better = LOWER_IS_BETTER.get(metric, True)  # one metric per run
 
     def _setup_users(self) -> None:
         sc = self.scenario
@@ -260,31 +213,25 @@ class Simulation:
             min_distance_m=sc.cell.min_distance_m,
             rng=self.streams["mobility"],
         )
-        sizes = _group_sizes(sc)
+        sizes = group_sizes(sc)
         self.user_group = np.repeat(np.arange(len(sizes)), sizes)
         self.group_users = [np.flatnonzero(self.user_group == g) for g in range(len(sizes))]
 
-    def _setup_delivery_state(self) -> None:
-        n, r = self.num_users, self.scenario.link.harq_max_retx
-        self.active = np.zeros(n, dtype=bool)
-        self.row = np.zeros(n, dtype=np.int64)  # flat (image, encoder) row
-        self.bits_done = np.zeros(n)  # acked bits (+ erased bits if loss-tolerant)
-        self.erased_bits = np.zeros(n)
-        self.k_sent = np.zeros(n, dtype=np.int64)  # complete units sent
-        self.k_rx = np.zeros(n, dtype=np.int64)  # units received (< k_sent after erasures)
-        self.target_units = np.zeros(n, dtype=np.int64)
-        self.loss_tolerant = np.zeros(n, dtype=bool)
-        self.lower_better = np.zeros(n, dtype=bool)
-        self.q_target = np.zeros(n)
-        self.deadline = np.full(n, np.inf)
-        self.carry_bits = np.zeros(n)
-        self.harq = np.zeros((n, r), dtype=np.int64)
-        self.packets_tx = np.zeros(n, dtype=np.int64)
-        self.packets_dropped = np.zeros(n, dtype=np.int64)
-        self.avg_throughput = np.zeros(n)
-        self.analog_left = np.zeros(n)  # complex channel uses of the analog unit still to send
-        self.analog_sent = np.zeros(n)  # complex channel uses sent
-        self.analog_mse = np.zeros(n)  # sum over channel uses of the LMMSE 1 / (1 + SNR)
+    # ------------------------------------------------- delivery state (read-only views)
+    @property
+    def active(self) -> np.ndarray:
+        """``[U]`` bool: users with a current request (``delivery.active``)."""
+        return self.delivery.active
+
+    @property
+    def row(self) -> np.ndarray:
+        """``[U]`` flat (image, encoder) row of each user's current request."""
+        return self.delivery.row
+
+    @property
+    def bits_done(self) -> np.ndarray:
+        """``[U]`` bits of each user's current stream acknowledged (or erased)."""
+        return self.delivery.bits_done
 
     # --------------------------------------------------------------- processes
     def _next_image(self) -> int:
@@ -295,7 +242,9 @@ class Simulation:
         self._arrival_image_pos += 1
         return image
 
-    def _arrivals(self, events, group: int):
+    def _arrivals(
+        self, events: Iterator[tuple[float, int]], group: int
+    ) -> Generator[simpy.Event, Any, None]:
         env = self.env
         plan = self.plans[group]
         deadline_s = plan.qos.deadline_s
@@ -328,8 +277,11 @@ class Simulation:
         Event callbacks rather than a process per request: the same queueing, fewer
         SimPy events per request.
         """
+        slot: simpy.Event
         if self._edf:
-            slot = self.servers.request(priority=req.deadline_s)
+            assert isinstance(self.servers, simpy.PriorityResource)
+            # earlier deadline first; simpy compares priorities, floats work (stubs: int)
+            slot = self.servers.request(priority=req.deadline_s)  # type: ignore[arg-type]
         else:
             slot = self.servers.request()
         slot.callbacks.append(lambda _ev: self._on_server(req, slot))
@@ -337,7 +289,7 @@ class Simulation:
     def _on_server(self, req: Request, slot: simpy.Event) -> None:
         env = self.env
         if env.now >= req.deadline_s:
-            self.servers.release(slot)
+            self.servers.release(slot)  # type: ignore[arg-type]
             self._finish(req, env.now, 0, 0, 0.0, EXPIRED_IN_QUEUE)
             return
         req.gen_start_s = env.now
@@ -347,12 +299,12 @@ class Simulation:
     def _on_generated(self, req: Request, slot: simpy.Event) -> None:
         env = self.env
         req.gen_end_s = env.now
-        self.servers.release(slot)
+        self.servers.release(slot)  # type: ignore[arg-type]
         if env.now >= req.deadline_s:
             self._finish(req, env.now, 0, 0, 0.0, EXPIRED_IN_GENERATION)
             return
         self.user_queue[req.user].append(req)
-        if not self.active[req.user]:
+        if not self.delivery.active[req.user]:
             self._start_next(req.user, env.now)
 
     def _start_next(self, u: int, now: float) -> None:
@@ -366,22 +318,50 @@ class Simulation:
             plan = self.plans[req.group]
             req.delivery_start_s = now
             self.current[u] = req
-            self.active[u] = True
-            self.row[u] = req.image * self.num_encoders + req.encoder
-            self.bits_done[u] = self.erased_bits[u] = self.carry_bits[u] = 0.0
-            self.k_sent[u] = self.k_rx[u] = 0
-            self.target_units[u] = plan.target_units[req.image]
-            self.loss_tolerant[u] = self._loss_tolerant[req.encoder]
-            self.lower_better[u] = plan.lower_is_better
-            self.q_target[u] = plan.qos.target
-            self.deadline[u] = req.deadline_s
-            self.harq[u] = 0
-            self.packets_tx[u] = self.packets_dropped[u] = 0
-            self.analog_left[u] = self._analog_uses_list[self.row[u]]
-            self.analog_sent[u] = self.analog_mse[u] = 0.0
+            row = self.streams_table.row(req.image, req.encoder)
+            self.delivery.start(
+                u,
+                row,
+                plan.target_units[req.image],
+                self.streams_table.loss_tolerant[req.encoder],
+                plan.lower_is_better,
+                plan.qos.target,
+                req.deadline_s,
+                self.streams_table.analog_uses_list[row],
+            )
+            for listener in self.delivery_listeners:
+                listener(u, req)
             return
         self.current[u] = None
-        self.active[u] = False
+        self.delivery.stop(u)
+
+    def retarget(self, user: int, encoder_index: int) -> None:
+        """Send ``user``'s current request, not yet sending, with encoder ``encoder_index``
+        (an index into ``table.encoders``) instead: its stream row, target units (the
+        group's QoS rule on the new encoder), loss tolerance and analog payload change.
+
+        Between :meth:`observe` and :meth:`apply`, call :meth:`reobserve` afterwards.
+
+        Raises:
+            ValueError: ``user`` has no current request, it already started sending, or
+                ``encoder_index`` is out of range.
+        """
+        req = self.current[user]
+        if req is None:
+            raise ValueError(f"user {user} has no current request")
+        if not 0 <= encoder_index < self.num_encoders:
+            raise ValueError(f"encoder_index {encoder_index} not in [0, {self.num_encoders})")
+        if self.delivery.has_sent(user):
+            raise ValueError(f"user {user}'s request {req.request_id} already started sending")
+        req.encoder = encoder_index
+        row = self.streams_table.row(req.image, encoder_index)
+        self.delivery.retarget(
+            user,
+            row,
+            int(self.groups.units_for(req.group, encoder_index)[req.image]),
+            bool(self.streams_table.loss_tolerant[encoder_index]),
+            self.streams_table.analog_uses_list[row],
+        )
 
     # ------------------------------------------------------------ bookkeeping
     def _finish(
@@ -396,12 +376,12 @@ class Simulation:
         decode_s: float = 0.0,
     ) -> None:
         """Record a request's outcome and forget it."""
-        row = req.image * self.num_encoders + req.encoder
-        base = row * self._row_len
-        quality = float(self._q_flat[base + units_rx])
+        st = self.streams_table
+        row = st.row(req.image, req.encoder)
+        quality = float(st.q_flat[row * st.row_len + units_rx])
         uses, snr_eff_db = self._analog_outcome(req)
-        if snr_eff_db is not None and units_rx == self._num_units_list[row]:
-            quality = float(np.interp(snr_eff_db, self._analog_grid_db, self._analog_q[row]))
+        if snr_eff_db is not None and units_rx == st.num_units_list[row]:
+            quality = float(np.interp(snr_eff_db, st.analog_grid_db, st.analog_q[row]))
         plan = self.plans[req.group]
         met = quality <= plan.qos.target if plan.lower_is_better else quality >= plan.qos.target
         completion = end_s + decode_s
@@ -421,9 +401,9 @@ class Simulation:
                     req.request_id,
                     req.user,
                     self.group_names[req.group],
-                    self._image_ids[req.image],
-                    self._encoder_ids[req.encoder],
-                    self._synthetic[req.image][req.encoder],
+                    st.image_ids[req.image],
+                    st.encoder_ids[req.encoder],
+                    st.synthetic[req.image][req.encoder],
                     req.scored,
                     req.arrival_s,
                     req.deadline_s,
@@ -433,13 +413,13 @@ class Simulation:
                     end_s,
                     completion,
                     latency,
-                    self._num_units_list[row],
+                    st.num_units_list[row],
                     units_sent,
                     units_rx,
                     bits,
                     packets[0],
                     packets[1],
-                    self._metric,
+                    st.metric,
                     quality,
                     plan.qos.target,
                     bool(met),
@@ -458,11 +438,13 @@ class Simulation:
         channel uses ``j`` (see docs/simulation-model.md). ``None`` (a null in the
         results) without analog uses sent.
         """
-        u = req.user
-        if not self._any_analog or self.current[u] is not req or self.analog_sent[u] <= 0:
+        u, d = req.user, self.delivery
+        if not self.streams_table.any_analog or self.current[u] is not req:
             return 0.0, None
-        sent = float(self.analog_sent[u])
-        mse = float(self.analog_mse[u]) / sent
+        if d.analog_sent[u] <= 0:
+            return 0.0, None
+        sent = float(d.analog_sent[u])
+        mse = float(d.analog_mse[u]) / sent
         snr_eff = 1.0 / mse - 1.0
         return sent, (10.0 * math.log10(snr_eff) if snr_eff > 0 else -math.inf)
 
@@ -490,19 +472,15 @@ class Simulation:
         if self._uniform_psd:
             return gain_db + self._snr_offset_db
         if isinstance(bandwidth_hz, float):
-            noise_db = 10.0 * math.log10(bandwidth_hz)
+            flat_noise_db: float | np.ndarray = 10.0 * math.log10(bandwidth_hz)
         else:
-            noise_db = 10.0 * np.log10(bandwidth_hz)
-        return gain_db + (self._snr_offset_db - noise_db)
+            flat_noise_db = 10.0 * np.log10(bandwidth_hz)
+        return np.asarray(gain_db + (self._snr_offset_db - flat_noise_db))
 
     def prefix_quality(self, users: np.ndarray) -> np.ndarray:
         """``[n]`` quality of the received prefix of each of ``users``' current request."""
-        return self._q_flat[self.row[users] * self._row_len + self.k_rx[users]]
-
-    def _units(self, rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
-        """``[n]`` complete units contained in the first ``bits`` of each row's stream."""
-        pos = np.searchsorted(self._cum_key, bits + rows * self._big, side="right") - 1
-        return np.minimum(pos - rows * self._row_len, self._num_units_flat[rows])
+        d = self.delivery
+        return self.streams_table.quality(d.row[users], d.k_rx[users])
 
     def observe(self) -> AllocatorState | None:
         """Advance to the next tick and return the allocator state (None: nobody active).
@@ -528,178 +506,177 @@ class Simulation:
         drawn: small-scale fading was already evaluated at this tick. Call it between
         :meth:`observe` and :meth:`apply`.
         """
-        if self._pending_state is None:
+        if not self._observed:
             raise RuntimeError("reobserve() called without observe()")
         return self._state_at_tick()
 
     def _state_at_tick(self) -> AllocatorState | None:
         """The allocator state at ``time_s`` (users, channels and clock already there)."""
+        self._observed = True
         t = self.time_s
-        idx = np.flatnonzero(self.active)
+        d, st = self.delivery, self.streams_table
+        idx = np.flatnonzero(d.active)
         if idx.size == 0:
-            self._pending_state = (idx, None)
+            self._tick = None
             return None
+        sel: Index = slice(None) if idx.size == self.num_users else idx  # all: views
         gain_db = self.channel.gain_db(idx)
-        snr_ref = self._snr_db(gain_db, float(self.bandwidth_hz / idx.size))
+        ref_bw = float(self.bandwidth_hz / idx.size)
+        snr_ref = self._snr_db(gain_db, ref_bw)
         se_ref = self.link.spectral_efficiency(snr_ref)
         subband_se = None
         if gain_db.ndim == 2:  # subbands: per-subband SE at the reference share
-            ref_bw = float(self.bandwidth_hz / idx.size)
             subband_se = self.link.spectral_efficiency(
                 self._snr_db(gain_db, ref_bw, per_subband=True)
             )
-        rows = self.row[idx]
-        base = rows * self._row_len
-        done = self.bits_done[idx]
-        lt = self.loss_tolerant[idx]
-        erased = self.erased_bits[idx]
-        k_sent = self.k_sent[idx]
-        k_rx = self.k_rx[idx]
-        total = self._total_bits_flat[rows]
-        n_units = self._num_units_flat[rows]
-        target_bits = np.minimum(self._cum_flat[base + self.target_units[idx]] + erased, total)
-        next_unit = np.minimum(k_sent + 1, n_units)
-        q_now = self._q_flat[base + k_rx]
-        q_next = self._q_flat[base + np.minimum(k_rx + 1, n_units)]
-        gain = q_now - q_next if self._lower_is_better else q_next - q_now
+        rows = d.row[sel]
+        base = rows * st.row_len
+        done = d.bits_done[sel]
+        erased = d.erased_bits[sel]
+        total = st.total_bits_flat[rows]
+        n_units = st.num_units_flat[rows]
+        target_base = base + d.target_units[sel]
+        target_bits = np.minimum(st.cum_flat[target_base] + erased, total)
+        next_unit = np.minimum(d.k_sent[sel] + 1, n_units)
+        k_rx = d.k_rx[sel]
+        q_now = st.q_flat[base + k_rx]
+        q_next = st.q_flat[base + np.minimum(k_rx + 1, n_units)]
+        gain = q_now - q_next if st.lower_is_better else q_next - q_now
         L = self.packet_bits
-        harq = self.harq[idx]
+        harq = d.harq[sel]
         in_flight = harq.sum(axis=1) * L
         new_packets = np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / L)
         # an analog unit's demand, as the bits its channel uses would carry at the
         # reference spectral efficiency (same band-time), so allocators see it
-        analog_bits_equiv = (
-            self.analog_left[idx] * se_ref if self._any_analog else np.zeros(idx.size)
-        )
+        analog_bits_equiv = d.analog_left[sel] * se_ref if st.any_analog else np.zeros(idx.size)
+        avg_throughput = d.avg_throughput[sel]
         state = AllocatorState(
             user_ids=idx,
             snr_db=snr_ref,
             spectral_efficiency_bps_hz=se_ref,
-            bits_left_unit=np.maximum(self._cum_flat[base + next_unit] - done, 0.0)
+            bits_left_unit=np.maximum(st.cum_flat[base + next_unit] - done, 0.0)
             + analog_bits_equiv,
             # whole packets: what the link must carry to finish (pending retransmissions too)
             bits_left_total=new_packets * L + in_flight + analog_bits_equiv,
             quality_gain_next=np.maximum(gain, 0.0),
-            deadline_slack_s=self.deadline[idx] - t,
-            avg_throughput_bps=self.avg_throughput[idx],
+            deadline_slack_s=d.deadline[sel] - t,
+            # a copy when ``sel`` is a view: apply() updates the average in place
+            avg_throughput_bps=avg_throughput.copy() if idx is not sel else avg_throughput,
             bandwidth_hz=self.bandwidth_hz,
             interval_s=self.dt,
             subband_spectral_efficiency_bps_hz=subband_se,
             time_s=t,
-            decode_time_s=self._dec_flat[base + self.target_units[idx]],
+            decode_time_s=st.decode_flat[target_base],
         )
-        self._pending_state = (
-            idx,
-            (
-                gain_db,
-                rows,
-                base,
-                lt,
-                done,
-                erased,
-                total,
-                harq,
-                new_packets.astype(np.int64),
-                snr_ref,
-            ),
+        self._tick = TickDelivery(
+            users=idx,
+            sel=sel,
+            gain_db=gain_db,
+            snr_ref_db=snr_ref,
+            rows=rows,
+            base=base,
+            loss_tolerant=d.loss_tolerant[sel],
+            done=done,
+            erased=erased,
+            total=total,
+            harq=harq,
+            new_packets=new_packets.astype(np.int64),
         )
         return state
 
     def apply(self, shares: np.ndarray | None) -> None:
         """Transmit for one interval with ``shares`` ``[n]`` of the last observed state."""
-        if self._pending_state is None:
+        if not self._observed:
             raise RuntimeError("apply() called without observe()")
-        idx, cache = self._pending_state
-        self._pending_state = None
+        self._observed = False
+        tick, self._tick = self._tick, None
         t = self.time_s
-        if cache is None:
+        if tick is None:
             self._record_interval(t, 0, 0.0, 0.0, 0, None)
             self.tick_index += 1
             return
-        gain_db, rows, base, lt, done, erased, total, harq, new_packets, snr_ref = cache
-        shares = check_shares(shares, idx.size, self.channel.num_subbands)
+        d, st = self.delivery, self.streams_table
+        idx, sel = tick.users, tick.sel
+        rows, base, lt, total = tick.rows, tick.base, tick.loss_tolerant, tick.total
+        shares = check_shares(
+            np.asarray(shares, dtype=np.float64), idx.size, self.channel.num_subbands
+        )
         weights = None
         if shares.ndim == 2:  # [n, N] subband shares: a user's band is their mean
             weights, shares = shares, shares.mean(axis=1)
+        # the link: SNR and SE at the share given, packets, errors and HARQ
         L = self.packet_bits
         bw = shares * self.bandwidth_hz
         served = bw > 0
-        snr = np.where(served, self._snr_db(gain_db, np.where(served, bw, 1.0), weights), -np.inf)
+        snr = np.where(
+            served, self._snr_db(tick.gain_db, np.where(served, bw, 1.0), weights), -np.inf
+        )
         se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
-        capacity = bw * self.dt * se + self.carry_bits[idx]
+        capacity = bw * self.dt * se + d.carry_bits[sel]
         budget = np.floor(capacity / L).astype(np.int64)
         per = self.scenario.link.packet_error_rate
         if per is not None:
             bler = np.full(idx.size, per)
         else:
             bler = np.where(served, self.link.block_error_rate(snr, se, L), 1.0)
-        tx = transmit(budget, new_packets, harq, bler, self._err_rng)
-        self.harq[idx] = tx.pending
+        tx = transmit(budget, tick.new_packets, tick.harq, bler, self._err_rng)
+        d.harq[sel] = tx.pending
         backlogged = tx.transmissions == budget
-        self.carry_bits[idx] = np.where(backlogged, capacity - budget * L, 0.0)
+        d.carry_bits[sel] = np.where(backlogged, capacity - budget * L, 0.0)
         good_bits = tx.delivered * float(L)
         lost_bits = tx.dropped * float(L)
-        if self._any_loss_tolerant:
+        erased = tick.erased
+        if st.any_loss_tolerant:
             lost_lt = np.where(lt, lost_bits, 0.0)
-            done = np.minimum(done + good_bits + lost_lt, total)
+            done = np.minimum(tick.done + good_bits + lost_lt, total)
             erased = erased + lost_lt
         else:
-            done = np.minimum(done + good_bits, total)
-        self.bits_done[idx] = done
-        self.erased_bits[idx] = erased
-        self.packets_tx[idx] += tx.transmissions
-        self.packets_dropped[idx] += tx.dropped
+            done = np.minimum(tick.done + good_bits, total)
+        d.bits_done[sel] = done
+        d.erased_bits[sel] = erased
+        d.packets_tx[sel] += tx.transmissions
+        d.packets_dropped[sel] += tx.dropped
         delivered_bits = np.minimum(good_bits, total)
         beta = min(1.0, self.dt / self.scenario.throughput_window_s)
-        self.avg_throughput[idx] += beta * (delivered_bits / self.dt - self.avg_throughput[idx])
-        analog_frac = None
-        if self._any_analog:
+        d.avg_throughput[sel] += beta * (delivered_bits / self.dt - d.avg_throughput[sel])
+        analog_frac = analog_pending = None
+        if st.any_analog:
             analog_frac, analog_pending = self._send_analog(
-                idx, rows, done, total, tx.pending, capacity, tx.transmissions * L, bw, snr, se,
+                sel, rows, done, total, tx.pending, capacity, tx.transmissions * L, bw, snr, se,
                 beta,
             )  # fmt: skip
-        k_sent = self._units(rows, done)
-        if analog_frac is not None:  # the analog unit counts once all its uses are sent
-            k_cap = self._num_units_flat[rows] - 1
+        # units sent and received (bits only grow within a request: search from the last)
+        k_sent = st.units_from(rows, base, done, d.k_sent[sel])
+        if analog_pending is not None:  # the analog unit counts once all its uses are sent
+            k_cap = st.num_units_flat[rows] - 1
             k_sent = np.where(analog_pending, np.minimum(k_sent, k_cap), k_sent)
         k_rx = k_sent
-        if self._any_loss_tolerant and lt.any():
-            k_rx = np.where(lt, self._units(rows, np.maximum(done - erased, 0.0)), k_sent)
-        self.k_sent[idx] = k_sent
-        self.k_rx[idx] = k_rx
-        q = self._q_flat[base + k_rx]
-        met = q <= self.q_target[idx] if self._lower_is_better else q >= self.q_target[idx]
+        if st.any_loss_tolerant and lt.any():
+            k_rx = k_sent.copy()
+            k_rx[lt] = st.units_from(
+                rows[lt], base[lt], np.maximum(done - erased, 0.0)[lt], d.k_rx[sel][lt]
+            )
+        d.k_sent[sel] = k_sent
+        d.k_rx[sel] = k_rx
+        # requests that end this interval
+        q = st.q_flat[base + k_rx]
+        q_target = d.q_target[sel]
+        met = q <= q_target if st.lower_is_better else q >= q_target
         all_sent = (done >= total) & (tx.pending.sum(axis=1) == 0)
-        if analog_frac is not None:
+        if analog_pending is not None:
             all_sent &= ~analog_pending
-        at_target = (k_rx >= self.target_units[idx]) & met
+        at_target = (k_rx >= d.target_units[sel]) & met
         finished = all_sent | at_target
         end = t + self.dt
-        expired = ~finished & (end >= self.deadline[idx])
+        expired = ~finished & (end >= d.deadline[sel])
         used_fraction = np.where(
             capacity > 0, np.minimum(tx.transmissions * L / np.maximum(capacity, 1e-9), 1.0), 0.0
         )
         if analog_frac is not None:
             used_fraction = np.minimum(used_fraction + analog_frac, 1.0)
-        for j in np.flatnonzero(finished | expired).tolist():
-            u = int(idx[j])
-            req = self.current[u]
-            if finished[j]:
-                end_s = t + self.dt * float(used_fraction[j])
-                reason, decode = SUCCESS, float(self._dec_flat[base[j] + k_rx[j]])
-            else:
-                end_s, reason, decode = end, DEADLINE, 0.0
-            self._finish(
-                req,
-                end_s,
-                int(k_sent[j]),
-                int(k_rx[j]),
-                float(done[j]),
-                reason,
-                (int(self.packets_tx[u]), int(self.packets_dropped[u])),
-                decode,
-            )
-            self._start_next(u, end_s)
+        ending = np.flatnonzero(finished | expired)
+        if ending.size:
+            self._end_deliveries(ending, idx, finished, used_fraction, base, k_sent, k_rx, done)
         used_share = float((shares * used_fraction).sum())
         self._record_interval(
             t,
@@ -707,13 +684,51 @@ class Simulation:
             used_share,
             float(delivered_bits.sum()),
             int(tx.dropped.sum()),
-            float(np.mean(snr_ref)) if self.intervals_out is not None else None,
+            float(np.mean(tick.snr_ref_db)) if self.intervals_out is not None else None,
         )
         self.tick_index += 1
 
+    def _end_deliveries(
+        self,
+        ending: np.ndarray,
+        users: np.ndarray,
+        finished: np.ndarray,
+        used_fraction: np.ndarray,
+        base: np.ndarray,
+        k_sent: np.ndarray,
+        k_rx: np.ndarray,
+        done: np.ndarray,
+    ) -> None:
+        """Finish the deliveries at positions ``ending`` of this tick's ``users`` (all
+        arrays ``[n]`` over them) and start each user's next request: a finished one
+        ends when its last packet went out, an expired one at the interval's end."""
+        t, d, st = self.time_s, self.delivery, self.streams_table
+        end = t + self.dt
+        for j, u, fin, frac, b, ks, kr, bits in zip(
+            ending.tolist(),
+            users[ending].tolist(),
+            finished[ending].tolist(),
+            used_fraction[ending].tolist(),
+            base[ending].tolist(),
+            k_sent[ending].tolist(),
+            k_rx[ending].tolist(),
+            done[ending].tolist(),
+            strict=True,
+        ):
+            req = self.current[u]
+            assert req is not None, f"user {u} (tick position {j}) is active without a request"
+            if fin:
+                end_s = t + self.dt * frac
+                reason, decode = SUCCESS, float(st.decode_flat[b + kr])
+            else:
+                end_s, reason, decode = end, DEADLINE, 0.0
+            packets = (int(d.packets_tx[u]), int(d.packets_dropped[u]))
+            self._finish(req, end_s, ks, kr, bits, reason, packets, decode)
+            self._start_next(u, end_s)
+
     def _send_analog(
         self,
-        idx: np.ndarray,
+        sel: Index,
         rows: np.ndarray,
         done: np.ndarray,
         total: np.ndarray,
@@ -725,7 +740,7 @@ class Simulation:
         se: np.ndarray,
         beta: float,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Send analog units for one interval; all arrays ``[n]`` over ``idx``.
+        """Send analog units for one interval; all arrays ``[n]`` over the users ``sel``.
 
         A user whose digital units are all acknowledged (``done >= total``, nothing
         pending) spends the rest of its interval, ``share * B * dt`` complex channel uses
@@ -739,14 +754,15 @@ class Simulation:
             ``(fraction of the interval used by analog symbols [n], analog unit still
             pending [n] bool)``.
         """
-        left = self.analog_left[idx]
+        d, st = self.delivery, self.streams_table
+        left = d.analog_left[sel]
         digital_done = (done >= total) & (pending.sum(axis=1) == 0) & (left > 0)
-        last = self._num_units_flat[rows] - 1  # the analog unit's index
-        q_prefix = self._q_flat[rows * self._row_len + last]
-        target = self.q_target[idx]
-        met = q_prefix <= target if self._lower_is_better else q_prefix >= target
-        digital_done &= ~((self.target_units[idx] <= last) & met)  # done at the target
-        frac = np.zeros(idx.size)
+        last = st.num_units_flat[rows] - 1  # the analog unit's index
+        q_prefix = st.q_flat[rows * st.row_len + last]
+        target = d.q_target[sel]
+        met = q_prefix <= target if st.lower_is_better else q_prefix >= target
+        digital_done &= ~((d.target_units[sel] <= last) & met)  # done at the target
+        frac = np.zeros(rows.size)
         if digital_done.any():
             dig_frac = np.where(
                 capacity > 0, np.minimum(digital_bits / np.maximum(capacity, 1e-9), 1.0), 0.0
@@ -755,12 +771,12 @@ class Simulation:
             avail = np.where(digital_done, uses_interval * (1.0 - dig_frac), 0.0)
             sent = np.minimum(left, avail)
             snr_lin = np.where(sent > 0, 10.0 ** (np.where(sent > 0, snr, 0.0) / 10.0), 0.0)
-            self.analog_mse[idx] += sent / (1.0 + snr_lin)
-            self.analog_sent[idx] += sent
+            d.analog_mse[sel] += sent / (1.0 + snr_lin)
+            d.analog_sent[sel] += sent
             left = left - sent
-            self.analog_left[idx] = left
+            d.analog_left[sel] = left
             frac = np.where(uses_interval > 0, sent / np.maximum(uses_interval, 1e-300), 0.0)
-            self.avg_throughput[idx] += beta * sent * se / self.dt
+            d.avg_throughput[sel] += beta * sent * se / self.dt
         return frac, left > 0
 
     def _record_interval(
@@ -798,8 +814,8 @@ class Simulation:
             return True
         return t >= sc.duration_s + sc.max_drain_s
 
-    def run(self, progress: Callable[[float, float], None] | None = None) -> dict:
-        """Run to the end; returns the summary dict. ``progress(sim_time_s, horizon_s)``."""
+    def run(self, progress: Callable[[float, float], None] | None = None) -> RunSummary:
+        """Run to the end; returns the summary. ``progress(sim_time_s, horizon_s)``."""
         wall0 = time.perf_counter()
         horizon = self.scenario.duration_s
         try:
@@ -814,21 +830,21 @@ class Simulation:
                 w.abort()
             raise
 
-    def close(self, wall_time_s: float) -> dict:
+    def close(self, wall_time_s: float) -> RunSummary:
         """Mark requests still in the system ``unfinished``, flush files, return summary."""
         end = self.tick_index * self.dt
+        d = self.delivery
         for req in sorted(self.open_requests.values(), key=lambda r: r.request_id):
             u = req.user
             if self.current[u] is req:
-                done = self.bits_done[u]
                 self._finish(
                     req,
                     end,
-                    int(self.k_sent[u]),
-                    int(self.k_rx[u]),
-                    float(done),
+                    int(d.k_sent[u]),
+                    int(d.k_rx[u]),
+                    float(d.bits_done[u]),
                     UNFINISHED,
-                    (int(self.packets_tx[u]), int(self.packets_dropped[u])),
+                    (int(d.packets_tx[u]), int(d.packets_dropped[u])),
                 )
             else:
                 self._finish(req, end, 0, 0, 0.0, UNFINISHED)
@@ -837,18 +853,13 @@ class Simulation:
         return self.summary.result(sim_time_s=end, wall_time_s=wall_time_s)
 
 
-def _group_sizes(sc: Scenario) -> list[int]:
-    """Users per group: explicit counts, the rest split by fraction (largest remainder)."""
-    groups = sc.users.groups
-    fixed = sum(g.count for g in groups if g.count is not None)
-    rest = sc.users.count - fixed
-    fracs = np.array([g.fraction or 0.0 for g in groups])
-    sizes = np.array([g.count or 0 for g in groups])
-    if fracs.sum() > 0:
-        share = fracs / fracs.sum() * rest
-        base = np.floor(share).astype(int)
-        remainder = rest - base.sum()
-        order = np.argsort(-(share - base), kind="stable")[:remainder]
-        base[order] += 1
-        sizes = sizes + base
-    return sizes.tolist()
+def _snr_offset_db(sc: Scenario, uniform_psd: bool) -> float:
+    """SNR = gain + offset - 10 log10(B) (per-user power) or gain + offset (uniform PSD:
+    the cell's power spread over its band), dB."""
+    cell = sc.cell
+    noise_1hz_dbm = float(thermal_noise_dbm(1.0, cell.noise_figure_db))
+    return float(
+        cell.tx_power_dbm
+        - noise_1hz_dbm
+        - (10.0 * math.log10(cell.bandwidth_hz) if uniform_psd else 0.0)
+    )

@@ -22,84 +22,53 @@ from aigcsim.agents.envs.spaces import action_space, check_action
 from aigcsim.kernel.registry import UserInputError, suggest
 from aigcsim.kernel.safe_io import sqlite_uri
 from aigcsim.models.encoders.levels import canonical_encoder_id
-from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
-from aigcsim.sim.engine import Simulation
+from aigcsim.models.optable import OperatingPointTable
+from aigcsim.sim.engine import Request, Simulation
 from aigcsim.sim.schema import Scenario, TableConfig
 from aigcsim.sim.table_source import load_source
 
 
 # ------------------------------------------------------------------ simulator helpers
 def target_units(sim: Simulation, group: int, encoder_index: int) -> np.ndarray:
-    """``[I]`` units a request of ``group`` needs with encoder ``encoder_index``.
-
-    Same rule as ``Simulation._setup_table``: the first prefix meeting the group's QoS
-    target (all units if none does), or all units when ``stop_at_target`` is false.
-    Cached on ``sim``.
-    """
-    cache: dict[tuple[int, int], np.ndarray] = sim.__dict__.setdefault("_joint_target_units", {})
-    key = (group, encoder_index)
-    if key not in cache:
-        t = sim.table
-        qos = sim.plans[group].qos
-        q = t.metric(qos.metric)[:, encoder_index, :]  # [I, U+1]
-        lower = LOWER_IS_BETTER.get(qos.metric, True)
-        meets = q <= qos.target if lower else q >= qos.target
-        n = t.num_units[:, encoder_index]
-        first = np.where(meets.any(axis=1), meets.argmax(axis=1), n)
-        cache[key] = np.minimum(first, n) if qos.stop_at_target else n.copy()
-    return cache[key]
+    """``[I]`` units a request of ``group`` needs with encoder ``encoder_index``: the
+    engine's one rule (:func:`aigcsim.sim.groups.target_units`), cached by the run."""
+    return sim.groups.units_for(group, encoder_index)
 
 
 def retarget_current_request(sim: Simulation, user: int, encoder_index: int) -> None:
-    """Switch ``user``'s current request, not yet sending, to encoder ``encoder_index``.
-
-    Sets ``Request.encoder`` and updates the simulator's per-user delivery arrays that
-    ``Simulation._start_next`` derives from the encoder (``row``, ``target_units``,
-    ``loss_tolerant``); everything else ``_start_next`` sets does not depend on it.
+    """Switch ``user``'s current request, not yet sending, to encoder ``encoder_index``
+    (:meth:`Simulation.retarget`).
 
     Raises:
         ValueError: ``user`` has no current request, it already started sending, or
-            ``encoder_index`` is not an index into ``aigcsim.sim.table.encoders``.
+            ``encoder_index`` is not an index into ``sim.table.encoders``.
     """
-    req = sim.current[user]
-    if req is None:
-        raise ValueError(f"user {user} has no current request")
-    if not 0 <= encoder_index < sim.num_encoders:
-        raise ValueError(f"encoder_index {encoder_index} not in [0, {sim.num_encoders})")
-    if sim.bits_done[user] > 0 or sim.packets_tx[user] > 0 or sim.harq[user].any():
-        raise ValueError(f"user {user}'s request {req.request_id} already started sending")
-    req.encoder = encoder_index
-    sim.row[user] = req.image * sim.num_encoders + encoder_index
-    sim.target_units[user] = target_units(sim, req.group, encoder_index)[req.image]
-    sim.loss_tolerant[user] = sim.table.encoders[encoder_index].loss_tolerant
+    sim.retarget(user, encoder_index)
 
 
 class LevelSimulation(Simulation):
     """A :class:`Simulation` whose table holds the given encoder levels, in order.
 
-    ``Simulation`` restricts the table to the groups' encoders; this subclass keeps all
-    of ``levels_table`` instead, so table encoder ``j`` is level ``j``. ``choice[u]`` is
-    the level user ``u``'s next request is delivered with: whenever a request becomes a
-    user's current delivery it is retargeted to that level (``-1``: keep the group's).
+    ``Simulation`` restricts the table to the groups' encoders; this one keeps all of
+    ``levels_table`` instead (``keep_table_encoders``), so table encoder ``j`` is level
+    ``j``. ``choice[u]`` is the level user ``u``'s next request is delivered with:
+    whenever a request becomes a user's current delivery it is retargeted to that level
+    (``-1``: keep the group's), through the engine's ``delivery_listeners``.
     """
 
     def __init__(
         self, scenario: Scenario, levels_table: OperatingPointTable, base_dir: Path | None
     ) -> None:
-        self._levels_table = levels_table
         self.choice = np.full(scenario.users.count, -1, dtype=np.int64)
-        super().__init__(scenario, out_dir=None, table=levels_table, base_dir=base_dir)
+        super().__init__(
+            scenario, out_dir=None, table=levels_table, base_dir=base_dir, keep_table_encoders=True
+        )
+        self.delivery_listeners.append(self._apply_choice)
 
-    def _setup_table(self) -> None:
-        self.table = self._levels_table
-        super()._setup_table()
-
-    def _start_next(self, u: int, now: float) -> None:
-        super()._start_next(u, now)
-        req = self.current[u]
-        level = int(self.choice[u])
-        if req is not None and level >= 0 and req.encoder != level:
-            retarget_current_request(self, u, level)
+    def _apply_choice(self, user: int, req: Request) -> None:
+        level = int(self.choice[user])
+        if level >= 0 and req.encoder != level:
+            self.retarget(user, level)
 
 
 def _available_encoders(config: TableConfig, base_dir: Path | None) -> list[str] | None:
@@ -228,6 +197,7 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
             )
         self._group_level = np.array([levels.index(g.encoder) for g in groups], dtype=np.int64)
         base = self.observation_space
+        assert isinstance(base, spaces.Dict)
         self.observation_space = spaces.Dict(
             {
                 **base.spaces,
@@ -291,7 +261,9 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        a = check_action(action, self.action_space.shape)
+        shape = self.action_space.shape
+        assert shape is not None
+        a = check_action(action, shape)
         m = self.max_users
         sim: LevelSimulation = self.simulation  # type: ignore[assignment]
         n = sim.num_users
@@ -303,7 +275,7 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
                 req = sim.current[u]
                 level = int(sim.choice[u])
                 if req is not None and req.encoder != level and sim.bits_done[u] == 0:
-                    retarget_current_request(sim, u, level)
+                    sim.retarget(u, level)
                     changed = True
             if changed:
                 self._state = sim.reobserve()

@@ -159,7 +159,7 @@ def test_allocator_state_counts_analog_demand(tmp_path):
 
 def test_digital_tables_have_no_analog_columns_set(tmp_path):
     sim = Simulation(_scenario(), out_dir=tmp_path, table=_table(0.0, (1024.0,)))
-    assert not sim._any_analog
+    assert not sim.streams_table.any_analog
     _start(sim)
     for _ in range(3):
         state = sim.observe()
@@ -257,10 +257,10 @@ def test_one_interval_vectorised_over_analog_and_digital_users(tmp_path):
     snr_db = sim._snr_db(sim.channel.gain_db(state.user_ids), bw)
     sim.apply(shares)
     uses = bw[:2] * INTERVAL_S
-    np.testing.assert_allclose(sim.analog_sent[:2], uses)
-    np.testing.assert_allclose(sim.analog_mse[:2], uses / (1 + 10 ** (snr_db[:2] / 10)))
-    assert sim.analog_sent[2] == 0 and sim.packets_tx[:2].sum() == 0
-    assert sim.packets_tx[2] * 1024 + sim.carry_bits[2] > 0  # the digital user used its share
+    np.testing.assert_allclose(sim.delivery.analog_sent[:2], uses)
+    np.testing.assert_allclose(sim.delivery.analog_mse[:2], uses / (1 + 10 ** (snr_db[:2] / 10)))
+    assert sim.delivery.analog_sent[2] == 0 and sim.delivery.packets_tx[:2].sum() == 0
+    assert sim.delivery.packets_tx[2] * 1024 + sim.delivery.carry_bits[2] > 0  # the digital user used its share
 
 
 def test_stop_at_target_met_by_the_digital_prefix_sends_no_analog_symbols(tmp_path):

@@ -1,0 +1,240 @@
+"""Per-user delivery state and the flattened operating-point table it indexes.
+
+* :class:`StreamTable`: the table's streams as flat arrays over rows
+  ``row = image * num_encoders + encoder`` (``R`` rows, ``U + 1`` prefix entries each),
+  so a tick reads any user's stream facts with one gather.
+* :class:`DeliveryState`: what each user is sending now (arrays ``[users]``); a user is
+  ``active`` while it has a current request.
+* :class:`TickDelivery`: the active users' delivery facts gathered when a tick is
+  observed, reused when the tick is applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
+
+Index = np.ndarray | slice
+"""Selects the active users of a tick in ``[users]`` arrays: an index array ``[n]``, or
+``slice(None)`` when every user is active (a view, no gather)."""
+
+
+class StreamTable:
+    """The operating-point table as flat arrays over rows (module docstring).
+
+    Attributes:
+        row_len: ``U + 1`` prefix entries per row.
+        cum_flat: ``[R * (U + 1)]`` cumulative bits after each prefix (padded rows repeat
+            their total).
+        num_units_flat: ``[R]`` units per stream.
+        total_bits_flat: ``[R]`` bits of the whole stream.
+        decode_flat: ``[R * (U + 1)]`` receiver decode time after each prefix, s.
+        q_flat: ``[R * (U + 1)]`` quality after each prefix, in the run's metric.
+        analog_uses_flat: ``[R]`` complex channel uses of the analog last unit (0: none).
+        loss_tolerant: ``[E]`` bool per encoder.
+    """
+
+    def __init__(self, table: OperatingPointTable, metric: str) -> None:
+        t = table
+        self.num_images = len(t.image_ids)
+        self.num_encoders = len(t.encoders)
+        u1 = t.max_units + 1
+        self.row_len = u1
+        cum = t.cum_bits.reshape(-1, u1)  # [R, U+1]
+        self.cum_flat = cum.ravel()
+        self._big = float(cum.max()) + 1.0
+        self._cum_key = (cum + np.arange(cum.shape[0])[:, None] * self._big).ravel()
+        self.num_units_flat = t.num_units.ravel()
+        self.total_bits_flat = cum[:, -1].copy()
+        self.decode_flat = t.decode_time_s.ravel()
+        # plain-Python copies for per-request bookkeeping (no numpy scalars there)
+        self.image_ids = list(t.image_ids)
+        self.encoder_ids = list(t.encoder_ids)
+        self.synthetic = t.synthetic.tolist()
+        self.num_units_list = self.num_units_flat.tolist()
+        self.metric = metric
+        self.lower_is_better = LOWER_IS_BETTER.get(metric, True)
+        self.loss_tolerant = np.array([e.loss_tolerant for e in t.encoders])
+        self.any_loss_tolerant = bool(self.loss_tolerant.any())
+        uses = t.analog_channel_uses  # filled in by the table (zeros: all digital)
+        self.analog_uses_flat = np.zeros(0) if uses is None else uses.ravel()  # [R]
+        self.analog_uses_list = self.analog_uses_flat.tolist()
+        self.any_analog = bool((self.analog_uses_flat > 0).any())
+        grid = t.analog_snr_db
+        self.analog_grid_db = np.zeros(0) if grid is None else grid
+        """``[S]`` SNR grid of :attr:`analog_q`, dB."""
+        self.q_flat = t.metric(metric).ravel()
+        self.analog_q = (
+            t.analog_quality[metric].reshape(-1, self.analog_grid_db.size)
+            if self.any_analog
+            else np.zeros((0, 0))
+        )
+        """``[R, S]`` quality after the whole stream with the analog unit at each grid SNR."""
+
+    def row(self, image: int, encoder: int) -> int:
+        """The flat row of ``(image, encoder)``."""
+        return image * self.num_encoders + encoder
+
+    def units(self, rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """``[n]`` complete units contained in the first ``bits: [n]`` of each row's stream."""
+        pos = np.searchsorted(self._cum_key, bits + rows * self._big, side="right") - 1
+        return np.asarray(np.minimum(pos - rows * self.row_len, self.num_units_flat[rows]))
+
+    def units_from(
+        self, rows: np.ndarray, base: np.ndarray, bits: np.ndarray, known: np.ndarray
+    ) -> np.ndarray:
+        """As :meth:`units` (the same comparisons, so the same result), given ``known:
+        [n]`` units already contained in ``bits``: a lower bound such as last interval's
+        count, since ``bits`` only grow within a request. Only the users whose ``bits``
+        reach the end of unit ``known + 1`` are searched; ``base = rows * row_len``.
+        Returns a new array."""
+        nxt = np.minimum(known + 1, self.row_len - 1)
+        key = bits + rows * self._big
+        crossed = (key >= self._cum_key[base + nxt]) & (known < self.num_units_flat[rows])
+        out = np.array(known, dtype=np.int64, copy=True)
+        if crossed.any():
+            out[crossed] = self.units(rows[crossed], bits[crossed])
+        return out
+
+    def quality(self, rows: np.ndarray | int, units: np.ndarray | int) -> np.ndarray:
+        """Quality after ``units`` received units of each row (same shapes)."""
+        return np.asarray(self.q_flat[np.asarray(rows) * self.row_len + units])
+
+
+@dataclass
+class DeliveryState:
+    """What each of ``U`` users is delivering; every array is ``[U]`` (``harq``:
+    ``[U, max_retx]``). Entries of inactive users are stale."""
+
+    active: np.ndarray  # bool: has a current request
+    row: np.ndarray  # int: flat (image, encoder) row of the current request
+    bits_done: np.ndarray  # acked bits (+ erased bits if loss-tolerant)
+    erased_bits: np.ndarray
+    k_sent: np.ndarray  # int: complete units sent
+    k_rx: np.ndarray  # int: units received (< k_sent after erasures)
+    target_units: np.ndarray  # int: units that reach the target
+    loss_tolerant: np.ndarray  # bool
+    lower_better: np.ndarray  # bool
+    q_target: np.ndarray
+    deadline: np.ndarray  # s, inf: none
+    carry_bits: np.ndarray  # capacity carried into the next interval (partial packet)
+    harq: np.ndarray  # int [U, R]: packets awaiting their (a + 1)-th retransmission
+    packets_tx: np.ndarray  # int
+    packets_dropped: np.ndarray  # int
+    avg_throughput: np.ndarray  # b/s, exponentially averaged
+    analog_left: np.ndarray  # complex channel uses of the analog unit still to send
+    analog_sent: np.ndarray  # complex channel uses sent
+    analog_mse: np.ndarray  # sum over channel uses of the LMMSE 1 / (1 + SNR)
+
+    @classmethod
+    def empty(cls, num_users: int, max_retx: int) -> DeliveryState:
+        """``num_users`` idle users, HARQ with ``max_retx`` retransmissions."""
+        n = num_users
+        return cls(
+            active=np.zeros(n, dtype=bool),
+            row=np.zeros(n, dtype=np.int64),
+            bits_done=np.zeros(n),
+            erased_bits=np.zeros(n),
+            k_sent=np.zeros(n, dtype=np.int64),
+            k_rx=np.zeros(n, dtype=np.int64),
+            target_units=np.zeros(n, dtype=np.int64),
+            loss_tolerant=np.zeros(n, dtype=bool),
+            lower_better=np.zeros(n, dtype=bool),
+            q_target=np.zeros(n),
+            deadline=np.full(n, np.inf),
+            carry_bits=np.zeros(n),
+            harq=np.zeros((n, max_retx), dtype=np.int64),
+            packets_tx=np.zeros(n, dtype=np.int64),
+            packets_dropped=np.zeros(n, dtype=np.int64),
+            avg_throughput=np.zeros(n),
+            analog_left=np.zeros(n),
+            analog_sent=np.zeros(n),
+            analog_mse=np.zeros(n),
+        )
+
+    @property
+    def num_users(self) -> int:
+        return int(self.active.shape[0])
+
+    def start(
+        self,
+        user: int,
+        row: int,
+        target_units: int,
+        loss_tolerant: bool,
+        lower_better: bool,
+        q_target: float,
+        deadline_s: float,
+        analog_uses: float,
+    ) -> None:
+        """Make ``user`` deliver stream ``row`` from its first bit (HARQ, counters and
+        the partial-packet carry reset; the throughput average is kept)."""
+        u = user
+        self.active[u] = True
+        self.row[u] = row
+        self.bits_done[u] = self.erased_bits[u] = self.carry_bits[u] = 0.0
+        self.k_sent[u] = self.k_rx[u] = 0
+        self.target_units[u] = target_units
+        self.loss_tolerant[u] = loss_tolerant
+        self.lower_better[u] = lower_better
+        self.q_target[u] = q_target
+        self.deadline[u] = deadline_s
+        self.harq[u] = 0
+        self.packets_tx[u] = self.packets_dropped[u] = 0
+        self.analog_left[u] = analog_uses
+        self.analog_sent[u] = self.analog_mse[u] = 0.0
+
+    def stop(self, user: int) -> None:
+        """``user`` has nothing to send."""
+        self.active[user] = False
+
+    def has_sent(self, user: int) -> bool:
+        """Whether ``user``'s current stream has sent anything (bits, packets, symbols)."""
+        u = user
+        return bool(
+            self.bits_done[u] > 0
+            or self.packets_tx[u] > 0
+            or self.harq[u].any()
+            or self.analog_sent[u] > 0
+        )
+
+    def retarget(
+        self, user: int, row: int, target_units: int, loss_tolerant: bool, analog_uses: float
+    ) -> None:
+        """Point ``user``'s current delivery, not yet sending, at another stream ``row``."""
+        self.row[user] = row
+        self.target_units[user] = target_units
+        self.loss_tolerant[user] = loss_tolerant
+        self.analog_left[user] = analog_uses
+
+
+@dataclass
+class TickDelivery:
+    """The active users' delivery facts gathered at :meth:`Simulation.observe`, all
+    ``[n]`` over ``users`` (``harq``: ``[n, max_retx]``), reused by ``apply``.
+
+    Attributes:
+        users: ``[n]`` int, the active users (sorted).
+        sel: how to select them in ``[U]`` arrays (``users`` or ``slice(None)``).
+        gain_db: ``[n]`` channel gain, dB (``[n, N]`` per subband).
+        snr_ref_db: ``[n]`` SNR at the reference equal share, dB.
+        rows / base: stream row and ``row * row_len``.
+        loss_tolerant, done, erased, total: per user, bits.
+        harq: pending retransmissions; new_packets: new packets to reach the target.
+    """
+
+    users: np.ndarray
+    sel: Index
+    gain_db: np.ndarray
+    snr_ref_db: np.ndarray
+    rows: np.ndarray
+    base: np.ndarray
+    loss_tolerant: np.ndarray
+    done: np.ndarray
+    erased: np.ndarray
+    total: np.ndarray
+    harq: np.ndarray
+    new_packets: np.ndarray
