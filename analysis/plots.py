@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from aigcsim.analysis.stats import jain_index, per_user, summarize
 
@@ -323,6 +323,15 @@ RunDirs = str | Path | Sequence[str | Path]
 """One training directory or several (e.g. one per training seed) under one label."""
 
 
+def _steps_label(x: float, _pos: object = None) -> str:
+    """Tick label of a step count: ``20k``, ``1.5M``, ``500``."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:g}M"
+    if abs(x) >= 1e3:
+        return f"{x / 1e3:g}k"
+    return f"{x:g}"
+
+
 def _dir_list(value: RunDirs) -> list[Path]:
     if isinstance(value, (str, Path)):
         return [Path(value)]
@@ -404,6 +413,7 @@ def plot_learning_curves(
     for ax in (ax_tr, ax_ev):
         ax.set_xlabel("environment steps")
         ax.set_ylabel("episode return")
+        ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)

@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -286,6 +287,184 @@ def curves(dirs: list[Path]) -> list[dict[str, Any]]:
     return out
 
 
+DRL_AGENTS: tuple[str, ...] = ("ppo", "sac", "td3")
+PAPER_ADD_RATIO = 1.74
+"""ADD's reward over the best DRL baseline reported by the cross-modal paper."""
+
+
+def _ratio(num: float, den: float) -> float | None:
+    """``num / den`` when both are positive (a ratio of a positive quantity); else None."""
+    if not (math.isfinite(num) and math.isfinite(den)) or num <= 0 or den <= 0:
+        return None
+    return num / den
+
+
+def add_vs_drl(rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """ADD against the DRL baselines (``ppo``, ``sac``, ``td3``, those present).
+
+    The best DRL agent is the one with the highest mean return on the held-out seeds.
+    Reported: the paper's statistic, ADD's mean return over the best DRL agent's
+    (``return_ratio``; ``None`` unless both are positive: returns here span zero, and a
+    ratio of returns then depends on the reward's offset), the ratio of the gains over
+    equal share (``gain_ratio``: paired differences, offset-free), the ratio of the gap
+    closed, and the paired difference ADD - best DRL per held-out seed (mean, 95 %
+    interval, per-seed values). ``None`` without ADD or DRL rows.
+    """
+    from aigcsim.agents.evaluation import mean_ci95
+
+    by_name = {r["allocator"]: r for r in table}
+    drl = [a for a in DRL_AGENTS if a in by_name]
+    if "add" not in by_name or not drl:
+        return None
+    best = max(drl, key=lambda a: by_name[a]["return"])
+    seeds = sorted({r["seed"] for r in rows})
+
+    def per_seed(name: str) -> np.ndarray:  # [S] mean over training seeds
+        return np.array(
+            [
+                np.mean(
+                    [r["episode_return"] for r in rows if r["allocator"] == name and r["seed"] == s]
+                )
+                for s in seeds
+            ]
+        )
+
+    diff = per_seed("add") - per_seed(best)
+    mean, half, _ = mean_ci95(diff)
+    add, ref = by_name["add"], by_name[best]
+    return {
+        "best_drl": best,
+        "drl_agents": drl,
+        "paper_ratio": PAPER_ADD_RATIO,
+        "add_return": add["return"],
+        "best_drl_return": ref["return"],
+        "return_ratio": _ratio(add["return"], ref["return"]),
+        "gain_ratio": _ratio(add["vs_equal"], ref["vs_equal"]),
+        "gap_closed_ratio": _ratio(add["gap_closed"], ref["gap_closed"]),
+        "add_minus_best_drl": mean,
+        "add_minus_best_drl_ci95": half,
+        "add_minus_best_drl_by_seed": [float(x) for x in diff],
+        "per_drl": {
+            a: {
+                "return_ratio": _ratio(add["return"], by_name[a]["return"]),
+                "gain_ratio": _ratio(add["vs_equal"], by_name[a]["vs_equal"]),
+            }
+            for a in drl
+        },
+    }
+
+
+def add_vs_drl_markdown(result: dict[str, Any] | None) -> str:
+    """The ADD-vs-DRL lines under the table ("" without ADD or DRL rows)."""
+    if result is None:
+        return ""
+
+    def fmt(x: float | None) -> str:
+        return "n/a (not both positive)" if x is None else f"{x:.2f}x"
+
+    best = result["best_drl"]
+    return (
+        f"\nADD against the best DRL baseline ({best}, of {', '.join(result['drl_agents'])}; "
+        f"the cross-modal paper reports {result['paper_ratio']:.2f}x the reward): "
+        f"return {result['add_return']:.2f} vs {result['best_drl_return']:.2f}, ratio "
+        f"{fmt(result['return_ratio'])}; gain over equal share ratio "
+        f"{fmt(result['gain_ratio'])}; gap-closed ratio {fmt(result['gap_closed_ratio'])}; "
+        f"paired ADD - {best} {result['add_minus_best_drl']:+.2f} ± "
+        f"{result['add_minus_best_drl_ci95']:.2f} over the held-out seeds.\n"
+    )
+
+
+def budgets(dirs: list[Path], out: Path) -> list[dict[str, Any]]:
+    """Per run: agent, seed, steps asked and done (``policy.json``) and training wall
+    time (``OUT/train_times.csv``; the last entry per run, empty if not recorded)."""
+    walls: dict[str, str] = {}
+    path = out / TRAIN_TIMES
+    if path.is_file():
+        with path.open() as fh:
+            walls = {r["run"]: r["wall_s"] for r in csv.DictReader(fh)}
+    rows = []
+    for d in dirs:
+        info = json.loads((d / "policy.json").read_text())
+        rows.append(
+            {
+                "run": d.name,
+                "agent": info["agent"],
+                "seed": info["seed"],
+                "timesteps": info["timesteps"],
+                "timesteps_done": info.get("timesteps_done", info["timesteps"]),
+                "wall_s": walls.get(d.name, ""),
+            }
+        )
+    return rows
+
+
+def learning_curves_figure(dirs: list[Path], table: list[dict[str, Any]]) -> Any:
+    """:func:`aigcsim.analysis.plots.plot_learning_curves` of every agent (thin: per
+    training seed, thick: mean), with equal share's and the best heuristic's mean
+    return on the held-out seeds as dashed lines (the periodic evaluations replay other
+    episodes: the evaluation env's seeds, the same for every agent of a training seed)."""
+    from aigcsim.analysis.plots import plot_learning_curves
+
+    groups: dict[str, list[Path]] = {}
+    for d in dirs:
+        agent = str(json.loads((d / "policy.json").read_text())["agent"])
+        groups.setdefault(agent, []).append(d)
+    heur = [r for r in table if not r["train_seeds"]]
+    best = max(heur, key=lambda r: r["return"])
+    references = {
+        f"{REFERENCE} (held-out mean)": next(
+            r["return"] for r in heur if r["allocator"] == REFERENCE
+        )
+    }
+    references[f"{best['allocator']} (held-out mean)"] = best["return"]
+    return plot_learning_curves(
+        groups, window=50, title="rl-headroom: learning curves", references=references
+    )
+
+
+def report(out: Path, dirs: list[Path], rows: list[dict[str, Any]], seeds: list[int]) -> str:
+    """Write ``table.md``, ``add_vs_drl.json``, ``budgets.csv``, ``curves.csv`` and
+    ``learning_curves.png`` (+ ``.pdf``) from the evaluation rows; returns the markdown."""
+    from aigcsim.analysis.plots import save_figure
+
+    table = summarize(rows)
+    ratio = add_vs_drl(rows, table)
+    runs = budgets(dirs, out)
+    lines = [
+        f"- {r['run']}: {r['timesteps_done']} steps"
+        + (f", trained in {float(r['wall_s']):.0f} s" if r["wall_s"] else "")
+        for r in runs
+    ]
+    text = markdown(table, sorted(seeds)) + add_vs_drl_markdown(ratio)
+    text += "\nTraining runs:\n\n" + "\n".join(lines) + "\n" if lines else ""
+    (out / "table.md").write_text(text)
+    (out / "add_vs_drl.json").write_text(json.dumps(ratio, indent=2) + "\n")
+    _write_csv(out / "budgets.csv", runs)
+    _write_csv(out / "curves.csv", curves(dirs))
+    if dirs:
+        save_figure(learning_curves_figure(dirs, table), out / "learning_curves")
+    return text
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    """``runs.csv`` rows as :func:`evaluate_all` returns them."""
+    if not path.is_file():
+        from aigcsim.kernel.registry import UserInputError
+
+        raise UserInputError(f"no '{path}': run without --report-only first")
+    with path.open() as fh:
+        return [
+            {
+                "allocator": r["allocator"],
+                "train_seed": int(r["train_seed"]) if r["train_seed"] not in ("", "None") else None,
+                "seed": int(r["seed"]),
+                "episode_return": float(r["episode_return"]),
+                "success_rate": float(r["success_rate"]),
+            }
+            for r in csv.DictReader(fh)
+        ]
+
+
 def checkpoint_curve(dirs: list[Path], eval_seeds: list[int]) -> list[dict[str, Any]]:
     """Paired return difference from equal share on the held-out seeds of every SB3
     checkpoint the runs saved (``checkpoints/*.zip``): each is converted to a safe
@@ -351,13 +530,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=list(EVAL_SEEDS))
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--evaluate-only", action="store_true")
+    parser.add_argument("--evaluate-only", action="store_true", help="no training")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="no training or evaluation: rebuild the table, ratios and plots from runs.csv",
+    )
     parser.add_argument(
         "--checkpoint-curve",
         action="store_true",
-        help="also evaluate every saved checkpoint on the held-out seeds (checkpoints.csv)",
+        help="also evaluate every saved SB3 checkpoint on the held-out seeds (checkpoints.csv)",
     )
     args = parser.parse_args(argv)
+    from aigcsim.kernel.registry import UserInputError
+
+    try:
+        return _main(args)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     from aigcsim.agents.sb3_training import check_agent
 
     agents = list(dict.fromkeys(check_agent(a) for a in args.agents))
@@ -366,20 +560,26 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.evaluate_only:
+    if args.evaluate_only or args.report_only:
         dirs = [run_dir(args.out, a, s) for s in args.train_seeds for a in agents]
         dirs = [d for d in dirs if (d / "policy.json").is_file()]
     else:
         dirs = train_runs(args.out, budget, args.train_seeds, agents)
-    rows = evaluate_all(dirs, args.eval_seeds, args.workers, args.out / "heuristics.csv")
-    _write_csv(args.out / "runs.csv", rows)
-    table = summarize(rows)
-    text = markdown(table, sorted(args.eval_seeds))
-    (args.out / "table.md").write_text(text)
-    _write_csv(args.out / "curves.csv", curves(dirs))
-    print(text)
+    if args.report_only:
+        names = {str(json.loads((d / "policy.json").read_text())["agent"]) for d in dirs}
+        rows = [
+            r
+            for r in read_runs(args.out / "runs.csv")
+            if r["train_seed"] is None
+            or (r["allocator"] in names and r["train_seed"] in args.train_seeds)
+        ]
+    else:
+        rows = evaluate_all(dirs, args.eval_seeds, args.workers, args.out / "heuristics.csv")
+        _write_csv(args.out / "runs.csv", rows)
+    print(report(args.out, dirs, rows, sorted({r["seed"] for r in rows})))
     if args.checkpoint_curve:
-        _write_csv(args.out / "checkpoints.csv", checkpoint_curve(dirs, args.eval_seeds))
+        sb3 = [d for d in dirs if json.loads((d / "policy.json").read_text())["agent"] != "add"]
+        _write_csv(args.out / "checkpoints.csv", checkpoint_curve(sb3, args.eval_seeds))
     return 0
 
 
