@@ -24,6 +24,7 @@ from aigcsim.agents.envs.spaces import (
     check_action,
     logits_to_shares,
     observation_space,
+    subband_logits_to_shares,
     user_table,
 )
 from aigcsim.agents.rewards import REWARDS, OutcomeLog, RewardSpec  # noqa: F401  (REWARDS re-exported)
@@ -73,6 +74,16 @@ class BandwidthAllocationEnv(gym.Env):
     :func:`~aigcsim.agents.envs.spaces.logits_to_shares`). A wrong shape, NaN or inf
     raises ``ValueError``; values outside ``[-1, 1]`` are clipped.
 
+    With ``act_per_subband=True`` (only on a frequency-selective cell, ``cell.subbands =
+    N > 1``): ``Box(-1, 1, (N * max_users (+ 1),), float32)``, the ``[N, max_users]``
+    logits flattened subband by subband (entry ``s * max_users + i``: slot ``i`` on
+    subband ``s``). On every subband the active users get ``softmax(logit_scale *
+    a[s, active])``; the ``[n, N]`` fractions of each subband go to the simulator as
+    per-subband shares (``a = 0``: an equal share of every subband, the same run as the
+    flat action at ``a = 0``). The one idle logit (with ``bandwidth_cost > 0``) joins
+    every subband's softmax (see
+    :func:`~aigcsim.agents.envs.spaces.subband_logits_to_shares`).
+
     ## Observation Space
     ``Dict(users=Box(-1, 1, (max_users * F,), float32), mask=MultiBinary(max_users))``:
     a row per user slot (queue length, requests at the GPUs, time to finish at full
@@ -80,10 +91,13 @@ class BandwidthAllocationEnv(gym.Env):
     deadline and stream size, channel, ...) and the mask of users with data; rows and
     their scales are documented in :mod:`aigcsim.agents.envs.observation`. Use the
     permutation-invariant extractor of :mod:`aigcsim.agents.features` or SB3's
-    ``MultiInputPolicy``.
+    ``MultiInputPolicy``. With ``act_per_subband`` every row gains ``N`` columns, the
+    spectral efficiency on each subband at an equal share (b/s/Hz / 8), so ``F =
+    NUM_FEATURES + N``.
 
     ## Rewards
-    Per request, when it ends (terminal terms, summed over the step's intervals):
+    Per request, when it ends (terminal terms, summed over the step's intervals; the
+    code is :mod:`aigcsim.agents.rewards`, shared with ``aigcsim evaluate``):
 
     * on time (success): ``reward="lpips"`` (default): ``+`` the quality it reached,
       measured as the gain over the empty prefix (``LPIPS(0 units) - LPIPS(reached)``;
@@ -127,6 +141,8 @@ class BandwidthAllocationEnv(gym.Env):
       group deadline; a policy keeps its training value).
     * ``episode_intervals``: truncate after this many steps; default ``None``.
     * ``render_mode``: ``None`` or ``"ansi"`` (a one-line text status).
+    * ``act_per_subband``: act per subband (above); default ``False``. Needs
+      ``cell.subbands > 1`` (``ValueError`` otherwise).
 
     ``info`` holds ``time_s``, ``active_users``, ``requests_finished``,
     ``requests_succeeded`` (so far), ``used_share`` (mean over the step's intervals),
@@ -137,6 +153,7 @@ class BandwidthAllocationEnv(gym.Env):
     * v0 (2026-11): softmax logits over active users, per-user observation rows with
       queue / GPU / feasibility features, terminal per-request rewards, decisions every
       ``k`` intervals (the earlier weight mapping and per-interval rewards are gone).
+      ``act_per_subband`` (2026-11, optional; the default spaces are unchanged).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 100}
@@ -156,6 +173,7 @@ class BandwidthAllocationEnv(gym.Env):
         time_scale_s: float | None = None,
         episode_intervals: int | None = None,
         render_mode: str | None = None,
+        act_per_subband: bool = False,
     ) -> None:
         self.reward_spec = RewardSpec(reward, deadline_penalty, bandwidth_cost)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -178,6 +196,17 @@ class BandwidthAllocationEnv(gym.Env):
                 f"raise max_users or lower users.count"
             )
         self.max_users = max_users
+        self.num_subbands = int(self.scenario.cell.subbands)
+        self.act_per_subband = bool(act_per_subband)
+        if self.act_per_subband and self.num_subbands < 2:
+            raise ValueError(
+                f"act_per_subband needs a frequency-selective cell (cell.subbands > 1); "
+                f"scenario '{self.scenario.name}' has cell.subbands={self.num_subbands}"
+            )
+        self.per_user = self.num_subbands if self.act_per_subband else 1
+        """Action entries per user slot: ``N`` per-subband logits, else 1."""
+        self.num_features = NUM_FEATURES + (self.num_subbands if self.act_per_subband else 0)
+        """Columns of the user table (``F``)."""
         self.metadata = {
             "render_modes": ["ansi"],
             "render_fps": max(1, round(1 / self.scenario.interval_s)),
@@ -201,8 +230,8 @@ class BandwidthAllocationEnv(gym.Env):
         )
         self.episode_intervals = episode_intervals
         self.render_mode = render_mode
-        self.observation_space = observation_space(max_users)
-        self.action_space = action_space(max_users, self.idle)
+        self.observation_space = observation_space(max_users, self.num_features)
+        self.action_space = action_space(max_users, self.idle, per_user=self.per_user)
         self._table = None
         self._sim: Simulation | None = None
         self._state: AllocatorState | None = None
@@ -227,7 +256,8 @@ class BandwidthAllocationEnv(gym.Env):
         sim = self._make_simulation(self.scenario.model_copy(update={"seed": seed}))
         self._table = sim.table
         self._log = OutcomeLog(sim).attach(sim)
-        self._observer = UserObserver(sim, self.max_users, self.time_scale_s)
+        subband_columns = self.num_subbands if self.act_per_subband else 0
+        self._observer = UserObserver(sim, self.max_users, self.time_scale_s, subband_columns)
         self._sim = sim
 
     def _advance(self) -> AllocatorState | None:
@@ -249,7 +279,7 @@ class BandwidthAllocationEnv(gym.Env):
     def _potential(self, obs: dict[str, np.ndarray] | None) -> float:
         if self.shaping == 0.0 or obs is None or self._state is None:
             return 0.0
-        table = user_table(obs["users"])
+        table = user_table(obs["users"], self.num_features)
         feasible = (table[:, ACTIVE] > 0) & (table[:, SLACK_MARGIN] >= 0)
         return self.shaping * float(feasible.sum())
 
@@ -275,8 +305,10 @@ class BandwidthAllocationEnv(gym.Env):
     def policy_settings(self) -> dict[str, Any]:
         """What a policy trained here needs to act elsewhere (stored in ``policy.json``)."""
         return {
-            "num_features": NUM_FEATURES,
-            "per_user": 1,
+            "num_features": self.num_features,
+            "per_user": self.per_user,
+            "act_per_subband": self.act_per_subband,
+            "subbands": self.num_subbands,
             "idle": self.idle,
             "levels": None,
             "decision_intervals": self.decision_intervals,
@@ -285,7 +317,17 @@ class BandwidthAllocationEnv(gym.Env):
         }
 
     def shares(self, action: np.ndarray, state: AllocatorState) -> np.ndarray:
-        """``[n]`` shares of ``state``'s active users for a checked ``action``."""
+        """``[n]`` shares of ``state``'s active users for a checked ``action`` (``[n, N]``
+        fractions of each subband with ``act_per_subband``)."""
+        if self.act_per_subband:
+            return subband_logits_to_shares(
+                action,
+                state.user_ids,
+                self.max_users,
+                self.num_subbands,
+                self.logit_scale,
+                self.idle,
+            )
         return logits_to_shares(action, state.user_ids, self.max_users, self.logit_scale, self.idle)
 
     # ------------------------------------------------------------------ API

@@ -27,6 +27,11 @@ value is clipped to ``[-1, 1]`` and rows of users without data are zero:
 ``stream_bits``    log10(1 + bits of the current request's whole stream) / 7
 ``quality_gain``   quality gained when the next unit arrives (LPIPS decrease)
 =================  ==============================================================
+
+With ``subband_columns = N`` (the env's ``act_per_subband`` on a cell with ``N > 1``
+subbands) each row gains ``N`` more columns, ``subband_se_0 .. subband_se_{N-1}``: the
+spectral efficiency on each subband at an equal share, b/s/Hz / 8
+(``AllocatorState.subband_spectral_efficiency_bps_hz``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from aigcsim.agents.envs.spaces import NUM_FEATURES
+from aigcsim.agents.envs.spaces import NUM_FEATURES, SUBBAND_SE_SCALE
 from aigcsim.sim.allocation import AllocatorState
 
 DEFAULT_TIME_SCALE_S = 10.0
@@ -61,14 +66,26 @@ class UserObserver:
         sim: a freshly built simulation (no tick run yet).
         max_users: user slots (>= ``sim.num_users``).
         time_scale_s: ``T`` of the module docstring (``None``: :func:`default_time_scale_s`).
+        subband_columns: ``N`` per-subband SE columns after the :data:`NUM_FEATURES`
+            ones (0: none); rows then have ``num_features = NUM_FEATURES + N`` columns.
     """
 
-    def __init__(self, sim: Any, max_users: int, time_scale_s: float | None = None) -> None:
+    def __init__(
+        self,
+        sim: Any,
+        max_users: int,
+        time_scale_s: float | None = None,
+        subband_columns: int = 0,
+    ) -> None:
         n = sim.num_users
         if n > max_users:
             raise ValueError(f"simulation has {n} users > max_users={max_users}")
+        if subband_columns < 0:
+            raise ValueError(f"subband_columns must be >= 0, got {subband_columns}")
         self.sim = sim
         self.max_users = max_users
+        self.subband_columns = int(subband_columns)
+        self.num_features = NUM_FEATURES + self.subband_columns
         self.time_scale_s = float(time_scale_s or default_time_scale_s(sim))
         self.deadline_s = user_deadlines_s(sim)
         self._deadline_feat = np.where(
@@ -82,8 +99,9 @@ class UserObserver:
         self._duration_s = float(sim.scenario.duration_s)
         T = self.time_scale_s
         scales = [1.0, 40.0, 8.0, 8.0, 7.0, T, T, T, 4.0, 4.0, max(self._duration_s, 1e-9)]
-        self._scales = np.array([*scales, 1.0, 1.0, 1.0])[:, None]  # [F, 1] divisors
-        assert self._scales.shape[0] == NUM_FEATURES
+        scales += [1.0, 1.0, 1.0] + [SUBBAND_SE_SCALE] * self.subband_columns
+        self._scales = np.array(scales)[:, None]  # [F, 1] divisors
+        assert self._scales.shape[0] == self.num_features
         self._arrived = np.zeros(n, dtype=np.int64)
         self._finished = np.zeros(n, dtype=np.int64)
         self._next_id = 0  # requests with smaller ids are counted as arrived
@@ -119,12 +137,13 @@ class UserObserver:
         return queued, at_gpus
 
     def table(self, state: AllocatorState | None) -> np.ndarray:
-        """``[max_users, F]`` float32 user table for ``state`` (all zeros for ``None``).
+        """``[max_users, F]`` float32 user table for ``state`` (all zeros for ``None``;
+        ``F`` = :attr:`num_features`).
 
         Vectorised over the ``n`` active users: a fixed number of numpy calls per
         observation, whatever ``n``.
         """
-        users = np.zeros((self.max_users, NUM_FEATURES), dtype=np.float32)
+        users = np.zeros((self.max_users, self.num_features), dtype=np.float32)
         queued, at_gpus = self.requests_at_gpus()
         if state is None or state.num_users == 0:
             return users
@@ -147,7 +166,7 @@ class UserObserver:
         # row f of ``feats`` holds feature f's numerator; one division by the column
         # scales (:data:`_SCALES`; 1 for features already scaled, x / 1 == x) and a clip
         # to [-1, 1] finish the table: a fixed number of numpy calls, whatever n
-        feats = np.empty((NUM_FEATURES, n))  # [F, n]: each feature row contiguous
+        feats = np.empty((self.num_features, n))  # [F, n]: each feature row contiguous
         feats[0] = 1.0
         feats[1] = state.snr_db
         feats[2] = se_equal
@@ -163,6 +182,15 @@ class UserObserver:
         feats[11] = self._deadline_feat[idx]
         feats[12] = self._stream_feat[sim.row[idx]]
         feats[13] = state.quality_gain_next
+        if self.subband_columns:
+            subband_se = state.subband_spectral_efficiency_bps_hz  # [n, N]
+            if subband_se is None or subband_se.shape != (n, self.subband_columns):
+                got = None if subband_se is None else subband_se.shape
+                raise ValueError(
+                    f"the state has per-subband SE of shape {got}, expected "
+                    f"({n}, {self.subband_columns}): is cell.subbands = {self.subband_columns}?"
+                )
+            feats[NUM_FEATURES:] = subband_se.T
         feats /= self._scales
         # every column is finite by construction; two ufuncs are cheaper than np.clip's
         # Python wrapper and give the same values

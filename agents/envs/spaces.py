@@ -10,6 +10,13 @@ are built by :class:`aigcsim.agents.envs.observation.UserObserver`.
 
 Action: ``float32 [max_users (+ 1)]`` in ``[-1, 1]``: one logit per user slot, plus one
 idle logit when the environment charges a bandwidth cost; see :func:`logits_to_shares`.
+Per-subband actions (``act_per_subband`` on a cell with ``N > 1`` subbands):
+``float32 [N * max_users (+ 1)]``, the ``[N, max_users]`` logits flattened subband by
+subband (entry ``s * max_users + i`` is slot ``i``'s logit on subband ``s``, the layout
+of ``action_space(max_users, idle, per_user=N)`` that the user-set policy of
+:mod:`aigcsim.agents.features` expects), and the user table gains ``N`` columns of
+per-subband spectral efficiency (:func:`subband_feature_names`); see
+:func:`subband_logits_to_shares`.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ FEATURES: tuple[str, ...] = (
 )
 """Column names of the user table (see :mod:`aigcsim.agents.envs.observation` for scales)."""
 NUM_FEATURES = len(FEATURES)
+SUBBAND_SE_SCALE = 8.0
+"""Divisor of the per-subband spectral-efficiency columns (b/s/Hz), as ``se_equal``."""
 ACTIVE = FEATURES.index("active")
 SLACK_MARGIN = FEATURES.index("slack_margin")
 
@@ -57,6 +66,13 @@ def action_space(max_users: int, idle: bool = False, per_user: int = 1) -> space
     """``Box(-1, 1, [per_user * max_users + idle], float32)``: per-user logits (then any
     other per-user columns, e.g. encoder levels), and the idle logit last."""
     return spaces.Box(-1.0, 1.0, shape=(per_user * max_users + int(idle),), dtype=np.float32)
+
+
+def subband_feature_names(num_subbands: int) -> tuple[str, ...]:
+    """Names of the per-subband columns appended to :data:`FEATURES` when the env acts
+    per subband: ``subband_se_0 .. subband_se_{N-1}`` (SE at an equal share, b/s/Hz /
+    :data:`SUBBAND_SE_SCALE`)."""
+    return tuple(f"subband_se_{s}" for s in range(num_subbands))
 
 
 def user_table(users: np.ndarray, num_features: int = NUM_FEATURES) -> np.ndarray:
@@ -121,4 +137,44 @@ def logits_to_shares(
         return np.zeros(0)
     e = np.exp(z - z.max())
     e /= e.sum()  # >= 0, sum 1 up to rounding (the simulator's check_shares renormalises)
+    return e[: user_ids.size]
+
+
+def subband_logits_to_shares(
+    action: np.ndarray,
+    user_ids: np.ndarray,
+    max_users: int,
+    num_subbands: int,
+    logit_scale: float = DEFAULT_LOGIT_SCALE,
+    idle: bool = False,
+) -> np.ndarray:
+    """Per-subband bandwidth shares ``[n, N]`` of the active users from a checked action.
+
+    ``a = action[: N * max_users].reshape(N, max_users)`` (subband-major, module
+    docstring); on every subband ``s`` the shares are ``softmax(logit_scale * a[s,
+    user_ids])`` over the active users only, as :func:`logits_to_shares` does for the
+    whole band: inactive slots carry no probability mass, ``a = 0`` is an equal share
+    ``1 / n`` of every subband. With ``idle``, ``action[-1]`` is one idle logit that joins
+    every subband's softmax (at ``a = 0``: ``1 / (n + 1)`` of each subband unused).
+
+    Args:
+        action: ``[N * max_users (+1)]`` actions in ``[-1, 1]`` (see :func:`check_action`).
+        user_ids: ``[n]`` slots of the active users.
+        max_users: number of user slots.
+        num_subbands: ``N``.
+        logit_scale: multiplier from action to logit.
+        idle: whether ``action[-1]`` is the idle logit.
+
+    Returns:
+        ``[n, N]`` float64 fractions of each subband, ``>= 0``; every column sums to 1
+        (to ``< 1`` with ``idle``).
+    """
+    a = action[: num_subbands * max_users].reshape(num_subbands, max_users)
+    z = a[:, user_ids].T * logit_scale  # [n, N]
+    if idle:
+        z = np.vstack([z, np.full((1, num_subbands), action[-1] * logit_scale)])
+    if z.shape[0] == 0:
+        return np.zeros((0, num_subbands))
+    e = np.exp(z - z.max(axis=0))
+    e /= e.sum(axis=0)
     return e[: user_ids.size]
