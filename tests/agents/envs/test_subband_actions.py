@@ -156,3 +156,23 @@ def test_gymnasium_make_passes_the_setting(selective):
     )
     assert env.action_space.shape == (N * MAX_USERS,)
     env.close()
+
+
+def test_user_set_policy_trains_on_per_subband_actions(selective):
+    """The user-set PPO policy reads the layout: N entries per slot, equivariant."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from aigcsim.agents.features import UserSetActorCriticPolicy
+
+    torch.set_num_threads(1)
+    env = BandwidthAllocationEnv(selective, max_users=MAX_USERS, act_per_subband=True)
+    model = PPO(
+        UserSetActorCriticPolicy, env, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu"
+    )
+    assert model.policy._per_user == N and model.policy._n_global == 0
+    model.learn(64)
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (N * MAX_USERS,)
+    assert np.abs(action).max() < 0.1  # starts near a = 0: an equal share
