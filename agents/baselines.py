@@ -208,11 +208,14 @@ class DeadlineAwareParams(_Params):
 class DeadlineAware:
     """Earliest deadline weighted by channel.
 
-    ``priority = SE / max(slack, min_slack_s)`` (0 with no deadline, ``slack = inf``).
-    Queue: on-time users by descending priority, then (with ``drop_infeasible``) users
-    that cannot send ``bits_left_total`` before the deadline even with the whole band
-    (``bits_left_total / (SE * bandwidth) > slack``), then users whose deadline has
-    passed (``slack < 0``); each group by descending priority, ties by lower index.
+    ``priority = SE / max(slack, min_slack_s)`` (0 with no deadline, ``slack = inf``),
+    where ``slack`` is the time left to *deliver*: to the deadline minus the receiver's
+    decode time (:meth:`AllocatorState.delivery_slack_s`), since the deadline counts
+    decoding. Queue: on-time users by descending priority, then (with
+    ``drop_infeasible``) users that cannot send ``bits_left_total`` in that time even
+    with the whole band (``bits_left_total / (SE * bandwidth) > slack``), then users
+    that can no longer decode in time (``slack < 0``); each group by descending
+    priority, ties by lower index.
     Pass 1: each user in queue order gets ``min(demand, what is left)``. Pass 2 (only
     when every demand is met): the leftover goes, uncapped, to users with SE > 0 and
     bits left, proportionally to priority (back-of-queue and no-deadline users get
@@ -228,7 +231,7 @@ class DeadlineAware:
         if n == 0:
             return np.zeros(0)
         se = _se(state)
-        slack = nan_to_num(state.deadline_slack_s, nan=np.inf)
+        slack = nan_to_num(state.delivery_slack_s(), nan=np.inf)  # decode time counted
         bits = np.maximum(nan_to_num(state.bits_left_total, nan=0.0), 0.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             prio = se / np.maximum(slack, self.p.min_slack_s)

@@ -287,3 +287,33 @@ def test_semantic_greedy_uses_the_band_when_gains_are_subnormal():
         time_s=0.0,
     )
     assert build("semantic-greedy").allocate(state) == pytest.approx([1.0, 0.0])
+
+
+def test_deadline_aware_counts_receiver_decode_time(make_state):
+    """The deadline counts decoding: delivery must end ``decode_time_s`` before it."""
+    # same deadline slack 2 s; user 1 needs 1.5 s to decode, so it has 0.5 s to deliver
+    # and goes first (priority 2/0.5 = 4 > 2/2 = 1); demands 0.7 each
+    st_ = make_state(
+        2,
+        deadline_slack_s=[2.0, 2.0],
+        bits_left_total=[1.4e4, 1.4e4],
+        decode_time_s=[0.0, 1.5],
+    )
+    assert build("deadline-aware").allocate(st_).tolist() == pytest.approx([0.3, 0.7])
+    blind = make_state(2, deadline_slack_s=[2.0, 2.0], bits_left_total=[1.4e4, 1.4e4])
+    assert build("deadline-aware").allocate(blind).tolist() == pytest.approx([0.7, 0.3])
+    # user 0 cannot decode in time (decode 3 s > slack 2 s): it goes last, after user 1
+    late = make_state(
+        2,
+        deadline_slack_s=[2.0, 4.0],
+        bits_left_total=[1.4e4, 1.4e4],
+        decode_time_s=[3.0, 0.5],
+    )
+    assert build("deadline-aware").allocate(late).tolist() == pytest.approx([0.3, 0.7])
+    # infeasible once decoding is counted: 3e4 bits at 2 Mb/s take 15 ms > 2 s - 1.99 s
+    tight = make_state(
+        2, deadline_slack_s=[2.0, 5.0], bits_left_total=[3e4, 1.4e4], decode_time_s=[1.99, 0.0]
+    )
+    assert build("deadline-aware").allocate(tight).tolist() == pytest.approx([0.3, 0.7])
+    s = build("deadline-aware", {"drop_infeasible": False}).allocate(tight)
+    assert s.tolist() == pytest.approx([1.0, 0.0])
