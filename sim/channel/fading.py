@@ -234,6 +234,15 @@ ROTATION_CACHE_MAX_ELEMENTS = 1 << 24
 most this (256 MiB); larger cells recompute each served user's rotation (cos/sin)."""
 
 
+def is_all_users(users: np.ndarray, num_users: int) -> bool:
+    """Whether ``users`` is exactly ``0, 1, ..., num_users - 1`` (then per-user arrays can
+    be updated in place instead of gathered and scattered)."""
+    n = users.shape[0]
+    if n != num_users or n == 0 or users[0] != 0 or users[-1] != n - 1:
+        return False
+    return bool((users[1:] > users[:-1]).all())
+
+
 def one_step_of(elapsed_s: np.ndarray, dt_s: float) -> np.ndarray:
     """``[n]`` bool: which ``elapsed_s: [n]`` are one ``dt_s`` step (to rounding)."""
     if dt_s > 0:
@@ -318,6 +327,10 @@ class JakesProcess:
             self._rot_dt_s = dt_s
         if one_step.all():
             self._refresh(users, doppler_hz, dt_s)
+            if is_all_users(users, self.num_users):  # in place: no gather or scatter
+                self._z *= self._rot
+                self.values[:] = self._z.sum(axis=1)
+                return
             rot = self._rot[users]
         else:
             rot = np.empty((users.shape[0], self.num_sinusoids), dtype=np.complex128)

@@ -1,0 +1,29 @@
+"""The all-users fast paths give the same numbers as the general (gather/scatter) path."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aigcsim.sim.channel.fading import JakesProcess, is_all_users
+
+
+def test_is_all_users():
+    assert is_all_users(np.arange(5), 5)
+    assert not is_all_users(np.arange(4), 5)
+    assert not is_all_users(np.array([0, 2, 1, 3, 4]), 5)
+    assert not is_all_users(np.array([0, 1, 1, 3, 4]), 5)
+    assert not is_all_users(np.zeros(0, dtype=np.int64), 0)
+
+
+def test_jakes_all_users_in_place_equals_gathered():
+    """Advancing every user in place equals advancing them as two gathered halves."""
+    a = JakesProcess(40, 16, np.random.default_rng(3))
+    b = JakesProcess(40, 16, np.random.default_rng(3))
+    fd = np.linspace(1.0, 300.0, 40)
+    dt = 1e-3
+    for _ in range(5):
+        a.advance_users(np.arange(40), np.full(40, dt), dt, fd)
+        for half in (np.arange(0, 40, 2), np.arange(1, 40, 2)):
+            b.advance_users(half, np.full(20, dt), dt, fd[half])
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a._z, b._z)
