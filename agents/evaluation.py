@@ -236,8 +236,8 @@ def _run_job(job: _Job) -> dict[str, Any]:
     )
     row: dict[str, Any] = {"allocator": job.name, "seed": job.seed}
     for m in (*METRICS, *COUNTS):
-        key = m if m in summary or m != "mean_lpips" else "mean_quality"
-        value = summary.get(key)
+        field_name = m if m in summary or m != "mean_lpips" else "mean_quality"
+        value = summary.get(field_name)
         row[m] = math.nan if value is None else float(value)
     return row
 
@@ -343,26 +343,26 @@ def evaluate(
 
 def _run_all(jobs: list[_Job], workers: int, progress: ProgressFn | None) -> list[dict[str, Any]]:
     """Rows of ``jobs`` in job order, run serially or in ``workers`` processes."""
-    rows: list[dict[str, Any] | None] = [None] * len(jobs)
     if workers == 1 or len(jobs) == 1:
-        for i, job in enumerate(jobs):
-            rows[i] = _run_job(job)
+        serial: list[dict[str, Any]] = []
+        for job in jobs:
+            serial.append(_run_job(job))
             if progress is not None:
-                progress(i + 1, len(jobs), rows[i])
-        return rows  # type: ignore[return-value]
+                progress(len(serial), len(jobs), serial[-1])
+        return serial
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    rows: dict[int, dict[str, Any]] = {}
     # spawn: no fork of a process that may hold torch threads
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
         futures = {pool.submit(_run_job, job): i for i, job in enumerate(jobs)}
         for done, future in enumerate(as_completed(futures), start=1):
-            i = futures[future]
-            rows[i] = future.result()
+            row = rows[futures[future]] = future.result()
             if progress is not None:
-                progress(done, len(jobs), rows[i])
-    return rows  # type: ignore[return-value]
+                progress(done, len(jobs), row)
+    return [rows[i] for i in range(len(jobs))]
 
 
 def write_csv(result: EvaluationResult, path: Path) -> None:

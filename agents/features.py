@@ -25,7 +25,7 @@ Shapes: ``B`` batch, ``U`` user slots, ``F`` features per user, ``d = embed_dim`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import torch
@@ -52,15 +52,22 @@ def _slots(observation_space: gym.spaces.Dict) -> tuple[int, int, list[str]]:
     """``(U, F, extra keys)`` of an env observation space (``users``, ``mask``, extras
     of shape ``[U]`` each added as one more column per user)."""
     mask = observation_space["mask"]
-    u = int(mask.n if hasattr(mask, "n") else mask.shape[0])
-    users = int(observation_space["users"].shape[0])
+    u = int(_shape(mask)[0])  # MultiBinary(U) or Box([U])
+    users = int(_shape(observation_space["users"])[0])
     if users % u:
         raise ValueError(f"users observation of size {users} is not a multiple of {u} slots")
     extras = sorted(k for k in observation_space.spaces if k not in ("users", "mask"))
     for k in extras:
-        if tuple(observation_space[k].shape) != (u,):
+        if _shape(observation_space[k]) != (u,):
             raise ValueError(f"observation entry {k!r} must have shape ({u},)")
     return u, users // u, extras
+
+
+def _shape(space: gym.Space[Any]) -> tuple[int, ...]:
+    """The shape of ``space`` (``ValueError`` for a space without one)."""
+    if space.shape is None:
+        raise ValueError(f"observation space {space} has no shape")
+    return tuple(space.shape)
 
 
 class UserSetExtractor(BaseFeaturesExtractor):
@@ -109,10 +116,11 @@ class UserSetHeads(nn.Module):
         super().__init__()
         self.num_users, self.embed_dim = num_users, embed_dim
         self.per_user, self.n_global = per_user, n_global
+        # layers are built in this order (the random initial weights depend on it)
         self.user_head = nn.Sequential(
             nn.Linear(3 * embed_dim, hidden_dim), nn.Tanh(), nn.Linear(hidden_dim, per_user)
         )
-        self.global_head = (
+        self.global_head: nn.Sequential | None = (
             nn.Sequential(
                 nn.Linear(2 * embed_dim, hidden_dim), nn.Tanh(), nn.Linear(hidden_dim, n_global)
             )
@@ -121,8 +129,9 @@ class UserSetHeads(nn.Module):
         )
         for head in (self.user_head, self.global_head):
             if head is not None:  # start near a = 0 (equal share)
-                nn.init.orthogonal_(head[-1].weight, gain=0.01)
-                nn.init.zeros_(head[-1].bias)
+                out = cast(nn.Linear, head[-1])
+                nn.init.orthogonal_(out.weight, gain=0.01)
+                nn.init.zeros_(out.bias)
         self.value_net_body = nn.Sequential(
             nn.Linear(2 * embed_dim, hidden_dim),
             nn.Tanh(),
@@ -172,7 +181,8 @@ class UserSetActorCriticPolicy(MultiInputActorCriticPolicy):
         **kwargs: Any,
     ) -> None:
         u, _f, _extras = _slots(observation_space)
-        n_act = int(action_space.shape[0])
+        self._slots_u = u
+        n_act = int(_shape(action_space)[0])
         self._per_user = n_act // u if per_user is None else int(per_user)
         self._n_global = n_act - self._per_user * u
         if self._n_global not in (0, 1):
@@ -188,40 +198,51 @@ class UserSetActorCriticPolicy(MultiInputActorCriticPolicy):
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
-        u = self.observation_space["mask"].n
-        self.mlp_extractor = UserSetHeads(
-            u, self._embed_dim, self._per_user, self._n_global, self._hidden_dim
+        heads = UserSetHeads(
+            self._slots_u, self._embed_dim, self._per_user, self._n_global, self._hidden_dim
         )
+        self.mlp_extractor = heads  # type: ignore[assignment]  # SB3 types it as MlpExtractor
 
     def _build(self, lr_schedule: Any) -> None:
         super()._build(lr_schedule)
         self.action_net = nn.Identity()  # the heads already give one mean per action entry
-        self.optimizer = self.optimizer_class(
+        optimizer_class: Any = self.optimizer_class  # a torch.optim class taking lr=
+        self.optimizer = optimizer_class(
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
 
     def _action_mask(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[B, A]``: 1 for the entries of active users and the global entries."""
-        m = obs["mask"].float().reshape(-1, self.observation_space["mask"].n)
+        m = obs["mask"].float().reshape(-1, self._slots_u)
         cols = [m] * self._per_user + [torch.ones_like(m[:, :1])] * self._n_global
         return torch.cat(cols, dim=1)
 
-    def forward(
+    @staticmethod
+    def _torch_distribution(dist: Any) -> torch.distributions.Distribution:
+        """The torch distribution inside SB3's ``dist`` (a diagonal Gaussian for a Box)."""
+        inner = dist.distribution
+        if not isinstance(inner, torch.distributions.Distribution):
+            raise TypeError(f"expected one torch distribution, got {type(inner).__name__}")
+        return inner
+
+    def forward(  # type: ignore[override]  # SB3 types obs as Tensor; ours is a Dict
         self, obs: dict[str, torch.Tensor], deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         latent_pi, latent_vf = self.mlp_extractor(self.extract_features(obs))
         values = self.value_net(latent_vf)
         dist = self._get_action_dist_from_latent(latent_pi)
         actions = dist.get_actions(deterministic=deterministic)
-        log_prob = (dist.distribution.log_prob(actions) * self._action_mask(obs)).sum(dim=1)
-        return actions.reshape((-1, *self.action_space.shape)), values, log_prob
+        inner = self._torch_distribution(dist)
+        log_prob = (inner.log_prob(actions) * self._action_mask(obs)).sum(dim=1)
+        shape = _shape(self.action_space)
+        return actions.reshape((-1, *shape)), values, log_prob
 
-    def evaluate_actions(
+    def evaluate_actions(  # type: ignore[override]  # obs is always a Dict here
         self, obs: dict[str, torch.Tensor], actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         latent_pi, latent_vf = self.mlp_extractor(self.extract_features(obs))
-        dist = self._get_action_dist_from_latent(latent_pi)
+        inner = self._torch_distribution(self._get_action_dist_from_latent(latent_pi))
         mask = self._action_mask(obs)
-        log_prob = (dist.distribution.log_prob(actions) * mask).sum(dim=1)
-        entropy = (dist.distribution.entropy() * mask).sum(dim=1)
+        log_prob = (inner.log_prob(actions) * mask).sum(dim=1)
+        entropy = (inner.entropy() * mask).sum(dim=1)
         return self.value_net(latent_vf), log_prob, entropy

@@ -10,13 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def nan_to_num(x: np.ndarray, **kwargs: float) -> np.ndarray:
+def nan_to_num(
+    x: np.ndarray,
+    nan: float = 0.0,
+    posinf: float | None = None,
+    neginf: float | None = None,
+) -> np.ndarray:
     """``np.nan_to_num`` (float64, a new array only when needed), with a fast path for
     the common all-finite input: replacing values is rare, checking must be cheap."""
-    x = np.asarray(x, dtype=np.float64)
-    if np.isfinite(x).all():
-        return x
-    return np.nan_to_num(x, **kwargs)
+    a: np.ndarray = np.asarray(x, dtype=np.float64)
+    if np.isfinite(a).all():
+        return a
+    return np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
 
 
 __all__ = ["fill_in_order", "waterfill"]

@@ -28,6 +28,7 @@ from aigcsim.agents.envs.spaces import (
     user_table,
 )
 from aigcsim.agents.rewards import REWARDS, OutcomeLog, RewardSpec  # noqa: F401  (REWARDS re-exported)
+from aigcsim.models.optable import OperatingPointTable
 from aigcsim.sim.allocation import AllocatorState
 from aigcsim.sim.engine import Simulation
 from aigcsim.sim.reasons import DEADLINE_FAILURES  # noqa: F401  (re-exported for tests)
@@ -232,7 +233,8 @@ class BandwidthAllocationEnv(gym.Env):
         self.render_mode = render_mode
         self.observation_space = observation_space(max_users, self.num_features)
         self.action_space = action_space(max_users, self.idle, per_user=self.per_user)
-        self._table = None
+        self._action_shape: tuple[int, ...] = (self.per_user * max_users + int(self.idle),)
+        self._table: OperatingPointTable | None = None
         self._sim: Simulation | None = None
         self._state: AllocatorState | None = None
         self._observer: UserObserver | None = None
@@ -353,7 +355,7 @@ class BandwidthAllocationEnv(gym.Env):
     def step(
         self, action: np.ndarray
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        a = check_action(action, self.action_space.shape)
+        a = check_action(action, self._action_shape)
         return self._step_logits(a)
 
     def _step_logits(
