@@ -325,7 +325,7 @@ class ADD:
     # --------------------------------------------------------------------- training
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, params: Any) -> None:
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        torch.autograd.backward(loss)
         if self.config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
         opt.step()
@@ -369,6 +369,8 @@ class ADD:
     def _make_buffer(self) -> Any:
         from stable_baselines3.common.buffers import DictReplayBuffer
 
+        if self.env is None:
+            raise ValueError("ADD needs an env to make its replay buffer")
         return DictReplayBuffer(
             max(1, self.config.buffer_size),
             self.observation_space,

@@ -104,6 +104,8 @@ class AttentionEncoder(nn.Module):
 class SinusoidalTimeEmbedding(nn.Module):
     """Sinusoidal embedding of the integer diffusion step ``t [B]`` -> ``[B, dim]``."""
 
+    freqs: torch.Tensor  # [dim // 2] buffer
+
     def __init__(self, dim: int = 16) -> None:
         super().__init__()
         half = dim // 2
@@ -184,6 +186,17 @@ class DiffusionActor(nn.Module):
     reproducible; ``noise=0`` gives the deterministic mean chain.
     """
 
+    # [T] float32 buffers of the schedule (set in __init__)
+    betas: torch.Tensor
+    abar: torch.Tensor
+    sqrt_abar: torch.Tensor
+    sqrt_1m_abar: torch.Tensor
+    sqrt_recip_abar: torch.Tensor
+    sqrt_recipm1_abar: torch.Tensor
+    post_coef_x0: torch.Tensor
+    post_coef_xt: torch.Tensor
+    post_std: torch.Tensor
+
     def __init__(
         self,
         n_features: int,
@@ -245,7 +258,9 @@ class DiffusionActor(nn.Module):
                 x = x + self.post_std[k] * noise[self.steps - k]
         return x.clamp(-1.0, 1.0)
 
-    def bc_loss(self, tokens: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor):
+    def bc_loss(
+        self, tokens: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor
+    ) -> torch.Tensor:
         """Denoising (behaviour-cloning) loss of ``actions`` over active slots."""
         b, u = mask.shape
         ctx, cell = self.encoder(tokens, mask)

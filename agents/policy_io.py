@@ -309,13 +309,15 @@ def convert(model_zip: Path, like: Path, out: Path) -> Path:
     ``policy.json`` (env settings, agent) is copied.
     """
     info = read_policy_info(like)
-    from stable_baselines3 import PPO, SAC, TD3
+    from aigcsim.agents.sb3_training import DRL_BASELINES, agent_kind
 
-    classes = {"ppo": PPO, "sac": SAC, "td3": TD3}
     agent = str(info["agent"])
-    if agent not in classes:
-        raise PolicyFileError(f"convert handles SB3 agents (ppo, sac, td3), not '{agent}'")
-    model = classes[agent].load(model_zip, device="cpu")  # trusted file: unpickles
+    kind = agent_kind(agent) if agent in DRL_BASELINES else None
+    if kind is None or kind.sb3_class is None:
+        raise PolicyFileError(
+            f"convert handles SB3 agents ({', '.join(DRL_BASELINES)}), not '{agent}'"
+        )
+    model = kind.model_class().load(model_zip, device="cpu")  # trusted file: unpickles
     out = Path(out)
     if out.exists():
         raise PolicyFileError(f"'{out}' exists; choose a new directory")

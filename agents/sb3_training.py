@@ -52,30 +52,78 @@ import importlib.util
 import json
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aigcsim.kernel.registry import UserInputError, suggest
+from aigcsim.kernel.registry import Registry, UserInputError
+from aigcsim.sim.schema import Scenario
 
-AGENTS: tuple[str, ...] = ("ppo", "sac", "td3", "add")
+ScenarioSpec = str | Path | dict[str, Any] | Scenario
+"""A scenario as :func:`aigcsim.sim.scenario.load_single_run` takes it: a YAML path, a
+shipped name, a raw dict or a validated :class:`~aigcsim.sim.schema.Scenario`."""
+
+
+@dataclass(frozen=True)
+class AgentKind:
+    """What :func:`train` and the analyses need to know about one learning algorithm."""
+
+    name: str
+    sb3_class: str | None
+    """Class name in ``stable_baselines3`` (``None``: ADD, :class:`aigcsim.agents.add.ADD`)."""
+    drl_baseline: bool
+    """One of the DRL baselines that ADD is compared with."""
+
+    def model_class(self) -> Any:
+        """The model class (imports SB3 / torch)."""
+        if self.sb3_class is None:
+            from aigcsim.agents.add import ADD
+
+            return ADD
+        import stable_baselines3
+
+        return getattr(stable_baselines3, self.sb3_class)
+
+
+AGENT_REGISTRY: Registry[AgentKind] = Registry("agent")
+"""The learning algorithms of ``aigcsim train`` (``--agent``): name -> :class:`AgentKind`."""
+
+
+def _register(name: str, sb3_class: str | None, drl_baseline: bool, summary: str) -> None:
+    kind = AgentKind(name, sb3_class, drl_baseline)
+
+    def factory(params: Any = None, **_context: Any) -> AgentKind:
+        return kind
+
+    AGENT_REGISTRY.register(name, summary=summary)(factory)
+
+
+_register("ppo", "PPO", True, "PPO (stable-baselines3) with the user-set actor-critic policy")
+_register("sac", "SAC", True, "SAC (stable-baselines3) with the user-set features extractor")
+_register("td3", "TD3", True, "TD3 (stable-baselines3) with the user-set features extractor")
+_register("add", None, False, "Attention-aware Deep Diffusion (aigcsim.agents.add)")
+
+AGENTS: tuple[str, ...] = tuple(AGENT_REGISTRY.names())
+"""Every agent name (sorted)."""
+DRL_BASELINES: tuple[str, ...] = tuple(a for a in AGENTS if AGENT_REGISTRY.build(a).drl_baseline)
+"""The DRL agents ADD is compared with: ppo, sac, td3."""
 PPO_ENVS = 4
 """Most parallel training envs of PPO (one process; batches the network's forward
 passes); fewer for runs too short for every env to finish two episodes."""
 
-ScenarioSpec = Any  # a path / shipped name, a raw dict or a sim.schema.Scenario
-
 
 def check_agent(agent: str) -> str:
-    """Lower-cased agent name; unknown names raise :class:`UserInputError`."""
+    """Lower-cased, stripped agent name; unknown names raise :class:`UserInputError`
+    with a did-you-mean (from :data:`AGENT_REGISTRY`)."""
     name = agent.strip().lower()
-    if name not in AGENTS:
-        raise UserInputError(
-            f"unknown agent '{agent}'.{suggest(name, list(AGENTS))} "
-            f"Valid agents: {', '.join(AGENTS)}."
-        )
-    return name
+    return AGENT_REGISTRY.get(name).name
+
+
+def agent_kind(agent: str) -> AgentKind:
+    """The :class:`AgentKind` of a (checked) agent name."""
+    return AGENT_REGISTRY.build(check_agent(agent))
 
 
 def overrides_dict(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
@@ -259,14 +307,11 @@ def train(
         raise UserInputError(f"timesteps must be >= 1, got {timesteps}")
     if extractor not in ("user-set", "flat"):
         raise UserInputError(f"extractor must be 'user-set' or 'flat', got {extractor!r}")
-    from aigcsim.agents.envs.allocation_env import (
-        DEFAULT_DECISION_INTERVALS,
-        default_gamma,
-        load_scenario,
-    )
+    from aigcsim.agents.envs.allocation_env import DEFAULT_DECISION_INTERVALS, default_gamma
     from aigcsim.agents.envs.registration import ENV_ID
     from aigcsim.sim.run import finalize_out_dir, prepare_out_dir
     from aigcsim.sim.scenario import dump
+    from aigcsim.sim.scenario import load_single_run as load_scenario
 
     over = overrides_dict(overrides)
     scenario, base_dir = load_scenario(scenario_spec, over)
@@ -285,7 +330,6 @@ def train(
         raise UserInputError("agent 'add' has no idle logit; use bandwidth_cost 0 with add")
     import gymnasium
     import torch
-    from stable_baselines3 import PPO, SAC, TD3
     from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
     from stable_baselines3.common.logger import configure
     from stable_baselines3.common.monitor import Monitor
@@ -336,7 +380,7 @@ def train(
         eval_seed = seed + 1_000_003
         eval_env.seed(eval_seed)
         if agent == "td3" and "action_noise" not in params:
-            n_act = env.action_space.shape[0]
+            n_act = int(np.prod(env.action_space.shape or (1,)))
             params["action_noise"] = NormalActionNoise(np.zeros(n_act), np.full(n_act, 0.1))
         tb_dir = None
         if importlib.util.find_spec("tensorboard") is not None:
@@ -359,8 +403,7 @@ def train(
                 policy = "MultiInputPolicy"
                 if extractor == "user-set":
                     policy_kwargs.setdefault("features_extractor_class", UserSetExtractor)
-            cls = {"ppo": PPO, "sac": SAC, "td3": TD3}[agent]
-            model = cls(
+            model = agent_kind(agent).model_class()(
                 policy,
                 env,
                 seed=seed,
@@ -395,7 +438,8 @@ def train(
         if progress_bar:
             callbacks.append(_PlannedProgress(planned))
         model.learn(total_timesteps=timesteps, callback=callbacks, tb_log_name=agent)
-        settings = env.envs[0].unwrapped.policy_settings()
+        first_env: Any = env.envs[0].unwrapped  # BandwidthAllocationEnv
+        settings = first_env.policy_settings()
         env.close()
         eval_env.close()
 
@@ -444,7 +488,7 @@ def _planned_progress_class() -> Any:
             self.planned = planned
 
         def _on_training_start(self) -> None:
-            from tqdm.rich import tqdm
+            from tqdm.rich import tqdm  # type: ignore[import-untyped]  # no stubs here
 
             self.pbar = tqdm(total=self.planned)
 

@@ -225,10 +225,10 @@ def evaluate_all(
             specs[f"policy:{d}"] = (agent, "trained", seed)
     names = list(specs)
     t0 = time.perf_counter()
-    kwargs = {"overrides": budget.overrides or None}
+    over = budget.overrides or None
     seeds = list(budget.eval_seeds)
-    main = evaluate(budget.scenario, names, seeds, deadline_penalty=1.0, **kwargs)
-    free = evaluate(budget.scenario, names, seeds, deadline_penalty=0.0, **kwargs)
+    main = evaluate(budget.scenario, names, seeds, deadline_penalty=1.0, overrides=over)
+    free = evaluate(budget.scenario, names, seeds, deadline_penalty=0.0, overrides=over)
     log(
         f"evaluated {len(names)} allocators x {len(seeds)} seeds x 2 passes "
         f"in {time.perf_counter() - t0:.0f} s"
@@ -283,10 +283,10 @@ def evaluate_add_modes(
     runs ``policy:DIR``."""
     import torch
 
-    from aigcsim.agents.envs.allocation_env import load_scenario
     from aigcsim.agents.evaluation import METRICS, run_with_reward
     from aigcsim.agents.policy import load_policy
     from aigcsim.agents.sb3_training import overrides_dict
+    from aigcsim.sim.scenario import load_single_run as load_scenario
 
     if not dirs:
         return []
@@ -330,7 +330,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     and ``return_vs_equal_share_mean``/``_ci95``: the paired difference of the return
     from equal share's on the same held-out seed (the episodes differ far more between
     seeds than the allocators do, so this interval is the one that separates them)."""
-    from aigcsim.agents.evaluation import mean_ci95
+    from aigcsim.kernel.stats import mean_ci95
 
     per_seed_return = _per_eval_seed(frame, "episode_return")
     baseline = per_seed_return.get(PAIRED_BASELINE)
@@ -362,9 +362,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def add_diagnostics(
-    budget: Budget, dirs: Sequence[Path], n_obs: int = 256
-) -> list[dict[str, float]]:
+def add_diagnostics(budget: Budget, dirs: Sequence[Path], n_obs: int = 256) -> list[dict[str, Any]]:
     """Where a trained ADD actor sits and which way its critic pushes it.
 
     For each run: roll the deterministic policy on the first held-out seed for up to
@@ -490,8 +488,8 @@ def _ratio_along_training(runs: dict[str, list[Path]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ outputs
 def synthetic_encoders(budget: Budget) -> list[str]:
     """Encoders of the scenario whose operating points are SYNTHETIC."""
-    from aigcsim.agents.envs.allocation_env import load_scenario
     from aigcsim.agents.sb3_training import overrides_dict
+    from aigcsim.sim.scenario import load_single_run as load_scenario
     from aigcsim.sim.table_source import load_source
 
     scenario, base_dir = load_scenario(budget.scenario, overrides_dict(budget.overrides))

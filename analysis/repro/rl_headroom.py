@@ -199,7 +199,7 @@ def _read_cache(
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per allocator: return, paired difference from equal share, gap closed, success."""
-    from aigcsim.agents.evaluation import mean_ci95
+    from aigcsim.kernel.stats import mean_ci95
 
     names = list(dict.fromkeys(r["allocator"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
@@ -310,7 +310,7 @@ def add_vs_drl(rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> dict[
     closed, and the paired difference ADD - best DRL per held-out seed (mean, 95 %
     interval, per-seed values). ``None`` without ADD or DRL rows.
     """
-    from aigcsim.agents.evaluation import mean_ci95
+    from aigcsim.kernel.stats import mean_ci95
 
     by_name = {r["allocator"]: r for r in table}
     drl = [a for a in DRL_AGENTS if a in by_name]
@@ -472,8 +472,9 @@ def checkpoint_curve(dirs: list[Path], eval_seeds: list[int]) -> list[dict[str, 
     training outputs, so unpickling them is trusted) and evaluated like the final one."""
     import re
 
-    from aigcsim.agents.evaluation import evaluate, mean_ci95
+    from aigcsim.agents.evaluation import evaluate
     from aigcsim.agents.policy_io import convert
+    from aigcsim.kernel.stats import mean_ci95
 
     out = []
     for d in dirs:

@@ -39,3 +39,21 @@ def test_check_agent_suggests_a_close_name():
     assert check_agent(" SAC ") == "sac"
     with pytest.raises(UserInputError, match="Did you mean 'td3'"):
         check_agent("td4")
+
+
+def test_agent_table_is_the_registry():
+    from aigcsim.agents.add import ADD
+    from aigcsim.agents.sb3_training import (
+        AGENT_REGISTRY,
+        AGENTS,
+        DRL_BASELINES,
+        agent_kind,
+    )
+
+    assert AGENTS == ("add", "ppo", "sac", "td3") == tuple(AGENT_REGISTRY.names())
+    assert DRL_BASELINES == ("ppo", "sac", "td3")
+    assert agent_kind("add").model_class() is ADD
+    assert agent_kind("Td3").model_class().__name__ == "TD3"
+    assert all(e.summary for e in AGENT_REGISTRY)  # `aigcsim list`-style one-liners
+    with pytest.raises(UserInputError, match="unknown agent 'dqn'.*Valid agent names: add, ppo"):
+        agent_kind("dqn")
