@@ -15,6 +15,13 @@ Random actions are drawn once up front (uniform in [-1, 1]), so the figure is th
 own cost. Prints steps/s (wall), intervals/s, steps per CPU-second of this process
 (less sensitive to other jobs on the machine) and the load average: wall figures taken
 on a loaded machine are lower bounds.
+
+Each single-process row is followed by a ``simulator alone`` row, measured in the same
+run: the same scenario and seed driven by the bare ``observe`` / ``apply`` loop with
+equal shares (what the env does at ``a = 0``), without the env's observation, action
+mapping and reward. ``env share`` is the fraction of the env's CPU time per interval
+spent outside the simulator (``1 - sim / env`` CPU seconds per interval): the part of
+a step this file's env code owns; the rest is the simulator's tick.
 """
 
 from __future__ import annotations
@@ -62,8 +69,35 @@ def bench_single(users: int, steps: int, k: int, seed: int = 0) -> dict[str, flo
         "steps_per_s": steps / wall,
         "intervals_per_s": intervals / wall,
         "steps_per_cpu_s": steps / cpu,
+        "intervals_per_cpu_s": intervals / cpu,
         "wall_s": wall,
     }
+
+
+def bench_sim(users: int, intervals: int, seed: int = 0) -> dict[str, float]:
+    """Intervals/s of the bare simulator loop (equal shares, no env) on the same scenario."""
+    from aigcsim.sim.engine import Simulation
+    from aigcsim.sim.scenario import load_single_run
+
+    scenario, base_dir = load_single_run(scenario_for(users))
+    sim = Simulation(scenario.model_copy(update={"seed": seed}), out_dir=None, base_dir=base_dir)
+
+    def run(count: int) -> int:
+        done = 0
+        while done < count and not sim.done():
+            state = sim.observe()
+            if state is None:
+                sim.apply(None)
+                continue
+            sim.apply(np.full(state.num_users, 1.0 / state.num_users))
+            done += 1
+        return done
+
+    run(200)  # warm-up, as the env's
+    t0, c0 = time.perf_counter(), time.process_time()
+    done = run(intervals)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"intervals_per_s": done / wall, "intervals_per_cpu_s": done / cpu, "wall_s": wall}
 
 
 def bench_subproc(users: int, steps: int, k: int, workers: int) -> dict[str, float]:
@@ -108,14 +142,17 @@ def main() -> None:
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    print("users  k  mode             steps/s  intervals/s  steps/CPU-s")
+    print("users  k  mode              steps/s  intervals/s  steps/CPU-s  env share")
     for users in args.users:
         for k in args.decision_intervals:
             r = bench_single(users, args.steps, k)
+            b = bench_sim(users, round(r["intervals_per_s"] * r["wall_s"]))
+            share = 1.0 - r["intervals_per_cpu_s"] / b["intervals_per_cpu_s"]
             print(
-                f"{users:5d} {k:2d}  single process  {r['steps_per_s']:8.0f}  "
-                f"{r['intervals_per_s']:10.0f}  {r['steps_per_cpu_s']:11.0f}"
+                f"{users:5d} {k:2d}  single process   {r['steps_per_s']:8.0f}  "
+                f"{r['intervals_per_s']:10.0f}  {r['steps_per_cpu_s']:11.0f}  {share:9.0%}"
             )
+            print(f"{users:5d} {k:2d}  simulator alone  {'':8s}  {b['intervals_per_s']:10.0f}")
             if args.subproc:
                 s = bench_subproc(users, args.steps, k, args.subproc)
                 print(f"{users:5d} {k:2d}  subproc x{args.subproc:<2d}     {s['steps_per_s']:8.0f}")
