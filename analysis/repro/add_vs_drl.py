@@ -55,11 +55,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aigcsim.agents.sb3_training import AGENTS as ALL_AGENTS
+from aigcsim.agents.sb3_training import DRL_BASELINES
 from aigcsim.kernel.registry import UserInputError
 
 DEFAULT_SCENARIO = "scenarios/rl-allocation.yaml"
-ALL_AGENTS: tuple[str, ...] = ("add", "ppo", "sac", "td3")
-DRL_BASELINES: tuple[str, ...] = ("ppo", "sac", "td3")
 HEURISTICS: tuple[str, ...] = ("equal-share", "proportional-fair", "semantic-greedy")
 PAIRED_BASELINE = "equal-share"
 """Returns are also reported as paired differences from this heuristic's."""
