@@ -7,9 +7,11 @@ on :class:`aigcsim.agents.envs.allocation_env.BandwidthAllocationEnv`. Torch mod
 Architecture
 ------------
 * **State encoder** (one for the actor, one shared by the twin critics): the
-  ``[max_users, 8]`` user table -> ``Linear(8, d)`` -> ``n_layers`` pre-norm multi-head
-  self-attention blocks over the user slots (only active users are keys; an observation
-  without active users attends over all slots, so no NaNs) -> LayerNorm. Gives a
+  ``[max_users, F]`` user table (``F`` = 14 columns,
+  :data:`aigcsim.agents.envs.spaces.FEATURES`) -> ``Linear(F, d)`` -> ``n_layers``
+  pre-norm multi-head self-attention blocks over the user slots (only active users are
+  keys; an observation without active users attends over all slots, so no NaNs) ->
+  LayerNorm. Gives a
   per-user context ``[U, d]`` (permutation-equivariant, no positional encodings) and a
   cell context (masked mean over active users, zero if none).
 * **Actor** (diffusion policy): ``x_T ~ N(0, I)`` in ``R^U``; for ``t = T..1`` a noise
