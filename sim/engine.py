@@ -608,15 +608,22 @@ class Simulation:
         L = self.packet_bits
         bw = shares * self.bandwidth_hz
         served = bw > 0
-        snr = np.where(
-            served, self._snr_db(tick.gain_db, np.where(served, bw, 1.0), weights), -np.inf
-        )
-        se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
+        everyone = bool(served.all())  # then the masks below change nothing: skip them
+        if everyone:
+            snr = self._snr_db(tick.gain_db, bw, weights)
+            se = self.link.spectral_efficiency(snr)
+        else:
+            snr = np.where(
+                served, self._snr_db(tick.gain_db, np.where(served, bw, 1.0), weights), -np.inf
+            )
+            se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
         capacity = bw * self.dt * se + d.carry_bits[sel]
         budget = np.floor(capacity / L).astype(np.int64)
         per = self.scenario.link.packet_error_rate
         if per is not None:
             bler = np.full(idx.size, per)
+        elif everyone:
+            bler = self.link.block_error_rate(snr, se, L)
         else:
             bler = np.where(served, self.link.block_error_rate(snr, se, L), 1.0)
         tx = transmit(budget, tick.new_packets, tick.harq, bler, self._err_rng)
@@ -704,26 +711,27 @@ class Simulation:
         ends when its last packet went out, an expired one at the interval's end."""
         t, d, st = self.time_s, self.delivery, self.streams_table
         end = t + self.dt
-        for j, u, fin, frac, b, ks, kr, bits in zip(
-            ending.tolist(),
-            users[ending].tolist(),
+        who = users[ending]
+        decode_s = st.decode_flat[base[ending] + k_rx[ending]]
+        for u, fin, frac, ks, kr, bits, dec, p_tx, p_drop in zip(
+            who.tolist(),
             finished[ending].tolist(),
             used_fraction[ending].tolist(),
-            base[ending].tolist(),
             k_sent[ending].tolist(),
             k_rx[ending].tolist(),
             done[ending].tolist(),
+            decode_s.tolist(),
+            d.packets_tx[who].tolist(),
+            d.packets_dropped[who].tolist(),
             strict=True,
         ):
             req = self.current[u]
-            assert req is not None, f"user {u} (tick position {j}) is active without a request"
+            assert req is not None, f"user {u} is active without a request"
             if fin:
-                end_s = t + self.dt * frac
-                reason, decode = SUCCESS, float(st.decode_flat[b + kr])
+                end_s, reason, decode = t + self.dt * frac, SUCCESS, dec
             else:
                 end_s, reason, decode = end, DEADLINE, 0.0
-            packets = (int(d.packets_tx[u]), int(d.packets_dropped[u]))
-            self._finish(req, end_s, ks, kr, bits, reason, packets, decode)
+            self._finish(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode)
             self._start_next(u, end_s)
 
     def _send_analog(

@@ -43,23 +43,9 @@ def transmit(
     """
     n, max_retx = pending.shape
     left = budget.astype(np.int64).copy()
-    p_ok = np.clip(1.0 - bler, 0.0, 1.0)
-    noisy = p_ok < 1.0
-    if not noisy.any():  # error-free link: no random draws needed
-
-        def outcome(sent: np.ndarray) -> np.ndarray:
-            return sent
-
-    else:
-        p_noisy = p_ok[noisy]
-
-        def outcome(sent: np.ndarray) -> np.ndarray:
-            ok = sent.copy()
-            ok[noisy] = rng.binomial(sent[noisy], p_noisy)
-            return ok
-
-    delivered = np.zeros(n, dtype=np.int64)
-    dropped = np.zeros(n, dtype=np.int64)
+    # Who sends what does not depend on this interval's outcomes: plan every stage's
+    # transmissions first (oldest retransmissions first, then new packets) ...
+    stages: list[tuple[int, np.ndarray]] = []  # (stage a, or -1 for new packets; sent [n])
     out = np.zeros_like(pending)
     for a in range(max_retx - 1, -1, -1):
         waiting = pending[:, a]
@@ -68,18 +54,36 @@ def transmit(
         sent = np.minimum(waiting, left)
         left -= sent
         out[:, a] += waiting - sent
-        ok = outcome(sent)
-        delivered += ok
-        if a + 1 < max_retx:
-            out[:, a + 1] += sent - ok
-        else:
-            dropped += sent - ok
+        stages.append((a, sent))
     sent = np.minimum(new_packets.astype(np.int64), left)
     left -= sent
-    ok = outcome(sent)
-    delivered += ok
-    if max_retx > 0:
-        out[:, 0] += sent - ok
+    stages.append((-1, sent))
+    # ... then draw every stage's errors in one call, in the same order as one call per
+    # stage would (stage by stage, users in index order): the same numbers.
+    p_ok = np.clip(1.0 - bler, 0.0, 1.0)
+    noisy = p_ok < 1.0
+    if not noisy.any():  # error-free link: no random draws needed
+        oks = [s for _, s in stages]
+    elif noisy.all():
+        draws = rng.binomial(np.concatenate([s for _, s in stages]), np.tile(p_ok, len(stages)))
+        oks = np.split(draws, len(stages))
     else:
-        dropped += sent - ok
+        p_noisy = p_ok[noisy]
+        draws = rng.binomial(
+            np.concatenate([s[noisy] for _, s in stages]), np.tile(p_noisy, len(stages))
+        )
+        oks = []
+        for (_, s), part in zip(stages, np.split(draws, len(stages)), strict=True):
+            ok = s.copy()
+            ok[noisy] = part
+            oks.append(ok)
+    delivered = np.zeros(n, dtype=np.int64)
+    dropped = np.zeros(n, dtype=np.int64)
+    for (a, s), ok in zip(stages, oks, strict=True):
+        delivered += ok
+        nxt = a + 1  # a failed packet of stage a waits for retransmission a + 1
+        if nxt < max_retx:
+            out[:, nxt] += s - ok
+        else:
+            dropped += s - ok
     return TxResult(delivered, dropped, budget - left, out)

@@ -112,10 +112,21 @@ class SummaryAccumulator:
         self.group_names = group_names
         self.all = _Stats()
         self.groups = [_Stats() for _ in group_names]
-        self.user_bits = np.zeros(num_users)
-        self.user_requests = np.zeros(num_users, dtype=np.int64)
+        # plain lists: one request's update is two Python adds, no numpy scalars
+        self._user_bits = [0.0] * num_users
+        self._user_requests = [0] * num_users
         self.used_share_sum = 0.0
         self.intervals = 0
+
+    @property
+    def user_bits(self) -> np.ndarray:
+        """``[users]`` bits delivered to each user over its scored requests."""
+        return np.array(self._user_bits, dtype=np.float64)
+
+    @property
+    def user_requests(self) -> np.ndarray:
+        """``[users]`` scored requests of each user."""
+        return np.array(self._user_requests, dtype=np.int64)
 
     def add(
         self,
@@ -132,15 +143,15 @@ class SummaryAccumulator:
             return
         self.all.add(success, reason, quality, latency, bits)
         self.groups[group].add(success, reason, quality, latency, bits)
-        self.user_bits[user] += bits
-        self.user_requests[user] += 1
+        self._user_bits[user] += bits
+        self._user_requests[user] += 1
 
     def add_interval(self, used_share: float) -> None:
         self.used_share_sum += used_share
         self.intervals += 1
 
     def result(self, sim_time_s: float, wall_time_s: float) -> RunSummary:
-        x = self.user_bits[self.user_requests > 0]
+        x = self.user_bits[self.user_requests > 0]  # [users with a scored request]
         jain = (
             float(x.sum() ** 2 / (x.size * (x**2).sum())) if x.size and (x > 0).any() else math.nan
         )

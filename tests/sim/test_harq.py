@@ -50,3 +50,66 @@ def test_drop_probability_matches_closed_form():
         pending, new = tx.pending, 0
     assert delivered + dropped == packets
     assert abs(dropped / packets - bler ** (max_retx + 1)) < 0.004
+
+
+def _per_stage_transmit(budget, new_packets, pending, bler, rng):
+    """The straightforward version: one binomial draw per stage (the engine's earlier
+    code), to check that the single-draw transmit() gives the same numbers."""
+    n, max_retx = pending.shape
+    left = budget.astype(np.int64).copy()
+    p_ok = np.clip(1.0 - bler, 0.0, 1.0)
+    noisy = p_ok < 1.0
+
+    def outcome(sent):
+        ok = sent.copy()
+        if noisy.any():
+            ok[noisy] = rng.binomial(sent[noisy], p_ok[noisy])
+        return ok
+
+    delivered = np.zeros(n, dtype=np.int64)
+    dropped = np.zeros(n, dtype=np.int64)
+    out = np.zeros_like(pending)
+    for a in range(max_retx - 1, -1, -1):
+        waiting = pending[:, a]
+        if not waiting.any():
+            continue
+        sent = np.minimum(waiting, left)
+        left -= sent
+        out[:, a] += waiting - sent
+        ok = outcome(sent)
+        delivered += ok
+        if a + 1 < max_retx:
+            out[:, a + 1] += sent - ok
+        else:
+            dropped += sent - ok
+    sent = np.minimum(new_packets.astype(np.int64), left)
+    left -= sent
+    ok = outcome(sent)
+    delivered += ok
+    if max_retx > 0:
+        out[:, 0] += sent - ok
+    else:
+        dropped += sent - ok
+    return delivered, dropped, budget - left, out
+
+
+def test_single_draw_equals_one_draw_per_stage():
+    gen = np.random.default_rng(11)
+    for trial in range(200):
+        n = int(gen.integers(1, 30))
+        r = int(gen.integers(0, 4))
+        budget = gen.integers(0, 12, n)
+        new = gen.integers(0, 15, n)
+        pending = gen.integers(0, 4, (n, r)) * (gen.random((n, r)) < 0.5)
+        bler = gen.choice([0.0, 0.05, 0.5, 1.0], n) if trial % 3 else np.full(n, 0.2)
+        if trial % 7 == 0:
+            bler = np.zeros(n)
+        a = transmit(budget, new, pending, bler, np.random.default_rng(trial))
+        rng_b = np.random.default_rng(trial)
+        b = _per_stage_transmit(budget, new, pending, bler, rng_b)
+        for x, y in zip((a.delivered, a.dropped, a.transmissions, a.pending), b, strict=True):
+            np.testing.assert_array_equal(x, y)
+        # and the stream is left in the same place
+        rng_a = np.random.default_rng(trial)
+        transmit(budget, new, pending, bler, rng_a)
+        assert rng_a.random() == rng_b.random()
