@@ -65,6 +65,17 @@ class RunSummary(GroupSummary):
     by_group: dict[str, GroupSummary]
 
 
+class RunResult(RunSummary):
+    """What :func:`aigcsim.sim.run.run_one` returns and writes as ``summary.json``: the
+    run's :class:`RunSummary` plus which scenario and seed it was and whether any of its
+    operating points are SYNTHETIC."""
+
+    scenario: str
+    seed: int
+    synthetic_encoders: list[str]  # encoder ids whose profiles are SYNTHETIC
+    note: str
+
+
 class _Stats:
     def __init__(self) -> None:
         self.total = self.completed = self.success = 0
