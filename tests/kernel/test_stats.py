@@ -120,3 +120,19 @@ def test_metric_interval_picks_the_method_and_stays_in_range() -> None:
     assert method == "t" and high - low == pytest.approx(2 * T_975_DF3 * math.sqrt(5 / 3) / 2)
     with pytest.raises(ValueError, match="3 values but 2 trial counts"):
         metric_interval("success_rate", [0.1, 0.2, 0.3], [1, 2])
+
+
+def test_import_is_light() -> None:
+    """The kernel module imports neither scipy (loaded on the first t quantile) nor pandas:
+    the light install's CLI tables use it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aigcsim.kernel.stats import wilson_interval; "
+        "print(wilson_interval(0, 10)[1]); "
+        "assert 'pandas' not in sys.modules and 'scipy' not in sys.modules"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout) == pytest.approx(wilson_interval(0, 10)[1])
