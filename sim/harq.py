@@ -58,28 +58,18 @@ def transmit(
     sent = np.minimum(new_packets.astype(np.int64), left)
     left -= sent
     stages.append((-1, sent))
-    # ... then draw every stage's errors in one call, in the same order as one call per
-    # stage would (stage by stage, users in index order): the same numbers.
+    # ... then draw every stage's errors in one call, in the order one call per stage
+    # would draw them (stage by stage, users in index order). Entries that send nothing
+    # or cannot fail draw no random number either way, so they are left out.
+    sent_all = np.stack([s for _, s in stages])  # [stages, n]
     p_ok = np.clip(1.0 - bler, 0.0, 1.0)
-    noisy = p_ok < 1.0
-    if not noisy.any():  # error-free link: no random draws needed
-        oks = [s for _, s in stages]
-    elif noisy.all():
-        draws = rng.binomial(np.concatenate([s for _, s in stages]), np.tile(p_ok, len(stages)))
-        oks = np.split(draws, len(stages))
-    else:
-        p_noisy = p_ok[noisy]
-        draws = rng.binomial(
-            np.concatenate([s[noisy] for _, s in stages]), np.tile(p_noisy, len(stages))
-        )
-        oks = []
-        for (_, s), part in zip(stages, np.split(draws, len(stages)), strict=True):
-            ok = s.copy()
-            ok[noisy] = part
-            oks.append(ok)
+    draw = (sent_all > 0) & (p_ok < 1.0)
+    oks = sent_all.copy()
+    if draw.any():
+        oks[draw] = rng.binomial(sent_all[draw], np.broadcast_to(p_ok, sent_all.shape)[draw])
     delivered = np.zeros(n, dtype=np.int64)
     dropped = np.zeros(n, dtype=np.int64)
-    for (a, s), ok in zip(stages, oks, strict=True):
+    for (a, s), ok in zip(stages, oks, strict=True):  # a row of ``oks`` per stage
         delivered += ok
         nxt = a + 1  # a failed packet of stage a waits for retransmission a + 1
         if nxt < max_retx:
