@@ -20,11 +20,10 @@ from aigcsim.agents.envs.spaces import (
     DEFAULT_LOGIT_SCALE,
     NUM_FEATURES,
     SLACK_MARGIN,
+    ShareMapping,
     action_space,
     check_action,
-    logits_to_shares,
     observation_space,
-    subband_logits_to_shares,
     user_table,
 )
 from aigcsim.agents.rewards import REWARDS, OutcomeLog, RewardSpec  # noqa: F401  (REWARDS re-exported)
@@ -233,7 +232,15 @@ class BandwidthAllocationEnv(gym.Env):
         self.render_mode = render_mode
         self.observation_space = observation_space(max_users, self.num_features)
         self.action_space = action_space(max_users, self.idle, per_user=self.per_user)
-        self._action_shape: tuple[int, ...] = (self.per_user * max_users + int(self.idle),)
+        self.share_mapping = ShareMapping(
+            max_users,
+            self.logit_scale,
+            self.idle,
+            self.num_subbands if self.act_per_subband else 0,
+        )
+        """Action -> shares (the ``policy`` allocator rebuilds it from
+        :meth:`policy_settings`)."""
+        self._action_shape = self.share_mapping.action_shape
         self._table: OperatingPointTable | None = None
         self._sim: Simulation | None = None
         self._state: AllocatorState | None = None
@@ -321,16 +328,7 @@ class BandwidthAllocationEnv(gym.Env):
     def shares(self, action: np.ndarray, state: AllocatorState) -> np.ndarray:
         """``[n]`` shares of ``state``'s active users for a checked ``action`` (``[n, N]``
         fractions of each subband with ``act_per_subband``)."""
-        if self.act_per_subband:
-            return subband_logits_to_shares(
-                action,
-                state.user_ids,
-                self.max_users,
-                self.num_subbands,
-                self.logit_scale,
-                self.idle,
-            )
-        return logits_to_shares(action, state.user_ids, self.max_users, self.logit_scale, self.idle)
+        return self.share_mapping.shares(action, state.user_ids)
 
     # ------------------------------------------------------------------ API
     def reset(

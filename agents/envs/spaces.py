@@ -21,6 +21,10 @@ per-subband spectral efficiency (:func:`subband_feature_names`); see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from gymnasium import spaces
 
@@ -178,3 +182,52 @@ def subband_logits_to_shares(
     e = np.exp(z - z.max(axis=0))
     e /= e.sum(axis=0)
     return e[: user_ids.size]
+
+
+@dataclass(frozen=True)
+class ShareMapping:
+    """Action -> shares, as the env maps them (one object for the env and the ``policy``
+    allocator, so a trained policy acts in a scenario run as it did in training).
+
+    Attributes:
+        max_users: user slots.
+        logit_scale: multiplier from action to logit.
+        idle: whether the last entry is the idle logit.
+        subbands: ``N`` per-subband logits per slot (:func:`subband_logits_to_shares`);
+            0: one logit per slot for the whole band (:func:`logits_to_shares`).
+    """
+
+    max_users: int
+    logit_scale: float = DEFAULT_LOGIT_SCALE
+    idle: bool = False
+    subbands: int = 0
+
+    @property
+    def per_user(self) -> int:
+        """Action entries per slot."""
+        return max(self.subbands, 1)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """``(per_user * max_users + idle,)``, the shape :func:`action_space` gives."""
+        return (self.per_user * self.max_users + int(self.idle),)
+
+    def shares(self, action: np.ndarray, user_ids: np.ndarray) -> np.ndarray:
+        """``[n]`` shares (``[n, N]`` per subband) of the active ``user_ids`` for a
+        checked ``action``."""
+        if self.subbands:
+            return subband_logits_to_shares(
+                action, user_ids, self.max_users, self.subbands, self.logit_scale, self.idle
+            )
+        return logits_to_shares(action, user_ids, self.max_users, self.logit_scale, self.idle)
+
+    @classmethod
+    def from_settings(cls, max_users: int, settings: Mapping[str, Any]) -> ShareMapping:
+        """The mapping of an env's ``policy_settings()`` (``policy.json``'s ``env``)."""
+        per_subband = bool(settings.get("act_per_subband", False))
+        return cls(
+            max_users=int(max_users),
+            logit_scale=float(settings.get("logit_scale", DEFAULT_LOGIT_SCALE)),
+            idle=bool(settings.get("idle", False)),
+            subbands=int(settings.get("subbands", 1)) if per_subband else 0,
+        )

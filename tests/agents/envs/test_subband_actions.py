@@ -176,3 +176,20 @@ def test_user_set_policy_trains_on_per_subband_actions(selective):
     action, _ = model.predict(obs, deterministic=True)
     assert action.shape == (N * MAX_USERS,)
     assert np.abs(action).max() < 0.1  # starts near a = 0: an equal share
+
+
+@pytest.mark.parametrize("per_subband", [False, True])
+@pytest.mark.parametrize("cost", [0.0, 0.2])
+def test_policy_settings_rebuild_the_share_mapping(selective, per_subband, cost):
+    """What a policy allocator reads from policy.json maps actions as the env did."""
+    from aigcsim.agents.envs.spaces import ShareMapping
+
+    env = BandwidthAllocationEnv(
+        selective, max_users=MAX_USERS, act_per_subband=per_subband, bandwidth_cost=cost
+    )
+    rebuilt = ShareMapping.from_settings(MAX_USERS, env.policy_settings())
+    assert rebuilt == env.share_mapping
+    assert rebuilt.action_shape == env.action_space.shape
+    a = np.random.default_rng(1).uniform(-1, 1, rebuilt.action_shape)
+    users = np.array([0, 3, 5])
+    np.testing.assert_array_equal(rebuilt.shares(a, users), env.share_mapping.shares(a, users))
