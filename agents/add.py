@@ -64,6 +64,10 @@ Hyperparameters (:class:`ADDConfig`; defaults follow the authors' GDMOPT code)
 ``action_squash``       "clip"      final action: ``clip`` to [-1, 1] or ``tanh`` of the
                                     last x_0 estimate (keeps a gradient at the bounds;
                                     see docs/rl-results.md)
+``action_center``       False       subtract the active users' mean from the last x_0
+                                    estimate before the squash (softmax actions have
+                                    a common mode the reward ignores; see
+                                    :class:`~aigcsim.agents.add_networks.DiffusionActor`)
 ``max_grad_norm``       10.0        ``None``: no clipping
 ======================  ==========  ==================================================
 
@@ -128,6 +132,7 @@ class ADDConfig:
     bc_coef: float = 0.0
     exploration_noise: float = 0.0
     action_squash: str = "clip"
+    action_center: bool = False
     max_grad_norm: float | None = 10.0
     deterministic_noise: str = "zero"
     deterministic_seed: int = 0
@@ -217,6 +222,7 @@ class ADD:
             beta_min=cfg.beta_min,
             beta_max=cfg.beta_max,
             squash=cfg.action_squash,
+            center=cfg.action_center,
         ).to(self.device)
         self.critic = TwinCritic(self.n_features, **arch, hidden=cfg.hidden).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)

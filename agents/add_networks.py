@@ -184,6 +184,13 @@ class DiffusionActor(nn.Module):
     (``[T + 1, B, U]``: the initial ``x_T`` then one draw per step; the last step adds
     none) makes sampling
     reproducible; ``noise=0`` gives the deterministic mean chain.
+
+    ``center=True`` subtracts the mean over active users from the last ``x_0`` estimate
+    before it is squashed. The env's shares are a softmax of the actions, so adding the
+    same value to every user's action changes nothing: that common mode gets no signal
+    from the reward, and when it drifts until every user sits at the clip bound the
+    action is exactly equal share with zero gradient (seen after 250 updates on
+    rl-headroom: every action -1). Centring removes the common mode before the bound.
     """
 
     # [T] float32 buffers of the schedule (set in __init__)
@@ -210,8 +217,10 @@ class DiffusionActor(nn.Module):
         beta_min: float = 0.1,
         beta_max: float = 10.0,
         squash: str = "clip",
+        center: bool = False,
     ) -> None:
         super().__init__()
+        self.center = center
         if squash not in SQUASHES:
             raise ValueError(f"squash must be one of {', '.join(SQUASHES)}, got {squash!r}")
         self.steps = steps
@@ -250,6 +259,8 @@ class DiffusionActor(nn.Module):
             t = torch.full((b,), k, dtype=torch.long, device=tokens.device)
             eps = self.eps(x, t, ctx, cell, mask)
             x0 = self.sqrt_recip_abar[k] * x - self.sqrt_recipm1_abar[k] * eps
+            if k == 0 and self.center:  # the action: x_0 minus its mean over active users
+                x0 = x0 - masked_mean(x0.unsqueeze(-1), mask)
             if k == 0 and self.squash == "tanh":
                 return torch.tanh(x0)  # the last step's x_0 is the action (post_coef_xt = 0)
             x0 = x0.clamp(-1.0, 1.0)

@@ -177,3 +177,31 @@ def test_saturated_actor_gradient(squash):
         assert torch.all(action == 1.0) and grad == 0.0
     else:
         assert torch.all((action > 0.95) & (action < 1.0)) and grad > 0.0
+
+
+@pytest.mark.parametrize("squash", ["clip", "tanh"])
+def test_centred_actor_has_no_common_mode(squash):
+    """``action_center``: the softmax env ignores a shift of every user's action, so the
+    actor's output is centred over active users before the squash. The saturated actor
+    of the test above then acts in the interior (equal share at a = 0), and a per-user
+    change of the noise model still moves the action (non-zero gradient)."""
+    torch.manual_seed(0)
+    model = ADD(max_users=U, seed=0, action_squash=squash, action_center=True, **SMALL_NET)
+    net = model.actor.eps.net[-1]
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.fill_(-5.0)
+    tok, m = split_obs(_tensors(_obs(4, active=5)), U)
+    zero = torch.zeros(model.config.diffusion_steps + 1, 4, U)
+    action = model.actor.sample(tok, m, zero)  # same x for every user: centred to 0
+    assert torch.allclose(action, torch.zeros_like(action), atol=1e-6)
+    sampled = model.actor.sample(tok, m)  # random noise: centred over the active users
+    pre = torch.atanh(sampled) if squash == "tanh" else sampled  # before the squash
+    inside = ((pre.abs() < 1.0) | ~m).all(dim=1) if squash == "clip" else torch.ones(4) > 0
+    mean = (pre * m).sum(1) / m.sum(1)
+    assert inside.any()  # rows the clip did not touch are centred exactly
+    assert torch.allclose(mean[inside], torch.zeros_like(mean[inside]), atol=1e-4)
+    weights = torch.arange(U, dtype=torch.float32)  # a per-user objective
+    (sampled * m * weights).sum().backward()
+    assert net.weight.grad is not None and net.weight.grad.abs().sum().item() > 0.0
+    assert ADD(max_users=U, seed=0, **SMALL_NET).config.action_center is False  # default off
