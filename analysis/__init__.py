@@ -2,7 +2,7 @@
 
 * :mod:`aigcsim.analysis.load`: run / variants / sweep directories -> tidy dataframes.
 * :mod:`aigcsim.analysis.stats`: mean and 95 % confidence intervals over seeds; Jain's index.
-* :mod:`aigcsim.analysis.intervals`: Wilson and bootstrap intervals (numpy only).
+* intervals (t, paired t, Wilson, bootstrap) live in :mod:`aigcsim.kernel.stats` (numpy only).
 * :mod:`aigcsim.analysis.plots`: figures (PNG + PDF), synthetic data flagged.
 * :mod:`aigcsim.analysis.rl_logs`: SB3 monitor / evaluation logs of ``aigcsim train``.
 * :mod:`aigcsim.analysis.report`: the self-contained HTML report of ``aigcsim report``.

@@ -32,7 +32,6 @@ from typing import Any
 import pandas as pd
 
 from aigcsim.analysis import plots
-from aigcsim.analysis.intervals import wilson_interval
 from aigcsim.analysis.load import Results, load_results
 from aigcsim.analysis.stats import (
     PROPORTION_COUNTS,
@@ -40,6 +39,7 @@ from aigcsim.analysis.stats import (
     interval_method,
     summarize,
 )
+from aigcsim.kernel.stats import wilson_interval
 
 REQUEST_COLUMNS = (
     "user",

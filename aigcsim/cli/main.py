@@ -160,7 +160,7 @@ def _fmt(x: object, spec: str) -> str:
 def _success(summary: dict[str, Any]) -> Text:
     """``91.1% [79, 97]``: the success rate and its 95 % Wilson interval over the run's
     scored requests (percent; as text, so the brackets are not rich markup)."""
-    from aigcsim.analysis.intervals import wilson_interval
+    from aigcsim.kernel.stats import wilson_interval
 
     rate, n = summary.get("success_rate"), summary.get("requests_total") or 0
     if rate is None or (isinstance(rate, float) and math.isnan(rate)) or n <= 0:

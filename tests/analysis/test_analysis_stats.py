@@ -156,7 +156,7 @@ def test_interval_maths_needs_no_pandas() -> None:
     import sys
 
     code = (
-        "import sys; from aigcsim.analysis.intervals import wilson_interval; "
+        "import sys; from aigcsim.kernel.stats import wilson_interval; "
         "print(wilson_interval(0, 10)[1]); assert 'pandas' not in sys.modules"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
