@@ -47,6 +47,11 @@ class StreamTable:
         self.cum_flat = cum.ravel()
         self._big = float(cum.max()) + 1.0
         self._cum_key = (cum + np.arange(cum.shape[0])[:, None] * self._big).ravel()
+        # the key that ends unit k + 1 of each row, +inf once the stream is complete
+        key = self._cum_key.reshape(cum.shape)
+        k = np.arange(u1)[None, :]
+        complete = k >= t.num_units.reshape(-1, 1)
+        self._next_key = np.where(complete, np.inf, np.roll(key, -1, axis=1)).ravel()
         self.num_units_flat = t.num_units.ravel()
         self.total_bits_flat = cum[:, -1].copy()
         self.decode_flat = t.decode_time_s.ravel()
@@ -91,12 +96,13 @@ class StreamTable:
         count, since ``bits`` only grow within a request. Only the users whose ``bits``
         reach the end of unit ``known + 1`` are searched; ``base = rows * row_len``.
         Returns a new array."""
-        nxt = np.minimum(known + 1, self.row_len - 1)
         key = bits + rows * self._big
-        crossed = (key >= self._cum_key[base + nxt]) & (known < self.num_units_flat[rows])
+        crossed = key >= self._next_key[base + known]
         out = np.array(known, dtype=np.int64, copy=True)
         if crossed.any():
-            out[crossed] = self.units(rows[crossed], bits[crossed])
+            r = rows[crossed]
+            pos = np.searchsorted(self._cum_key, key[crossed], side="right") - 1
+            out[crossed] = np.minimum(pos - r * self.row_len, self.num_units_flat[r])
         return out
 
     def quality(self, rows: np.ndarray | int, units: np.ndarray | int) -> np.ndarray:

@@ -471,12 +471,19 @@ class StochasticFading:
             diffuse.advance_users(users, steps, j0(_TWO_PI * dt_s * fd_hz))
         else:
             diffuse.advance_users(users, elapsed_s, fd_hz)
-        h = diffuse.values[users]
         if self._has_los:
+            h = diffuse.values[users]
             self._los[users] *= np.exp(
                 1j * (_TWO_PI * fd_hz * self._los_cos_aoa[users] * elapsed_s)
             )
             h = h * self._diffuse_amplitude + self._los_amplitude * self._los[users]
+        elif is_all_users(users, self.num_users):  # no gather: h is the diffuse state
+            h = diffuse.values
+            if self._h is not h:
+                self._h[:] = h
+            return _power(h)
+        else:
+            h = diffuse.values[users]
         self._h[users] = h
         return _power(h)
 
