@@ -127,13 +127,18 @@ class UserObserver:
         self._seen_max = top
         self._next_id = max(self._next_id, top + 1)
 
-    def requests_at_gpus(self) -> tuple[np.ndarray, np.ndarray]:
-        """``([users] queued for delivery, [users] at the GPUs)`` request counts now."""
+    def requests_at_gpus(self, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(queued for delivery, at the GPUs)``: request counts now of ``users`` (``[k]``
+        user indices; ``None``: every user), each ``[k]`` int64. Costs O(k) plus the
+        requests that arrived since the last call."""
         self._count_arrivals()
         sim = self.sim
-        queued = np.fromiter(map(len, sim.user_queue), dtype=np.int64, count=sim.num_users)
-        in_system = self._arrived - self._finished
-        at_gpus = np.maximum(in_system - queued - sim.active, 0)
+        if users is None:
+            users = np.arange(sim.num_users)
+        lengths = map(len, map(sim.user_queue.__getitem__, users.tolist()))
+        queued = np.fromiter(lengths, dtype=np.int64, count=users.size)
+        in_system = self._arrived[users] - self._finished[users]
+        at_gpus = np.maximum(in_system - queued - sim.active[users], 0)
         return queued, at_gpus
 
     def table(self, state: AllocatorState | None) -> np.ndarray:
@@ -144,11 +149,12 @@ class UserObserver:
         observation, whatever ``n``.
         """
         users = np.zeros((self.max_users, self.num_features), dtype=np.float32)
-        queued, at_gpus = self.requests_at_gpus()
         if state is None or state.num_users == 0:
+            self._count_arrivals()  # keep the counts current
             return users
         sim = self.sim
         idx = state.user_ids
+        queued, at_gpus = self.requests_at_gpus(idx)  # [n] each
         n = idx.size
         T = self.time_scale_s
         snr_full = state.snr_db
@@ -176,8 +182,8 @@ class UserObserver:
         feats[6] = slack
         np.copyto(feats[6], T, where=no_deadline)
         feats[7] = margin
-        feats[8] = queued[idx]
-        feats[9] = at_gpus[idx]
+        feats[8] = queued
+        feats[9] = at_gpus
         feats[10] = max(self._duration_s - state.time_s, 0.0)
         feats[11] = self._deadline_feat[idx]
         feats[12] = self._stream_feat[sim.row[idx]]
