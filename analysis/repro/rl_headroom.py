@@ -47,10 +47,15 @@ REFERENCE = "equal-share"
 
 AGENTS: tuple[str, ...] = tuple(sorted(ALL_AGENTS, key=lambda a: a == "add"))
 """The agents trained by default: every registered one, ADD (the slowest) last."""
-DEFAULT_TIMESTEPS: dict[str, int] = {"ppo": 100_000, "sac": 15_000, "td3": 15_000, "add": 5_000}
+DEFAULT_TIMESTEPS: dict[str, int] = {"ppo": 100_000, "sac": 15_000, "td3": 10_000, "add": 3_000}
 """Environment steps per training seed of each agent (the documented budgets: PPO's
-100k from issue 13; the off-policy agents, which do a gradient step per env step, get
-what one shared CPU core allows in the time of the study; see docs/rl-results.md)."""
+100k from issue 13; the off-policy agents, which do a gradient step per env step, got
+what one shared CPU core allowed in the time of the study; see docs/rl-results.md)."""
+HYPERPARAMS: dict[str, dict[str, Any]] = {"add": {"action_center": True}}
+"""Overrides of :func:`aigcsim.agents.sb3_training.default_hyperparams` per agent: ADD
+centres its actions over the active users (without it, its actor drifts along the
+softmax's common mode to the clip bound, which is exactly equal share with zero
+gradient; see :class:`aigcsim.agents.add_networks.DiffusionActor`)."""
 TRAIN_TIMES = "train_times.csv"
 """``OUT/train_times.csv``: wall time of every training run this script did."""
 
@@ -108,17 +113,20 @@ def train_runs(
             info_path = d / "policy.json"
             if info_path.is_file():
                 info = json.loads(info_path.read_text())
+                wanted = HYPERPARAMS.get(name, {})
+                have = info.get("hyperparams") or {}
                 if (info.get("agent"), info.get("timesteps"), info.get("seed")) == (
                     name,
                     budget[name],
                     seed,
-                ):
+                ) and all(have.get(k) == v for k, v in wanted.items()):
                     print(f"reusing {d}", flush=True)
                     dirs.append(d)
                     continue
             print(f"training {name} seed {seed}: {budget[name]} steps -> {d}", flush=True)
             t0 = time.perf_counter()
-            train(SCENARIO, name, budget[name], d, seed=seed, overwrite=True)
+            hyper = HYPERPARAMS.get(name) or None
+            train(SCENARIO, name, budget[name], d, seed=seed, overwrite=True, hyperparams=hyper)
             wall = time.perf_counter() - t0
             print(f"trained {d} in {wall:.0f} s ({budget[name] / wall:.1f} steps/s)", flush=True)
             _append_csv(

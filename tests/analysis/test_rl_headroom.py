@@ -148,3 +148,39 @@ def test_report_only_rebuilds_outputs_from_runs_csv(tmp_path):
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
     with (tmp_path / "curves.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 3 * 2  # 3 runs x 2 evaluations
+
+
+def test_train_runs_reuses_only_runs_with_the_same_budget_and_settings(tmp_path, monkeypatch):
+    import json
+
+    import aigcsim.agents.sb3_training as sb3
+    from aigcsim.analysis.repro import rl_headroom
+
+    calls = []
+
+    def fake_train(scenario, agent, steps, out, seed, overwrite, hyperparams):
+        calls.append((agent, seed, steps, hyperparams))
+        out.mkdir(parents=True, exist_ok=True)
+        info = {"agent": agent, "seed": seed, "timesteps": steps, "hyperparams": hyperparams}
+        (out / "policy.json").write_text(json.dumps(info))
+        return out
+
+    monkeypatch.setattr(sb3, "train", fake_train)
+    old = tmp_path / "add-s0"  # an ADD run without centred actions: retrained
+    old.mkdir()
+    (old / "policy.json").write_text(
+        json.dumps({"agent": "add", "seed": 0, "timesteps": 30, "hyperparams": {}})
+    )
+    same = tmp_path / "ppo-s0"  # same agent, seed and steps: reused
+    same.mkdir()
+    (same / "policy.json").write_text(json.dumps({"agent": "ppo", "seed": 0, "timesteps": 20}))
+    dirs = rl_headroom.train_runs(tmp_path, {"ppo": 20, "add": 30}, [0, 1], ["ppo", "add"])
+    assert [d.name for d in dirs] == ["ppo-s0", "add-s0", "ppo-s1", "add-s1"]
+    centred = {"action_center": True}
+    assert calls == [("add", 0, 30, centred), ("ppo", 1, 20, None), ("add", 1, 30, centred)]
+    with (tmp_path / "train_times.csv").open() as fh:
+        assert [line.split(",")[0] for line in fh.read().splitlines()[1:]] == [
+            "add-s0",
+            "ppo-s1",
+            "add-s1",
+        ]
