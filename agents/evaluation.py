@@ -31,7 +31,9 @@ allocators evaluated (every registered name, equal share included; not ``policy:
 ``s``. 0 is equal share, 1 the best heuristic of that seed; NaN where no heuristic beats
 equal share on that seed, and everywhere when ``equal-share`` is not evaluated
 (``aigcsim evaluate`` always adds it). ``rows`` also hold the pooled ratio over seeds,
-``gap_closed_of_means``. The name ``heuristics`` stands for every registered heuristic.
+``gap_closed_of_means``, and the paired difference from equal share: the mean over seeds
+of ``R - R_equal`` with its paired Student-t half-width (the seed-to-seed spread that both
+share cancels). The name ``heuristics`` stands for every registered heuristic.
 
 Runs are independent: ``workers > 1`` runs them in a process pool and gives results
 identical to a serial run (every random stream derives from the seed).
@@ -56,6 +58,7 @@ from aigcsim.kernel.stats import (  # mean_ci95: re-exported (callers import it 
     interval_method,
     mean_ci95,
     metric_interval,
+    paired_mean_ci95,
 )
 from aigcsim.sim.allocation import ALLOCATORS, Allocator
 from aigcsim.sim.reasons import DEADLINE_FAILURES  # noqa: F401  (re-exported)
@@ -74,6 +77,10 @@ METRICS: tuple[str, ...] = (
 """Per-run metrics taken from a run (the summary and :func:`run_with_reward`)."""
 GAP = "gap_closed"
 """The per-seed gap closed (module docstring), computed after all runs."""
+PAIRED = "return_vs_equal"
+"""Rows: the episode return minus equal share's on the same seed, mean and paired 95 %
+t half-width over seeds (``return_vs_equal_mean``, ``return_vs_equal_ci95``)."""
+PAIRED_FIELDS = (f"{PAIRED}_mean", f"{PAIRED}_ci95")
 POLICY_PREFIX = "policy:"
 REFERENCE = "equal-share"
 HEURISTICS = "heuristics"
@@ -92,8 +99,9 @@ class EvaluationResult:
     allocator with ``allocator``, ``seeds``, for each metric ``m`` ``m_mean``, ``m_ci95``
     (Student-t half-width; NaN with fewer than two finite values), ``m_low`` / ``m_high``
     (the 95 % interval of :func:`aigcsim.kernel.stats.metric_interval`: ``mean -+ ci95``,
-    or for proportions an interval inside [0, 1]) and ``m_n``, and
-    ``gap_closed_of_means``.
+    or for proportions an interval inside [0, 1]) and ``m_n``, ``gap_closed_of_means``,
+    and the paired difference from equal share (:data:`PAIRED`; NaN without
+    ``equal-share``).
     """
 
     metrics: tuple[str, ...]
@@ -337,6 +345,9 @@ def evaluate(
             agg |= {f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n}
             agg |= {f"{m}_low": low, f"{m}_high": high}
         agg["gap_closed_of_means"] = _pooled_gap(by_name[name], by_name.get(REFERENCE), best)
+        ref = by_name.get(REFERENCE)
+        paired = paired_mean_ci95(by_name[name], ref) if ref is not None else (math.nan,) * 2
+        agg[f"{PAIRED}_mean"], agg[f"{PAIRED}_ci95"] = paired[0], paired[1]
         result.rows.append(agg)
     return result
 
@@ -366,8 +377,8 @@ def _run_all(jobs: list[_Job], workers: int, progress: ProgressFn | None) -> lis
 
 
 def write_csv(result: EvaluationResult, path: Path) -> None:
-    """One row per allocator: ``allocator, seeds, <metric>_mean, <metric>_ci95, <metric>_n``
-    and ``gap_closed_of_means``."""
+    """One row per allocator: ``allocator, seeds``, per metric ``_mean, _ci95, _low, _high,
+    _n``, ``gap_closed_of_means`` and ``return_vs_equal_mean, return_vs_equal_ci95``."""
     _write(path, _row_fields(result), result.rows)
 
 
@@ -379,7 +390,7 @@ def write_runs_csv(result: EvaluationResult, path: Path) -> None:
 def _row_fields(result: EvaluationResult) -> list[str]:
     stats = ("mean", "ci95", "low", "high", "n")
     per_metric = [f"{m}_{s}" for m in result.metrics for s in stats]
-    return ["allocator", "seeds", *per_metric, "gap_closed_of_means"]
+    return ["allocator", "seeds", *per_metric, "gap_closed_of_means", *PAIRED_FIELDS]
 
 
 def _write(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
@@ -420,9 +431,12 @@ def rich_table(result: EvaluationResult) -> Any:
     table.add_column("seeds", justify="right")
     for m in result.metrics:
         table.add_column(m, justify="right")
+    table.add_column("return - equal share (paired)", justify="right")
     for row in result.rows:
         cells = [_cell(row, m) for m in result.metrics]
-        table.add_row(row["allocator"], str(row["seeds"]), *cells)
+        mean, half = row.get(f"{PAIRED}_mean", math.nan), row.get(f"{PAIRED}_ci95", math.nan)
+        paired = "-" if _isnan(mean) else f"{mean:.4g}" + ("" if _isnan(half) else f" ± {half:.2g}")
+        table.add_row(row["allocator"], str(row["seeds"]), *cells, paired)
     return table
 
 

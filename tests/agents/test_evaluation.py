@@ -162,3 +162,20 @@ def test_success_interval_is_wilson_of_the_pooled_requests_and_inside_0_1(tmp_pa
 def test_evaluate_rejects_bad_reward_settings_before_running():
     with pytest.raises(UserInputError, match="deadline_penalty must be a finite number"):
         evaluate("rl-headroom", "srpt", [1], deadline_penalty=-1.0)
+
+
+def test_paired_difference_from_equal_share():
+    from aigcsim.agents.evaluation import PAIRED
+    from aigcsim.kernel.stats import paired_mean_ci95
+
+    res = evaluate("rl-headroom", "feasible-edf,equal-share", [1, 2, 3], overrides=SHORT)
+    by = {(r["allocator"], r["seed"]): r["episode_return"] for r in res.runs}
+    edf = np.array([by[("feasible-edf", s)] for s in (1, 2, 3)])
+    eq = np.array([by[("equal-share", s)] for s in (1, 2, 3)])
+    mean, half, _ = paired_mean_ci95(edf, eq)
+    row = {r["allocator"]: r for r in res.rows}
+    assert row["feasible-edf"][f"{PAIRED}_mean"] == mean
+    assert row["feasible-edf"][f"{PAIRED}_ci95"] == half
+    assert row["equal-share"][f"{PAIRED}_mean"] == 0.0
+    alone = evaluate("rl-headroom", "srpt", [1], overrides=SHORT)
+    assert math.isnan(alone.rows[0][f"{PAIRED}_mean"])
