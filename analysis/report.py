@@ -33,13 +33,8 @@ import pandas as pd
 
 from aigcsim.analysis import plots
 from aigcsim.analysis.load import Results, load_results
-from aigcsim.analysis.stats import (
-    PROPORTION_COUNTS,
-    format_interval,
-    interval_method,
-    summarize,
-)
-from aigcsim.kernel.stats import wilson_interval
+from aigcsim.analysis.stats import format_interval, interval_method, summarize
+from aigcsim.kernel.stats import PROPORTION_COUNTS, wilson_interval
 
 REQUEST_COLUMNS = (
     "user",

@@ -30,6 +30,7 @@ from aigcsim.kernel.registry import UserInputError
 from aigcsim.sim.engine import Simulation
 from aigcsim.sim.scenario import check_tables, dump, with_overrides
 from aigcsim.sim.schema import Scenario
+from aigcsim.sim.summary import RunResult
 
 Progress = Callable[[str, float, float], None]
 
@@ -182,16 +183,16 @@ def run_one(
     run_dir: Path,
     base_dir: Path | None = None,
     progress: Callable[[float, float], None] | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     """Run ``scenario`` writing its files into the (existing, empty) ``run_dir``."""
     sim = Simulation(scenario, out_dir=run_dir, base_dir=base_dir)
-    summary = sim.run(progress)
+    run_summary = sim.run(progress)
     table = sim.table
     synthetic = {e: table.is_synthetic(e) for e in table.encoder_ids}
-    summary = {
+    summary: RunResult = {
         "scenario": scenario.name,
         "seed": scenario.seed,
-        **summary,
+        **run_summary,
         "synthetic_encoders": sorted(e for e, s in synthetic.items() if s),
         "note": (
             "Some encoder profiles are SYNTHETIC (generated from stated assumptions, not "
@@ -228,7 +229,7 @@ def run_scenario(
     base_dir: Path | None = None,
     progress: Progress | None = None,
     allow_large: bool = False,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, RunResult]:
     """Run a scenario (each of its ``variants`` if it has any) into ``out_dir``.
 
     Returns ``{label: summary}``; the label is the scenario name when there are no

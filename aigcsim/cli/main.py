@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -157,7 +158,7 @@ def _fmt(x: object, spec: str) -> str:
     return format(x, spec)
 
 
-def _success(summary: dict[str, Any]) -> Text:
+def _success(summary: Mapping[str, Any]) -> Text:
     """``91.1% [79, 97]``: the success rate and its 95 % Wilson interval over the run's
     scored requests (percent; as text, so the brackets are not rich markup)."""
     from aigcsim.kernel.stats import wilson_interval
@@ -169,7 +170,7 @@ def _success(summary: dict[str, Any]) -> Text:
     return Text(f"{rate:.1%} [{100 * low:.0f}, {100 * high:.0f}]")
 
 
-def quality_column(results: dict[str, dict[str, Any]]) -> str:
+def quality_column(results: Mapping[str, Mapping[str, Any]]) -> str:
     """Header of the quality column: ``mean LPIPS (lower is better)`` for LPIPS runs, else
     the run's metric name."""
     metrics = {s.get("quality_metric", "lpips") for s in results.values()}
@@ -178,7 +179,7 @@ def quality_column(results: dict[str, dict[str, Any]]) -> str:
     return "mean " + "/".join(sorted(metrics))
 
 
-def _summary_cells(s: dict[str, Any], qkey: str, cell_wide: bool) -> list[str | Text]:
+def _summary_cells(s: Mapping[str, Any], qkey: str, cell_wide: bool) -> list[str | Text]:
     """The number cells of one result row (a run's or a user group's); utilisation and
     Jain are cell-wide figures, blank on group rows (``cell_wide`` False)."""
     cells: list[str | Text] = [
@@ -194,7 +195,7 @@ def _summary_cells(s: dict[str, Any], qkey: str, cell_wide: bool) -> list[str | 
     return [*cells, "", ""]
 
 
-def _print_results(results: dict[str, dict[str, Any]]) -> None:
+def _print_results(results: Mapping[str, Mapping[str, Any]]) -> None:
     table = Table(title="aigcsim results (per run and user group)")
     for col in (
         "run",

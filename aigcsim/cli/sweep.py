@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from aigcsim.sim.sweep.executors import RunResult
+    from aigcsim.sim.sweep.executors import SweepRunResult
     from aigcsim.sim.sweep.spec import RunSpec, Sweep
 
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -111,7 +111,7 @@ def sweep(
     )
     failed = 0
 
-    def on_result(spec: RunSpec, result: RunResult) -> None:
+    def on_result(spec: RunSpec, result: SweepRunResult) -> None:
         nonlocal failed
         failed += result.error is not None
         bar.update(task, advance=1, failed=failed)

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from aigcsim.analysis import plots
 from aigcsim.analysis.repro.common import load_builtin, parse_args, print_table, save_outputs
-from aigcsim.analysis.stats import mean_ci95
+from aigcsim.kernel.stats import mean_ci95
 from aigcsim.models.optable import OperatingPointTable
 
 JPEG = tuple(f"jpeg/q={q}" for q in (10, 20, 40, 60, 80, 90))

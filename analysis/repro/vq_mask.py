@@ -39,7 +39,7 @@ from aigcsim.analysis.repro.common import (
     print_table,
     save_outputs,
 )
-from aigcsim.analysis.stats import mean_ci95
+from aigcsim.kernel.stats import mean_ci95
 from aigcsim.models.optable import OperatingPointTable
 
 LEVELS = ("prm/p=0.25", "prm/p=0.35", "prm/p=0.5", "pdm", "ebm/p=0.25")

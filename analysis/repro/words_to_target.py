@@ -33,7 +33,7 @@ from aigcsim.analysis.repro.common import (
     print_table,
     save_outputs,
 )
-from aigcsim.analysis.stats import mean_ci95
+from aigcsim.kernel.stats import mean_ci95
 from aigcsim.models.optable import OperatingPointTable
 
 POLICIES = ("lowest-lpips", "most-attentive", "least-attentive", "natural", "random")

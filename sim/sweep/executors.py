@@ -1,6 +1,6 @@
 """Where sweep runs execute: a local process pool or Ray tasks.
 
-Both executors call :func:`simulate` once per run and yield :class:`RunResult`s as
+Both executors call :func:`simulate` once per run and yield :class:`SweepRunResult`s as
 they complete. :func:`simulate` runs the scenario into a private temporary folder
 and returns the files' bytes, so the driver alone writes the sweep directory: this
 works on a Ray cluster without a shared file system, and a worker that dies can
@@ -22,11 +22,12 @@ import pyarrow as pa
 from aigcsim.kernel.ray_cluster import import_ray, init_ray
 from aigcsim.kernel.registry import NoParams, Registry, UserInputError
 from aigcsim.kernel.workers import process_pool
+from aigcsim.sim.summary import RunResult
 from aigcsim.sim.sweep.spec import RunSpec
 
 
 @dataclass(frozen=True)
-class RunResult:
+class SweepRunResult:
     """What a worker sends back for one run.
 
     Attributes:
@@ -40,7 +41,7 @@ class RunResult:
 
     run_id: str
     error: str | None
-    summary: dict[str, Any] | None = None
+    summary: RunResult | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     requests: bytes | None = None
     run_s: float = 0.0
@@ -51,7 +52,7 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def simulate(spec: RunSpec, base_dir: str | None, types: dict[str, pa.DataType]) -> RunResult:
+def simulate(spec: RunSpec, base_dir: str | None, types: dict[str, pa.DataType]) -> SweepRunResult:
     """Run one sweep run in a temporary folder; never raises for a failing run."""
     from aigcsim.sim.run import run_one
     from aigcsim.sim.sweep.results import requests_part, table_to_bytes
@@ -67,8 +68,8 @@ def simulate(spec: RunSpec, base_dir: str | None, types: dict[str, pa.DataType])
         )
         requests = table_to_bytes(part)
     except Exception as exc:  # recorded as the run's error; the sweep goes on
-        return RunResult(spec.run_id, error_text(exc), run_s=time.perf_counter() - t0)
-    return RunResult(spec.run_id, None, summary, files, requests, time.perf_counter() - t0)
+        return SweepRunResult(spec.run_id, error_text(exc), run_s=time.perf_counter() - t0)
+    return SweepRunResult(spec.run_id, None, summary, files, requests, time.perf_counter() - t0)
 
 
 Task = tuple[RunSpec, str | None, dict[str, pa.DataType]]
@@ -80,7 +81,7 @@ class Executor(Protocol):
     name: str
     workers: int
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[RunResult]: ...
+    def run(self, tasks: Sequence[Task]) -> Iterator[SweepRunResult]: ...
 
 
 class LocalExecutor:
@@ -92,7 +93,7 @@ class LocalExecutor:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[RunResult]:
+    def run(self, tasks: Sequence[Task]) -> Iterator[SweepRunResult]:
         if not tasks:
             return
         pool = process_pool(min(self.workers, len(tasks)))
@@ -102,7 +103,7 @@ class LocalExecutor:
                 try:
                     yield fut.result()
                 except Exception as exc:  # the worker process died, or pickling failed
-                    yield RunResult(futures[fut].run_id, error_text(exc))
+                    yield SweepRunResult(futures[fut].run_id, error_text(exc))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -115,7 +116,7 @@ class RayExecutor:
     def __init__(self, workers: int, address: str | None = None) -> None:
         self.workers, self.address = workers, address
 
-    def run(self, tasks: Sequence[Task]) -> Iterator[RunResult]:
+    def run(self, tasks: Sequence[Task]) -> Iterator[SweepRunResult]:
         if not tasks:
             return
         ray = import_ray()
@@ -132,7 +133,7 @@ class RayExecutor:
                         yield ray.get(ref)
                     except Exception as exc:  # worker crash, or Ray lost the task
                         cause = getattr(exc, "cause", None) or exc
-                        yield RunResult(refs[ref].run_id, error_text(cause))
+                        yield SweepRunResult(refs[ref].run_id, error_text(cause))
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)

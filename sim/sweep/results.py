@@ -24,7 +24,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +111,7 @@ def summary_row(
     params: dict[str, Any],
     types: dict[str, pa.DataType],
     error: str | None,
-    summary: dict[str, Any] | None,
+    summary: Mapping[str, Any] | None,
 ) -> pa.Table:
     """The one-row summary table of a run (``summary`` None for a failed run)."""
     fields: list[pa.Field] = list(BASE_FIELDS)

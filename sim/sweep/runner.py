@@ -37,7 +37,7 @@ from aigcsim.kernel.registry import UserInputError
 from aigcsim.kernel.safe_io import read_json_file, read_text
 from aigcsim.sim.run import resolve_out_dir
 from aigcsim.sim.scenario import apply_override, parse_override, read_yaml, resolve_path
-from aigcsim.sim.sweep.executors import Executor, RunResult
+from aigcsim.sim.sweep.executors import Executor, SweepRunResult
 from aigcsim.sim.sweep.results import (
     REQUESTS_DIR,
     SUMMARY_DIR,
@@ -206,7 +206,11 @@ def finished_runs(out_dir: str | Path, sweep: Sweep) -> set[str]:
 
 
 def _record(
-    out_dir: Path, sweep_name: str, spec: RunSpec, result: RunResult, types: dict[str, pa.DataType]
+    out_dir: Path,
+    sweep_name: str,
+    spec: RunSpec,
+    result: SweepRunResult,
+    types: dict[str, pa.DataType],
 ) -> None:
     """Write one run's directory and dataset parts; the summary row goes last."""
     runs = out_dir / "runs"
@@ -250,7 +254,7 @@ def run_sweep(
     base_dir: Path | None = None,
     text: str = "",
     overwrite: bool = False,
-    on_result: Callable[[RunSpec, RunResult], None] | None = None,
+    on_result: Callable[[RunSpec, SweepRunResult], None] | None = None,
 ) -> SweepReport:
     """Run every unfinished run of ``sweep`` into ``out_dir`` with ``executor``.
 
