@@ -61,12 +61,20 @@ def transmit(
     # ... then draw every stage's errors in one call, in the order one call per stage
     # would draw them (stage by stage, users in index order). Entries that send nothing
     # or cannot fail draw no random number either way, so they are left out.
-    sent_all = np.stack([s for _, s in stages])  # [stages, n]
     p_ok = np.clip(1.0 - bler, 0.0, 1.0)
-    draw = (sent_all > 0) & (p_ok < 1.0)
-    oks = sent_all.copy()
-    if draw.any():
-        oks[draw] = rng.binomial(sent_all[draw], np.broadcast_to(p_ok, sent_all.shape)[draw])
+    if len(stages) == 1:  # nothing pending: new packets only (the common case)
+        sent_all = sent[None, :]
+        draw = (sent > 0) & (p_ok < 1.0)
+        oks = sent_all.copy()
+        if draw.any():
+            oks[0, draw] = rng.binomial(sent[draw], p_ok[draw])
+    else:
+        sent_all = np.stack([s for _, s in stages])  # [stages, n]
+        draw2 = (sent_all > 0) & (p_ok < 1.0)
+        oks = sent_all.copy()
+        if draw2.any():
+            p_all = np.broadcast_to(p_ok, sent_all.shape)
+            oks[draw2] = rng.binomial(sent_all[draw2], p_all[draw2])
     delivered = np.zeros(n, dtype=np.int64)
     dropped = np.zeros(n, dtype=np.int64)
     for (a, s), ok in zip(stages, oks, strict=True):  # a row of ``oks`` per stage

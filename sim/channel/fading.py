@@ -310,11 +310,18 @@ class JakesProcess:
         self.values = self._z.sum(axis=1)
 
     def advance_users(
-        self, users: np.ndarray, elapsed_s: np.ndarray, dt_s: float, doppler_hz: np.ndarray
+        self,
+        users: np.ndarray,
+        elapsed_s: np.ndarray,
+        dt_s: float,
+        doppler_hz: np.ndarray,
+        all_users: bool | None = None,
     ) -> None:
         """Advance only ``users: [n]`` by ``elapsed_s: [n]`` seconds at Doppler
         ``doppler_hz: [n]``. A jump of one ``dt_s`` step uses (and refreshes) the cached
-        rotation; longer jumps rotate by ``exp(j 2 pi nu_n f_d elapsed_s)`` directly."""
+        rotation; longer jumps rotate by ``exp(j 2 pi nu_n f_d elapsed_s)`` directly.
+        ``all_users``: whether ``users`` is ``0..U-1`` (:func:`is_all_users`; ``None``:
+        find out)."""
         one_step = one_step_of(elapsed_s, dt_s)
         if not self.caches_rotations:
             cycles = doppler_hz * np.where(one_step, dt_s, elapsed_s)
@@ -327,7 +334,9 @@ class JakesProcess:
             self._rot_dt_s = dt_s
         if one_step.all():
             self._refresh(users, doppler_hz, dt_s)
-            if is_all_users(users, self.num_users):  # in place: no gather or scatter
+            if all_users is None:
+                all_users = is_all_users(users, self.num_users)
+            if all_users:  # in place: no gather or scatter
                 self._z *= self._rot
                 self.values[:] = self._z.sum(axis=1)
                 return
@@ -464,8 +473,9 @@ class StochasticFading:
         """
         fd_hz = np.maximum(doppler_hz, self.min_doppler_hz)
         diffuse = self._diffuse
+        everyone = is_all_users(users, self.num_users)
         if isinstance(diffuse, JakesProcess):
-            diffuse.advance_users(users, elapsed_s, dt_s, fd_hz)
+            diffuse.advance_users(users, elapsed_s, dt_s, fd_hz, everyone)
         elif isinstance(diffuse, GaussMarkovProcess):
             steps = np.rint(elapsed_s / dt_s) if dt_s > 0 else np.zeros_like(elapsed_s)
             diffuse.advance_users(users, steps, j0(_TWO_PI * dt_s * fd_hz))
@@ -477,7 +487,7 @@ class StochasticFading:
                 1j * (_TWO_PI * fd_hz * self._los_cos_aoa[users] * elapsed_s)
             )
             h = h * self._diffuse_amplitude + self._los_amplitude * self._los[users]
-        elif is_all_users(users, self.num_users):  # no gather: h is the diffuse state
+        elif everyone:  # no gather: h is the diffuse state
             h = diffuse.values
             if self._h is not h:
                 self._h[:] = h
