@@ -325,12 +325,20 @@ def bench_full_buffer(users: int, intervals: int, warm_intervals: int = 200) -> 
             state = sim.observe()
             sim.apply(None if state is None else sim.allocator.allocate(state))
         active = 0
-        t0 = time.perf_counter()
+        alloc_s = 0.0
+        clock = time.perf_counter
+        t0 = clock()
         for _ in range(intervals):
             state = sim.observe()
-            active += 0 if state is None else state.num_users
-            sim.apply(None if state is None else sim.allocator.allocate(state))
-        wall = time.perf_counter() - t0
+            if state is None:
+                sim.apply(None)
+                continue
+            active += state.num_users
+            a0 = clock()
+            shares = sim.allocator.allocate(state)
+            alloc_s += clock() - a0
+            sim.apply(shares)
+        wall = clock() - t0
         sim.close(wall)
     bare = BareInterval(users)
     for _ in range(warm_intervals):
@@ -343,22 +351,35 @@ def bench_full_buffer(users: int, intervals: int, warm_intervals: int = 200) -> 
         "users": users,
         "mean_active": active / intervals,
         "engine_per_s": intervals / wall,
+        "tick_per_s": intervals / (wall - alloc_s),  # observe + apply, allocator excluded
         "bare_per_s": intervals / bare_wall,
     }
 
 
 def full_buffer_rows(users: list[int], intervals: int, repeats: int) -> None:
-    """Print the full-buffer rows: engine and bare step, median of ``repeats`` runs."""
+    """Print the full-buffer rows, medians of ``repeats`` runs: intervals/s of the engine
+    (with the proportional-fair allocator), of its tick alone (observe + apply, the
+    allocator's time taken out) and of the bare step, and the cost ratios engine / bare
+    and tick / bare from the same runs."""
     print("full buffer: every user backlogged (jakes, proportional fair, Shannon + HARQ)")
-    print(f"{'users':>7} {'mean active':>12} {'engine/s':>10} {'bare/s':>10} {'ratio':>7}")
+    print(
+        f"{'users':>7} {'mean active':>12} {'engine/s':>10} {'tick/s':>10} {'bare/s':>10} "
+        f"{'engine/bare':>12} {'tick/bare':>10}"
+    )
     for n in users:
         runs = [bench_full_buffer(n, intervals if n <= 1000 else max(intervals // 10, 50))
                 for _ in range(repeats)]  # fmt: skip
-        eng = statistics.median(r["engine_per_s"] for r in runs)
-        bare = statistics.median(r["bare_per_s"] for r in runs)
+
+        def med(key: str, runs: list[dict] = runs) -> float:
+            return statistics.median(r[key] for r in runs)
+
         ratio = statistics.median(r["bare_per_s"] / r["engine_per_s"] for r in runs)
-        act = statistics.median(r["mean_active"] for r in runs)
-        print(f"{n:>7} {act:>12.1f} {eng:>10.0f} {bare:>10.0f} {ratio:>6.2f}x")
+        tick_ratio = statistics.median(r["bare_per_s"] / r["tick_per_s"] for r in runs)
+        print(
+            f"{n:>7} {med('mean_active'):>12.1f} {med('engine_per_s'):>10.0f} "
+            f"{med('tick_per_s'):>10.0f} {med('bare_per_s'):>10.0f} {ratio:>11.2f}x "
+            f"{tick_ratio:>9.2f}x"
+        )
 
 
 def main() -> None:
@@ -384,16 +405,16 @@ def main() -> None:
     print(
         f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
+    if args.full_buffer:
+        users = args.users if args.users != ap.get_default("users") else [500, 5000]
+        full_buffer_rows(users, args.intervals, args.repeats)
+        return
     print(f"load: {args.rate} requests/s per user, 2 kHz of band per user, proportional fair")
     if args.long:
         long_run(rate_per_s=args.rate)
         return
     if args.fading_rows:
         fading_rows(1000, args.intervals, args.rate, args.repeats)
-        return
-    if args.full_buffer:
-        users = args.users if args.users != ap.get_default("users") else [500, 5000]
-        full_buffer_rows(users, args.intervals, args.repeats)
         return
     print(
         f"{'users':>7} {'mean active':>12} {'intervals/s':>12} "
