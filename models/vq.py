@@ -214,93 +214,147 @@ def _pair_costs(codewords: np.ndarray, p: int) -> np.ndarray:
     return out
 
 
-def _padded(a: np.ndarray) -> np.ndarray:
-    """``a: [h, w]`` with a border of zeros (False) one cell wide: ``[h + 2, w + 2]``."""
-    out = np.zeros((a.shape[0] + 2, a.shape[1] + 2), dtype=a.dtype)
-    out[1:-1, 1:-1] = a
-    return out
-
-
-def _known_score(known: np.ndarray) -> np.ndarray:
-    """``[h, w]`` int: ``2 * known edge neighbours + known diagonal neighbours``."""
-    h, w = known.shape
-    kp = _padded(known).astype(np.int64)
-    score = np.zeros((h, w), dtype=np.int64)
-    for da, db in _EDGE_NEIGHBOURS:
-        score += 2 * kp[1 + da : 1 + da + h, 1 + db : 1 + db + w]
-    for da, db in _CORNER_NEIGHBOURS:
-        score += kp[1 + da : 1 + da + h, 1 + db : 1 + db + w]
-    return score
-
-
 def _weighted_costs(codebook: VQCodebook) -> np.ndarray:
-    """``[8, K, K]`` float64: ``_edge_cost`` times each direction's weight (1 for edges,
-    :data:`CORNER_WEIGHT` for corners), computed once per codebook. The products are the
-    ones :func:`_predict` used to form per call, so costs are unchanged bit for bit."""
+    """``[8, K + 1, K]`` float64: ``_edge_cost`` times each direction's weight (1 for
+    edges, :data:`CORNER_WEIGHT` for corners), plus a row of zeros at index ``K`` that an
+    unknown neighbour reads (adding an exact ``0.0`` changes no sum). Computed once per
+    codebook; these are the terms every prediction cost is summed from."""
     cached = codebook.__dict__.get("_weighted_cost")
     if cached is None:
-        weights = np.array([1.0] * 4 + [CORNER_WEIGHT] * 4)
-        cached = np.stack([weights[d] * codebook._edge_cost[d] for d in range(8)])
+        k = codebook.size
+        cached = np.zeros((8, k + 1, k))
+        for d in range(8):
+            cached[d, :k] = _WEIGHTS[d] * codebook._edge_cost[d]
         object.__setattr__(codebook, "_weighted_cost", cached)
+    return cached
+
+
+@dataclass(frozen=True)
+class _SideGeometry:
+    """The pair costs as one matrix product (float64), for screening candidates.
+
+    ``cost_d(j, k) = |n_d(j)|^2 - 2 n_d(j) . c_d(k) + |c_d(k)|^2`` over ``L_d`` pixel
+    values, with ``c_d(k)`` the side of candidate ``k`` facing direction ``d`` and
+    ``n_d(j)`` the facing side of neighbour ``j``. ``cand`` stacks ``c_d(k)`` for the 8
+    directions and then ``|c_d(k)|^2``: ``[60 + 8, K]`` (4 sides of ``3p`` values, 4
+    corners of 3); ``nbr[d]`` is ``[K, L_d]``, ``nbr_sq`` ``[8, K]``, ``lengths`` ``[8]``.
+    """
+
+    cand: np.ndarray
+    nbr: tuple[np.ndarray, ...]
+    nbr_sq: np.ndarray
+    lengths: np.ndarray
+
+
+def _side_geometry(codebook: VQCodebook) -> _SideGeometry:
+    cached = codebook.__dict__.get("_side_geometry")
+    if cached is None:
+        p, k = codebook.patch_px, codebook.size
+        c = codebook.codewords.reshape(k, p, p, 3).astype(np.float64)
+        top, bottom = c[:, 0].reshape(k, -1), c[:, -1].reshape(k, -1)
+        left, right = c[:, :, 0].reshape(k, -1), c[:, :, -1].reshape(k, -1)
+        tl, tr, bl, br = c[:, 0, 0], c[:, 0, -1], c[:, -1, 0], c[:, -1, -1]
+        # (candidate side, neighbour side) per direction, as in _pair_costs
+        pairs = [(top, bottom), (bottom, top), (left, right), (right, left),
+                 (tl, br), (tr, bl), (bl, tr), (br, tl)]  # fmt: skip
+        cand = np.concatenate(
+            [a.T for a, _ in pairs] + [np.stack([(a * a).sum(axis=1) for a, _ in pairs])]
+        )
+        cached = _SideGeometry(
+            cand=np.ascontiguousarray(cand),
+            nbr=tuple(b for _, b in pairs),
+            nbr_sq=np.stack([(b * b).sum(axis=1) for _, b in pairs]),
+            lengths=np.array([a.shape[1] for a, _ in pairs], dtype=np.float64),
+        )
+        object.__setattr__(codebook, "_side_geometry", cached)
     return cached
 
 
 _OFFSETS = np.array(_EDGE_NEIGHBOURS + _CORNER_NEIGHBOURS)  # [8, 2] (da, db)
 _WEIGHTS = np.array([1.0] * 4 + [CORNER_WEIGHT] * 4)
-PREDICT_BLOCK = 128
-SMALL_PREDICT = 128
-"""Up to this many positions, :func:`_predict` costs all directions in one gather."""
-"""Positions costed at a time in :func:`_predict` (a ``[128, K]`` float64 block stays in
-cache; rows are independent, so the blocking does not change any result)."""
+_SCORE_STEP = np.array([2] * 4 + [1] * 4)
+"""What a known neighbour adds to a position's fill score, per direction."""
+ARGMIN_BLOCK = 1024
+"""Positions costed at a time in :func:`argmin_costs` (a ``[1024, K]`` float64 block)."""
+SCREEN_REL, SCREEN_ABS = 4e-7, 1e-4
+"""Candidate window of :func:`argmin_costs`: codewords whose screened cost is within
+``SCREEN_REL * |min| + SCREEN_ABS`` of the row's screened minimum are costed exactly."""
+_DONE = np.int16(-1000)
+"""Fill score of a position that is known or outside the grid (never picked)."""
 
 
-def _predict(
-    codebook: VQCodebook, tokens: np.ndarray, known: np.ndarray, where: np.ndarray
-) -> np.ndarray:
-    """Argmin-cost codeword ``[n]`` at the positions ``where: [h, w]`` bool, from the
-    currently known neighbours.
+def exact_costs(codebook: VQCodebook, neighbours: np.ndarray) -> np.ndarray:
+    """``[n, K]`` float64 prediction costs of ``n`` positions, the reference definition.
 
-    Neighbours are read only at ``where`` (not over the whole grid), the weighted pair
-    costs are precomputed (:func:`_weighted_costs`) and positions are costed in blocks
-    of :data:`PREDICT_BLOCK`; the directions are summed in the same order as the direct
-    form (``cost = 0; cost += w_d * E_d[t_d]`` over the known directions), so the result
-    is bit-identical to it."""
-    rows, cols = np.nonzero(where)
-    tp, kp = _padded(tokens), _padded(known)
-    nb_r = rows[None, :] + 1 + _OFFSETS[:, :1]  # [8, n]
-    nb_c = cols[None, :] + 1 + _OFFSETS[:, 1:]
-    k8, t8 = kp[nb_r, nb_c], tp[nb_r, nb_c]  # [8, n] known flags and neighbour tokens
-    weighted = _weighted_costs(codebook)
-    wsum = (k8 * _WEIGHTS[:, None]).sum(axis=0)  # exact: sums of 1 and 0.25
-    if rows.size <= SMALL_PREDICT:  # few positions (most greedy rounds): one gather
-        # an unknown direction adds an exact 0.0, which changes no sum
-        terms = weighted[np.arange(8)[:, None], t8] * k8[:, :, None]  # [8, n, K]
-        cost = terms[0]
-        for d in range(1, 8):
-            cost += terms[d]
-        cost /= np.maximum(wsum, 1e-12)[:, None]
-        return np.argmin(cost, axis=1)
-    out = np.empty(rows.size, dtype=np.int64)
-    size = min(PREDICT_BLOCK, max(rows.size, 1))
-    cost_buf = np.empty((size, codebook.size))
-    term_buf = np.empty_like(cost_buf)
-    for start in range(0, rows.size, PREDICT_BLOCK):
-        sl = slice(start, min(start + PREDICT_BLOCK, rows.size))
-        m = sl.stop - sl.start
-        cost, term = cost_buf[:m], term_buf[:m]
-        cost.fill(0.0)
-        for d in range(8):
-            k_d = k8[d, sl]
-            if not k_d.any():
-                continue
-            if k_d.all():
-                np.take(weighted[d], t8[d, sl], axis=0, out=term)
-                cost += term
-            else:
-                sel = np.flatnonzero(k_d)
-                cost[sel] += weighted[d][t8[d, sl][sel]]
-        cost /= np.maximum(wsum[sl], 1e-12)[:, None]
-        out[sl] = np.argmin(cost, axis=1)
+    ``neighbours: [8, n]`` int: the neighbour token in each direction (order of
+    :data:`_EDGE_NEIGHBOURS` then :data:`_CORNER_NEIGHBOURS`), or ``K`` where that
+    neighbour is unknown. ``cost[i, k] = (sum over known d, in order, of w_d *
+    E_d[t_d, k]) / max(sum of known w_d, 1e-12)`` with ``E`` the float32 pair costs
+    (:func:`_pair_costs`) and ``w`` 1 (edges) or :data:`CORNER_WEIGHT` (corners)."""
+    ext = _weighted_costs(codebook)
+    t8 = np.asarray(neighbours)
+    cost = ext[0][t8[0]]
+    for d in range(1, 8):
+        cost += ext[d][t8[d]]
+    wsum = ((t8 != codebook.size) * _WEIGHTS[:, None]).sum(axis=0)
+    cost /= np.maximum(wsum, 1e-12)[:, None]
+    return cost
+
+
+def argmin_costs(codebook: VQCodebook, neighbours: np.ndarray) -> np.ndarray:
+    """``[n]`` int64: ``argmin(exact_costs(codebook, neighbours), axis=1)``, exactly
+    (first index among equal costs), without summing all ``8 * K`` terms per position.
+
+    A screen computes every cost as one float64 matrix product (:class:`_SideGeometry`)
+    and keeps, per position, the codewords within ``tol = SCREEN_REL * |m| + SCREEN_ABS``
+    of its screened minimum ``m``; only those are costed exactly, and the first exact
+    minimum is returned. Why nothing is lost: the exact cost differs from the real value
+    of the same formula only by the float32 rounding of each pair cost (relative
+    ``2**-24``) and float64 rounding (below ``1e-8`` for costs of pixel values <= 255), and
+    the screen from that real value only by float64 rounding (below ``1e-6``), so
+    ``|screen - exact| <= 6e-8 * cost + 2e-6``. The exact minimiser's screened cost is
+    then within ``tol`` of ``m``, and every codeword outside the window has an exact cost
+    strictly above the exact minimum, so the argmin and its tie-break are unchanged."""
+    geo = _side_geometry(codebook)
+    ext = _weighted_costs(codebook)
+    t8 = np.asarray(neighbours, dtype=np.int64)
+    n = t8.shape[1]
+    known = t8 != codebook.size
+    tc = np.where(known, t8, 0)
+    coef = known * (_WEIGHTS / geo.lengths)[:, None]  # [8, n] weight per pixel value
+    wsum = np.maximum((known * _WEIGHTS[:, None]).sum(axis=0), 1e-12)
+    out = np.empty(n, dtype=np.int64)
+    for s in range(0, n, ARGMIN_BLOCK):
+        e = min(s + ARGMIN_BLOCK, n)
+        c, t = coef[:, s:e], tc[:, s:e]
+        x = np.concatenate(
+            [(-2.0 * c[d])[:, None] * geo.nbr[d][t[d]].reshape(e - s, -1) for d in range(8)]
+            + [c.T],
+            axis=1,
+        )
+        const = (c * geo.nbr_sq[np.arange(8)[:, None], t]).sum(axis=0)
+        screen = x @ geo.cand  # [m, K], the screened cost * wsum - const
+        best = screen.argmin(axis=1)
+        low = screen[np.arange(e - s), best]
+        ws = wsum[s:e]
+        tol = SCREEN_REL * np.abs((low + const) / ws) + SCREEN_ABS
+        window = screen <= (low + tol * ws)[:, None]
+        many = np.flatnonzero(np.count_nonzero(window, axis=1) > 1)
+        block = best  # a lone codeword in the window is the exact argmin
+        if many.size:
+            rows, ks = np.nonzero(window[many])
+            tr = t8[:, s:e][:, many[rows]]
+            cost = ext[0][tr[0], ks]
+            for d in range(1, 8):
+                cost += ext[d][tr[d], ks]
+            cost /= ws[many[rows]]
+            starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+            row_min = np.minimum.reduceat(cost, starts)
+            hit = cost == row_min[np.searchsorted(starts, np.arange(rows.size), "right") - 1]
+            hit_rows, hit_ks = rows[hit], ks[hit]
+            first = np.r_[True, hit_rows[1:] != hit_rows[:-1]]
+            block[many[hit_rows[first]]] = hit_ks[first]
+        out[s:e] = block
     return out
 
 
@@ -309,55 +363,94 @@ def fill_tokens(
 ) -> np.ndarray:
     """Fill the unknown positions of ``tokens: [h, w]`` (``known: [h, w]`` bool) with the
     boundary-continuity prior (see the module docstring); known tokens are returned
-    unchanged. Returns ``[h, w]`` int64."""
-    t = np.asarray(tokens).astype(np.int64)
+    unchanged. Returns ``[h, w]`` int64 (:func:`fill_tokens_batch` of one grid)."""
+    t = np.asarray(tokens)
     k = np.asarray(known, dtype=bool)
     if t.shape != k.shape or t.ndim != 2:
         raise ValueError(f"tokens {t.shape} and known {k.shape} must be the same [h, w]")
-    received = t.copy()
-    mask = ~k  # M: positions the prior predicts
-    if not k.any():
-        return np.full(t.shape, codebook.grey_token, dtype=np.int64)
+    return fill_tokens_batch(codebook, t[None], k[None], refine_steps)[0]
+
+
+def fill_tokens_batch(
+    codebook: VQCodebook, tokens: np.ndarray, known: np.ndarray, refine_steps: int = 2
+) -> np.ndarray:
+    """:func:`fill_tokens` of ``B`` grids at once: ``tokens, known: [B, h, w]`` ->
+    ``[B, h, w]`` int64, each grid exactly as filled alone.
+
+    The grids advance in lockstep (round ``r`` of every grid in one step), on flat
+    zero-padded arrays: a position's fill score is kept up to date as its neighbours
+    fill, and each round costs only the positions it fills (:func:`argmin_costs`)."""
+    t = np.asarray(tokens).astype(np.int64)
+    k = np.asarray(known, dtype=bool)
+    if t.shape != k.shape or t.ndim != 3:
+        raise ValueError(f"tokens {t.shape} and known {k.shape} must be the same [B, h, w]")
+    if t.size and (t.min() < 0 or t.max() >= codebook.size):
+        raise ValueError(f"tokens must be in 0..{codebook.size - 1}")
+    num, h, w = t.shape
     out = np.where(k, t, 0)
-    filled = k.copy()
-    while not filled.all():
-        score = _known_score(filled)
-        score[filled] = -1
-        best = score.max()
-        if best <= 0:  # unreachable: a grid is connected through 8-neighbours
+    some = k.reshape(num, -1).any(axis=1)
+    out[~some] = codebook.grey_token  # nothing known: the unconditional fill, no sweeps
+    if not some.any() or h * w == 0:
+        return out
+    idx_some = np.flatnonzero(some)
+    hp, wp = h + 2, w + 2
+    offsets = _OFFSETS[:, 0] * wp + _OFFSETS[:, 1]  # [8] flat neighbour offsets
+    tok = np.zeros((idx_some.size, hp, wp), dtype=np.int64)
+    tok[:, 1:-1, 1:-1] = out[idx_some]
+    inside = np.zeros((idx_some.size, hp, wp), dtype=bool)
+    inside[:, 1:-1, 1:-1] = True
+    filled = np.zeros_like(inside)
+    filled[:, 1:-1, 1:-1] = k[idx_some]
+    todo_mask = inside & ~filled  # M: positions the prior predicts
+    tok, inside, filled, todo_mask = (a.reshape(-1) for a in (tok, inside, filled, todo_mask))
+    score = np.full(tok.size, _DONE, dtype=np.int16)
+    cells = np.flatnonzero(todo_mask)
+    score[cells] = (filled[cells[None, :] + offsets[:, None]] * _SCORE_STEP[:, None]).sum(0)
+    size = codebook.size
+    per_grid = score.reshape(idx_some.size, -1)
+    # greedy: every round fills each grid's unknown positions with its highest score
+    while True:
+        best = per_grid.max(axis=1)
+        active = best >= 0
+        if not active.any():
+            break
+        if (best[active] == 0).any():  # unreachable: a grid is connected through 8-neighbours
             raise RuntimeError("prior fill found no position next to a known one")
-        where = score == best
-        out[where] = _predict(codebook, out, filled, where)
-        filled |= where
-    parity = np.add.outer(np.arange(t.shape[0]), np.arange(t.shape[1])) % 2
-    everywhere = np.ones_like(k)
-    # A prediction depends only on the 8 neighbours' tokens: a position whose
-    # neighbourhood is unchanged since its parity's last sweep keeps its last prediction.
-    seen: dict[int, np.ndarray] = {}  # parity -> tokens its last sweep predicted from
-    last: dict[int, np.ndarray] = {}  # parity -> [h, w] predictions of that sweep
+        where = np.flatnonzero((per_grid == best[:, None]) & active[:, None])
+        nb = where[None, :] + offsets[:, None]  # [8, n]
+        tok[where] = argmin_costs(codebook, np.where(filled[nb], tok[nb], size))
+        filled[where] = True
+        score[where] = _DONE
+        for d in range(8):
+            score[where + offsets[d]] += _SCORE_STEP[d]
+    # refinement: checkerboard half-sweeps re-predicting every unknown position from its
+    # full neighbourhood; a position whose 8 neighbours are unchanged since its parity's
+    # last sweep keeps that sweep's prediction (a prediction depends only on them)
+    rows = np.arange(tok.size) // wp % hp
+    parity = (rows + np.arange(tok.size) % wp) % 2
+    last: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # parity -> (tokens seen, preds)
     for _ in range(refine_steps):
         for par in (0, 1):
-            where = mask & (parity == par)
-            if where.any():
-                if par in seen:
-                    todo = where & _touched(out != seen[par])
-                    pred_grid = last[par].copy()
-                    if todo.any():
-                        pred_grid[todo] = _predict(codebook, out, everywhere, todo)
-                else:
-                    pred_grid = np.zeros_like(out)
-                    pred_grid[where] = _predict(codebook, out, everywhere, where)
-                seen[par], last[par] = out.copy(), pred_grid
-                out[where] = pred_grid[where]
-            out = np.where(mask, out, received)  # eq. 12: received indices kept fixed
-    return out
-
-
-def _touched(changed: np.ndarray) -> np.ndarray:
-    """``[h, w]`` bool: positions with a changed 8-neighbour (``changed: [h, w]``)."""
-    h, w = changed.shape
-    cp = _padded(changed)
-    out = np.zeros((h, w), dtype=bool)
-    for da, db in _EDGE_NEIGHBOURS + _CORNER_NEIGHBOURS:
-        out |= cp[1 + da : 1 + da + h, 1 + db : 1 + db + w]
+            where = todo_mask & (parity == par)
+            if par in last:
+                seen, pred = last[par]
+                changed = tok != seen
+                touched = np.zeros_like(changed)
+                for off in offsets:  # in-grid positions only: neighbours never wrap
+                    if off > 0:
+                        touched[:-off] |= changed[off:]
+                    else:
+                        touched[-off:] |= changed[: tok.size + off]
+                redo = np.flatnonzero(where & touched)
+                pred = pred.copy()
+            else:
+                redo = np.flatnonzero(where)
+                pred = np.zeros_like(tok)
+            if redo.size:
+                nb = redo[None, :] + offsets[:, None]
+                pred[redo] = argmin_costs(codebook, np.where(inside[nb], tok[nb], size))
+            last[par] = (tok.copy(), pred)
+            tok[where] = pred[where]
+    grids = tok.reshape(idx_some.size, hp, wp)[:, 1:-1, 1:-1]
+    out[idx_some] = np.where(k[idx_some], t[idx_some], grids)  # eq. 12: received kept
     return out
