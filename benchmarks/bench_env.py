@@ -4,6 +4,7 @@ Usage:
     python benchmarks/bench_env.py                     # 10 and 100 users, k = 1 and 5
     python benchmarks/bench_env.py --users 10 --steps 20000 --decision-intervals 1
     python benchmarks/bench_env.py --subproc 2         # + SB3 SubprocVecEnv with 2 workers
+    python benchmarks/bench_env.py --subbands 8 --act-per-subband  # per-subband actions
 
 The scenario is rl-headroom's cell and traffic (JPEG q=10 with 1 s deadlines and q=80
 with 6 s deadlines, uniform PSD, measured JPEG operating points from the default cache)
@@ -35,25 +36,34 @@ from typing import Any
 import numpy as np
 
 
-def scenario_for(users: int) -> dict[str, Any]:
+def scenario_for(users: int, subbands: int = 1) -> dict[str, Any]:
     from aigcsim.sim.scenario import load
 
     sc = load("rl-headroom")
     data = sc.model_dump(mode="json", exclude_none=True)
     data["users"]["count"] = users
+    data["cell"]["subbands"] = subbands
     data["cell"]["bandwidth_hz"] = 3750.0 * users
     data["duration_s"] = 1e5  # arrivals never stop during a benchmark
     data["variants"] = []
     return data
 
 
-def bench_single(users: int, steps: int, k: int, seed: int = 0) -> dict[str, float]:
+def bench_single(
+    users: int, steps: int, k: int, seed: int = 0, subbands: int = 1, per_subband: bool = False
+) -> dict[str, float]:
     """Steps/s of one env in this process."""
     from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
 
-    env = BandwidthAllocationEnv(scenario_for(users), max_users=users, decision_intervals=k)
+    env = BandwidthAllocationEnv(
+        scenario_for(users, subbands),
+        max_users=users,
+        decision_intervals=k,
+        act_per_subband=per_subband,
+    )
     rng = np.random.default_rng(seed)
-    actions = rng.uniform(-1, 1, (steps, users)).astype(np.float32)
+    size = env.share_mapping.action_shape[0]
+    actions = rng.uniform(-1, 1, (steps, size)).astype(np.float32)
     env.reset(seed=seed)
     for a in actions[: min(200, steps)]:  # warm-up: queues fill, caches warm
         env.step(a)
@@ -74,12 +84,12 @@ def bench_single(users: int, steps: int, k: int, seed: int = 0) -> dict[str, flo
     }
 
 
-def bench_sim(users: int, intervals: int, seed: int = 0) -> dict[str, float]:
+def bench_sim(users: int, intervals: int, seed: int = 0, subbands: int = 1) -> dict[str, float]:
     """Intervals/s of the bare simulator loop (equal shares, no env) on the same scenario."""
     from aigcsim.sim.engine import Simulation
     from aigcsim.sim.scenario import load_single_run
 
-    scenario, base_dir = load_single_run(scenario_for(users))
+    scenario, base_dir = load_single_run(scenario_for(users, subbands))
     sim = Simulation(scenario.model_copy(update={"seed": seed}), out_dir=None, base_dir=base_dir)
 
     def run(count: int) -> int:
@@ -100,23 +110,28 @@ def bench_sim(users: int, intervals: int, seed: int = 0) -> dict[str, float]:
     return {"intervals_per_s": done / wall, "intervals_per_cpu_s": done / cpu, "wall_s": wall}
 
 
-def bench_subproc(users: int, steps: int, k: int, workers: int) -> dict[str, float]:
+def bench_subproc(
+    users: int, steps: int, k: int, workers: int, subbands: int = 1, per_subband: bool = False
+) -> dict[str, float]:
     """Steps/s summed over ``workers`` envs in SB3's ``SubprocVecEnv``."""
     from stable_baselines3.common.vec_env import SubprocVecEnv
 
     from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
 
-    data = scenario_for(users)
+    data = scenario_for(users, subbands)
 
     def make() -> Any:
-        return BandwidthAllocationEnv(data, max_users=users, decision_intervals=k)
+        return BandwidthAllocationEnv(
+            data, max_users=users, decision_intervals=k, act_per_subband=per_subband
+        )
 
     vec = SubprocVecEnv([make] * workers, start_method="fork")
     vec.seed(0)
     vec.reset()
     rng = np.random.default_rng(0)
     n_calls = max(1, steps // workers)
-    actions = rng.uniform(-1, 1, (n_calls, workers, users)).astype(np.float32)
+    size = (subbands if per_subband else 1) * users
+    actions = rng.uniform(-1, 1, (n_calls, workers, size)).astype(np.float32)
     for a in actions[:50]:
         vec.step(a)
     t0 = time.perf_counter()
@@ -133,20 +148,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--decision-intervals", type=int, nargs="*", default=[1, 5])
     parser.add_argument("--subproc", type=int, default=0, help="SubprocVecEnv workers (0: skip)")
+    parser.add_argument("--subbands", type=int, default=1, help="cell.subbands (default 1)")
+    parser.add_argument(
+        "--act-per-subband", action="store_true", help="per-subband actions (needs --subbands > 1)"
+    )
     args = parser.parse_args()
+    if args.act_per_subband and args.subbands < 2:
+        parser.error("--act-per-subband needs --subbands > 1")
     import torch
 
     torch.set_num_threads(1)
     load = os.getloadavg()
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; cell.subbands "
+        f"{args.subbands}, {'per-subband' if args.act_per_subband else 'whole-band'} actions"
     )
     print("users  k  mode              steps/s  intervals/s  steps/CPU-s  env share")
     for users in args.users:
         for k in args.decision_intervals:
-            r = bench_single(users, args.steps, k)
-            b = bench_sim(users, round(r["intervals_per_s"] * r["wall_s"]))
+            r = bench_single(users, args.steps, k, 0, args.subbands, args.act_per_subband)
+            b = bench_sim(users, round(r["intervals_per_s"] * r["wall_s"]), 0, args.subbands)
             share = 1.0 - r["intervals_per_cpu_s"] / b["intervals_per_cpu_s"]
             print(
                 f"{users:5d} {k:2d}  single process   {r['steps_per_s']:8.0f}  "
@@ -154,7 +176,9 @@ def main() -> None:
             )
             print(f"{users:5d} {k:2d}  simulator alone  {'':8s}  {b['intervals_per_s']:10.0f}")
             if args.subproc:
-                s = bench_subproc(users, args.steps, k, args.subproc)
+                s = bench_subproc(
+                    users, args.steps, k, args.subproc, args.subbands, args.act_per_subband
+                )
                 print(f"{users:5d} {k:2d}  subproc x{args.subproc:<2d}     {s['steps_per_s']:8.0f}")
     load = os.getloadavg()
     print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
