@@ -8,6 +8,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
 from aigcsim.agents.envs.spaces import (
@@ -193,3 +195,34 @@ def test_policy_settings_rebuild_the_share_mapping(selective, per_subband, cost)
     a = np.random.default_rng(1).uniform(-1, 1, rebuilt.action_shape)
     users = np.array([0, 3, 5])
     np.testing.assert_array_equal(rebuilt.shares(a, users), env.share_mapping.shares(a, users))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    n_sub=st.integers(2, 8),
+    idle=st.booleans(),
+    scale=st.floats(0.0, 20.0),
+)
+def test_mapping_properties(data, n_sub, idle, scale):
+    """Columns are distributions over the active users (+ idle), permuting the active
+    slots permutes the rows, and large logits never overflow."""
+    users = np.array(
+        data.draw(st.lists(st.integers(0, MAX_USERS - 1), unique=True, max_size=MAX_USERS))
+    )
+    size = n_sub * MAX_USERS + int(idle)
+    a = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=size, max_size=size)))
+    shares = subband_logits_to_shares(a, users.astype(np.int64), MAX_USERS, n_sub, scale, idle)
+    assert shares.shape == (users.size, n_sub)
+    assert np.isfinite(shares).all() and (shares >= 0).all()
+    if users.size:
+        total = shares.sum(axis=0)
+        if idle:
+            assert (total <= 1 + 1e-12).all() and (total > 0).all()
+        else:
+            np.testing.assert_allclose(total, 1.0, rtol=1e-12)
+        perm = data.draw(st.permutations(range(users.size)))
+        again = subband_logits_to_shares(
+            a, users[perm].astype(np.int64), MAX_USERS, n_sub, scale, idle
+        )
+        np.testing.assert_allclose(again, shares[perm], rtol=1e-12, atol=1e-300)
