@@ -203,6 +203,11 @@ class BandwidthAllocationEnv(gym.Env):
                 f"act_per_subband needs a frequency-selective cell (cell.subbands > 1); "
                 f"scenario '{self.scenario.name}' has cell.subbands={self.num_subbands}"
             )
+        if self.act_per_subband and type(self).step is not BandwidthAllocationEnv.step:
+            raise ValueError(
+                f"act_per_subband: {type(self).__name__} maps its own actions; only "
+                f"BandwidthAllocationEnv acts per subband"
+            )
         self.per_user = self.num_subbands if self.act_per_subband else 1
         """Action entries per user slot: ``N`` per-subband logits, else 1."""
         self.num_features = NUM_FEATURES + (self.num_subbands if self.act_per_subband else 0)

@@ -226,3 +226,10 @@ def test_mapping_properties(data, n_sub, idle, scale):
             a, users[perm].astype(np.int64), MAX_USERS, n_sub, scale, idle
         )
         np.testing.assert_allclose(again, shares[perm], rtol=1e-12, atol=1e-300)
+
+
+def test_joint_env_refuses_per_subband_actions(selective):
+    from aigcsim.agents.envs.joint_env import JointEncodingAllocationEnv
+
+    with pytest.raises(ValueError, match="JointEncodingAllocationEnv maps its own actions"):
+        JointEncodingAllocationEnv(selective, max_users=MAX_USERS, act_per_subband=True)
