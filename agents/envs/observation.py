@@ -102,18 +102,16 @@ class UserObserver:
         scales += [1.0, 1.0, 1.0] + [SUBBAND_SE_SCALE] * self.subband_columns
         self._scales = np.array(scales)[:, None]  # [F, 1] divisors
         assert self._scales.shape[0] == self.num_features
-        self._arrived = np.zeros(n, dtype=np.int64)
-        self._finished = np.zeros(n, dtype=np.int64)
+        self._in_system = np.zeros(n, dtype=np.int64)  # [users] arrived and not yet ended
         self._next_id = 0  # requests with smaller ids are counted as arrived
         self._seen_max = -1  # largest request id counted so far
         sim.finish_listeners.append(self._on_finish)
 
     def _on_finish(self, request: Any, reason: str, quality: float) -> None:
-        u = request.user
-        self._finished[u] += 1
         if request.request_id >= self._next_id:  # ended before any observation saw it
-            self._arrived[u] += 1
-            self._seen_max = max(self._seen_max, request.request_id)
+            self._seen_max = max(self._seen_max, request.request_id)  # arrived and ended
+        else:
+            self._in_system[request.user] -= 1
 
     def _count_arrivals(self) -> None:
         """Count requests that arrived since the last call (newest first, O(new))."""
@@ -122,7 +120,7 @@ class UserObserver:
             rid = req.request_id
             if rid < self._next_id:
                 break
-            self._arrived[req.user] += 1
+            self._in_system[req.user] += 1
             top = max(top, rid)
         self._seen_max = top
         self._next_id = max(self._next_id, top + 1)
@@ -137,8 +135,7 @@ class UserObserver:
             users = np.arange(sim.num_users)
         lengths = map(len, map(sim.user_queue.__getitem__, users.tolist()))
         queued = np.fromiter(lengths, dtype=np.int64, count=users.size)
-        in_system = self._arrived[users] - self._finished[users]
-        at_gpus = np.maximum(in_system - queued - sim.active[users], 0)
+        at_gpus = np.maximum(self._in_system[users] - queued - sim.active[users], 0)
         return queued, at_gpus
 
     def table(self, state: AllocatorState | None) -> np.ndarray:
