@@ -17,6 +17,9 @@ import numpy as np
 
 from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
 
+_SORT_KEYS_ABOVE = 256
+"""Unit searches over more keys than this sort them first (:meth:`StreamTable._search`)."""
+
 Index = np.ndarray | slice
 """Selects the active users of a tick in ``[users]`` arrays: an index array ``[n]``, or
 ``slice(None)`` when every user is active (a view, no gather)."""
@@ -85,8 +88,18 @@ class StreamTable:
 
     def units(self, rows: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """``[n]`` complete units contained in the first ``bits: [n]`` of each row's stream."""
-        pos = np.searchsorted(self._cum_key, bits + rows * self._big, side="right") - 1
+        pos = self._search(bits + rows * self._big) - 1
         return np.asarray(np.minimum(pos - rows * self.row_len, self.num_units_flat[rows]))
+
+    def _search(self, keys: np.ndarray) -> np.ndarray:
+        """``searchsorted(cum_key, keys, side="right")``; many keys are searched in sorted
+        order (each search then starts near the last one: about twice as fast at 2,000)."""
+        if keys.shape[0] <= _SORT_KEYS_ABOVE:
+            return np.asarray(np.searchsorted(self._cum_key, keys, side="right"))
+        order = np.argsort(keys)
+        pos = np.empty(keys.shape[0], dtype=np.int64)
+        pos[order] = np.searchsorted(self._cum_key, keys[order], side="right")
+        return pos
 
     def units_from(
         self, rows: np.ndarray, base: np.ndarray, bits: np.ndarray, known: np.ndarray
@@ -101,7 +114,7 @@ class StreamTable:
         out = np.array(known, dtype=np.int64, copy=True)
         if crossed.any():
             r = rows[crossed]
-            pos = np.searchsorted(self._cum_key, key[crossed], side="right") - 1
+            pos = self._search(key[crossed]) - 1
             out[crossed] = np.minimum(pos - r * self.row_len, self.num_units_flat[r])
         return out
 

@@ -201,3 +201,13 @@ def test_delivery_listener_can_retarget():
     sim.user_queue[0].append(req)
     sim._start_next(0, 0.0)
     assert seen == [(0, 0)] and req.encoder == other
+
+
+def test_sorted_search_equals_plain_search():
+    st = StreamTable(_table(), "lpips")
+    rng = np.random.default_rng(4)
+    rows = rng.integers(0, 4, 3000)  # above the sort threshold
+    bits = np.floor(rng.uniform(0, 1.2, 3000) * st.total_bits_flat[rows])
+    want = np.searchsorted(st._cum_key, bits + rows * st._big, side="right")
+    np.testing.assert_array_equal(st._search(bits + rows * st._big), want)
+    np.testing.assert_array_equal(st.units(rows, bits)[:10], st.units(rows[:10], bits[:10]))
