@@ -382,6 +382,29 @@ class Simulation:
         uses, snr_eff_db = self._analog_outcome(req)
         if snr_eff_db is not None and units_rx == st.num_units_list[row]:
             quality = float(np.interp(snr_eff_db, st.analog_grid_db, st.analog_q[row]))
+        self._record(
+            req, end_s, units_sent, units_rx, bits, reason, packets, decode_s, quality, uses,
+            snr_eff_db,
+        )  # fmt: skip
+
+    def _record(
+        self,
+        req: Request,
+        end_s: float,
+        units_sent: int,
+        units_rx: int,
+        bits: float,
+        reason: str,
+        packets: tuple[int, int],
+        decode_s: float,
+        quality: float,
+        uses: float = 0.0,
+        snr_eff_db: float | None = None,
+    ) -> None:
+        """Record the outcome of ``req``, which reached ``quality``: the final reason
+        (a success decoded late is ``late_decode``, one below its target
+        ``quality_below_target``), the summary, the request row and the listeners."""
+        st = self.streams_table
         plan = self.plans[req.group]
         met = quality <= plan.qos.target if plan.lower_is_better else quality >= plan.qos.target
         completion = end_s + decode_s
@@ -413,7 +436,7 @@ class Simulation:
                     end_s,
                     completion,
                     latency,
-                    st.num_units_list[row],
+                    st.num_units_list[st.row(req.image, req.encoder)],
                     units_sent,
                     units_rx,
                     bits,
@@ -712,15 +735,17 @@ class Simulation:
         t, d, st = self.time_s, self.delivery, self.streams_table
         end = t + self.dt
         who = users[ending]
-        decode_s = st.decode_flat[base[ending] + k_rx[ending]]
-        for u, fin, frac, ks, kr, bits, dec, p_tx, p_drop in zip(
+        at = base[ending] + k_rx[ending]  # flat (row, units received) of each
+        analog = st.any_analog  # then each quality needs its channel uses (_finish)
+        for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in zip(
             who.tolist(),
             finished[ending].tolist(),
             used_fraction[ending].tolist(),
             k_sent[ending].tolist(),
             k_rx[ending].tolist(),
             done[ending].tolist(),
-            decode_s.tolist(),
+            st.decode_flat[at].tolist(),
+            st.q_flat[at].tolist(),
             d.packets_tx[who].tolist(),
             d.packets_dropped[who].tolist(),
             strict=True,
@@ -731,7 +756,10 @@ class Simulation:
                 end_s, reason, decode = t + self.dt * frac, SUCCESS, dec
             else:
                 end_s, reason, decode = end, DEADLINE, 0.0
-            self._finish(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode)
+            if analog:
+                self._finish(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode)
+            else:
+                self._record(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode, quality)
             self._start_next(u, end_s)
 
     def _send_analog(
