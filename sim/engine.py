@@ -538,7 +538,7 @@ class Simulation:
         self._observed = True
         t = self.time_s
         d, st = self.delivery, self.streams_table
-        idx = np.flatnonzero(d.active)
+        idx = d.active.nonzero()[0]  # sorted: flatnonzero without its wrapper
         if idx.size == 0:
             self._tick = None
             return None
@@ -704,7 +704,7 @@ class Simulation:
         )
         if analog_frac is not None:
             used_fraction = np.minimum(used_fraction + analog_frac, 1.0)
-        ending = np.flatnonzero(finished | expired)
+        ending = (finished | expired).nonzero()[0]
         if ending.size:
             self._end_deliveries(ending, idx, finished, used_fraction, base, k_sent, k_rx, done)
         used_share = float((shares * used_fraction).sum())

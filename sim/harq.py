@@ -42,12 +42,12 @@ def transmit(
         rng: the packet-error stream.
     """
     n, max_retx = pending.shape
-    left = budget.astype(np.int64).copy()
+    left = np.array(budget, dtype=np.int64)  # a copy
     # Who sends what does not depend on this interval's outcomes: plan every stage's
     # transmissions first (oldest retransmissions first, then new packets) ...
     stages: list[tuple[int, np.ndarray]] = []  # (stage a, or -1 for new packets; sent [n])
     out = np.zeros_like(pending)
-    for a in range(max_retx - 1, -1, -1):
+    for a in range(max_retx - 1 if pending.any() else -1, -1, -1):
         waiting = pending[:, a]
         if not waiting.any():
             continue
