@@ -11,6 +11,17 @@ A request's life: arrival -> wait for a GPU server -> generation -> wait behind 
 user's earlier deliveries -> delivery of its encoder's unit stream -> decode at the
 receiver. It succeeds if the quality target is met and decoding ends by the
 deadline; it fails with a reason otherwise (:mod:`aigcsim.sim.reasons`).
+
+:class:`Simulation` reads top to bottom: set-up (table and group plans from
+:mod:`aigcsim.sim.groups`, users, channel, link, allocator, the per-user
+:class:`~aigcsim.sim.delivery.DeliveryState`, the provider, outputs, arrivals), the
+request life cycle (arrivals, generation, :meth:`Simulation._start_next`,
+:meth:`Simulation.retarget`), bookkeeping (``_finish`` / ``_record``), and the tick:
+:meth:`Simulation.observe` gathers the active users' facts into a
+:class:`~aigcsim.sim.delivery.TickDelivery` and the allocator state;
+:meth:`Simulation.apply` runs the link (SNR, SE, packets, HARQ), counts units, ends
+the deliveries that finished or expired and records the interval. When every user is
+active, per-user arrays are read as views instead of gathered.
 """
 
 from __future__ import annotations
