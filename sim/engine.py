@@ -45,7 +45,7 @@ from aigcsim.sim.channel.noise import thermal_noise_dbm
 from aigcsim.sim.channel.tdl import effective_snr_db
 from aigcsim.sim.delivery import DeliveryState, Index, StreamTable, TickDelivery
 from aigcsim.sim.groups import GroupPlan, GroupPlans, group_sizes
-from aigcsim.sim.harq import transmit
+from aigcsim.sim.harq import pending_per_user, transmit
 from aigcsim.sim.link import LINK
 from aigcsim.sim.provider import STEP_TIME
 from aigcsim.sim.reasons import (
@@ -578,7 +578,7 @@ class Simulation:
         gain = q_now - q_next if st.lower_is_better else q_next - q_now
         L = self.packet_bits
         harq = d.harq[sel]
-        in_flight = harq.sum(axis=1) * L
+        in_flight = pending_per_user(harq) * L
         new_packets = np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / L)
         # an analog unit's demand, as the bits its channel uses would carry at the
         # reference spectral efficiency (same band-time), so allocators see it
@@ -703,7 +703,7 @@ class Simulation:
         q = st.q_flat[base + k_rx]
         q_target = d.q_target[sel]
         met = q <= q_target if st.lower_is_better else q >= q_target
-        all_sent = (done >= total) & (tx.pending.sum(axis=1) == 0)
+        all_sent = (done >= total) & (pending_per_user(tx.pending) == 0)
         if analog_pending is not None:
             all_sent &= ~analog_pending
         at_target = (k_rx >= d.target_units[sel]) & met
@@ -803,7 +803,7 @@ class Simulation:
         """
         d, st = self.delivery, self.streams_table
         left = d.analog_left[sel]
-        digital_done = (done >= total) & (pending.sum(axis=1) == 0) & (left > 0)
+        digital_done = (done >= total) & (pending_per_user(pending) == 0) & (left > 0)
         last = st.num_units_flat[rows] - 1  # the analog unit's index
         q_prefix = st.q_flat[rows * st.row_len + last]
         target = d.q_target[sel]

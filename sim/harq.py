@@ -25,6 +25,16 @@ class TxResult:
     pending: np.ndarray
 
 
+def pending_per_user(pending: np.ndarray) -> np.ndarray:
+    """``[n]`` int packets awaiting retransmission per user, the row sums of ``pending``
+    ``[n, R]`` (column by column: for a few columns several times faster than
+    ``sum(axis=1)``; integers, so the same numbers)."""
+    total = np.zeros(pending.shape[0], dtype=np.int64)
+    for a in range(pending.shape[1]):
+        total += pending[:, a]
+    return total
+
+
 def transmit(
     budget: np.ndarray,
     new_packets: np.ndarray,

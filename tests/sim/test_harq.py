@@ -113,3 +113,13 @@ def test_single_draw_equals_one_draw_per_stage():
         rng_a = np.random.default_rng(trial)
         transmit(budget, new, pending, bler, rng_a)
         assert rng_a.random() == rng_b.random()
+
+
+def test_pending_per_user_is_the_row_sum():
+    from aigcsim.sim.harq import pending_per_user
+
+    rng = np.random.default_rng(5)
+    for r in (0, 1, 3, 7):
+        p = rng.integers(0, 9, (13, r))
+        np.testing.assert_array_equal(pending_per_user(p), p.sum(axis=1))
+        assert pending_per_user(p).dtype == np.int64
