@@ -9,14 +9,25 @@ finished entry.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aigcsim.kernel.registry import UserInputError
 from aigcsim.models.cache import Cache, entry_key
-from aigcsim.models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, QualityBackend
+from aigcsim.models.encoders.base import (
+    ENCODERS,
+    BackendChecked,
+    BackendUnavailable,
+    Encoder,
+    ImageRecord,
+    LevelBatchEncoder,
+    ModelOutputStore,
+    QualityBackend,
+    UnitStream,
+)
+from aigcsim.models.encoders.capabilities import MissingCapability
 from aigcsim.models.encoders.levels import join_encoder_id, split_encoder_id
 
 
@@ -83,10 +94,13 @@ def needs_caption(encoders: list[tuple[str, str]], backend: str) -> bool:
 
 
 def encoder_entry_key(
-    image: ImageRecord, backend_name: str, model_ids: dict, encoder_id: str, encoder: Any
+    image: ImageRecord, backend_name: str, model_ids: dict[str, str], encoder_id: str, encoder: Any
 ) -> str:
     """The cache entry key of ``image`` encoded as ``encoder_id`` by ``encoder`` on a backend
-    (its name and model ids), with the encoder's parameters and code version."""
+    (its name and model ids), with everything else that changes the result: the encoder's
+    parameters (``params_dict``), its code version and, unless the encoder declares
+    ``reads_caption = False``, the image's caption (a rebuild with another caption then
+    recomputes the entry instead of reusing it)."""
     return entry_key(
         image.sha256,
         backend_name,
@@ -94,7 +108,125 @@ def encoder_entry_key(
         encoder_id,
         getattr(encoder, "params_dict", {}),
         encoder.code_version,
+        caption=image.caption if getattr(encoder, "reads_caption", True) else None,
     )
+
+
+@dataclass(frozen=True)
+class EntryTodo:
+    """One missing entry of an image: its family, canonical level and content address."""
+
+    family: str
+    level: str
+    key: str
+
+    @property
+    def encoder_id(self) -> str:
+        return join_encoder_id(self.family, self.level)
+
+
+@dataclass(frozen=True)
+class EntryResult:
+    """A computed entry (``stream``) or why the backend could not compute it
+    (``failure``), with the wall seconds spent on it (shared work included once)."""
+
+    todo: EntryTodo
+    stream: UnitStream | None
+    failure: str
+    seconds: float
+
+
+def missing_entries(
+    cache: Cache,
+    image: ImageRecord,
+    encoders: list[tuple[str, str]],
+    built: dict[str, Encoder],
+    backend_name: str,
+    model_ids: dict[str, str],
+) -> tuple[list[EntryTodo], list[str]]:
+    """``(entries to compute, encoder ids already in the cache with the same address)``."""
+    todo, reused = [], []
+    for family, level in encoders:
+        encoder_id = join_encoder_id(family, level)
+        key = encoder_entry_key(image, backend_name, model_ids, encoder_id, built[family])
+        if cache.has_entry(image.image_id, encoder_id, key):
+            reused.append(encoder_id)
+        else:
+            todo.append(EntryTodo(family, level, key))
+    return todo, reused
+
+
+def finish_stream(
+    stream: UnitStream, encoder_id: str, enc: Encoder, backend: QualityBackend
+) -> UnitStream:
+    """Check the stream's id and fill in the provenance every entry carries."""
+    if stream.encoder_id != encoder_id:
+        got = stream.encoder_id
+        raise RuntimeError(f"encoder {enc.family} returned {got!r} for {encoder_id!r}")
+    stream.provenance.setdefault("backend", backend.name)
+    stream.provenance.setdefault("models", backend.model_ids())
+    stream.provenance.setdefault("code_version", enc.code_version)
+    stream.provenance.setdefault("measured", not stream.synthetic)
+    return stream
+
+
+def compute_entries(
+    image: ImageRecord,
+    todo: list[EntryTodo],
+    built: dict[str, Encoder],
+    backend: QualityBackend,
+    store: ModelOutputStore,
+) -> Iterator[EntryResult]:
+    """Compute ``image``'s missing entries in order, one at a time (serial and parallel
+    builds alike). Before the first entry of a family whose encoder is a
+    :class:`~aigcsim.models.encoders.base.LevelBatchEncoder`, the levels of that family in
+    ``todo`` are prepared together (the time is counted to that first entry)."""
+    prepared: set[str] = set()
+    for item in todo:
+        enc = built[item.family]
+        t0 = time.perf_counter()
+        if item.family not in prepared:
+            prepared.add(item.family)
+            if isinstance(enc, LevelBatchEncoder):
+                levels = [t.level for t in todo if t.family == item.family]
+                try:
+                    enc.prepare_levels(image, levels, backend, store)
+                except BackendUnavailable:
+                    pass  # each level's encode says so below
+        try:
+            stream = enc.encode(image, item.level, backend, store)
+        except BackendUnavailable as exc:
+            yield EntryResult(item, None, str(exc), time.perf_counter() - t0)
+            continue
+        stream = finish_stream(stream, item.encoder_id, enc, backend)
+        yield EntryResult(item, stream, "", time.perf_counter() - t0)
+
+
+def check_backend(
+    encoders: list[tuple[str, str]], built: dict[str, Encoder], backend: QualityBackend
+) -> None:
+    """Refuse a build, before any work, whose backend lacks a capability an encoder level
+    needs (:class:`~aigcsim.models.encoders.base.BackendChecked` encoders).
+
+    Raises:
+        UserInputError: naming each encoder, what it needs and which backend has it."""
+    problems: list[str] = []
+    for family, level in encoders:
+        enc = built[family]
+        if isinstance(enc, BackendChecked):
+            try:
+                enc.check_backend(level, backend)
+            except MissingCapability as exc:
+                problems.append(str(exc))
+    if problems:
+        raise UserInputError("--encoders: " + "; ".join(dict.fromkeys(problems)))
+
+
+def build_encoders(encoders: list[tuple[str, str]]) -> dict[str, Encoder]:
+    """Family -> encoder with default parameters, for every family in ``encoders``."""
+    import aigcsim.models.encoders  # noqa: F401  (registers the families)
+
+    return {family: ENCODERS.build(family, {}) for family, _ in encoders}
 
 
 def build_cache(
@@ -106,45 +238,31 @@ def build_cache(
 ) -> BuildReport:
     """Compute every missing entry into the cache at ``out``.
 
-    ``progress(description, entries_done)`` is called after each entry.
+    ``progress(description, entries_done)`` is called after each entry (reused, computed
+    or not available).
     """
-    import aigcsim.models.encoders  # noqa: F401
-
     report = BuildReport()
     t0 = time.perf_counter()
-    built = {family: ENCODERS.build(family, {}) for family, _ in encoders}
+    built = build_encoders(encoders)
+    check_backend(encoders, built, backend)
     model_ids = backend.model_ids()
     with Cache(out) as cache:
         for image in images:
             report.images += 1
-            for family, level in encoders:
-                enc = built[family]
-                encoder_id = join_encoder_id(family, level)
-                key = encoder_entry_key(image, backend.name, model_ids, encoder_id, enc)
-                if cache.has_entry(image.image_id, encoder_id, key):
-                    report.reused += 1
-                else:
-                    t_entry = time.perf_counter()
-                    try:
-                        stream = enc.encode(image, level, backend, cache)
-                    except BackendUnavailable as exc:
-                        report.failed.append((image.image_id, encoder_id, str(exc)))
-                        continue
-                    finally:
-                        spent = time.perf_counter() - t_entry
-                        report.family_seconds[family] = (
-                            report.family_seconds.get(family, 0.0) + spent
-                        )
-                    if stream.encoder_id != encoder_id:
-                        got = stream.encoder_id
-                        raise RuntimeError(f"encoder {family} returned {got!r} for {encoder_id!r}")
-                    stream.provenance.setdefault("backend", backend.name)
-                    stream.provenance.setdefault("models", model_ids)
-                    stream.provenance.setdefault("code_version", enc.code_version)
-                    stream.provenance.setdefault("measured", not stream.synthetic)
-                    cache.put_entry(image, stream, key)
-                    report.computed += 1
+            todo, reused = missing_entries(cache, image, encoders, built, backend.name, model_ids)
+            report.reused += len(reused)
+            for encoder_id in reused:
                 if progress is not None:
                     progress(f"{image.image_id} {encoder_id}", 1)
+            for res in compute_entries(image, todo, built, backend, cache):
+                family = res.todo.family
+                report.family_seconds[family] = report.family_seconds.get(family, 0.0) + res.seconds
+                if res.stream is None:
+                    report.failed.append((image.image_id, res.todo.encoder_id, res.failure))
+                else:
+                    cache.put_entry(image, res.stream, res.todo.key)
+                    report.computed += 1
+                if progress is not None:
+                    progress(f"{image.image_id} {res.todo.encoder_id}", 1)
     report.seconds = time.perf_counter() - t0
     return report

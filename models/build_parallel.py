@@ -30,10 +30,16 @@ import numpy as np
 
 from aigcsim.kernel.registry import UserInputError, suggest
 from aigcsim.kernel.workers import process_pool
-from aigcsim.models.build import BuildReport, encoder_entry_key
+from aigcsim.models.build import (
+    BuildReport,
+    EntryTodo,
+    build_encoders,
+    check_backend,
+    compute_entries,
+    missing_entries,
+)
 from aigcsim.models.cache import Cache, _from_bytes, _to_bytes
-from aigcsim.models.encoders.base import ENCODERS, BackendUnavailable, ImageRecord, UnitStream
-from aigcsim.models.encoders.levels import join_encoder_id
+from aigcsim.models.encoders.base import ImageRecord, UnitStream
 
 EXECUTORS = ("serial", "local", "ray")
 OutputKey = tuple[str, str, str]  # (image_sha256, kind, model_key)
@@ -75,44 +81,32 @@ class _RecordingStore:
         self.data = dict(prefetched)
         self.new: dict[OutputKey, np.ndarray] = {}
 
-    def get_or_compute(self, image_sha256: str, kind: str, model_key: str, compute: Any):
+    def get_or_compute(
+        self, image_sha256: str, kind: str, model_key: str, compute: Any
+    ) -> np.ndarray:
         key = (image_sha256, kind, model_key)
         if key not in self.data:
             self.data[key] = self.new[key] = np.asarray(compute())
         return self.data[key]
 
 
-def finish_stream(stream: UnitStream, encoder_id: str, enc: Any, backend: Any) -> UnitStream:
-    """Check the stream's id and fill in provenance (as :func:`build_cache` does)."""
-    if stream.encoder_id != encoder_id:
-        raise RuntimeError(f"encoder returned {stream.encoder_id!r} for {encoder_id!r}")
-    stream.provenance.setdefault("backend", backend.name)
-    stream.provenance.setdefault("models", backend.model_ids())
-    stream.provenance.setdefault("code_version", enc.code_version)
-    stream.provenance.setdefault("measured", not stream.synthetic)
-    return stream
-
-
 def run_batch(task: BatchTask) -> BatchResult:
-    """Compute a batch's missing entries (runs in a worker)."""
-    import aigcsim.models.encoders  # noqa: F401  (registers the families)
+    """Compute a batch's missing entries (runs in a worker), image by image as the serial
+    build does (:func:`aigcsim.models.build.compute_entries`)."""
     from aigcsim.models.backends.registry import BACKENDS
 
     t0 = time.perf_counter()
     backend = BACKENDS.build(task.backend, task.backend_params)
     store = _RecordingStore(task.outputs)
-    built: dict[str, Any] = {}
+    built = build_encoders([(family, level) for _, family, level, _ in task.todo])
     entries, failed = [], []
-    for i, family, level, key in task.todo:
-        enc = built.setdefault(family, ENCODERS.build(family, {}))
-        encoder_id = join_encoder_id(family, level)
-        image = task.images[i]
-        try:
-            stream = enc.encode(image, level, backend, store)
-        except BackendUnavailable as exc:
-            failed.append((image.image_id, encoder_id, str(exc)))
-            continue
-        entries.append((i, finish_stream(stream, encoder_id, enc, backend), key))
+    for i, image in enumerate(task.images):
+        todo = [EntryTodo(f, lv, key) for j, f, lv, key in task.todo if j == i]
+        for res in compute_entries(image, todo, built, backend, store):
+            if res.stream is None:
+                failed.append((image.image_id, res.todo.encoder_id, res.failure))
+            else:
+                entries.append((i, res.stream, res.todo.key))
     return BatchResult(entries, failed, store.new, time.perf_counter() - t0)
 
 
@@ -202,7 +196,6 @@ def build_cache_parallel(
     ``batch_images``: images per task (default: enough for 2 tasks per worker).
     ``progress(description, entries_done)`` is called as batches finish.
     """
-    import aigcsim.models.encoders  # noqa: F401
     from aigcsim.models.backends.registry import BACKENDS
 
     if executor not in ("local", "ray"):
@@ -222,22 +215,17 @@ def build_cache_parallel(
     t0 = time.perf_counter()
     be = BACKENDS.build(backend, backend_params)  # checked here: bad settings exit early
     model_ids = be.model_ids()
-    built = {family: ENCODERS.build(family, {}) for family, _ in encoders}
+    built = build_encoders(encoders)
+    check_backend(encoders, built, be)
     with Cache(out) as cache:
         shared = _shared_outputs(cache, {im.sha256 for im in images})
-        todo: list[tuple[ImageRecord, list[tuple[int, str, str, str]]]] = []
+        todo: list[tuple[ImageRecord, list[EntryTodo]]] = []
         for image in images:
-            missing = []
-            for family, level in encoders:
-                enc = built[family]
-                encoder_id = join_encoder_id(family, level)
-                key = encoder_entry_key(image, be.name, model_ids, encoder_id, enc)
-                if cache.has_entry(image.image_id, encoder_id, key):
-                    report.reused += 1
-                    if progress is not None:
-                        progress(f"{image.image_id} {encoder_id}", 1)
-                else:
-                    missing.append((0, family, level, key))
+            missing, reused = missing_entries(cache, image, encoders, built, be.name, model_ids)
+            report.reused += len(reused)
+            for encoder_id in reused:
+                if progress is not None:
+                    progress(f"{image.image_id} {encoder_id}", 1)
             if missing:
                 todo.append((image, missing))
         size = batch_images or max(1, math.ceil(len(todo) / (2 * workers)))
@@ -245,7 +233,7 @@ def build_cache_parallel(
         for start in range(0, len(todo), size):
             chunk = todo[start : start + size]
             batch = [im for im, _ in chunk]
-            work = [(j, f, lv, k) for j, (_, m) in enumerate(chunk) for _, f, lv, k in m]
+            work = [(j, t.family, t.level, t.key) for j, (_, m) in enumerate(chunk) for t in m]
             outputs = {**shared, **_stored_outputs(cache, {im.sha256 for im in batch})}
             tasks.append(BatchTask(batch, work, backend, backend_params, outputs))
         if tasks:

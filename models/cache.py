@@ -56,18 +56,21 @@ def entry_key(
     encoder_id: str,
     encoder_params: dict[str, Any],
     code_version: str,
+    caption: str | None = None,
 ) -> str:
-    """Content address of one (image, encoder configuration) entry."""
-    payload = canonical_json(
-        {
-            "image": image_sha256,
-            "backend": backend,
-            "models": model_ids,
-            "encoder": encoder_id,
-            "params": encoder_params,
-            "code": code_version,
-        }
-    )
+    """Content address of one (image, encoder configuration) entry; ``caption``: the
+    image's caption, for encoders whose result depends on it (None: left out)."""
+    fields: dict[str, Any] = {
+        "image": image_sha256,
+        "backend": backend,
+        "models": model_ids,
+        "encoder": encoder_id,
+        "params": encoder_params,
+        "code": code_version,
+    }
+    if caption is not None:
+        fields["caption"] = caption
+    payload = canonical_json(fields)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -275,7 +278,7 @@ def export_parquet(cache_path: str | Path, out: str | Path) -> int:
     from aigcsim.models.optable import load_table
 
     table = load_table(cache_path)
-    rows: dict[str, list] = {
+    rows: dict[str, list[Any]] = {
         k: [] for k in ("image_id", "encoder_id", "units", "bits", "synthetic", "decode_time_s")
     }
     metrics = sorted(table.quality)

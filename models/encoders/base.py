@@ -103,6 +103,25 @@ class ModelOutputStore(Protocol):
         ...
 
 
+class _NotStored(Exception):
+    """Raised by :func:`stored`'s compute callback: the output is not in the store."""
+
+
+def _not_stored() -> np.ndarray:
+    raise _NotStored
+
+
+def stored(
+    store: ModelOutputStore, image_sha256: str, kind: str, model_key: str
+) -> np.ndarray | None:
+    """The stored output for (image, kind, model_key), or None when ``store`` has none
+    (nothing is computed or written: a store calls ``compute`` before it stores)."""
+    try:
+        return store.get_or_compute(image_sha256, kind, model_key, _not_stored)
+    except _NotStored:
+        return None
+
+
 class InMemoryStore:
     """A :class:`ModelOutputStore` in a dict (for tests and one-off use)."""
 
@@ -110,7 +129,9 @@ class InMemoryStore:
         self.data: dict[tuple[str, str, str], np.ndarray] = {}
         self.computed = 0
 
-    def get_or_compute(self, image_sha256: str, kind: str, model_key: str, compute: Any):
+    def get_or_compute(
+        self, image_sha256: str, kind: str, model_key: str, compute: Any
+    ) -> np.ndarray:
         key = (image_sha256, kind, model_key)
         if key not in self.data:
             self.data[key] = np.asarray(compute())
@@ -160,6 +181,33 @@ class Encoder(Protocol):
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
         """The unit stream of ``image`` at ``level``."""
+        ...
+
+
+@runtime_checkable
+class LevelBatchEncoder(Protocol):
+    """An encoder that measures several levels of one image in one pass (vq-mask: one
+    batched prior fill and one batched scoring for every level's reconstructions)."""
+
+    def prepare_levels(
+        self,
+        image: ImageRecord,
+        levels: list[str],
+        backend: QualityBackend,
+        store: ModelOutputStore,
+    ) -> None:
+        """Compute into ``store`` what :meth:`Encoder.encode` of each of ``levels`` needs,
+        sharing work across them; results equal those ``encode`` computes alone."""
+        ...
+
+
+@runtime_checkable
+class BackendChecked(Protocol):
+    """An encoder that can say, before any work, whether a backend can compute a level."""
+
+    def check_backend(self, level: str, backend: QualityBackend) -> None:
+        """Raise :class:`~aigcsim.models.encoders.capabilities.MissingCapability` when
+        ``backend`` lacks a capability ``level`` needs."""
         ...
 
 

@@ -60,7 +60,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -72,15 +72,29 @@ from aigcsim.models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from aigcsim.models.encoders.capabilities import (
+    AestheticScore,
+    ClipSimilarity,
+    CrossAttentionMaps,
+    Inpainting,
+    QualityMetrics,
+    TextParsing,
+    TextSelfAttention,
+    word_attention,
+)
 from aigcsim.models.encoders.jpeg import jpeg_roundtrip
 from aigcsim.models.encoders.levels import level_error
-from aigcsim.models.encoders.raw import MID_GREY, backend_key, check_pixels, psnr_db
+from aigcsim.models.encoders.raw import MID_GREY, backend_key, psnr_db
 from aigcsim.models.encoders.seq_words import word_bits
 from aigcsim.models.jpsq import JPSQWeights, jpsq
 from aigcsim.models.jpsq import provenance as jpsq_provenance
 from aigcsim.models.keywords import Keyword, align_tokens_to_words, extract_keywords
+from aigcsim.models.pixels import check_pixels
 from aigcsim.models.regions import Region, find_regions
 from aigcsim.models.synthetic import SyntheticAssumptions, cross_attn_lpips_curve
+
+if TYPE_CHECKING:
+    from aigcsim.models.backends.parsing import DependencyParser, ParsedWord
 
 DEFAULT_LEVELS = ("default", "k=3/r=2", "k=all/r=0")
 RECEIVER_TIME_KIND = "cross-attn-decode-time"
@@ -156,7 +170,7 @@ def canonical_level_of(lv: Level) -> str:
     return f"k={k}/r={r}"
 
 
-def gradient_energy_map(pixels: np.ndarray, side: int = 32, sigma_cells: float = 1.0):
+def gradient_energy_map(pixels: np.ndarray, side: int = 32, sigma_cells: float = 1.0) -> np.ndarray:
     """The offline stand-in for a cross-attention map: gradient energy (Sobel magnitude of
     the grey image), averaged over ``side``-cell blocks along the longer image side and
     smoothed by a Gaussian of ``sigma_cells`` -> ``[h, w]`` float64, non-negative."""
@@ -232,8 +246,8 @@ class CrossAttnPlan:
         return canvas, keep
 
 
-def _parse(backend: Any, text: str, encoder: CrossAttn):
-    if hasattr(backend, "parse"):
+def _parse(backend: object, text: str, encoder: CrossAttn) -> list[ParsedWord]:
+    if isinstance(backend, TextParsing):
         return backend.parse(text)
     return encoder.parser.parse(text)
 
@@ -249,10 +263,10 @@ class CrossAttn:
         self.params = params or CrossAttnParams()
         self.params_dict = self.params.model_dump()
         self.assumptions = SyntheticAssumptions()
-        self._parser = None
+        self._parser: DependencyParser | None = None
 
     @property
-    def parser(self):
+    def parser(self) -> DependencyParser:
         """spaCy parser for backends without ``parse`` (default pipeline)."""
         if self._parser is None:
             from aigcsim.models.backends.parsing import DependencyParser
@@ -276,10 +290,12 @@ class CrossAttn:
     @staticmethod
     def measured_with(backend: QualityBackend) -> bool:
         """True if ``backend`` can measure this encoder (attention maps + inpainting)."""
-        return hasattr(backend, "cross_attention_maps") and hasattr(backend, "inpaint")
+        return isinstance(backend, CrossAttentionMaps) and isinstance(backend, Inpainting)
 
     # ---------------------------------------------------------------- transmitter
-    def _attention(self, image: ImageRecord, backend: Any, store: ModelOutputStore):
+    def _attention(
+        self, image: ImageRecord, backend: Any, store: ModelOutputStore
+    ) -> tuple[np.ndarray, np.ndarray, tuple[str, np.ndarray, Any], list[ParsedWord], str]:
         """Reference image ``[H, W, 3]``, token attention mass ``[T]``, region map, parse,
         and a description of the source."""
         prompt = " ".join(image.caption.split())
@@ -290,7 +306,7 @@ class CrossAttn:
             key = f"{ids.get('text_to_image', '?')}|{ids.get('receiver', '?')}|{prompt}"
             held: dict[str, Any] = {}
 
-            def run() -> tuple:
+            def run() -> tuple[np.ndarray, list[str], np.ndarray]:
                 if "v" not in held:
                     held["v"] = backend.cross_attention_maps(prompt)
                 return held["v"]
@@ -305,14 +321,8 @@ class CrossAttn:
             source = "UNet cross-attention maps of the diffusers backend (per word, summed)"
             return ref, mass, ("maps", maps, word_of), parse, source
         ref = check_pixels(image.pixels)
-        if hasattr(backend, "word_attention"):
-            model = backend.model_ids().get("text_attention", "text-attention")
-            att = store.get_or_compute(
-                image.sha256,
-                "word_attention",
-                f"{model}|{' '.join(tokens)}",
-                lambda: backend.word_attention(tokens),
-            )
+        if isinstance(backend, TextSelfAttention):
+            att = word_attention(image, tokens, backend, store, "cross-attn")
             mass = np.asarray(att, dtype=np.float64).sum(axis=0)
             source = (
                 "keywords: MiniLM self-attention received (column sums); regions: "
@@ -397,21 +407,23 @@ class CrossAttn:
             seconds[todo] = (time.perf_counter() - t0) / len(todo)
         return out, seconds
 
-    def measure(self, plan: CrossAttnPlan, images: np.ndarray, backend: Any) -> dict:
+    def measure(
+        self, plan: CrossAttnPlan, images: np.ndarray, backend: Any
+    ) -> dict[str, np.ndarray]:
         """Metrics ``name -> [B]`` of receiver ``images`` against the plan's reference:
         LPIPS, CLIP-I (when the backend has it), PSNR, aesthetic (when available), JPSQ."""
         ref = plan.reference
-        if hasattr(backend, "quality"):  # diffusers: LPIPS and CLIP-I at its metric size
+        if isinstance(backend, QualityMetrics):  # diffusers: LPIPS and CLIP-I at its metric size
             q = {
                 k: np.asarray(v, dtype=np.float64) for k, v in backend.quality(ref, images).items()
             }
         else:
             q = {"lpips": np.asarray(backend.lpips(ref, images), dtype=np.float64)}
-            if hasattr(backend, "clip_similarity"):
+            if isinstance(backend, ClipSimilarity):
                 q["clip_i"] = np.asarray(backend.clip_similarity(ref, images), dtype=np.float64)
         q["psnr_db"] = psnr_db(ref, images)
         aesthetic = None
-        if hasattr(backend, "aesthetic"):
+        if isinstance(backend, AestheticScore):
             aesthetic = np.asarray(backend.aesthetic(images), dtype=np.float64)
             q["aesthetic"] = aesthetic
         q["jpsq"] = jpsq(q["lpips"], q.get("clip_i"), aesthetic, self.jpsq_weights).score
@@ -483,7 +495,14 @@ class CrossAttn:
             provenance=prov,
         )
 
-    def _measured_quality(self, image, level, plan, backend, store):
+    def _measured_quality(
+        self,
+        image: ImageRecord,
+        level: str,
+        plan: CrossAttnPlan,
+        backend: Any,
+        store: ModelOutputStore,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any], np.ndarray]:
         n = plan.num_units
         key = json.dumps(
             {
@@ -525,7 +544,13 @@ class CrossAttn:
         prov = jpsq_provenance(result, self.jpsq_weights)
         return quality, prov, np.asarray(decode, dtype=np.float64)
 
-    def _synthetic_quality(self, image, plan, backend, store):
+    def _synthetic_quality(
+        self,
+        image: ImageRecord,
+        plan: CrossAttnPlan,
+        backend: QualityBackend,
+        store: ModelOutputStore,
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         ref = plan.reference
 
         def anchor() -> np.ndarray:

@@ -25,27 +25,31 @@ import functools
 import hashlib
 import re
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from aigcsim.models.encoders.base import (
     ENCODERS,
-    BackendUnavailable,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
     UnitStream,
 )
+from aigcsim.models.encoders.capabilities import DiffusionDenoising, missing, require
 from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.encoders.raw import (
     MID_GREY,
     backend_key,
-    check_pixels,
     grey_quality,
     measure,
     quality_dict,
 )
+from aigcsim.models.pixels import check_pixels
+
+if TYPE_CHECKING:
+    from aigcsim.models.deepjscc.network import DeepJSCC
 
 SNR_GRID_DB = np.arange(-10.0, 25.0 + 1e-9, 2.5)
 """Channel SNRs (dB) at which analog payloads are measured: -10, -7.5, ..., 25."""
@@ -80,7 +84,7 @@ def shipped_train_snrs() -> list[float]:
 
 
 @functools.cache
-def _model(train_snr_db: float):
+def _model(train_snr_db: float) -> DeepJSCC:
     from aigcsim.models.deepjscc.network import load
     from aigcsim.models.deepjscc.train import weights_stem
 
@@ -102,6 +106,7 @@ class DeepJSCCEncoder:
     family = "deepjscc"
     code_version = "deepjscc/1"
     loss_tolerant = False
+    reads_caption = False
 
     def __init__(self, params: DeepJSCCParams | None = None) -> None:
         self.params = params or DeepJSCCParams()
@@ -120,6 +125,14 @@ class DeepJSCCEncoder:
                 self.levels(),
             )  # fmt: skip
         return f"train_snr={snr:g}" + ("" if strength is None else f"/diffusion={strength:g}")
+
+    def check_backend(self, level: str, backend: QualityBackend) -> None:
+        """A ``/diffusion=`` level needs :class:`DiffusionDenoising`.
+
+        Raises:
+            MissingCapability: the backend has no diffusion denoiser."""
+        if self._parse(level)[1] is not None:
+            require(backend, DiffusionDenoising, f"deepjscc level '{level}'")
 
     def _parse(self, level: str) -> tuple[float, float | None]:
         pattern = r"train_snr=(-?\d+(?:\.\d*)?)(?:/diffusion=(\d*\.?\d+))?"
@@ -143,11 +156,7 @@ class DeepJSCCEncoder:
 
         level = self.canonical_level(level)
         train_snr, strength = self._parse(level)
-        if strength is not None and not hasattr(backend, "diffusion_denoise"):
-            raise BackendUnavailable(
-                f"deepjscc level '{level}' needs diffusion denoising; backend "
-                f"'{backend.name}' has none (use --backend diffusers)"
-            )
+        self.check_backend(level, backend)
         model = _model(train_snr)
         px = check_pixels(image.pixels)
         grey = grey_quality(image, backend, store)
@@ -165,6 +174,8 @@ class DeepJSCCEncoder:
                 torch.set_num_threads(threads)
             if strength is None:
                 return measure(px, rx, backend)  # [M, S]
+            if not isinstance(backend, DiffusionDenoising):
+                raise missing(backend, DiffusionDenoising, f"deepjscc level '{level}'")
             t0 = time.perf_counter()
             rx = backend.diffusion_denoise(rx, strength)
             seconds = (time.perf_counter() - t0) / len(rx)

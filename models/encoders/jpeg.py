@@ -26,11 +26,11 @@ from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.encoders.raw import (
     MID_GREY,
     backend_key,
-    check_pixels,
     grey_quality,
     measure,
     quality_dict,
 )
+from aigcsim.models.pixels import check_pixels
 
 JPEG_DECODE_S_PER_MPIX = 0.01
 """Stated receiver JPEG decode time, s per megapixel (about 100 Mpx/s, one CPU core)."""
@@ -93,8 +93,11 @@ class JpegEncoder:
     code_version = "jpeg/2"
     loss_tolerant = False
 
+    reads_caption = False
+
     def __init__(self, params: JpegParams | None = None) -> None:
         self.params = params or JpegParams()
+        self.params_dict = self.params.model_dump()
 
     def levels(self) -> list[str]:
         return [f"q={q}" for q in self.params.qualities]

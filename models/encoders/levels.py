@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aigcsim.kernel.registry import UserInputError, suggest
+
+if TYPE_CHECKING:
+    from aigcsim.models.encoders.base import Encoder
 
 
 def level_error(
@@ -50,7 +54,7 @@ def join_encoder_id(family: str, level: str) -> str:
 
 
 @functools.cache
-def _family(family: str):
+def _family(family: str) -> Encoder:
     import aigcsim.models.encoders  # noqa: F401  (registers the families)
     from aigcsim.models.encoders.base import ENCODERS
 

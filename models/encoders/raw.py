@@ -16,6 +16,7 @@ from aigcsim.models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from aigcsim.models.encoders.capabilities import ImageClassifier
 from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.pixels import check_pixels
 
@@ -50,7 +51,9 @@ def backend_key(backend: QualityBackend) -> str:
 def metric_names(backend: QualityBackend) -> tuple[str, ...]:
     """Rows of :func:`measure` for ``backend``: LPIPS, PSNR and, when the backend has an
     image classifier (``top1``), downstream-task agreement."""
-    return ("lpips", "psnr_db") + (("task_agreement",) if hasattr(backend, "top1") else ())
+    return ("lpips", "psnr_db") + (
+        ("task_agreement",) if isinstance(backend, ImageClassifier) else ()
+    )
 
 
 def measure(reference: np.ndarray, images: np.ndarray, backend: QualityBackend) -> np.ndarray:
@@ -61,7 +64,7 @@ def measure(reference: np.ndarray, images: np.ndarray, backend: QualityBackend) 
     if lp.shape[0] != images.shape[0]:
         raise ValueError(f"backend.lpips returned {lp.shape[0]} values for {images.shape[0]}")
     rows = [lp, psnr_db(reference, images)]
-    if hasattr(backend, "top1"):
+    if isinstance(backend, ImageClassifier):
         ref_class = np.asarray(backend.top1(reference[None]))[0]
         rows.append((np.asarray(backend.top1(images)) == ref_class).astype(np.float64))
     return np.stack(rows)
@@ -72,7 +75,9 @@ def quality_dict(backend: QualityBackend, rows: np.ndarray) -> dict[str, np.ndar
     return {name: np.asarray(rows[i]) for i, name in enumerate(metric_names(backend))}
 
 
-def grey_quality(image: ImageRecord, backend: QualityBackend, store: ModelOutputStore):
+def grey_quality(
+    image: ImageRecord, backend: QualityBackend, store: ModelOutputStore
+) -> np.ndarray:
     """``[2]`` LPIPS and PSNR of a uniform mid-grey image of the same size (0 units)."""
     px = check_pixels(image.pixels)
 
@@ -99,8 +104,11 @@ class RawEncoder:
     code_version = "raw/2"
     loss_tolerant = False
 
+    reads_caption = False
+
     def __init__(self, params: RawParams | None = None) -> None:
         self.params = params or RawParams()
+        self.params_dict = self.params.model_dump()
 
     def levels(self) -> list[str]:
         return [""]

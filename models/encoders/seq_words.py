@@ -34,11 +34,17 @@ from pydantic import BaseModel, ConfigDict
 
 from aigcsim.models.encoders.base import (
     ENCODERS,
-    BackendUnavailable,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
     UnitStream,
+)
+from aigcsim.models.encoders.capabilities import (
+    ContentWords,
+    TextSelfAttention,
+    TextToImageReceiver,
+    require,
+    word_attention,
 )
 from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.encoders.seq_words_measured import (
@@ -112,20 +118,33 @@ class SeqWords:
             )  # fmt: skip
         return s
 
-    def _attention(self, image: ImageRecord, words: list[str], backend, store) -> np.ndarray:
-        if not hasattr(backend, "word_attention"):
-            raise BackendUnavailable(f"backend '{backend.name}' has no text self-attention")
-        model = backend.model_ids().get("text_attention", "text-attention")
-        return store.get_or_compute(
-            image.sha256,
-            "word_attention",
-            f"{model}|{' '.join(words)}",
-            lambda: backend.word_attention(words),
-        )
+    def check_backend(self, level: str, backend: QualityBackend) -> None:
+        """Text self-attention is needed by the attentive orders, and offline (no
+        text-to-image receiver) by every order (the SYNTHETIC curve's importance weights).
 
-    def _importance(self, image, words, backend, store) -> np.ndarray:
-        content = set()
-        if hasattr(backend, "content_words"):
+        Raises:
+            MissingCapability: the backend has no :class:`TextSelfAttention`."""
+        if not has_receiver(backend) or self.canonical_level(level).endswith("-attentive"):
+            require(backend, TextSelfAttention, f"seq-words/{level}")
+
+    def _attention(
+        self,
+        image: ImageRecord,
+        words: list[str],
+        backend: object,
+        store: ModelOutputStore,
+    ) -> np.ndarray:
+        return word_attention(image, words, backend, store, "seq-words")
+
+    def _importance(
+        self,
+        image: ImageRecord,
+        words: list[str],
+        backend: object,
+        store: ModelOutputStore,
+    ) -> np.ndarray:
+        content: set[str] = set()
+        if isinstance(backend, ContentWords):
             content = {w.lower() for w in backend.content_words(" ".join(words))}
         base = np.array([1.0 if w.lower() in content else FUNCTION_WORD_WEIGHT for w in words])
         att = self._attention(image, words, backend, store)
@@ -134,7 +153,14 @@ class SeqWords:
         imp = base * (0.5 + received)
         return imp / imp.sum()
 
-    def _order(self, level: str, image, words, backend, store) -> np.ndarray:
+    def _order(
+        self,
+        level: str,
+        image: ImageRecord,
+        words: list[str],
+        backend: object,
+        store: ModelOutputStore,
+    ) -> np.ndarray:
         n = len(words)
         if level == "natural":
             return np.arange(n)
@@ -180,7 +206,7 @@ class SeqWords:
         )
 
     def _encode_measured(
-        self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
+        self, image: ImageRecord, level: str, backend: TextToImageReceiver, store: ModelOutputStore
     ) -> UnitStream:
         """Measured stream: real receiver generations after every prefix (see module doc)."""
         words = caption_words(image, backend, store)
@@ -189,7 +215,7 @@ class SeqWords:
             order, rows = lowest_lpips_order(words, metrics)
         else:
             order = self._order(level, image, words, backend, store)
-            rows = metrics(prefix_prompts(words, order))
+            rows = metrics(prefix_prompts(words, [int(i) for i in order]))
         decode = rows[:, 2].copy()
         decode[0] = 0.0
         return UnitStream(
@@ -203,7 +229,7 @@ class SeqWords:
                 "measured": True,
                 "caption": " ".join(words),
                 "order": [int(i) for i in order],
-                "receiver": backend.receiver_key(),
+                "receiver": metrics.backend.receiver_key(),
                 "note": "LPIPS/CLIP-I measured on the receiver's generation from the first k "
                 "words in arrival order (k=0: empty prompt); decode_time_s = wall time per "
                 "image of the batched generation that produced it",

@@ -46,6 +46,12 @@ from aigcsim.models.encoders.base import (
     QualityBackend,
     UnitStream,
 )
+from aigcsim.models.encoders.capabilities import (
+    TextSelfAttention,
+    TiscMeasurement,
+    require,
+    word_attention,
+)
 from aigcsim.models.encoders.deepjscc import SNR_GRID_DB
 from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.encoders.seq_words import word_bits
@@ -145,28 +151,34 @@ class TiscEncoder:
     def canonical_level(self, level: str) -> str:
         return format_level(*parse_level(level))
 
-    def _attention(self, image: ImageRecord, words: list[str], backend, store) -> np.ndarray:
-        if not hasattr(backend, "word_attention"):
-            raise BackendUnavailable(f"backend '{backend.name}' has no text self-attention")
-        model = backend.model_ids().get("text_attention", "text-attention")
-        return store.get_or_compute(
-            image.sha256,
-            "word_attention",
-            f"{model}|{' '.join(words)}",
-            lambda: backend.word_attention(words),
-        )
+    def _attention(
+        self,
+        image: ImageRecord,
+        words: list[str],
+        backend: QualityBackend,
+        store: ModelOutputStore,
+    ) -> np.ndarray:
+        return word_attention(image, words, backend, store, "tisc")
 
     def digital_bits(self, words: list[str], pick: int) -> float:
         """Bits of the digital unit: the caption with ``<*>`` at ``pick``, plus the norm."""
         sent = [PLACEHOLDER if i == pick else w for i, w in enumerate(words)]
         return float(word_bits(sent, self.params.bits_per_char).sum() + self.params.norm_bits)
 
+    def check_backend(self, level: str, backend: QualityBackend) -> None:
+        """Offline (no :class:`TiscMeasurement`) the token pick needs text self-attention.
+
+        Raises:
+            MissingCapability: the backend has neither."""
+        if not isinstance(backend, TiscMeasurement):
+            require(backend, TextSelfAttention, "tisc")
+
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
         train_snr, dim = parse_level(level)
         level = format_level(train_snr, dim)
-        if hasattr(backend, "tisc_measure"):
+        if isinstance(backend, TiscMeasurement):
             return self._encode_measured(image, level, train_snr, dim, backend, store)
         words = image.caption.split()
         if not words:
@@ -212,7 +224,7 @@ class TiscEncoder:
         level: str,
         train_snr: float | None,
         dim: int | None,
-        backend,
+        backend: TiscMeasurement,
         store: ModelOutputStore,
     ) -> UnitStream:
         """Measured stream from a backend that runs textual inversion (``tisc_measure``)."""

@@ -79,27 +79,31 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from aigcsim.models.backends import package_version
 from aigcsim.models.encoders.base import (
     ENCODERS,
-    BackendUnavailable,
     ImageRecord,
     ModelOutputStore,
     QualityBackend,
     UnitStream,
+    stored,
 )
+from aigcsim.models.encoders.capabilities import MissingCapability, VQReceiverBackend
 from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.encoders.raw import (
     MID_GREY,
     backend_key,
-    check_pixels,
     grey_quality,
     measure,
     metric_names,
     quality_dict,
 )
 from aigcsim.models.huffman import HuffmanCode
-from aigcsim.models.vq import VQCodebook, fill_tokens, fit_codebook, resize
+from aigcsim.models.pixels import check_pixels
+from aigcsim.models.vq import VQCodebook, fill_tokens, fill_tokens_batch, fit_codebook, resize
 
+MEASURE_CHUNK = 32
+"""Reconstructions decoded and scored at a time (bounds memory for large photographs)."""
 RECEIVER_TIME_KIND = "vq-decode-time"
 """Store kind of the receiver path's measured decode times ``[P + 1]`` (s per image)."""
 
@@ -351,6 +355,7 @@ class VQMaskEncoder:
 
     def __init__(self, params: VQMaskParams | None = None, codebook: VQCodebook | None = None):
         self.params = params or VQMaskParams()
+        self.params_dict = self.params.model_dump()
         self._codebook = codebook
         if codebook is not None and (
             codebook.patch_px != self.params.patch_px or codebook.image_px != self.params.image_px
@@ -376,7 +381,7 @@ class VQMaskEncoder:
             pr = self.params
             spec = {
                 "train_images": pr.train_images,
-                "skimage": skimage.__version__,
+                "skimage": package_version("scikit-image"),  # == skimage.__version__
                 "patch_px": pr.patch_px,
                 "codebook_size": pr.codebook_size,
                 "image_px": pr.image_px,
@@ -421,18 +426,21 @@ class VQMaskEncoder:
         """The backend's VQ receiver if ``params.tokenizer`` selects it, else None.
 
         Raises:
-            BackendUnavailable: ``tokenizer="backend"`` and the backend has no receiver.
+            MissingCapability: ``tokenizer="backend"`` and the backend has no receiver.
         """
         mode = self.params.tokenizer
         if mode == "codebook":
             return None
-        receiver = getattr(backend, "vq_receiver", None)
-        if receiver is None and mode == "backend":
-            raise BackendUnavailable(
+        if isinstance(backend, VQReceiverBackend):
+            receiver: VQTokenReceiver | None = backend.vq_receiver
+            if receiver is not None:
+                return receiver
+        if mode == "backend":
+            raise MissingCapability(
                 f"vq-mask: tokenizer='backend' but the '{backend.name}' backend has no VQ-GAN "
                 "receiver; use '--backend diffusers' or tokenizer 'auto'/'codebook'"
             )
-        return receiver
+        return None
 
     def receiver_tokens(
         self, image: ImageRecord, store: ModelOutputStore, receiver: VQTokenReceiver
@@ -489,7 +497,11 @@ class VQMaskEncoder:
 
     # ------------------------------------------------------------------- receiver
     def reconstruct(
-        self, image: ImageRecord, plan: VQPlan, received_packets: np.ndarray, store
+        self,
+        image: ImageRecord,
+        plan: VQPlan,
+        received_packets: np.ndarray,
+        store: ModelOutputStore,
     ) -> np.ndarray:
         """Receiver image ``[H, W, 3]`` uint8 given the header and ``received_packets``."""
         cb = self.codebook(store)
@@ -505,28 +517,65 @@ class VQMaskEncoder:
             return np.arange(n_packets + 1)
         return np.unique(np.rint(np.linspace(0, n_packets, g + 1)).astype(np.int64))
 
-    def _quality_by_packets(
-        self, image: ImageRecord, plan: VQPlan, backend: QualityBackend, store
-    ) -> np.ndarray:
-        """``[2, P + 1]`` LPIPS and PSNR after ``j = 0..P`` packets (header received)."""
-        n_p = plan.num_packets
-        grid = self.packet_grid(n_p)
-        px = image.pixels
-        imgs, point = [], []  # every reconstruction, scored in one batched measure call
-        for gi, j in enumerate(grid):
-            reps = 1 if j in (0, n_p) else self.params.loss_patterns
+    def loss_patterns(self, n_packets: int) -> list[tuple[int, np.ndarray]]:
+        """``(grid index, received packets)`` of every reconstruction measured for a plan
+        of ``n_packets`` packets: for each count ``j`` of :meth:`packet_grid`, the first
+        ``j`` of a permutation seeded by ``SeedSequence([loss_seed, j, r])`` for each of
+        ``loss_patterns`` subsets ``r`` (one subset for ``j = 0`` and ``j = n_packets``)."""
+        out = []
+        for gi, j in enumerate(self.packet_grid(n_packets)):
+            reps = 1 if j in (0, n_packets) else self.params.loss_patterns
             for r in range(reps):
                 rng = np.random.default_rng(np.random.SeedSequence([self.params.loss_seed, j, r]))
-                got = rng.choice(n_p, size=j, replace=False) if j < n_p else np.arange(n_p)
-                imgs.append(self.reconstruct(image, plan, got, store))
-                point.append(gi)
-        scores = measure(px, np.stack(imgs), backend)  # [M, images]
-        point_of = np.asarray(point)
-        measured = np.stack(
-            [scores[:, point_of == gi].mean(axis=1) for gi in range(grid.size)], axis=1
-        )
-        js = np.arange(n_p + 1)
-        return np.stack([np.interp(js, grid, row) for row in measured])
+                got = rng.choice(n_packets, size=j, replace=False) if j < n_packets else None
+                out.append((gi, np.arange(n_packets) if got is None else got))
+        return out
+
+    def _codebook_curves(
+        self,
+        image: ImageRecord,
+        plans: dict[str, VQPlan],
+        backend: QualityBackend,
+        store: ModelOutputStore,
+    ) -> dict[str, np.ndarray]:
+        """Level -> ``[M, P + 1]`` metrics after ``j = 0..P`` packets (header received),
+        for several levels at once: every reconstruction of every level is filled in one
+        :func:`~aigcsim.models.vq.fill_tokens_batch`, identical reconstructions (e.g. ``j =
+        0`` of every level) are scored once, and the scores are taken in chunks of
+        :data:`MEASURE_CHUNK` images. Each level's curve is the mean over its loss patterns
+        at each grid point, linearly interpolated in between."""
+        cb = self.codebook(store)
+        px = check_pixels(image.pixels)
+        height, width = px.shape[:2]
+        owners, tokens, known = [], [], []
+        for level, plan in plans.items():
+            for gi, got in self.loss_patterns(plan.num_packets):
+                owners.append((level, gi))
+                tokens.append(plan.tokens)
+                known.append(plan.known(got))
+        grids = fill_tokens_batch(cb, np.stack(tokens), np.stack(known), self.params.refine_steps)
+        first: dict[bytes, int] = {}  # token grid -> index of its unique reconstruction
+        which = np.array([first.setdefault(g.tobytes(), len(first)) for g in grids])
+        unique = grids[[list(which).index(u) for u in range(len(first))]]
+        scores = np.concatenate(
+            [
+                measure(px, cb.decode(unique[s : s + MEASURE_CHUNK], height, width), backend)
+                for s in range(0, len(unique), MEASURE_CHUNK)
+            ],
+            axis=1,
+        )[:, which]  # [M, reconstructions]
+        curves = {}
+        for level, plan in plans.items():
+            grid = self.packet_grid(plan.num_packets)
+            cols = [i for i, (lv, _) in enumerate(owners) if lv == level]
+            point_of = np.array([owners[i][1] for i in cols])
+            per_level = scores[:, cols]
+            measured = np.stack(
+                [per_level[:, point_of == gi].mean(axis=1) for gi in range(grid.size)], axis=1
+            )
+            js = np.arange(plan.num_packets + 1)
+            curves[level] = np.stack([np.interp(js, grid, row) for row in measured])
+        return curves
 
     _KEY_PARAMS = frozenset(
         {"packet_indices", "interleave", "loss_patterns", "quality_grid", "mask_seed", "loss_seed"}
@@ -549,6 +598,72 @@ class VQMaskEncoder:
             sort_keys=True,
         )
 
+    def _codebook_key(self, level: str, backend: QualityBackend, store: ModelOutputStore) -> str:
+        return self._quality_key(
+            level, backend, {"codebook": self.codebook(store).key}, {"refine_steps"}
+        )
+
+    def prepare_levels(
+        self,
+        image: ImageRecord,
+        levels: list[str],
+        backend: QualityBackend,
+        store: ModelOutputStore,
+    ) -> None:
+        """Measure the quality curves of every level in ``levels`` not yet in ``store`` in
+        one pass (:meth:`_codebook_curves`), so that :meth:`encode` of each finds its curve
+        stored. Codebook path only; the backend receiver path measures per level."""
+        check_pixels(image.pixels)
+        if self.receiver_for(backend) is not None:
+            return
+        keys = {lv: self._codebook_key(lv, backend, store) for lv in levels}
+        todo = [lv for lv in levels if stored(store, image.sha256, "vq-quality", keys[lv]) is None]
+        if not todo:
+            return
+        curves = self._codebook_curves(
+            image, {lv: self.plan(image, lv, store) for lv in todo}, backend, store
+        )
+        for lv in todo:
+            store.get_or_compute(image.sha256, "vq-quality", keys[lv], lambda c=curves[lv]: c)
+
+    def _stream(
+        self,
+        image: ImageRecord,
+        level: str,
+        plan: VQPlan,
+        quality: np.ndarray,
+        decode_time_s: np.ndarray,
+        backend: QualityBackend,
+        provenance: dict[str, object],
+    ) -> UnitStream:
+        """The unit stream of ``plan``: header + packets, ``quality: [M, P + 2]`` (``k =
+        0..P + 1`` units), with the provenance both paths share plus ``provenance`` (what
+        differs: tokeniser, prior, units, decode time)."""
+        return UnitStream(
+            encoder_id=f"{self.family}/{self.canonical_level(level)}",
+            unit_bits=plan.unit_bits,
+            quality=quality_dict(backend, quality),
+            decode_time_s=decode_time_s,
+            loss_tolerant=True,
+            synthetic=False,
+            provenance={
+                "family": self.family,
+                "code_version": self.code_version,
+                "backend": backend.name,
+                "models": backend.model_ids(),
+                "measured": True,
+                **provenance,
+                "tokens": list(plan.tokens.shape),
+                "masked": int(plan.mask.sum()),
+                "caption_bits": plan.caption_bits,
+                "table_bits": plan.table_bits,
+                "mask_bits": plan.mask_bits,
+                "payload_bits": float(plan.packet_bits.sum()),
+                "quality_at_0_units": f"uniform grey {MID_GREY}",
+                "quality_grid": self.packet_grid(plan.num_packets).tolist(),
+            },
+        )
+
     def encode(
         self, image: ImageRecord, level: str, backend: QualityBackend, store: ModelOutputStore
     ) -> UnitStream:
@@ -560,71 +675,55 @@ class VQMaskEncoder:
         cb = self.codebook(store)
         grey = grey_quality(image, backend, store)
         pr = self.params
-        key = self._quality_key(level, backend, {"codebook": cb.key}, {"refine_steps"})
         by_packets = np.asarray(
             store.get_or_compute(
                 image.sha256,
                 "vq-quality",
-                key,
-                lambda: self._quality_by_packets(image, plan, backend, store),
+                self._codebook_key(level, backend, store),
+                lambda: self._codebook_curves(image, {level: plan}, backend, store)[level],
             )
         )
-        quality = quality_dict(backend, np.concatenate([grey[:, None], by_packets], axis=1))
-        n_units = plan.num_packets + 1
-        decode = np.full(n_units + 1, pr.decode_time_s)
+        decode = np.full(plan.num_packets + 2, pr.decode_time_s)
         decode[0] = 0.0
-        return UnitStream(
-            encoder_id=f"{self.family}/{self.canonical_level(level)}",
-            unit_bits=plan.unit_bits,
-            quality=quality,
-            decode_time_s=decode,
-            loss_tolerant=True,
-            synthetic=False,
-            provenance={
-                "family": self.family,
-                "code_version": self.code_version,
-                "backend": backend.name,
-                "models": backend.model_ids(),
-                "measured": True,
+        return self._stream(
+            image,
+            level,
+            plan,
+            np.concatenate([grey[:, None], by_packets], axis=1),
+            decode,
+            backend,
+            {
                 "codebook": f"kmeans patch codebook {cb.key} (K={cb.size}, p={cb.patch_px}, "
                 f"~{cb.image_px}^2 px)",
                 "train_images": list(pr.train_images) if self._codebook is None else "given",
                 "prior": "boundary-continuity MRF fill, received indices fixed (aigcsim.models.vq)",
-                "tokens": list(plan.tokens.shape),
-                "masked": int(plan.mask.sum()),
-                "caption_bits": plan.caption_bits,
-                "table_bits": plan.table_bits,
-                "mask_bits": plan.mask_bits,
-                "payload_bits": float(plan.packet_bits.sum()),
                 "units": "unit 0 = caption + Huffman table + mask; units 1..P = packets",
-                "quality_at_0_units": f"uniform grey {MID_GREY}",
-                "quality_grid": self.packet_grid(plan.num_packets).tolist(),
                 "decode_time": f"stated constant {pr.decode_time_s} s, not measured",
             },
         )
 
     # ------------------------------------------------------- backend VQ-GAN receiver
     def _receiver_quality_by_packets(
-        self, image: ImageRecord, plan: VQPlan, backend: QualityBackend, receiver
+        self,
+        image: ImageRecord,
+        plan: VQPlan,
+        backend: QualityBackend,
+        receiver: VQTokenReceiver,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Metrics ``[M, P + 1]`` and receiver wall time ``[P + 1]`` (s per image: fill +
         decode) after ``j = 0..P`` packets (header received), the receiver filling masked
-        and lost positions; same loss patterns as the codebook path. Both are measured on
-        :meth:`packet_grid` and linearly interpolated in between."""
+        and lost positions; same loss patterns as the codebook path (:meth:`loss_patterns`).
+        Both are measured on :meth:`packet_grid` and linearly interpolated in between."""
         n_p = plan.num_packets
         grid = self.packet_grid(n_p)
         px = image.pixels
         height, width = px.shape[:2]
         measured = np.empty((len(metric_names(backend)), grid.size))
         seconds = np.empty(grid.size)
+        patterns = self.loss_patterns(n_p)
         for gi, j in enumerate(grid):
-            reps = 1 if j in (0, n_p) else self.params.loss_patterns
-            known = []
-            for r in range(reps):
-                rng = np.random.default_rng(np.random.SeedSequence([self.params.loss_seed, j, r]))
-                got = rng.choice(n_p, size=j, replace=False) if j < n_p else np.arange(n_p)
-                known.append(plan.known(got))
-            known_b = np.stack(known)
+            known_b = np.stack([plan.known(got) for g, got in patterns if g == gi])
+            reps = known_b.shape[0]
             tokens = np.broadcast_to(plan.tokens, known_b.shape).copy()
             seed = int(np.random.SeedSequence([self.params.fill_seed, int(j)]).generate_state(1)[0])
             t0 = time.perf_counter()
@@ -665,36 +764,21 @@ class VQMaskEncoder:
         sha = image.sha256
         by_packets = np.asarray(store.get_or_compute(sha, "vq-quality", key, lambda: run()[0]))
         seconds = np.asarray(store.get_or_compute(sha, RECEIVER_TIME_KIND, key, lambda: run()[1]))
-        quality = quality_dict(backend, np.concatenate([grey[:, None], by_packets], axis=1))
-        decode = np.concatenate([[0.0], np.asarray(seconds, dtype=np.float64)])
         ids = receiver.model_ids()
-        return UnitStream(
-            encoder_id=f"{self.family}/{self.canonical_level(level)}",
-            unit_bits=plan.unit_bits,
-            quality=quality,
-            decode_time_s=decode,
-            loss_tolerant=True,
-            synthetic=False,
-            provenance={
-                "family": self.family,
-                "code_version": self.code_version,
-                "backend": backend.name,
-                "models": backend.model_ids(),
-                "measured": True,
+        return self._stream(
+            image,
+            level,
+            plan,
+            np.concatenate([grey[:, None], by_packets], axis=1),
+            np.concatenate([[0.0], np.asarray(seconds, dtype=np.float64)]),
+            backend,
+            {
                 "codebook": f"VQ-GAN {ids.get('vqvae', '?')} (K={receiver.codebook_size})",
                 "receiver_models": ids,
                 "receiver_key": receiver.key,
                 "prior": receiver.describe(),
-                "tokens": list(plan.tokens.shape),
-                "masked": int(plan.mask.sum()),
                 "index_coding": plan.coding,
-                "caption_bits": plan.caption_bits,
-                "table_bits": plan.table_bits,
-                "mask_bits": plan.mask_bits,
-                "payload_bits": float(plan.packet_bits.sum()),
                 "units": "unit 0 = caption + code table/selector + mask; units 1..P = packets",
-                "quality_at_0_units": f"uniform grey {MID_GREY}",
-                "quality_grid": self.packet_grid(plan.num_packets).tolist(),
                 "fill_seed": pr.fill_seed,
                 "decode_time": "MEASURED wall time per image of the receiver's fill + decode "
                 f"(k = 1 + j packets; 0 for k = 0) on {getattr(backend, 'device', '?')}, "
