@@ -91,7 +91,10 @@ def _load_builtin(loader: str) -> np.ndarray:
         import matplotlib.cbook
         from PIL import Image
 
-        with matplotlib.cbook.get_sample_data(rest) as f:
+        sample = matplotlib.cbook.get_sample_data(rest, asfileobj=True)
+        if isinstance(sample, np.ndarray):  # matplotlib returns .npy samples as arrays
+            return np.asarray(sample)
+        with sample as f:
             return np.asarray(Image.open(f).convert("RGB"))
     raise ValueError(f"unknown catalogue loader {loader!r}")
 

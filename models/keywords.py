@@ -122,7 +122,7 @@ def extract_keywords(parse: Sequence[ParsedWord], attention_mass: np.ndarray) ->
     for k in kws:
         group_weight[k.group] = group_weight.get(k.group, 0.0) + k.weight
 
-    def rank(k: Keyword) -> tuple:
+    def rank(k: Keyword) -> tuple[float, int, bool, float, int]:
         return (-group_weight[k.group], k.group, k.token != k.group, -k.weight, k.token)
 
     return sorted(kws, key=rank)

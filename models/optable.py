@@ -71,6 +71,11 @@ class EncoderInfo:
     description: str = ""
 
 
+ALL_DIGITAL = np.zeros((0, 0))
+"""Default ``analog_channel_uses`` of :class:`OperatingPointTable` (by identity): replaced
+by zeros of shape ``[I, E]``, an all-digital table."""
+
+
 @dataclass(frozen=True)
 class OperatingPointTable:
     """Dense in-memory form of an operating-point table.
@@ -89,7 +94,7 @@ class OperatingPointTable:
         provenance: encoder id -> provenance dict (backend, models, code version, ...).
         source: where the table came from (path or ``builtin:...``).
         analog_channel_uses: ``[I, E]`` float64 complex channel uses of the stream's
-            analog last unit; 0 for digital streams. ``None`` (default): all digital.
+            analog last unit; 0 for digital streams. Default: all digital.
         analog_snr_db: ``[S]`` increasing SNR grid (dB) of ``analog_quality``; empty
             when the table has no analog entry.
         analog_quality: metric -> ``[I, E, S]`` quality after all units with the
@@ -105,16 +110,14 @@ class OperatingPointTable:
     synthetic: np.ndarray
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
-    analog_channel_uses: np.ndarray | None = None
-    analog_snr_db: np.ndarray | None = None
+    analog_channel_uses: np.ndarray = field(default_factory=lambda: ALL_DIGITAL)
+    analog_snr_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
     analog_quality: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         shape = (len(self.image_ids), len(self.encoders))
-        if self.analog_channel_uses is None:
+        if self.analog_channel_uses is ALL_DIGITAL:
             object.__setattr__(self, "analog_channel_uses", np.zeros(shape))
-        if self.analog_snr_db is None:
-            object.__setattr__(self, "analog_snr_db", np.zeros(0))
         if not self.analog_quality and self.analog_snr_db.size:
             object.__setattr__(self, "analog_quality", _flat_analog(self, self.analog_snr_db.size))
         validate_arrays(self)
@@ -204,7 +207,7 @@ class OperatingPointTable:
             ]
             quality[m] = q
         tag = f" (analog @{snr_db:g} dB)"
-        any_analog = analog.any(axis=0)
+        any_analog = np.asarray(analog.any(axis=0), dtype=bool)
         encoders = tuple(
             EncoderInfo(e.encoder_id + tag, e.family, e.loss_tolerant, e.description)
             if relabel and a
@@ -604,7 +607,7 @@ def _read_analog(
             grids[key] = np.frombuffer(snr, dtype="<f8").copy()
     if not grids:
         return uses, np.zeros(0), {}
-    values: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+    values: dict[tuple[int, int], dict[str, bytes]] = {}
     for img, enc, metric, v in con.execute(
         'SELECT image_id, encoder_id, metric, "values" FROM op_analog_quality'
     ):

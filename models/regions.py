@@ -34,7 +34,9 @@ class Region:
     bbox: tuple[int, int, int, int]
     importance: float
 
-    def pixel_box(self, map_shape: tuple[int, int], image_shape: tuple[int, ...]) -> tuple:
+    def pixel_box(
+        self, map_shape: tuple[int, int], image_shape: tuple[int, ...]
+    ) -> tuple[int, int, int, int]:
         """The bounding box in image pixels ``(y0, x0, y1, x1)`` (end-exclusive)."""
         sy, sx = image_shape[0] / map_shape[0], image_shape[1] / map_shape[1]
         r0, c0, r1, c1 = self.bbox

@@ -10,14 +10,19 @@ from pathlib import Path
 PACKAGES = ("aigcsim", "numpy", "scipy", "simpy", "pydantic", "pyarrow", "torch")
 
 
-def package_versions() -> dict[str, str]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+def package_version(name: str) -> str | None:
+    """Installed version of distribution ``name``, or None when it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions(names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Distribution -> installed version for each of ``names`` (default
+    :data:`PACKAGES`) that is installed."""
+    wanted = PACKAGES if names is None else names
+    return {name: v for name in wanted if (v := package_version(name)) is not None}
 
 
 def git_commit(path: Path | None = None) -> dict[str, object]:

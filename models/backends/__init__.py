@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aigcsim.kernel.provenance import package_version as kernel_package_version
+
 __all__ = ["image_batch", "package_file", "package_version", "record_sha256"]
 
 
@@ -28,11 +30,9 @@ def _distribution(dist: str) -> metadata.Distribution:
 
 
 def package_version(dist: str) -> str:
-    """Installed version of distribution ``dist``, or ``"not-installed"``."""
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not-installed"
+    """Installed version of distribution ``dist``, or ``"not-installed"`` (the form model
+    ids carry; :func:`aigcsim.kernel.provenance.package_version` reads it)."""
+    return kernel_package_version(dist) or "not-installed"
 
 
 def package_file(dist: str, relpath: str) -> Path:

