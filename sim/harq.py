@@ -73,11 +73,14 @@ def transmit(
     # or cannot fail draw no random number either way, so they are left out.
     p_ok = np.clip(1.0 - bler, 0.0, 1.0)
     if len(stages) == 1:  # nothing pending: new packets only (the common case)
-        sent_all = sent[None, :]
+        ok = sent.copy()
         draw = (sent > 0) & (p_ok < 1.0)
-        oks = sent_all.copy()
         if draw.any():
-            oks[0, draw] = rng.binomial(sent[draw], p_ok[draw])
+            ok[draw] = rng.binomial(sent[draw], p_ok[draw])
+        if max_retx > 0:
+            out[:, 0] = sent - ok
+            return TxResult(ok, np.zeros(n, dtype=np.int64), budget - left, out)
+        return TxResult(ok, sent - ok, budget - left, out)
     else:
         sent_all = np.stack([s for _, s in stages])  # [stages, n]
         draw2 = (sent_all > 0) & (p_ok < 1.0)
