@@ -260,7 +260,8 @@ def test_one_interval_vectorised_over_analog_and_digital_users(tmp_path):
     np.testing.assert_allclose(sim.delivery.analog_sent[:2], uses)
     np.testing.assert_allclose(sim.delivery.analog_mse[:2], uses / (1 + 10 ** (snr_db[:2] / 10)))
     assert sim.delivery.analog_sent[2] == 0 and sim.delivery.packets_tx[:2].sum() == 0
-    assert sim.delivery.packets_tx[2] * 1024 + sim.delivery.carry_bits[2] > 0  # the digital user used its share
+    d = sim.delivery
+    assert d.packets_tx[2] * 1024 + d.carry_bits[2] > 0  # the digital user used its share
 
 
 def test_stop_at_target_met_by_the_digital_prefix_sends_no_analog_symbols(tmp_path):
