@@ -116,7 +116,7 @@ def model_identity(model: Any, role: str) -> str:
     return f"{prefix}/{role}/{type(model).__name__}/{h.hexdigest()[:12]}"
 
 
-def _byte_dtype():
+def _byte_dtype() -> Any:
     import torch
 
     return torch.uint8
@@ -223,7 +223,7 @@ class AmusedReceiver:
 
         kwargs: dict[str, Any] = {"torch_dtype": torch.float16} if fp16 else {}
         try:
-            pipe = AmusedPipeline.from_pretrained(
+            pipe = AmusedPipeline.from_pretrained(  # type: ignore[no-untyped-call]
                 model_id, revision=revision, local_files_only=local_files_only, **kwargs
             )
         except (OSError, ValueError) as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +72,14 @@ class CrossAttentionCapture:
         """A processor bound to ``layer`` (diffusers calls it as ``attn.processor``)."""
         return _LayerProcessor(self, layer)
 
-    def _forward(self, layer, attn, hidden_states, encoder_hidden_states, attention_mask):
+    def _forward(
+        self,
+        layer: str,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         if encoder_hidden_states is None:
             raise RuntimeError(f"{layer}: CrossAttentionCapture installed on a self-attention")
         residual = hidden_states
@@ -141,26 +149,26 @@ class _LayerProcessor:
 
     def __call__(
         self,
-        attn,
+        attn: Any,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         temb: torch.Tensor | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> torch.Tensor:
         return self.capture._forward(
             self.layer, attn, hidden_states, encoder_hidden_states, attention_mask
         )
 
 
-def cross_attention_layers(unet) -> list[str]:
+def cross_attention_layers(unet: Any) -> list[str]:
     """Processor names of the UNet's cross-attention layers (``...attn2.processor``)."""
     return [name for name in unet.attn_processors if name.endswith("attn2.processor")]
 
 
 @contextmanager
 def capture_cross_attention(
-    unet,
+    unet: Any,
     batch_size: int,
     latent_hw: tuple[int, int],
     resolution: int,

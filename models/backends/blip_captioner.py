@@ -7,6 +7,8 @@ generated greedily (deterministic), lower-cased and stripped.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -27,8 +29,8 @@ class BlipCaptioner:
 
     def __init__(
         self,
-        model,
-        processor,
+        model: Any,
+        processor: Any,
         max_new_tokens: int = 30,
         batch_size: int = 8,
         text_prompt: str = "",

@@ -8,6 +8,8 @@ identical images; higher is better).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -23,7 +25,7 @@ class ClipImageSimilarity:
         batch_size: images per forward pass.
     """
 
-    def __init__(self, model, processor, batch_size: int = 16) -> None:
+    def __init__(self, model: Any, processor: Any, batch_size: int = 16) -> None:
         self.model = model
         self.processor = processor
         self.batch_size = int(batch_size)

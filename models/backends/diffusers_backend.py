@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from aigcsim.models.backends.sd_receiver import TextToImageReceiver
 
 ModelRole = Literal["captioner", "text_to_image", "inpainting", "vq", "clip"]
-MODEL_ROLES: tuple[str, ...] = ("captioner", "text_to_image", "inpainting", "vq", "clip")
+MODEL_ROLES: tuple[ModelRole, ...] = ("captioner", "text_to_image", "inpainting", "vq", "clip")
 
 SCHEDULERS: Registry[Any] = Registry("scheduler")
 """diffusers schedulers by short name; factories are called as ``factory(params, config=...)``
@@ -166,7 +166,7 @@ class DiffusersBackend:
 
     # -- loading ------------------------------------------------------------------------
     @property
-    def torch_dtype(self):
+    def torch_dtype(self) -> Any:
         """The torch dtype of the generative models (see ``DiffusersSettings.dtype``)."""
         import torch
 
@@ -234,7 +234,7 @@ class DiffusersBackend:
         )
         return TextToImageReceiver(pipe, **self.receiver_settings())
 
-    def load_sd_pipeline(self, pipeline_cls: Any, setting: str, **components: Any) -> Any:
+    def load_sd_pipeline(self, pipeline_cls: Any, setting: ModelRole, **components: Any) -> Any:
         """A Stable Diffusion pipeline of class ``pipeline_cls`` from the model named by
         ``setting``: no safety checker, the configured scheduler, on this backend's
         dtype and device."""
@@ -402,7 +402,7 @@ class DiffusersBackend:
             from aigcsim.models.backends.parsing import DependencyParser
 
             s = self.settings
-            ids = {
+            ids: dict[str, str] = {
                 role: describe_model(getattr(s, role), s.revisions.get(role))
                 for role in MODEL_ROLES
             }

@@ -9,6 +9,8 @@ similarity of the last layer's ``[CLS]`` token of the reference and of each imag
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from aigcsim.models.backends.clip_similarity import ClipImageSimilarity
@@ -24,12 +26,12 @@ class DinoImageSimilarity(ClipImageSimilarity):
         return self.model(pixel_values=pixels).last_hidden_state[:, 0]
 
 
-def load_dino(settings, device: str) -> DinoImageSimilarity:
+def load_dino(settings: Any, device: str) -> DinoImageSimilarity:
     """The DINO model named by ``settings.dino`` (float32, eval, on ``device``)."""
     from transformers import AutoImageProcessor, AutoModel
 
     model = AutoModel.from_pretrained(settings.dino, local_files_only=settings.local_files_only)
-    processor = AutoImageProcessor.from_pretrained(
+    processor = AutoImageProcessor.from_pretrained(  # type: ignore[no-untyped-call]
         settings.dino, local_files_only=settings.local_files_only
     )
     model = model.requires_grad_(False).to(device).eval()

@@ -122,9 +122,9 @@ def quiet_loading() -> Iterator[None]:
 
     levels = (tlog.get_verbosity(), dlog.get_verbosity())
     bars = (tlog.is_progress_bar_enabled(), dlog.is_progress_bar_enabled())
-    tlog.set_verbosity_error()
+    tlog.set_verbosity_error()  # type: ignore[no-untyped-call]
     dlog.set_verbosity_error()
-    tlog.disable_progress_bar()
+    tlog.disable_progress_bar()  # type: ignore[no-untyped-call]
     dlog.disable_progress_bar()
     try:
         yield
@@ -132,7 +132,7 @@ def quiet_loading() -> Iterator[None]:
         tlog.set_verbosity(levels[0])
         dlog.set_verbosity(levels[1])
         if bars[0]:
-            tlog.enable_progress_bar()
+            tlog.enable_progress_bar()  # type: ignore[no-untyped-call]
         if bars[1]:
             dlog.enable_progress_bar()
 

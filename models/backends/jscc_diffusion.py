@@ -10,6 +10,8 @@ with the receiver's seed, so reruns are bit-identical on one machine.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -24,10 +26,13 @@ class DiffusionDenoiser:
         seed: noise seed.
     """
 
-    def __init__(self, pipe, *, height: int, width: int, num_inference_steps: int, seed: int):
+    def __init__(
+        self, pipe: Any, *, height: int, width: int, num_inference_steps: int, seed: int
+    ) -> None:
         from diffusers import StableDiffusionImg2ImgPipeline
 
-        self.pipe = StableDiffusionImg2ImgPipeline(**pipe.components)
+        img2img: Any = StableDiffusionImg2ImgPipeline
+        self.pipe: Any = img2img(**pipe.components)
         self.pipe.set_progress_bar_config(disable=True)
         self.height, self.width = int(height), int(width)
         self.steps = int(num_inference_steps)
@@ -43,7 +48,7 @@ class DiffusionDenoiser:
         out = []
         for img in np.asarray(images, dtype=np.uint8):
             h, w = img.shape[:2]
-            src = Image.fromarray(img).resize((self.width, self.height), Image.BICUBIC)
+            src = Image.fromarray(img).resize((self.width, self.height), Image.Resampling.BICUBIC)
             gen = torch.Generator("cpu").manual_seed(self.seed)
             res = self.pipe(
                 prompt="",
@@ -55,5 +60,5 @@ class DiffusionDenoiser:
                 output_type="np",
             ).images[0]
             res8 = np.clip(np.round(res * 255.0), 0, 255).astype(np.uint8)
-            out.append(np.asarray(Image.fromarray(res8).resize((w, h), Image.BICUBIC)))
+            out.append(np.asarray(Image.fromarray(res8).resize((w, h), Image.Resampling.BICUBIC)))
         return np.stack(out)

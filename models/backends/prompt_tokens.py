@@ -11,6 +11,7 @@ before BPE) this equals tokenising the joined prompt.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,7 @@ class PromptTokens:
         return p
 
 
-def tokenize_words(tokenizer, words: list[str] | tuple[str, ...]) -> PromptTokens:
+def tokenize_words(tokenizer: Any, words: object) -> PromptTokens:
     """Tokenise ``words`` with a CLIP tokenizer (``bos/eos/pad_token_id``, ``model_max_length``).
 
     Words whose pieces do not fit before the final ``<eos>`` are dropped from the
@@ -48,7 +49,7 @@ def tokenize_words(tokenizer, words: list[str] | tuple[str, ...]) -> PromptToken
     Raises:
         ValueError: ``words`` is not a list of strings, or a word yields no token.
     """
-    if isinstance(words, str) or not all(isinstance(w, str) for w in words):
+    if not isinstance(words, list | tuple) or not all(isinstance(w, str) for w in words):
         raise ValueError("words: expected a list of strings")
     max_tokens = int(tokenizer.model_max_length)
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id

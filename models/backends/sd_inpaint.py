@@ -79,7 +79,7 @@ class InpaintReceiver:
         """Build the pipeline from its parts (no safety checker); ``kwargs`` as ``__init__``."""
         from diffusers import StableDiffusionInpaintPipeline
 
-        pipe = StableDiffusionInpaintPipeline(
+        pipe = StableDiffusionInpaintPipeline(  # type: ignore[no-untyped-call]
             vae=vae,
             text_encoder=text_encoder,
             tokenizer=tokenizer,

@@ -13,6 +13,7 @@ the unconditional branch of classifier-free guidance uses the empty prompt.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,7 @@ class TextToImageReceiver:
 
     def __init__(
         self,
-        pipe,
+        pipe: Any,
         *,
         height: int,
         width: int,

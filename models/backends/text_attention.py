@@ -9,6 +9,8 @@ attention so that attention probabilities are returned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -37,14 +39,14 @@ class WordAttention:
         if not self.tokenizer.is_fast:
             raise RuntimeError("MiniLM needs a fast tokenizer (word_ids); install 'tokenizers'")
         bar = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Loading weights" bar in cache-build logs
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar in cache-build logs
         try:
             self.model = AutoModel.from_pretrained(
                 str(model_dir), local_files_only=True, attn_implementation="eager"
             )
         finally:
             if bar:
-                hf_logging.enable_progress_bar()
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
         self.model.requires_grad_(False).to(self.device).eval()
         self.max_tokens = int(self.model.config.max_position_embeddings)
 
@@ -55,7 +57,7 @@ class WordAttention:
         return f"{HF_MODEL} ({MINILM_DIST}=={package_version(MINILM_DIST)} sha256:{sha})"
 
     @torch.no_grad()
-    def __call__(self, words: list[str]) -> np.ndarray:
+    def __call__(self, words: Sequence[str]) -> np.ndarray:
         """Attention between words, summed over all layers and heads.
 
         Each word is tokenised into one or more WordPiece tokens; the token-level
@@ -86,10 +88,10 @@ class WordAttention:
         for t, w in enumerate(word_ids):
             if w is not None:
                 membership[t, w] = 1.0
-        empty = [words[i] for i in np.flatnonzero(membership.sum(0) == 0)]
+        empty = [words[int(i)] for i in np.flatnonzero(membership.sum(0) == 0)]
         if empty:
             raise ValueError(f"words: {empty!r} produce no tokens (empty or unprintable)")
         out = self.model(**enc.to(self.device), output_attentions=True)
         token_att = torch.stack(out.attentions).sum(dim=(0, 2))[0]  # [T, T]
-        token_att = token_att.double().cpu().numpy()
-        return membership.T @ token_att @ membership
+        att = token_att.double().cpu().numpy()
+        return np.asarray(membership.T @ att @ membership)

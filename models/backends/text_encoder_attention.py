@@ -13,6 +13,8 @@ attends only to itself and earlier words. Same contract as
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -20,7 +22,7 @@ from aigcsim.models.backends.prompt_tokens import tokenize_words
 
 
 @torch.no_grad()
-def clip_word_attention(text_encoder, tokenizer, words: list[str]) -> np.ndarray:
+def clip_word_attention(text_encoder: Any, tokenizer: Any, words: list[str]) -> np.ndarray:
     """Self-attention between ``n`` words, summed over layers and heads.
 
     Args:
@@ -43,6 +45,6 @@ def clip_word_attention(text_encoder, tokenizer, words: list[str]) -> np.ndarray
             "the text encoder returned no attentions: load it with attn_implementation='eager'"
         )
     token_att = torch.stack(out.attentions).sum(dim=(0, 2))[0]  # [T, T]
-    token_att = token_att.double().cpu().numpy()
+    att = token_att.double().cpu().numpy()
     p = tokens.membership()[:length]
-    return p.T @ token_att @ p
+    return np.asarray(p.T @ att @ p)

@@ -36,6 +36,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,13 +77,15 @@ class TiscResult:
 
 
 @contextlib.contextmanager
-def inject_placeholder(text_encoder, placeholder_id: int, vectors: torch.Tensor) -> Iterator[None]:
+def inject_placeholder(
+    text_encoder: Any, placeholder_id: int, vectors: torch.Tensor
+) -> Iterator[None]:
     """While active, the input embedding of every ``placeholder_id`` token is replaced by
     ``vectors: [B, D]`` (row ``b`` for batch item ``b``; ``[1, D]`` for all items).
     Differentiable with respect to ``vectors``."""
     layer = text_encoder.get_input_embeddings()
 
-    def hook(_module, args, output):
+    def hook(_module: Any, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
         ids = args[0]
         mask = ids == placeholder_id
         if not bool(mask.any()):
@@ -99,7 +102,7 @@ def inject_placeholder(text_encoder, placeholder_id: int, vectors: torch.Tensor)
         handle.remove()
 
 
-def placeholder_tokens(tokenizer, words: Sequence[str], pick: int) -> tuple[np.ndarray, int]:
+def placeholder_tokens(tokenizer: Any, words: Sequence[str], pick: int) -> tuple[np.ndarray, int]:
     """Input ids ``[T]`` of ``words`` with word ``pick`` replaced by :data:`PLACEHOLDER_WORD`,
     and the placeholder's token id (it must be one token, not elsewhere in the prompt)."""
     from aigcsim.models.backends.prompt_tokens import tokenize_words
@@ -115,7 +118,7 @@ def placeholder_tokens(tokenizer, words: Sequence[str], pick: int) -> tuple[np.n
     return np.asarray(tokens.input_ids), pid
 
 
-def word_embedding(text_encoder, tokenizer, word: str) -> torch.Tensor:
+def word_embedding(text_encoder: Any, tokenizer: Any, word: str) -> torch.Tensor:
     """``[D]`` float32: mean token embedding of ``word``'s BPE pieces (TI initialisation)."""
     from aigcsim.models.backends.prompt_tokens import tokenize_words
 
@@ -125,7 +128,7 @@ def word_embedding(text_encoder, tokenizer, word: str) -> torch.Tensor:
     return table[torch.as_tensor(ids, device=table.device)].float().mean(0).detach().cpu()
 
 
-def image_latents(pipe, pixels: np.ndarray, height: int, width: int) -> torch.Tensor:
+def image_latents(pipe: Any, pixels: np.ndarray, height: int, width: int) -> torch.Tensor:
     """``[1, C, h, w]`` VAE latents (distribution mean x scaling factor) of ``pixels``
     centre-cropped to the receiver's aspect ratio and resized to ``height x width``."""
     from PIL import Image
@@ -138,7 +141,7 @@ def image_latents(pipe, pixels: np.ndarray, height: int, width: int) -> torch.Te
     else:
         ch = int(round(w / target))
         pixels = pixels[(h - ch) // 2 : (h - ch) // 2 + ch]
-    img = np.asarray(Image.fromarray(pixels).resize((width, height), Image.BICUBIC))
+    img = np.asarray(Image.fromarray(pixels).resize((width, height), Image.Resampling.BICUBIC))
     x = torch.from_numpy(img.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
     vae = pipe.vae
     with torch.no_grad():
@@ -147,7 +150,7 @@ def image_latents(pipe, pixels: np.ndarray, height: int, width: int) -> torch.Te
 
 
 def textual_inversion(
-    pipe,
+    pipe: Any,
     latents: torch.Tensor,
     input_ids: np.ndarray,
     placeholder_id: int,
@@ -177,7 +180,7 @@ def textual_inversion(
     unet.requires_grad_(False)
     encoder.requires_grad_(False)
     device, dtype = unet.device, unet.dtype
-    sched = DDPMScheduler.from_config(pipe.scheduler.config)
+    sched = DDPMScheduler.from_config(pipe.scheduler.config)  # type: ignore[no-untyped-call]
     n_train = int(sched.config.num_train_timesteps)
     v_pred = sched.config.prediction_type == "v_prediction"
     ids = torch.as_tensor(input_ids, device=encoder.device)[None]
@@ -218,7 +221,7 @@ def textual_inversion(
             vec = v + sigma * noise
         loss = loss_at(vec, t, eps)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         losses[step] = float(loss.detach())
     after = evaluate(v.detach())
@@ -241,8 +244,8 @@ def received_embeddings(v: torch.Tensor, snr_db: np.ndarray, seed: int) -> torch
 
 
 def measure_tisc(
-    backend,
-    image,
+    backend: Any,
+    image: Any,
     *,
     train_snr_db: float | None,
     snr_grid_db: np.ndarray,
@@ -250,7 +253,7 @@ def measure_tisc(
     learning_rate: float,
     ti_seed: int,
     channel_seed: int,
-    store,
+    store: Any,
 ) -> TiscResult:
     """Caption, token choice, noise-robust TI and generation over ``snr_grid_db`` for one
     image on a diffusers backend (``backend.receiver``, ``backend.word_attention``,
@@ -277,7 +280,7 @@ def measure_tisc(
     )
     learned: dict[str, np.ndarray] = {}
 
-    def learn() -> np.ndarray:
+    def learn() -> dict[str, np.ndarray]:
         if not learned:
             lat = image_latents(pipe, image.pixels, receiver.height, receiver.width)
             init = word_embedding(pipe.text_encoder, pipe.tokenizer, words[pick])
@@ -335,13 +338,15 @@ def measure_tisc(
     )
 
 
-def metric_names(backend) -> tuple[str, ...]:
+def metric_names(backend: Any) -> tuple[str, ...]:
     """Metrics measured for TISC: LPIPS, CLIP-I, and DINO-I where a DINO model is set."""
     has_dino = getattr(getattr(backend, "settings", None), "dino", None)
     return ("lpips", "clip_i", "dino_i") if has_dino else ("lpips", "clip_i")
 
 
-def measure_metrics(backend, reference: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
+def measure_metrics(
+    backend: Any, reference: np.ndarray, images: np.ndarray
+) -> dict[str, np.ndarray]:
     """``backend.quality`` (LPIPS, CLIP-I) plus DINO-I when the backend has a DINO model."""
     q = dict(backend.quality(reference, images))
     if "dino_i" in metric_names(backend):
