@@ -156,6 +156,17 @@ class QualityBackend(Protocol):
         ...
 
 
+def encoder_provenance(encoder: Encoder, backend: QualityBackend) -> dict[str, Any]:
+    """The provenance every stream starts from: the encoder's family and code version,
+    the backend's name and model ids."""
+    return {
+        "family": encoder.family,
+        "code_version": encoder.code_version,
+        "backend": backend.name,
+        "models": backend.model_ids(),
+    }
+
+
 class BackendUnavailable(RuntimeError):
     """The backend cannot perform this computation (e.g. no text-to-image offline)."""
 

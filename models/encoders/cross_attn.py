@@ -71,6 +71,7 @@ from aigcsim.models.encoders.base import (
     ModelOutputStore,
     QualityBackend,
     UnitStream,
+    encoder_provenance,
 )
 from aigcsim.models.encoders.capabilities import (
     AestheticScore,
@@ -444,10 +445,7 @@ class CrossAttn:
         decode[0] = 0.0
         stated = f"stated constant {self.params.decode_time_s} s, not measured"
         common = {
-            "family": self.family,
-            "code_version": self.code_version,
-            "backend": backend.name,
-            "models": backend.model_ids(),
+            **encoder_provenance(self, backend),
             "keywords": [k.word for k in plan.keywords],
             "keyword_weights": [round(k.weight, 6) for k in plan.keywords],
             "region_boxes_px": [list(b) for b in plan.region_boxes],

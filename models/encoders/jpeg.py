@@ -21,6 +21,7 @@ from aigcsim.models.encoders.base import (
     ModelOutputStore,
     QualityBackend,
     UnitStream,
+    encoder_provenance,
 )
 from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.encoders.raw import (
@@ -131,10 +132,7 @@ class JpegEncoder:
             loss_tolerant=False,
             synthetic=False,
             provenance={
-                "family": self.family,
-                "code_version": self.code_version,
-                "backend": backend.name,
-                "models": backend.model_ids(),
+                **encoder_provenance(self, backend),
                 "pillow": PIL.__version__,
                 "measured": True,
                 "bits": "Pillow JPEG file size * 8 (4:2:0, optimize=False)",

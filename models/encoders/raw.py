@@ -15,6 +15,7 @@ from aigcsim.models.encoders.base import (
     ModelOutputStore,
     QualityBackend,
     UnitStream,
+    encoder_provenance,
 )
 from aigcsim.models.encoders.capabilities import ImageClassifier
 from aigcsim.models.encoders.levels import level_error
@@ -144,10 +145,7 @@ class RawEncoder:
             loss_tolerant=False,
             synthetic=False,
             provenance={
-                "family": self.family,
-                "code_version": self.code_version,
-                "backend": backend.name,
-                "models": backend.model_ids(),
+                **encoder_provenance(self, backend),
                 "measured": True,
                 "bits": f"H*W*{RAW_BITS_PER_PIXEL}",
                 "quality_at_0_units": f"uniform grey {MID_GREY}",

@@ -86,6 +86,7 @@ from aigcsim.models.encoders.base import (
     ModelOutputStore,
     QualityBackend,
     UnitStream,
+    encoder_provenance,
     stored,
 )
 from aigcsim.models.encoders.capabilities import MissingCapability, VQReceiverBackend
@@ -647,10 +648,7 @@ class VQMaskEncoder:
             loss_tolerant=True,
             synthetic=False,
             provenance={
-                "family": self.family,
-                "code_version": self.code_version,
-                "backend": backend.name,
-                "models": backend.model_ids(),
+                **encoder_provenance(self, backend),
                 "measured": True,
                 **provenance,
                 "tokens": list(plan.tokens.shape),
