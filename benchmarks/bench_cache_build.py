@@ -4,7 +4,9 @@ Builds ``--families`` for ``--images`` builtin photographs into a copy of the sh
 default cache from which those photographs' entries and model outputs are deleted,
 except the vq-mask codebook (fitted once per cache, about 12 CPU-s, not per image), so
 every entry is computed as for a user's new photo. The models are loaded before timing.
-Prints CPU seconds (this process, one torch thread) and wall seconds per image per family.
+Prints CPU seconds (this process, one torch thread) and wall seconds per image per family,
+with the machine's load average before and after each family (CPU seconds are what to
+compare between runs on a shared machine; wall seconds follow the load).
 
     python benchmarks/bench_cache_build.py --images skimage/chelsea,skimage/colorwheel
 """
@@ -12,6 +14,7 @@ Prints CPU seconds (this process, one torch thread) and wall seconds per image p
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -56,6 +59,7 @@ def main() -> None:
         print(f"{len(images)} images: {', '.join(im.image_id for im in images)}")
         for family in args.families.split(","):
             specs = expand_encoders(family)
+            load_before = os.getloadavg()[0]
             t, c = time.perf_counter(), time.process_time()
             report = build_cache(images, specs, backend, cache)
             cpu, wall = time.process_time() - c, time.perf_counter() - t
@@ -63,6 +67,7 @@ def main() -> None:
                 f"{family}: {len(specs)} levels, {report.computed} entries, "
                 f"{cpu / len(images):.1f} CPU-s and {wall / len(images):.1f} s wall per image"
                 + (f", {len(report.failed)} not available" if report.failed else "")
+                + f" (load {load_before:.1f} -> {os.getloadavg()[0]:.1f})"
             )
 
 

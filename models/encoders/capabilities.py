@@ -182,8 +182,10 @@ class MissingCapability(BackendUnavailable, UserInputError):
 
 
 def describe(capability: type) -> str:
-    """The capability's one-line description (its docstring's first line)."""
-    return " ".join((capability.__doc__ or capability.__name__).split())
+    """The capability's one-line description (its docstring's first paragraph, without
+    reST markup)."""
+    first = (capability.__doc__ or capability.__name__).split("\n\n")[0]
+    return " ".join(first.replace("``", "").split())
 
 
 def missing(backend: object, capability: type, needed_by: str) -> MissingCapability:

@@ -66,7 +66,7 @@ def test_require_names_what_is_missing_and_where_it_is() -> None:
     with pytest.raises(MissingCapability) as info:
         require(backend, TextSelfAttention, "seq-words")
     msg = str(info.value)
-    assert "seq-words needs text self-attention between words (``word_attention``)" in msg
+    assert "seq-words needs text self-attention between words (word_attention)" in msg
     assert "backend 'with-classifier' has none (use --backend offline or diffusers)" in msg
     assert isinstance(info.value, UserInputError) and isinstance(info.value, BackendUnavailable)
 
