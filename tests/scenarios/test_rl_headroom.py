@@ -42,6 +42,7 @@ BAND_LIMITED = (
     "deadline-stress",
     "dense-cell",
     "high-mobility",
+    "subband-scheduling",
 )
 
 
