@@ -138,7 +138,13 @@ def build(
     """Compute every missing (image, encoder) entry; rerun to resume after a crash."""
     from aigcsim.kernel.registry import UserInputError
     from aigcsim.models.backends.registry import BACKENDS
-    from aigcsim.models.build import build_cache, expand_encoders, needs_caption
+    from aigcsim.models.build import (
+        build_cache,
+        build_encoders,
+        check_backend,
+        expand_encoders,
+        needs_caption,
+    )
     from aigcsim.models.images import Skipped, load_builtin, load_folder
 
     console = Console(stderr=True)
@@ -154,6 +160,8 @@ def build(
     if executor_name == "serial" and address is not None:
         raise UserInputError("--address joins a Ray cluster; it needs --executor ray")
     be = BACKENDS.build(backend_name, settings) if executor_name == "serial" else None
+    # a backend that lacks what an encoder level needs: refused before loading anything
+    check_backend(specs, build_encoders(specs), be or BACKENDS.build(backend_name, settings))
     skipped: list[Skipped] = []
     notes: list[Skipped] = []
     captions = needs_caption(specs, backend_name)

@@ -55,3 +55,17 @@ def test_a_build_without_the_models_extra_says_what_to_install(
     code, _, err = cli(monkeypatch, capsys, "cache", "build", "--out", str(out))
     assert code == 2 and "needs the models extra (torch missing)" in err
     assert 'pip install -e ".[models]"' in err and not out.exists()
+
+
+def test_a_backend_without_what_an_encoder_needs_is_refused_first(
+    monkeypatch, capsys, tmp_path
+) -> None:
+    out = tmp_path / "c.sqlite"
+    code, _, err = cli(
+        monkeypatch, capsys, "cache", "build", "--out", str(out), "--no-progress",
+        "--encoders", "jpeg/q=40,deepjscc/train_snr=5/diffusion=0.3",
+    )  # fmt: skip
+    assert code == 2, err
+    assert "deepjscc level 'train_snr=5/diffusion=0.3' needs diffusion denoising" in err
+    assert "backend 'offline' has none (use --backend diffusers)" in err
+    assert not out.exists()
