@@ -40,15 +40,19 @@ LEGACY_RUN_FILES = (("config.yaml", "run.json", "summary.json"), ("config.yaml",
 """File sets that identify a run output written before :data:`OUTPUT_MARKER` existed."""
 LARGE_RUN_ESTIMATE_S = 3600.0
 """A run estimated (:func:`run_size`) to take longer than this needs ``allow_large``
-(``--allow-large``); the largest shipped scenario (dense-cell) is estimated at 7 s."""
+(``--allow-large``)."""
 
 
-def seconds_per_interval(users: int) -> float:
-    """Rough wall time of one scheduling interval with ``users`` users, s, fitted from
-    above to README "Speed" (``python benchmarks/bench_engine.py``: 10,011 / 4,486 /
-    2,957 / 779 intervals/s at 10 / 100 / 1,000 / 10,000 users; the model gives
-    9,900 / 4,300 / 2,300 / 690): ``1e-4 + 1.2e-4 log10(users / 10) + 1e-7 users``."""
-    return 1e-4 + 1.2e-4 * math.log10(max(users, 10) / 10) + 1e-7 * users
+def seconds_per_interval(users: int, subbands: int = 1) -> float:
+    """Rough CPU time of one scheduling interval with ``users`` users, s, fitted to README
+    "Speed" (``python benchmarks/bench_engine.py`` with the ``jakes`` default, 2026-11-30:
+    4,265 / 2,508 / 1,119 / 240 intervals per CPU-second at 10 / 100 / 1,000 / 10,000
+    users; the model gives 4,283 / 2,151 / 1,020 / 231):
+    ``2.3e-4 + 2e-4 log10(users / 10) + 3.5e-7 users``, times ``sqrt(subbands)`` (16 TDL
+    subbands cost 2.7x with a flat allocator and 6.2x with ``subband-pf``:
+    ``bench_engine.py --fading-rows``)."""
+    flat_s = 2.3e-4 + 2.0e-4 * math.log10(max(users, 10) / 10) + 3.5e-7 * users
+    return flat_s * math.sqrt(max(subbands, 1))
 
 
 def run_size(scenario: Scenario) -> tuple[int, float]:
@@ -56,7 +60,8 @@ def run_size(scenario: Scenario) -> tuple[int, float]:
     ``duration_s`` then, with ``drain``, up to ``max_drain_s`` more."""
     horizon_s = scenario.duration_s + (scenario.max_drain_s if scenario.drain else 0.0)
     intervals = math.ceil(horizon_s / scenario.interval_s)
-    return intervals, intervals * seconds_per_interval(scenario.users.count)
+    per_interval_s = seconds_per_interval(scenario.users.count, scenario.cell.subbands)
+    return intervals, intervals * per_interval_s
 
 
 def check_run_size(scenario: Scenario, allow_large: bool, label: str | None = None) -> None:

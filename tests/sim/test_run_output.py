@@ -99,3 +99,14 @@ def test_an_out_that_cannot_be_created_is_a_user_error(scenario, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UserInputError, match="cannot create the output folder"):
         run_scenario(scenario, tmp_path / "afile" / "out")
+
+
+def test_run_size_model_matches_the_speed_table_and_scales_with_subbands():
+    """The guard's CPU-time model (README "Speed", bench_engine with jakes): within 15 %
+    of the measured intervals per CPU-second, and 16 subbands cost 4x."""
+    from aigcsim.sim.run import seconds_per_interval
+
+    for users, measured_per_s in ((10, 4265), (100, 2508), (1000, 1119), (10_000, 240)):
+        assert 1 / seconds_per_interval(users) == pytest.approx(measured_per_s, rel=0.15)
+    assert seconds_per_interval(100, subbands=16) == pytest.approx(4 * seconds_per_interval(100))
+    assert seconds_per_interval(100, subbands=1) == seconds_per_interval(100)
