@@ -344,6 +344,7 @@ def plot_learning_curves(
     synthetic: Sequence[str] | bool = (),
     title: str | None = None,
     references: Mapping[str, float] | None = None,
+    log_steps: bool = False,
 ) -> Figure:
     """Training episode returns and periodic-evaluation returns against env steps.
 
@@ -362,6 +363,7 @@ def plot_learning_curves(
         title: figure title (default "RL learning curves").
         references: ``{label: return}`` drawn as dashed horizontal lines on both panels
             (e.g. heuristics' mean return on held-out seeds).
+        log_steps: logarithmic step axis (runs of very different lengths).
     """
     from aigcsim.analysis.rl_logs import agent_label, read_evaluations, read_monitor
 
@@ -413,6 +415,8 @@ def plot_learning_curves(
     for ax in (ax_tr, ax_ev):
         ax.set_xlabel("environment steps")
         ax.set_ylabel("episode return")
+        if log_steps:
+            ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

@@ -429,7 +429,11 @@ def learning_curves_figure(dirs: list[Path], table: list[dict[str, Any]]) -> Any
     }
     references[f"{best['allocator']} (held-out mean)"] = best["return"]
     return plot_learning_curves(
-        groups, window=50, title="rl-headroom: learning curves", references=references
+        groups,
+        window=50,
+        title="rl-headroom: learning curves (log step axis)",
+        references=references,
+        log_steps=True,
     )
 
 

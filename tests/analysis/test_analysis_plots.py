@@ -179,8 +179,9 @@ def test_learning_curves_of_seed_groups_with_reference_lines(tmp_path: Path) -> 
         ep_lengths=np.array([[50, 50], [50, 50]]),
     )
     fig = plots.plot_learning_curves(
-        {"sac": [a, b], "ppo": a}, window=1, references={"equal-share": -1.5}
+        {"sac": [a, b], "ppo": a}, window=1, references={"equal-share": -1.5}, log_steps=True
     )
+    assert fig.axes[0].get_xscale() == fig.axes[1].get_xscale() == "log"
     ev_lines = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}
     # sac: thick line = mean over the two seeds' evaluations (2, 5) and (3, 8)
     np.testing.assert_allclose(ev_lines["sac"].get_ydata(), [2.5, 6.5])
