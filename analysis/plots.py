@@ -375,6 +375,7 @@ def plot_learning_curves(
     window = max(1, int(window))
     fig = _new_figure(ncols=2, width_in=4.8 if references else 4.2)
     ax_tr, ax_ev = fig.axes
+    drawn: set[object] = set()  # the panels with runs' data
     for i, (label, dirs) in enumerate(groups.items()):
         color = f"C{i % 10}"
         single = len(dirs) == 1
@@ -382,6 +383,7 @@ def plot_learning_curves(
         for d in dirs:
             mon = read_monitor(d)
             if len(mon):
+                drawn.add(ax_tr)
                 roll = mon["return"].rolling(window, min_periods=1).mean()
                 if single:
                     ax_tr.plot(mon["timesteps"], mon["return"], color=color, alpha=0.25, lw=0.8)
@@ -389,6 +391,7 @@ def plot_learning_curves(
             ev = read_evaluations(d)
             if not len(ev):
                 continue
+            drawn.add(ax_ev)
             m = ev["mean_return"].to_numpy(float)
             if single:
                 s = ev["std_return"].to_numpy(float)
@@ -415,8 +418,8 @@ def plot_learning_curves(
     for ax in (ax_tr, ax_ev):
         ax.set_xlabel("environment steps")
         ax.set_ylabel("episode return")
-        if log_steps:
-            ax.set_xscale("log")
+        if log_steps and ax in drawn:
+            ax.set_xscale("log")  # only with steps to show (an empty log axis cannot draw)
         ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
