@@ -2,14 +2,17 @@
 
 Usage::
 
-    python -m aigcsim.analysis.repro.rl_headroom                      # PPO, 100k steps, seeds 0 1
-    python -m aigcsim.analysis.repro.rl_headroom --timesteps 20000 --train-seeds 0
-    python -m aigcsim.analysis.repro.rl_headroom --evaluate-only      # reuse trained policies
+    python -m aigcsim.analysis.repro.rl_headroom                 # every agent, default budgets
+    python -m aigcsim.analysis.repro.rl_headroom --agents ppo add --timesteps add=5000
+    python -m aigcsim.analysis.repro.rl_headroom --evaluate-only # reuse trained policies
+    python -m aigcsim.analysis.repro.rl_headroom --report-only   # only rebuild the outputs
 
-1. Train PPO (``aigcsim.agents.sb3_training.train`` with its defaults: the user-set
-   policy of :mod:`aigcsim.agents.features`, 4 envs, decisions every 5 intervals) for
-   each training seed into ``OUT/ppo-s{seed}`` (kept and reused when its
-   ``policy.json`` says the same budget).
+1. Train each agent (``--agents``, default ppo sac td3 add) for each training seed
+   (``--train-seeds``, default 0 1) with ``aigcsim.agents.sb3_training.train`` and its
+   defaults plus :data:`HYPERPARAMS`, for :data:`DEFAULT_TIMESTEPS` steps (or
+   ``--timesteps N`` / ``AGENT=N``), into ``OUT/{agent}-s{seed}``: seed by seed, one run
+   after the other; a directory whose ``policy.json`` names the same agent, seed, budget
+   and settings is reused. Wall times go to ``OUT/train_times.csv``.
 2. Evaluate every registered heuristic and each trained policy on the held-out seeds
    (default 1001-1010, never used in training: training episodes draw their seeds from
    the training seed) with :func:`aigcsim.agents.evaluation.evaluate`.
@@ -17,11 +20,14 @@ Usage::
    a trained agent is first averaged over its training seeds on each held-out seed), the
    paired difference from equal share on the same seed, the gap closed per seed
    ``(R - R_equal) / (R_best_heuristic_on_that_seed - R_equal)`` with its interval, and
-   the success rate; plus each run's learning curve (``evaluations.npz``).
+   the success rate; ADD against the DRL baselines (:func:`add_vs_drl`); and the
+   learning curves (``evaluations.npz`` and the monitor logs).
 
 Writes ``OUT/runs.csv`` (one row per allocator, training seed and held-out seed;
 the heuristics' rows are also kept in ``OUT/heuristics.csv`` and reused),
-``OUT/table.md`` (the table) and ``OUT/curves.csv``; prints the table.
+``OUT/table.md`` (the table, the ADD-vs-DRL line, the budgets), ``OUT/add_vs_drl.json``,
+``OUT/budgets.csv``, ``OUT/curves.csv`` and ``OUT/learning_curves.png``/``.pdf``;
+prints the table.
 """
 
 from __future__ import annotations
