@@ -19,6 +19,7 @@ results are identical (seeded) and the first one written is kept.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
@@ -54,6 +55,9 @@ class BatchTask:
         todo: ``(image index in images, family, level, entry key)`` per missing entry.
         backend: backend registry name; ``backend_params`` its settings.
         outputs: model outputs already stored that the batch may reuse.
+        torch_threads: torch intra-op threads in the task (None: leave torch's default);
+            a local pool gives each of its ``workers`` processes an equal share of the
+            cores, so that ``workers`` processes do not each start one thread per core.
     """
 
     images: list[ImageRecord]
@@ -61,6 +65,7 @@ class BatchTask:
     backend: str
     backend_params: dict[str, Any]
     outputs: dict[OutputKey, np.ndarray] = field(default_factory=dict)
+    torch_threads: int | None = None
 
 
 @dataclass
@@ -92,7 +97,21 @@ class _RecordingStore:
 
 def run_batch(task: BatchTask) -> BatchResult:
     """Compute a batch's missing entries (runs in a worker), image by image as the serial
-    build does (:func:`aigcsim.models.build.compute_entries`)."""
+    build does (:func:`aigcsim.models.build.compute_entries`), with ``task.torch_threads``
+    torch threads (restored afterwards)."""
+    if task.torch_threads is None:
+        return _run_batch(task)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(task.torch_threads)
+    try:
+        return _run_batch(task)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_batch(task: BatchTask) -> BatchResult:
     from aigcsim.models.backends.registry import BACKENDS
 
     t0 = time.perf_counter()
@@ -235,7 +254,8 @@ def build_cache_parallel(
             batch = [im for im, _ in chunk]
             work = [(j, t.family, t.level, t.key) for j, (_, m) in enumerate(chunk) for t in m]
             outputs = {**shared, **_stored_outputs(cache, {im.sha256 for im in batch})}
-            tasks.append(BatchTask(batch, work, backend, backend_params, outputs))
+            threads = max(1, (os.cpu_count() or 1) // workers) if executor == "local" else None
+            tasks.append(BatchTask(batch, work, backend, backend_params, outputs, threads))
         if tasks:
             runner = (
                 _run_ray(tasks, workers, address)

@@ -110,3 +110,19 @@ def test_cli_rejects_unknown_executor(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "'rey' is not one of 'serial', 'local', 'ray'" in r.stderr  # a typer choice
     assert not out.exists()
+
+
+def test_a_task_runs_with_its_share_of_torch_threads(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from aigcsim.models.build_parallel import BatchTask, run_batch
+
+    calls = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n) or real(n))
+    before = torch.get_num_threads()
+    result = run_batch(BatchTask([], [], "offline", {}, torch_threads=1))
+    assert (result.entries, result.failed) == ([], [])
+    assert calls == [1, before] and torch.get_num_threads() == before
+    calls.clear()
+    run_batch(BatchTask([], [], "offline", {}))  # None: torch's own setting is left alone
+    assert calls == []
