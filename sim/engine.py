@@ -651,7 +651,9 @@ class Simulation:
                 served, self._snr_db(tick.gain_db, np.where(served, bw, 1.0), weights), -np.inf
             )
             se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
-        capacity = bw * self.dt * se + d.carry_bits[sel]
+        carry_before = d.carry_bits[sel].copy()  # bits of capacity banked towards a packet
+        fresh_bits = bw * self.dt * se  # this interval's capacity
+        capacity = fresh_bits + carry_before
         budget = np.floor(capacity / L).astype(np.int64)
         per = self.scenario.link.packet_error_rate
         if per is not None:
@@ -663,7 +665,8 @@ class Simulation:
         tx = transmit(budget, tick.new_packets, tick.harq, bler, self._err_rng)
         d.harq[sel] = tx.pending
         backlogged = tx.transmissions == budget
-        d.carry_bits[sel] = np.where(backlogged, capacity - budget * L, 0.0)
+        carry_after = np.where(backlogged, capacity - budget * L, 0.0)
+        d.carry_bits[sel] = carry_after
         good_bits = tx.delivered * float(L)
         lost_bits = tx.dropped * float(L)
         erased = tick.erased
@@ -710,15 +713,24 @@ class Simulation:
         finished = all_sent | at_target
         end = t + self.dt
         expired = ~finished & (end >= d.deadline[sel])
-        used_fraction = np.where(
-            capacity > 0, np.minimum(tx.transmissions * L / np.maximum(capacity, 1e-9), 1.0), 0.0
-        )
-        if analog_frac is not None:
-            used_fraction = np.minimum(used_fraction + analog_frac, 1.0)
         ending = (finished | expired).nonzero()[0]
-        if ending.size:
-            self._end_deliveries(ending, idx, finished, used_fraction, base, k_sent, k_rx, done)
-        used_share = float((shares * used_fraction).sum())
+        if ending.size:  # a finished request ends when its last packet went out
+            send_fraction = np.where(
+                capacity > 0,
+                np.minimum(tx.transmissions * L / np.maximum(capacity, 1e-9), 1.0),
+                0.0,
+            )
+            if analog_frac is not None:
+                send_fraction = np.minimum(send_fraction + analog_frac, 1.0)
+            self._end_deliveries(ending, idx, finished, send_fraction, base, k_sent, k_rx, done)
+        used_share = float(
+            (
+                shares
+                * self._band_used(
+                    fresh_bits, carry_before, carry_after, tx.transmissions * L, analog_frac
+                )
+            ).sum()
+        )
         self._record_interval(
             t,
             idx.size,
@@ -729,12 +741,35 @@ class Simulation:
         )
         self.tick_index += 1
 
+    @staticmethod
+    def _band_used(
+        fresh_bits: np.ndarray,
+        carry_before: np.ndarray,
+        carry_after: np.ndarray,
+        sent_bits: np.ndarray,
+        analog_frac: np.ndarray | None,
+    ) -> np.ndarray:
+        """``[n]`` fraction of each user's share of this interval that carried data: the
+        interval's own capacity ``fresh_bits`` went into packets sent or was banked
+        towards the next packet (``carry_after - carry_before``: a user whose share is
+        too thin for a whole packet per interval still uses all of it); capacity left
+        when a user runs out of data is unused. Analog symbols add their fraction."""
+        consumed = sent_bits + carry_after - carry_before
+        used = np.where(
+            fresh_bits > 0,
+            np.clip(consumed / np.maximum(fresh_bits, 1e-9), 0.0, 1.0),
+            0.0,
+        )
+        if analog_frac is not None:
+            used = np.minimum(used + analog_frac, 1.0)
+        return used
+
     def _end_deliveries(
         self,
         ending: np.ndarray,
         users: np.ndarray,
         finished: np.ndarray,
-        used_fraction: np.ndarray,
+        send_fraction: np.ndarray,
         base: np.ndarray,
         k_sent: np.ndarray,
         k_rx: np.ndarray,
@@ -751,7 +786,7 @@ class Simulation:
         for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in zip(
             who.tolist(),
             finished[ending].tolist(),
-            used_fraction[ending].tolist(),
+            send_fraction[ending].tolist(),
             k_sent[ending].tolist(),
             k_rx[ending].tolist(),
             done[ending].tolist(),

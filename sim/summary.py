@@ -11,7 +11,11 @@ Definitions (all over *scored* requests, i.e. those arriving after ``warmup_s``)
   scored requests, failed ones included with the quality they reached.
 * ``mean_latency_s`` / ``p95_latency_s``: arrival to decoded, over completed requests.
 * ``bandwidth_utilization``: mean over intervals after ``warmup_s`` of the used fraction
-  of the band.
+  of the band: a user's share counts as used where its capacity went into packets or was
+  banked towards its next packet (a share too thin for a whole packet per interval is
+  still in use); capacity left when a user runs out of data is unused
+  (``Simulation._band_used``). Before 2026-11-30 banked capacity counted as unused, which
+  read thin shares (many users, equal share) as idle band.
 * memory: flat. Latencies go to a :class:`~aigcsim.sim.quantiles.SpilledSamples` (at most 64 Ki
   values in memory, the rest in a temporary file) from which the mean and an exact p95
   (equal to ``numpy.percentile``) are computed at the end.
