@@ -209,17 +209,9 @@ def default_hyperparams(
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
+    from aigcsim.kernel.provenance import PACKAGES, package_versions
 
-    from aigcsim.kernel.provenance import package_versions
-
-    out = package_versions()
-    for name in ("stable_baselines3", "gymnasium"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return package_versions((*PACKAGES, "stable_baselines3", "gymnasium"))
 
 
 def _json_ready(value: Any) -> Any:
