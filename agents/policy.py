@@ -51,11 +51,21 @@ class PolicyAllocator:
     """
 
     def __init__(self, network: Any, info: dict[str, Any], deterministic: bool = True) -> None:
+        from aigcsim.agents.envs.spaces import ShareMapping
+
         env = info.get("env") or {}
-        if int(env.get("per_user", 1)) != 1 or env.get("levels"):
+        if env.get("levels"):
             raise UserInputError(
                 "this policy was trained on the joint encoding env; the 'policy' allocator "
                 "runs bandwidth-only policies"
+            )
+        self.mapping = ShareMapping.from_settings(int(info["max_users"]), env)
+        """Action -> shares, as in training (whole band, or per subband)."""
+        if self.mapping.per_user != int(env.get("per_user", 1)):
+            raise UserInputError(
+                f"policy.json: per_user={env.get('per_user')} does not match "
+                f"act_per_subband={env.get('act_per_subband', False)}, "
+                f"subbands={env.get('subbands', 1)}"
             )
         self.network = network
         self.info = info
@@ -85,7 +95,14 @@ class PolicyAllocator:
                 f"with max_users={self.max_users}; lower users.count or retrain with a "
                 f"larger --max-users"
             )
-        self._observer = UserObserver(sim, self.max_users, self.time_scale_s)
+        subbands = self.mapping.subbands
+        if subbands and int(sim.scenario.cell.subbands) != subbands:
+            raise UserInputError(
+                f"the policy acts on {subbands} subbands but the scenario has "
+                f"cell.subbands={sim.scenario.cell.subbands}; run it on a cell with "
+                f"{subbands} subbands"
+            )
+        self._observer = UserObserver(sim, self.max_users, self.time_scale_s, subbands)
         self._sim = sim
         self._action = None
         self._next_tick = 0
@@ -97,20 +114,17 @@ class PolicyAllocator:
         return self._observer.observe(state)
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        from aigcsim.agents.envs.spaces import check_action, logits_to_shares
+        from aigcsim.agents.envs.spaces import check_action
 
         if state.num_users == 0:
-            return np.zeros(0)
+            return np.zeros((0, self.mapping.subbands) if self.mapping.subbands else 0)
         tick = self._sim.tick_index if self._sim is not None else self._next_tick
         if self._action is None or tick >= self._next_tick:
             obs = self.observation(state)
             action, _ = self.network.predict(obs, deterministic=self.deterministic)
-            size = self.max_users + int(self.idle)
-            self._action = check_action(np.asarray(action).reshape(-1), (size,))
+            self._action = check_action(np.asarray(action).reshape(-1), self.mapping.action_shape)
             self._next_tick = tick + self.decision_intervals
-        return logits_to_shares(
-            self._action, state.user_ids, self.max_users, self.logit_scale, self.idle
-        )
+        return self.mapping.shares(self._action, state.user_ids)
 
 
 def load_policy(
