@@ -255,6 +255,7 @@ def train(
     deadline_penalty: float = 1.0,
     bandwidth_cost: float = 0.0,
     decision_intervals: int | None = None,
+    act_per_subband: bool = False,
     shaping: float = 0.0,
     episode_intervals: int | None = None,
     n_eval_episodes: int = 2,
@@ -279,8 +280,9 @@ def train(
         overrides: ``--set`` style ``["k=v"]`` or ``{"k": v}`` scenario overrides.
         eval_every: evaluate every this many steps (default ``timesteps // 5``;
             ``<= 0``: no periodic evaluation).
-        reward, deadline_penalty, bandwidth_cost, decision_intervals, shaping,
-            episode_intervals: env settings (see the env's docstring).
+        reward, deadline_penalty, bandwidth_cost, decision_intervals, act_per_subband,
+            shaping, episode_intervals: env settings (see the env's docstring;
+            ``act_per_subband`` needs ``cell.subbands > 1``).
         n_eval_episodes: episodes per evaluation.
         checkpoint_every: checkpoint period in steps (default ``timesteps // 2``).
         hyperparams: overrides of :func:`default_hyperparams` passed to the model.
@@ -320,6 +322,10 @@ def train(
         raise UserInputError(f"decision_intervals must be >= 1, got {k}")
     if agent == "add" and bandwidth_cost > 0:
         raise UserInputError("agent 'add' has no idle logit; use bandwidth_cost 0 with add")
+    if agent == "add" and act_per_subband:
+        raise UserInputError(
+            "agent 'add' acts on the whole band only; train ppo, sac or td3 with act_per_subband"
+        )
     import gymnasium
     import torch
     from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
@@ -347,6 +353,7 @@ def train(
         "deadline_penalty": deadline_penalty,
         "bandwidth_cost": bandwidth_cost,
         "decision_intervals": k,
+        "act_per_subband": act_per_subband,
         "shaping": shaping,
         "shaping_gamma": float(params.get("gamma", gamma)),
         "episode_intervals": episode_intervals,

@@ -53,6 +53,10 @@ def train(
     episode_intervals: Annotated[
         int | None, typer.Option(help="truncate episodes after N steps")
     ] = None,
+    act_per_subband: Annotated[
+        bool,
+        typer.Option(help="one share per user and subband (needs cell.subbands > 1; not add)"),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
@@ -78,6 +82,7 @@ def train(
         deadline_penalty=deadline_penalty,
         bandwidth_cost=bandwidth_cost,
         decision_intervals=decision_intervals,
+        act_per_subband=act_per_subband,
         episode_intervals=episode_intervals,
         overwrite=overwrite,
         progress_bar=progress and sys.stderr.isatty(),

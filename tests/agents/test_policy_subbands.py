@@ -1,9 +1,5 @@
-"""A per-subband policy (env ``act_per_subband``) replayed by the ``policy`` allocator.
-
-Skips until :class:`aigcsim.agents.policy.PolicyAllocator` maps actions through
-:class:`aigcsim.agents.envs.spaces.ShareMapping` (the change to ``agents/policy.py`` is
-in the AGENTS helper's report).
-"""
+"""A per-subband policy (env ``act_per_subband``) replayed by the ``policy`` allocator,
+and trained through :func:`aigcsim.agents.sb3_training.train` / ``aigcsim train``."""
 
 from __future__ import annotations
 
@@ -38,12 +34,7 @@ def test_policy_allocator_replays_the_env_episode(per_subband):
     )
     net = _LinearNet(env.action_space.shape[0], env.observation_space["users"].shape[0], 0)
     info = {"max_users": 16, "env": env.policy_settings()}
-    try:
-        alloc = PolicyAllocator(net, info)
-    except ValueError as exc:  # UserInputError: per-subband policies not mapped yet
-        if per_subband and "joint encoding env" in str(exc):  # the unpatched refusal
-            pytest.skip(f"agents/policy.py does not map per-subband actions yet: {exc}")
-        raise
+    alloc = PolicyAllocator(net, info)
     obs, _ = env.reset(seed=7)
     total, done = 0.0, False
     while not done:
@@ -53,3 +44,21 @@ def test_policy_allocator_replays_the_env_episode(per_subband):
     scenario, base = load_scenario("rl-headroom", OVER)
     result = run_with_reward(scenario.model_copy(update={"seed": 7}), alloc, base)
     assert result["episode_return"] == total
+
+
+def test_train_writes_a_per_subband_policy_that_replays(tmp_path):
+    from aigcsim.agents.policy import load_policy
+    from aigcsim.agents.sb3_training import train
+    from aigcsim.kernel.registry import UserInputError
+
+    out = train(
+        "rl-headroom", "ppo", 64, tmp_path / "p", overrides=OVER, act_per_subband=True,
+        eval_every=0,
+    )  # fmt: skip
+    alloc = load_policy(out)
+    assert alloc.mapping.subbands == 4 and alloc.mapping.per_user == 4
+    scenario, base = load_scenario("rl-headroom", OVER)
+    result = run_with_reward(scenario, alloc, base)
+    assert result["requests_total"] > 0
+    with pytest.raises(UserInputError, match="acts on the whole band only"):
+        train("rl-headroom", "add", 64, tmp_path / "a", overrides=OVER, act_per_subband=True)
