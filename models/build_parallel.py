@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from aigcsim.kernel.registry import UserInputError, suggest
+from aigcsim.kernel.registry import NoParams, Registry, UserInputError
 from aigcsim.kernel.workers import process_pool
 from aigcsim.models.build import (
     BuildReport,
@@ -42,7 +42,6 @@ from aigcsim.models.build import (
 from aigcsim.models.cache import Cache, _from_bytes, _to_bytes
 from aigcsim.models.encoders.base import ImageRecord, UnitStream
 
-EXECUTORS = ("serial", "local", "ray")
 OutputKey = tuple[str, str, str]  # (image_sha256, kind, model_key)
 
 
@@ -196,6 +195,32 @@ def _run_ray(
             ray.shutdown()
 
 
+BatchRunner = Callable[[Sequence[BatchTask]], Iterator[tuple[BatchTask, Any]]]
+"""Runs batches and yields ``(task, result)`` as they finish."""
+
+PARALLEL_EXECUTORS: Registry[BatchRunner] = Registry("build executor")
+"""Where :func:`build_cache_parallel` computes batches; factories take
+``(params, workers=, address=)``."""
+
+
+@PARALLEL_EXECUTORS.register("local", summary="a process pool of --workers on this machine")
+def _local_runner(params: NoParams, workers: int, address: str | None) -> BatchRunner:
+    return lambda tasks: _run_local(tasks, workers)
+
+
+@PARALLEL_EXECUTORS.register("ray", summary="Ray tasks, locally or on a cluster (--address)")
+def _ray_runner(params: NoParams, workers: int, address: str | None) -> BatchRunner:
+    from aigcsim.kernel.ray_cluster import import_ray
+
+    import_ray()  # a missing Ray is refused before any work
+    return lambda tasks: _run_ray(tasks, workers, address)
+
+
+EXECUTORS: tuple[str, ...] = ("serial", *PARALLEL_EXECUTORS.names())
+"""Every build executor: ``serial`` (:func:`aigcsim.models.build.build_cache` in this
+process) and the parallel ones."""
+
+
 def build_cache_parallel(
     images: Sequence[ImageRecord],
     encoders: list[tuple[str, str]],
@@ -217,19 +242,11 @@ def build_cache_parallel(
     """
     from aigcsim.models.backends.registry import BACKENDS
 
-    if executor not in ("local", "ray"):
-        raise UserInputError(
-            f"unknown build executor '{executor}'.{suggest(executor, EXECUTORS)} "
-            f"Executors: {', '.join(EXECUTORS)}."
-        )
     if workers < 1:
         raise UserInputError(f"--workers must be at least 1, got {workers}")
     if batch_images is not None and batch_images < 1:
         raise UserInputError(f"--batch-images must be at least 1, got {batch_images}")
-    if executor == "ray":
-        from aigcsim.kernel.ray_cluster import import_ray
-
-        import_ray()
+    run_batches = PARALLEL_EXECUTORS.build(executor, None, workers=workers, address=address)
     report = BuildReport(images=len(images))
     t0 = time.perf_counter()
     be = BACKENDS.build(backend, backend_params)  # checked here: bad settings exit early
@@ -257,12 +274,7 @@ def build_cache_parallel(
             threads = max(1, (os.cpu_count() or 1) // workers) if executor == "local" else None
             tasks.append(BatchTask(batch, work, backend, backend_params, outputs, threads))
         if tasks:
-            runner = (
-                _run_ray(tasks, workers, address)
-                if executor == "ray"
-                else _run_local(tasks, workers)
-            )
-            for task, result in runner:
+            for task, result in run_batches(tasks):
                 _write(cache, task, result)
                 report.computed += len(result.entries)
                 report.failed += result.failed

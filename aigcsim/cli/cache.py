@@ -38,7 +38,8 @@ class Device(enum.StrEnum):
 
 
 class Executor(enum.StrEnum):
-    """Where entries are computed (``aigcsim.models.build_parallel.EXECUTORS``)."""
+    """Where entries are computed: ``serial``, or a name of
+    ``aigcsim.models.build_parallel.PARALLEL_EXECUTORS``."""
 
     serial = "serial"
     local = "local"
