@@ -109,35 +109,34 @@ def test_mutation_classes_cover_the_issue_table() -> None:
     assert table <= set(KINDS)
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-@given(
-    kind=st.sampled_from(KINDS),
-    base=st.integers(0, len(BASES) - 1),
-    seed=st.integers(0, 2**32 - 1),
-)
-def test_fuzz_validate_and_run(kind: str, base: int, seed: int) -> None:
+FUZZ_SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much],
+}
+FUZZ_INPUTS = {
+    "kind": st.sampled_from(KINDS),
+    "base": st.integers(0, len(BASES) - 1),
+    "seed": st.integers(0, 2**32 - 1),
+}
+
+
+def fuzz_once(kind: str, base: int, seed: int) -> None:
+    """Validate (and run for 1 s when accepted) one mutant of a shipped scenario."""
     with tempfile.TemporaryDirectory(prefix="aigcsim-fuzz-") as tmp:
         check_mutant(mutate(kind, BASES[base], seed), Path(tmp), run=True)
+
+
+@settings(max_examples=25, **FUZZ_SETTINGS)
+@given(**FUZZ_INPUTS)
+def test_fuzz_validate_and_run(kind: str, base: int, seed: int) -> None:
+    fuzz_once(kind, base, seed)
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=400,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-@given(
-    kind=st.sampled_from(KINDS),
-    base=st.integers(0, len(BASES) - 1),
-    seed=st.integers(0, 2**32 - 1),
-)
+@settings(max_examples=400, **FUZZ_SETTINGS)
+@given(**FUZZ_INPUTS)
 def test_fuzz_validate_and_run_many(kind: str, base: int, seed: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="aigcsim-fuzz-") as tmp:
-        check_mutant(mutate(kind, BASES[base], seed), Path(tmp), run=True)
+    fuzz_once(kind, base, seed)
 
 
 @pytest.mark.parametrize(
