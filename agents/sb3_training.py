@@ -126,6 +126,35 @@ def agent_kind(agent: str) -> AgentKind:
     return AGENT_REGISTRY.build(check_agent(agent))
 
 
+def check_hyperparams(agent: str, hyperparams: dict[str, Any]) -> None:
+    """Refuse hyperparameter names the agent's model does not take (with a did-you-mean):
+    ADD's :class:`~aigcsim.agents.add.ADDConfig` fields, or the SB3 class's keyword
+    arguments other than those :func:`train` sets itself."""
+    from dataclasses import fields
+
+    if not hyperparams:
+        return
+    cls = agent_kind(agent).model_class()
+    if agent_kind(agent).sb3_class is None:
+        from aigcsim.agents.add import ADDConfig
+
+        known = sorted(f.name for f in fields(ADDConfig))
+    else:
+        import inspect
+
+        own = {"self", "policy", "env", "seed", "device", "verbose", "tensorboard_log"}
+        params = inspect.signature(cls.__init__).parameters
+        known = sorted(n for n in set(params) - own if not n.startswith("_"))
+    from aigcsim.kernel.registry import suggest
+
+    for name in hyperparams:
+        if name not in known:
+            raise UserInputError(
+                f"unknown {agent} hyperparameter '{name}'.{suggest(name, known)} "
+                f"Valid: {', '.join(known)}."
+            )
+
+
 def overrides_dict(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
     """``["a.b=1", ...]`` (``--set`` style) or a dict -> ``{"a.b": 1, ...}``."""
     from aigcsim.sim.scenario import parse_override
@@ -341,6 +370,7 @@ def train(
     out_dir = Path(out_dir)
     gamma = default_gamma(scenario, k)
     n_envs = ppo_envs(timesteps, episode_steps_estimate(scenario, k)) if agent == "ppo" else 1
+    check_hyperparams(agent, hyperparams or {})
     params = default_hyperparams(agent, timesteps, gamma, n_envs) | (hyperparams or {})
     default_eval, default_ckpt = default_frequencies(timesteps)
     eval_every = default_eval if eval_every is None else int(eval_every)

@@ -6,6 +6,7 @@ Heavy imports (torch, SB3) happen inside the commands.
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+
+from aigcsim.kernel.registry import UserInputError
 
 console = Console() if sys.stdout.isatty() else Console(width=200)
 
@@ -24,6 +27,22 @@ class Agent(StrEnum):
     sac = "sac"
     td3 = "td3"
     add = "add"
+
+
+def parse_hyperparams(items: list[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` -> ``{key: value}``; a value is read as JSON (numbers,
+    ``true``/``false``, lists), else kept as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserInputError(f"--hyperparam {item!r}: expected key=value")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip()] = value
+    return out
 
 
 def train(
@@ -57,6 +76,13 @@ def train(
         bool,
         typer.Option(help="one share per user and subband (needs cell.subbands > 1; not add)"),
     ] = False,
+    hyperparam: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="model setting key=value (repeatable; JSON values: 3e-4, true, [64, 64]), "
+            "e.g. add's action_center=true"
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output directory")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
@@ -83,6 +109,7 @@ def train(
         bandwidth_cost=bandwidth_cost,
         decision_intervals=decision_intervals,
         act_per_subband=act_per_subband,
+        hyperparams=parse_hyperparams(hyperparam or []),
         episode_intervals=episode_intervals,
         overwrite=overwrite,
         progress_bar=progress and sys.stderr.isatty(),
