@@ -21,3 +21,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default-derandomized
 @pytest.fixture
 def small_scenario_data() -> dict[str, Any]:
     return copy.deepcopy(SMALL)
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """Run ``aigcsim ARGS`` in-process through the console entry point (user errors exit
+    2 there); returns the exit code."""
+    import sys
+
+    from aigcsim.cli.main import main
+
+    monkeypatch.setattr(sys, "argv", ["aigcsim", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

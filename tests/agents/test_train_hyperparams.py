@@ -10,6 +10,7 @@ import pytest
 from aigcsim.agents.sb3_training import check_hyperparams
 from aigcsim.cli.rl import parse_hyperparams
 from aigcsim.kernel.registry import UserInputError
+from tests.conftest import run_main
 
 
 def test_parse_hyperparams_reads_json_values_and_keeps_text():
@@ -30,17 +31,8 @@ def test_unknown_names_are_refused_with_a_suggestion():
 
 
 def test_cli_hyperparam_reaches_the_model(tmp_path, monkeypatch, capsys):
-    import sys
-
-    from aigcsim.cli.main import main
-
     def cli(*args: str) -> int:
-        monkeypatch.setattr(sys, "argv", ["aigcsim", *args])
-        try:
-            main()
-        except SystemExit as exc:
-            return int(exc.code or 0)
-        return 0
+        return run_main(monkeypatch, *args)
 
     out = tmp_path / "add"
     code = cli(

@@ -6,12 +6,12 @@ import base64
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aigcsim.analysis.report import write_report
+from tests.conftest import run_main
 
 
 def _imgs(text: str) -> list[bytes]:
@@ -43,26 +43,15 @@ def test_measured_report_has_no_banner(measured_run_dir: Path, tmp_path: Path) -
     assert rep.figures >= 4 and rep.warnings == []
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    from aigcsim.cli.main import main
-
-    monkeypatch.setattr(sys, "argv", ["aigcsim", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
 def test_cli_report_and_bad_dir(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "cli.html"
-    assert _cli(monkeypatch, "report", str(run_dir), "--out", str(out)) == 0
+    assert run_main(monkeypatch, "report", str(run_dir), "--out", str(out)) == 0
     assert out.is_file() and "report written to" in capsys.readouterr().out
-    assert _cli(monkeypatch, "report", str(tmp_path / "empty")) == 2
+    assert run_main(monkeypatch, "report", str(tmp_path / "empty")) == 2
     (tmp_path / "empty").mkdir()
-    assert _cli(monkeypatch, "report", str(tmp_path / "empty")) == 2
+    assert run_main(monkeypatch, "report", str(tmp_path / "empty")) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "does not exist" in err and "is not an aigcsim result directory" in err
     assert "Traceback" not in err
