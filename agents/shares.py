@@ -7,6 +7,8 @@ Both helpers work on ``[n]`` arrays with no Python loop over users, never warn o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -24,7 +26,7 @@ def nan_to_num(
     return np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
 
 
-__all__ = ["fill_in_order", "waterfill"]
+__all__ = ["fill_in_order", "waterfill", "waterfill_general"]
 
 
 def fill_in_order(order: np.ndarray, need: np.ndarray, budget: float = 1.0) -> np.ndarray:
@@ -72,6 +74,11 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
     the top tier and share it equally. So the whole budget is used whenever the users
     with positive weight have room for it.
 
+    Fast path (the same bits as :func:`waterfill_general`, tested): when every user has
+    a finite positive weight within ``1e-12`` of the largest and a positive cap there is
+    one tier holding everyone, so the tier bookkeeping (masks, gathers, scatter) is
+    skipped; see :func:`_fill_level` for the no-saturation shortcut inside the tier.
+
     Args:
         weights: ``[n]`` non-negative weights (0, NaN or negative: the user gets 0).
         caps: ``[n]`` maximum share per user (``>= 0``, may be ``inf``; NaN counts as 0).
@@ -83,9 +90,35 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
     """
     w = nan_to_num(weights, nan=0.0, neginf=0.0, posinf=np.inf)
     c = nan_to_num(caps, nan=0.0, neginf=0.0, posinf=np.inf)
-    out = np.zeros(w.shape[0])
+    if w.shape[0] == 0 or not budget > 0:
+        return np.zeros(w.shape[0])
+    top, least = w.max(), w.min()
+    # One tier holding every user: least >= 1e-12 * top is exactly "every w passes the
+    # tier test" of the general path (finite, no NaN), and w > 0, c > 0 is its "room".
+    if np.isfinite(top) and least >= 1e-12 * top and least > 0 and c.min() > 0:
+        # w / 1.0 == w bit for bit, so the common pre-normalised input is not copied
+        shares, _ = _fill_level(w if top == 1.0 else w / top, c, float(budget))
+        return _rounding_guard(shares, budget)
+    return _waterfill_tiers(w, c, budget)
+
+
+def waterfill_general(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.ndarray:
+    """:func:`waterfill` without its fast paths: the tier loop and the full sort-based
+    level search for every input. Same arguments and results (bit for bit); kept as the
+    reference the fast paths are tested against."""
+    w = nan_to_num(weights, nan=0.0, neginf=0.0, posinf=np.inf)
+    c = nan_to_num(caps, nan=0.0, neginf=0.0, posinf=np.inf)
     if not budget > 0:
-        return out
+        return np.zeros(w.shape[0])
+    return _waterfill_tiers(w, c, budget, fill=_fill_level_general)
+
+
+def _waterfill_tiers(
+    w: np.ndarray, c: np.ndarray, budget: float, fill: _TierFill | None = None
+) -> np.ndarray:
+    """The tier loop of :func:`waterfill` on cleaned ``w``, ``c`` ``[n]`` (``budget > 0``)."""
+    fill_tier = _fill_level if fill is None else fill
+    out = np.zeros(w.shape[0])
     room = (c > 0) & (w > 0)
     left = float(budget)
     while left > 0 and room.any():
@@ -96,32 +129,73 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
         else:
             live = room & (w >= 1e-12 * top)
             wl = w[live] / top  # scale-free: the largest weight of the tier is 1
-        shares, saturated = _fill_level(wl, c[live], left)
+        shares, saturated = fill_tier(wl, c[live], left)
         out[live] = shares
         if not saturated:
             break
         left -= float(shares.sum())
         room &= ~live
+    return _rounding_guard(out, budget)
+
+
+def _rounding_guard(out: np.ndarray, budget: float) -> np.ndarray:
+    """``out`` scaled down in place to sum to ``budget`` if rounding pushed it above."""
     total = out.sum()
-    if total > budget:  # rounding guard
+    if total > budget:
         out *= budget / total
     return out
+
+
+_TierFill = Callable[[np.ndarray, np.ndarray, float], tuple[np.ndarray, bool]]
 
 
 def _fill_level(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np.ndarray, bool]:
     """Water-fill one tier: ``w`` ``[m]`` in ``[1e-12, 1]``, caps ``c`` ``[m]`` > 0.
 
-    Returns ``([m]`` shares, whether every user is at its cap``)``.
+    Returns ``([m]`` shares, whether every user is at its cap``)``; the same bits as
+    :func:`_fill_level_general`, whose sums it reproduces in the same order. Shortcut:
+    the level with nobody saturated, ``budget / sum(w)`` (summed from the largest
+    ``cap / w`` down, as the general path does), is the answer when it does not reach
+    the smallest ratio; only otherwise are the levels for every ``j`` formed.
     """
     if np.sum(c) <= budget:
         return c.copy(), True
     with np.errstate(over="ignore"):
         ratio = c / w
     order = np.argsort(ratio, kind="stable")
-    cs, ws, rs = c[order], w[order], ratio[order]
+    w_after_rev = np.cumsum(w[order[::-1]])  # the general path's w_after, reversed
+    level = (budget - 0.0) / w_after_rev[-1]
+    if level <= ratio[order[0]]:  # the general path's ok[0]: j = 0
+        return np.minimum(max(float(level), 0.0) * w, c), False
+    return _level_search(w, c, budget, ratio, order, w_after_rev[::-1])
+
+
+def _fill_level_general(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np.ndarray, bool]:
+    """:func:`_fill_level` by the full level search for every input (the reference)."""
+    if np.sum(c) <= budget:
+        return c.copy(), True
+    with np.errstate(over="ignore"):
+        ratio = c / w
+    return _level_search(w, c, budget, ratio, np.argsort(ratio, kind="stable"))
+
+
+def _level_search(
+    w: np.ndarray,
+    c: np.ndarray,
+    budget: float,
+    ratio: np.ndarray,
+    order: np.ndarray,
+    w_after: np.ndarray | None = None,
+) -> tuple[np.ndarray, bool]:
+    """Levels for every number ``j`` of saturated users at once, and the first that
+    saturates nobody else. ``order``: the stable sort of ``ratio = c / w`` (all
+    ``[m]``); ``w_after``: ``[m]`` sums of ``w[order][j:]`` from the end (computed here
+    if not given)."""
+    cs, rs = c[order], ratio[order]
     with np.errstate(over="ignore", invalid="ignore"):
         cap_before = np.concatenate([[0.0], np.cumsum(cs)[:-1]])
-        w_after = np.cumsum(ws[::-1])[::-1]  # >= 1e-12
+        if w_after is None:
+            w_after = np.cumsum(w[order][::-1])[::-1]  # >= 1e-12
         level = (budget - cap_before) / w_after
     ok = level <= rs
     j = int(np.argmax(ok)) if ok.any() else len(rs) - 1
