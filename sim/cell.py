@@ -132,9 +132,14 @@ class CellChannel:
         self.time_s += dt_s
         self._step_s = dt_s
 
-    def gain_db(self, users: np.ndarray) -> np.ndarray:
+    def gain_db(self, users: np.ndarray, all_users: bool = False) -> np.ndarray:
         """``[n]`` total channel gain in dB of ``users`` (indices ``[n]``), fading
-        included, at the current time; ``[n, N]`` per subband when ``N > 1``."""
+        included, at the current time; ``[n, N]`` per subband when ``N > 1``.
+
+        ``all_users``: the caller knows ``users`` is ``0, 1, ..., U - 1``; the per-user
+        arrays are then read whole instead of gathered (the same numbers)."""
+        if all_users:
+            return self._gain_db_all(users)
         elapsed = self.time_s - self._fading_time_s[users]
         stale = elapsed > 0
         if stale.any():
@@ -147,6 +152,29 @@ class CellChannel:
         if fading_db.ndim == 2:
             return self.large_scale_db[users][:, None] + fading_db
         return self.large_scale_db[users] + fading_db
+
+    def _gain_db_all(self, users: np.ndarray) -> np.ndarray:
+        """:meth:`gain_db` of every user, ``users = 0, 1, ..., U - 1``."""
+        elapsed = self.time_s - self._fading_time_s
+        stale = elapsed > 0
+        moving = int(np.count_nonzero(stale))
+        if moving == stale.size:  # every user: no gathers (fresh copies, as gathers are)
+            self.fading_gain[...] = self.fading.advance_users(
+                users.copy(), elapsed, self._step_s, self._doppler.copy()
+            )
+            self._fading_time_s.fill(self.time_s)
+        elif moving:
+            moved = users[stale]
+            self.fading_gain[moved] = self.fading.advance_users(
+                moved, elapsed[stale], self._step_s, self._doppler[moved]
+            )
+            self._fading_time_s[moved] = self.time_s
+        fading_db = np.maximum(self.fading_gain, 1e-30)
+        np.log10(fading_db, out=fading_db)
+        fading_db *= 10.0
+        if fading_db.ndim == 2:
+            return self.large_scale_db[:, None] + fading_db
+        return self.large_scale_db + fading_db
 
 
 def _gudmundson(g: np.ndarray, distance_ratio: np.ndarray, w: np.ndarray) -> np.ndarray:

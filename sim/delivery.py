@@ -147,10 +147,23 @@ class DeliveryState:
     analog_left: np.ndarray  # complex channel uses of the analog unit still to send
     analog_sent: np.ndarray  # complex channel uses sent
     analog_mse: np.ndarray  # sum over channel uses of the LMMSE 1 / (1 + SNR)
+    # facts of the current stream, fixed while it is delivered (set by start/retarget
+    # when the state knows its table; read by every tick instead of gathered anew)
+    base: np.ndarray  # int: row * row_len, the row's first flat prefix entry
+    total_bits: np.ndarray  # bits of the whole stream
+    num_units: np.ndarray  # int: units of the stream
+    target_cum: np.ndarray  # bits up to the end of the target unit, cum[target]
+    target_bits: np.ndarray  # min(target_cum, total): the bits to send without erasures
+    decode_target: np.ndarray  # s: decode time once the target units are received
+    in_flight: np.ndarray  # int: packets awaiting retransmission, the row sums of harq
+    table: StreamTable | None = None
 
     @classmethod
-    def empty(cls, num_users: int, max_retx: int) -> DeliveryState:
-        """``num_users`` idle users, HARQ with ``max_retx`` retransmissions."""
+    def empty(
+        cls, num_users: int, max_retx: int, table: StreamTable | None = None
+    ) -> DeliveryState:
+        """``num_users`` idle users, HARQ with ``max_retx`` retransmissions; with the
+        ``table`` whose rows they deliver, the fixed stream facts are kept per user."""
         n = num_users
         return cls(
             active=np.zeros(n, dtype=bool),
@@ -172,6 +185,14 @@ class DeliveryState:
             analog_left=np.zeros(n),
             analog_sent=np.zeros(n),
             analog_mse=np.zeros(n),
+            base=np.zeros(n, dtype=np.int64),
+            total_bits=np.zeros(n),
+            num_units=np.zeros(n, dtype=np.int64),
+            target_cum=np.zeros(n),
+            target_bits=np.zeros(n),
+            decode_target=np.zeros(n),
+            in_flight=np.zeros(n, dtype=np.int64),
+            table=table,
         )
 
     @property
@@ -202,9 +223,29 @@ class DeliveryState:
         self.q_target[u] = q_target
         self.deadline[u] = deadline_s
         self.harq[u] = 0
+        self.in_flight[u] = 0
         self.packets_tx[u] = self.packets_dropped[u] = 0
         self.analog_left[u] = analog_uses
         self.analog_sent[u] = self.analog_mse[u] = 0.0
+        self._stream_facts(u)
+
+    def _stream_facts(self, user: int) -> None:
+        """Store the fixed facts of ``user``'s stream (``row``, ``target_units``)."""
+        st = self.table
+        if st is None:
+            return
+        u = user
+        row = int(self.row[u])
+        base = row * st.row_len
+        target = base + int(self.target_units[u])
+        total = st.total_bits_flat[row]
+        self.base[u] = base
+        self.total_bits[u] = total
+        self.num_units[u] = st.num_units_flat[row]
+        cum = st.cum_flat[target]
+        self.target_cum[u] = cum
+        self.target_bits[u] = min(cum, total)
+        self.decode_target[u] = st.decode_flat[target]
 
     def stop(self, user: int) -> None:
         """``user`` has nothing to send."""
@@ -228,6 +269,7 @@ class DeliveryState:
         self.target_units[user] = target_units
         self.loss_tolerant[user] = loss_tolerant
         self.analog_left[user] = analog_uses
+        self._stream_facts(user)
 
 
 @dataclass
@@ -243,6 +285,8 @@ class TickDelivery:
         rows / base: stream row and ``row * row_len``.
         loss_tolerant, done, erased, total: per user, bits.
         harq: pending retransmissions; new_packets: new packets to reach the target.
+        snr_db / se_bps_hz: ``[n]`` SNR (dB) and spectral efficiency at any share, when
+            they do not depend on the share (flat channel, fixed PSD); else ``None``.
     """
 
     users: np.ndarray
@@ -257,3 +301,5 @@ class TickDelivery:
     total: np.ndarray
     harq: np.ndarray
     new_packets: np.ndarray
+    snr_db: np.ndarray | None = None
+    se_bps_hz: np.ndarray | None = None

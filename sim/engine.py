@@ -39,7 +39,13 @@ import simpy
 
 from aigcsim.kernel.registry import UserInputError
 from aigcsim.models.optable import OperatingPointTable
-from aigcsim.sim.allocation import ALLOCATORS, Allocator, AllocatorState, check_shares
+from aigcsim.sim.allocation import (
+    ALLOCATORS,
+    Allocator,
+    AllocatorState,
+    check_flat_shares,
+    check_shares,
+)
 from aigcsim.sim.cell import CellChannel
 from aigcsim.sim.channel.noise import thermal_noise_dbm
 from aigcsim.sim.channel.tdl import effective_snr_db
@@ -151,7 +157,10 @@ class Simulation:
         self.allocator = allocator or ALLOCATORS.build(
             sc.allocator.name, sc.allocator.params, rng=self.streams["allocator"]
         )
-        self.delivery = DeliveryState.empty(self.num_users, sc.link.harq_max_retx)
+        self.delivery = DeliveryState.empty(
+            self.num_users, sc.link.harq_max_retx, self.streams_table
+        )
+        self._beta = min(1.0, self.dt / sc.throughput_window_s)  # throughput averaging
         # the provider and the requests
         self.env = simpy.Environment()
         self._edf = sc.provider.discipline == "edf"
@@ -550,12 +559,14 @@ class Simulation:
         t = self.time_s
         d, st = self.delivery, self.streams_table
         idx = d.active.nonzero()[0]  # sorted: flatnonzero without its wrapper
-        if idx.size == 0:
+        n = idx.size
+        if n == 0:
             self._tick = None
             return None
-        sel: Index = slice(None) if idx.size == self.num_users else idx  # all: views
-        gain_db = self.channel.gain_db(idx)
-        ref_bw = float(self.bandwidth_hz / idx.size)
+        everyone = n == self.num_users  # then idx is 0..U-1 and [U] arrays are read whole
+        sel: Index = slice(None) if everyone else idx
+        gain_db = self.channel.gain_db(idx, all_users=everyone)
+        ref_bw = float(self.bandwidth_hz / n)
         snr_ref = self._snr_db(gain_db, ref_bw)
         se_ref = self.link.spectral_efficiency(snr_ref)
         subband_se = None
@@ -564,44 +575,66 @@ class Simulation:
                 self._snr_db(gain_db, ref_bw, per_subband=True)
             )
         rows = d.row[sel]
-        base = rows * st.row_len
+        base = d.base[sel]
         done = d.bits_done[sel]
         erased = d.erased_bits[sel]
-        total = st.total_bits_flat[rows]
-        n_units = st.num_units_flat[rows]
-        target_base = base + d.target_units[sel]
-        target_bits = np.minimum(st.cum_flat[target_base] + erased, total)
-        next_unit = np.minimum(d.k_sent[sel] + 1, n_units)
+        total = d.total_bits[sel]
+        n_units = d.num_units[sel]
+        if st.any_loss_tolerant:  # erased bits move the target out
+            target_bits = np.minimum(d.target_cum[sel] + erased, total)
+        else:  # no erasures: the fixed min(cum[target], total)
+            target_bits = d.target_bits[sel]
+        next_unit = d.k_sent[sel] + 1
+        np.minimum(next_unit, n_units, out=next_unit)
+        next_unit += base
         k_rx = d.k_rx[sel]
-        q_now = st.q_flat[base + k_rx]
-        q_next = st.q_flat[base + np.minimum(k_rx + 1, n_units)]
+        at = base + k_rx
+        q_now = st.q_flat[at]
+        at += 1
+        np.minimum(at, base + n_units, out=at)  # base + min(k_rx + 1, n_units)
+        q_next = st.q_flat[at]
         gain = q_now - q_next if st.lower_is_better else q_next - q_now
+        np.maximum(gain, 0.0, out=gain)
         L = self.packet_bits
         harq = d.harq[sel]
-        in_flight = pending_per_user(harq) * L
-        new_packets = np.ceil(np.maximum(target_bits - done - in_flight, 0.0) / L)
-        # an analog unit's demand, as the bits its channel uses would carry at the
-        # reference spectral efficiency (same band-time), so allocators see it
-        analog_bits_equiv = d.analog_left[sel] * se_ref if st.any_analog else np.zeros(idx.size)
+        in_flight = d.in_flight[sel] * L
+        new_packets = target_bits - done
+        new_packets -= in_flight
+        np.maximum(new_packets, 0.0, out=new_packets)
+        new_packets /= L
+        np.ceil(new_packets, out=new_packets)
+        bits_left_unit = st.cum_flat[next_unit] - done
+        np.maximum(bits_left_unit, 0.0, out=bits_left_unit)
+        bits_left_total = new_packets * L
+        bits_left_total += in_flight  # whole packets, pending retransmissions too
+        if st.any_analog:
+            # an analog unit's demand, as the bits its channel uses would carry at the
+            # reference spectral efficiency (same band-time), so allocators see it
+            analog_bits_equiv = d.analog_left[sel] * se_ref
+            bits_left_unit += analog_bits_equiv
+            bits_left_total += analog_bits_equiv
         avg_throughput = d.avg_throughput[sel]
+        decode_s = d.decode_target[sel]
         state = AllocatorState(
             user_ids=idx,
             snr_db=snr_ref,
             spectral_efficiency_bps_hz=se_ref,
-            bits_left_unit=np.maximum(st.cum_flat[base + next_unit] - done, 0.0)
-            + analog_bits_equiv,
+            bits_left_unit=bits_left_unit,
             # whole packets: what the link must carry to finish (pending retransmissions too)
-            bits_left_total=new_packets * L + in_flight + analog_bits_equiv,
-            quality_gain_next=np.maximum(gain, 0.0),
+            bits_left_total=bits_left_total,
+            quality_gain_next=gain,
             deadline_slack_s=d.deadline[sel] - t,
-            # a copy when ``sel`` is a view: apply() updates the average in place
-            avg_throughput_bps=avg_throughput.copy() if idx is not sel else avg_throughput,
+            # copies when ``sel`` is a view: apply() and new requests change them in place
+            avg_throughput_bps=avg_throughput.copy() if everyone else avg_throughput,
             bandwidth_hz=self.bandwidth_hz,
             interval_s=self.dt,
             subband_spectral_efficiency_bps_hz=subband_se,
             time_s=t,
-            decode_time_s=st.decode_flat[target_base],
+            decode_time_s=decode_s.copy() if everyone else decode_s,
         )
+        # with a flat channel and a fixed PSD the SNR does not depend on the share:
+        # apply() reuses these (copies: the allocator may write to its state)
+        fixed = self._uniform_psd and gain_db.ndim == 1
         self._tick = TickDelivery(
             users=idx,
             sel=sel,
@@ -615,6 +648,8 @@ class Simulation:
             total=total,
             harq=harq,
             new_packets=new_packets.astype(np.int64),
+            snr_db=snr_ref.copy() if fixed else None,
+            se_bps_hz=se_ref.copy() if fixed else None,
         )
         return state
 
@@ -632,70 +667,95 @@ class Simulation:
         d, st = self.delivery, self.streams_table
         idx, sel = tick.users, tick.sel
         rows, base, lt, total = tick.rows, tick.base, tick.loss_tolerant, tick.total
-        shares = check_shares(
-            np.asarray(shares, dtype=np.float64), idx.size, self.channel.num_subbands
-        )
+        n, num_subbands = idx.size, self.channel.num_subbands
+        shares = np.asarray(shares, dtype=np.float64)
         weights = None
-        if shares.ndim == 2:  # [n, N] subband shares: a user's band is their mean
-            weights, shares = shares, shares.mean(axis=1)
+        bandwidth_hz = self.bandwidth_hz
+        if num_subbands > 1 and shares.shape == (n, num_subbands):
+            # [n, N] subband shares: a user's band is their mean
+            weights = check_shares(shares, n, num_subbands)
+            shares = weights.mean(axis=1)
+            bw = shares * bandwidth_hz
+            served = bw > 0
+            everyone = bool(served.all())
+        else:
+            shares, low = check_flat_shares(shares, n)
+            bw = shares * bandwidth_hz
+            everyone = low * bandwidth_hz > 0  # = (bw > 0).all(): rounding is monotone
         # the link: SNR and SE at the share given, packets, errors and HARQ
         L = self.packet_bits
-        bw = shares * self.bandwidth_hz
-        served = bw > 0
-        everyone = bool(served.all())  # then the masks below change nothing: skip them
-        if everyone:
-            snr = self._snr_db(tick.gain_db, bw, weights)
-            se = self.link.spectral_efficiency(snr)
+        if everyone:  # then the masks below change nothing: skip them
+            if tick.snr_db is not None and tick.se_bps_hz is not None:
+                snr, se = tick.snr_db, tick.se_bps_hz  # observe() computed the same
+            else:
+                snr = self._snr_db(tick.gain_db, bw, weights)
+                se = self.link.spectral_efficiency(snr)
         else:
-            snr = np.where(
-                served, self._snr_db(tick.gain_db, np.where(served, bw, 1.0), weights), -np.inf
-            )
-            se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
-        carry_before = d.carry_bits[sel].copy()  # bits of capacity banked towards a packet
-        fresh_bits = bw * self.dt * se  # this interval's capacity
+            served = bw > 0
+            if tick.snr_db is not None and tick.se_bps_hz is not None:
+                snr = np.where(served, tick.snr_db, -np.inf)
+                se = np.where(served, tick.se_bps_hz, 0.0)
+            else:
+                snr_at = self._snr_db(tick.gain_db, np.where(served, bw, 1.0), weights)
+                snr = np.where(served, snr_at, -np.inf)
+                se = np.where(served, self.link.spectral_efficiency(snr), 0.0)
+        carry_before = d.carry_bits[sel]  # bits of capacity banked towards a packet
+        if idx is not sel:
+            carry_before = carry_before.copy()  # a view: written below
+        fresh_bits = bw * self.dt
+        fresh_bits *= se  # this interval's capacity
         capacity = fresh_bits + carry_before
-        budget = np.floor(capacity / L).astype(np.int64)
+        budget_f = capacity / L
+        np.floor(budget_f, out=budget_f)
+        budget = budget_f.astype(np.int64)
         per = self.scenario.link.packet_error_rate
         if per is not None:
-            bler = np.full(idx.size, per)
+            bler = np.full(n, per)
         elif everyone:
             bler = self.link.block_error_rate(snr, se, L)
         else:
             bler = np.where(served, self.link.block_error_rate(snr, se, L), 1.0)
         tx = transmit(budget, tick.new_packets, tick.harq, bler, self._err_rng)
         d.harq[sel] = tx.pending
-        backlogged = tx.transmissions == budget
-        carry_after = np.where(backlogged, capacity - budget * L, 0.0)
+        d.in_flight[sel] = tx.in_flight
+        sent_bits = tx.transmissions * L
+        carry_after = capacity - budget * L
+        carry_after[tx.transmissions != budget] = 0.0  # capacity left unused is not banked
         d.carry_bits[sel] = carry_after
         good_bits = tx.delivered * float(L)
-        lost_bits = tx.dropped * float(L)
         erased = tick.erased
+        done = tick.done + good_bits
         if st.any_loss_tolerant:
-            lost_lt = np.where(lt, lost_bits, 0.0)
-            done = np.minimum(tick.done + good_bits + lost_lt, total)
+            lost_lt = np.where(lt, tx.dropped * float(L), 0.0)
+            done += lost_lt
             erased = erased + lost_lt
-        else:
-            done = np.minimum(tick.done + good_bits, total)
+            d.erased_bits[sel] = erased
+        np.minimum(done, total, out=done)
         d.bits_done[sel] = done
-        d.erased_bits[sel] = erased
         d.packets_tx[sel] += tx.transmissions
-        d.packets_dropped[sel] += tx.dropped
+        if tx.any_dropped:
+            d.packets_dropped[sel] += tx.dropped
         delivered_bits = np.minimum(good_bits, total)
-        beta = min(1.0, self.dt / self.scenario.throughput_window_s)
-        d.avg_throughput[sel] += beta * (delivered_bits / self.dt - d.avg_throughput[sel])
+        beta = self._beta
+        avg = d.avg_throughput[sel]
+        step = delivered_bits / self.dt
+        step -= avg
+        step *= beta
+        avg += step
+        if sel is idx:  # a gathered copy: write it back
+            d.avg_throughput[sel] = avg
         analog_frac = analog_pending = None
         if st.any_analog:
             analog_frac, analog_pending = self._send_analog(
-                sel, rows, done, total, tx.pending, capacity, tx.transmissions * L, bw, snr, se,
-                beta,
+                sel, rows, done, total, tx.pending, capacity, sent_bits, bw, snr, se, beta,
             )  # fmt: skip
         # units sent and received (bits only grow within a request: search from the last)
         k_sent = st.units_from(rows, base, done, d.k_sent[sel])
         if analog_pending is not None:  # the analog unit counts once all its uses are sent
-            k_cap = st.num_units_flat[rows] - 1
+            k_cap = d.num_units[sel] - 1
             k_sent = np.where(analog_pending, np.minimum(k_sent, k_cap), k_sent)
         k_rx = k_sent
-        if st.any_loss_tolerant and lt.any():
+        if st.any_loss_tolerant and np.count_nonzero(lt):
             k_rx = k_sent.copy()
             k_rx[lt] = st.units_from(
                 rows[lt], base[lt], np.maximum(done - erased, 0.0)[lt], d.k_rx[sel][lt]
@@ -706,37 +766,31 @@ class Simulation:
         q = st.q_flat[base + k_rx]
         q_target = d.q_target[sel]
         met = q <= q_target if st.lower_is_better else q >= q_target
-        all_sent = (done >= total) & (pending_per_user(tx.pending) == 0)
+        finished = done >= total  # all sent: every bit, nothing awaiting retransmission
+        finished &= tx.in_flight == 0
         if analog_pending is not None:
-            all_sent &= ~analog_pending
-        at_target = (k_rx >= d.target_units[sel]) & met
-        finished = all_sent | at_target
+            finished &= ~analog_pending
+        at_target = k_rx >= d.target_units[sel]
+        at_target &= met
+        finished |= at_target
         end = t + self.dt
-        expired = ~finished & (end >= d.deadline[sel])
-        ending = (finished | expired).nonzero()[0]
+        ending = (finished | (end >= d.deadline[sel])).nonzero()[0]  # finished or expired
         if ending.size:  # a finished request ends when its last packet went out
             send_fraction = np.where(
-                capacity > 0,
-                np.minimum(tx.transmissions * L / np.maximum(capacity, 1e-9), 1.0),
-                0.0,
+                capacity > 0, np.minimum(sent_bits / np.maximum(capacity, 1e-9), 1.0), 0.0
             )
             if analog_frac is not None:
                 send_fraction = np.minimum(send_fraction + analog_frac, 1.0)
             self._end_deliveries(ending, idx, finished, send_fraction, base, k_sent, k_rx, done)
-        used_share = float(
-            (
-                shares
-                * self._band_used(
-                    fresh_bits, carry_before, carry_after, tx.transmissions * L, analog_frac
-                )
-            ).sum()
-        )
+        used = self._band_used(fresh_bits, carry_before, carry_after, sent_bits, analog_frac)
+        used *= shares
+        used_share = float(np.add.reduce(used))
         self._record_interval(
             t,
-            idx.size,
+            n,
             used_share,
-            float(delivered_bits.sum()),
-            int(tx.dropped.sum()),
+            float(np.add.reduce(delivered_bits)),
+            int(np.add.reduce(tx.dropped)) if tx.any_dropped else 0,
             float(np.mean(tick.snr_ref_db)) if self.intervals_out is not None else None,
         )
         self.tick_index += 1
@@ -754,12 +808,12 @@ class Simulation:
         towards the next packet (``carry_after - carry_before``: a user whose share is
         too thin for a whole packet per interval still uses all of it); capacity left
         when a user runs out of data is unused. Analog symbols add their fraction."""
-        consumed = sent_bits + carry_after - carry_before
-        used = np.where(
-            fresh_bits > 0,
-            np.clip(consumed / np.maximum(fresh_bits, 1e-9), 0.0, 1.0),
-            0.0,
-        )
+        consumed = sent_bits + carry_after
+        consumed -= carry_before
+        consumed /= np.maximum(fresh_bits, 1e-9)
+        np.maximum(consumed, 0.0, out=consumed)  # clip to [0, 1]
+        np.minimum(consumed, 1.0, out=consumed)
+        used = np.where(fresh_bits > 0, consumed, 0.0)
         if analog_frac is not None:
             used = np.minimum(used + analog_frac, 1.0)
         return used

@@ -17,12 +17,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class TxResult:
-    """Outcome of one interval; arrays ``[n]`` int64 except ``pending`` ``[n, max_retx]``."""
+    """Outcome of one interval; arrays ``[n]`` int64 except ``pending`` ``[n, max_retx]``.
+
+    ``in_flight`` is the row sum of ``pending`` (packets awaiting retransmission per
+    user); ``any_dropped`` whether ``dropped`` has a non-zero entry."""
 
     delivered: np.ndarray
     dropped: np.ndarray
     transmissions: np.ndarray
     pending: np.ndarray
+    in_flight: np.ndarray
+    any_dropped: bool
 
 
 def pending_per_user(pending: np.ndarray) -> np.ndarray:
@@ -33,6 +38,30 @@ def pending_per_user(pending: np.ndarray) -> np.ndarray:
     for a in range(pending.shape[1]):
         total += pending[:, a]
     return total
+
+
+def _success_probability(bler: np.ndarray) -> np.ndarray:
+    """``[n]`` ``1 - bler`` clipped to ``[0, 1]`` (``np.minimum``/``np.maximum`` in place:
+    the numbers of ``np.clip`` without its Python wrapper)."""
+    p_ok = 1.0 - np.asarray(bler, dtype=np.float64)
+    np.maximum(p_ok, 0.0, out=p_ok)
+    np.minimum(p_ok, 1.0, out=p_ok)
+    return p_ok
+
+
+def _draw_ok(sent: np.ndarray, p_ok: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``[m]`` packets of ``sent: [m]`` that get through at success probabilities
+    ``p_ok`` (same shape); entries that send nothing or cannot fail draw no random
+    number (so the stream's position depends only on the entries that can fail)."""
+    draw = sent > 0
+    draw &= p_ok < 1.0
+    drawn = int(np.count_nonzero(draw))
+    if drawn == draw.size:  # every entry draws: no gather or scatter (same draws)
+        return np.asarray(rng.binomial(sent, p_ok), dtype=np.int64)
+    ok = sent.copy()
+    if drawn:
+        ok[draw] = rng.binomial(sent[draw], p_ok[draw])
+    return ok
 
 
 def transmit(
@@ -52,42 +81,41 @@ def transmit(
         rng: the packet-error stream.
     """
     n, max_retx = pending.shape
-    left = np.array(budget, dtype=np.int64)  # a copy
+    budget = np.asarray(budget, dtype=np.int64)
+    p_ok = _success_probability(bler)
+    out = np.zeros((n, max_retx), dtype=np.int64)
+    if max_retx == 0 or not np.count_nonzero(pending):
+        # nothing pending: new packets only (the common case), one draw
+        sent = np.minimum(np.asarray(new_packets, dtype=np.int64), budget)
+        ok = _draw_ok(sent, p_ok, rng)
+        if max_retx > 0:
+            failed = out[:, 0]
+            np.subtract(sent, ok, out=failed)
+            return TxResult(ok, np.zeros(n, dtype=np.int64), sent, out, failed.copy(), False)
+        dropped = sent - ok
+        return TxResult(
+            ok, dropped, sent, out, np.zeros(n, dtype=np.int64), bool(np.count_nonzero(dropped))
+        )
+    left = budget.copy()
     # Who sends what does not depend on this interval's outcomes: plan every stage's
     # transmissions first (oldest retransmissions first, then new packets) ...
     stages: list[tuple[int, np.ndarray]] = []  # (stage a, or -1 for new packets; sent [n])
-    out = np.zeros_like(pending)
-    for a in range(max_retx - 1 if pending.any() else -1, -1, -1):
+    for a in range(max_retx - 1, -1, -1):
         waiting = pending[:, a]
-        if not waiting.any():
+        if not np.count_nonzero(waiting):
             continue
         sent = np.minimum(waiting, left)
         left -= sent
         out[:, a] += waiting - sent
         stages.append((a, sent))
-    sent = np.minimum(new_packets.astype(np.int64), left)
+    sent = np.minimum(np.asarray(new_packets, dtype=np.int64), left)
     left -= sent
     stages.append((-1, sent))
     # ... then draw every stage's errors in one call, in the order one call per stage
     # would draw them (stage by stage, users in index order). Entries that send nothing
     # or cannot fail draw no random number either way, so they are left out.
-    p_ok = np.clip(1.0 - bler, 0.0, 1.0)
-    if len(stages) == 1:  # nothing pending: new packets only (the common case)
-        ok = sent.copy()
-        draw = (sent > 0) & (p_ok < 1.0)
-        if draw.any():
-            ok[draw] = rng.binomial(sent[draw], p_ok[draw])
-        if max_retx > 0:
-            out[:, 0] = sent - ok
-            return TxResult(ok, np.zeros(n, dtype=np.int64), budget - left, out)
-        return TxResult(ok, sent - ok, budget - left, out)
-    else:
-        sent_all = np.stack([s for _, s in stages])  # [stages, n]
-        draw2 = (sent_all > 0) & (p_ok < 1.0)
-        oks = sent_all.copy()
-        if draw2.any():
-            p_all = np.broadcast_to(p_ok, sent_all.shape)
-            oks[draw2] = rng.binomial(sent_all[draw2], p_all[draw2])
+    sent_all = np.stack([s for _, s in stages])  # [stages, n]
+    oks = _draw_ok(sent_all, np.broadcast_to(p_ok, sent_all.shape), rng)
     delivered = np.zeros(n, dtype=np.int64)
     dropped = np.zeros(n, dtype=np.int64)
     for (a, s), ok in zip(stages, oks, strict=True):  # a row of ``oks`` per stage
@@ -97,4 +125,11 @@ def transmit(
             out[:, nxt] += s - ok
         else:
             dropped += s - ok
-    return TxResult(delivered, dropped, budget - left, out)
+    return TxResult(
+        delivered,
+        dropped,
+        budget - left,
+        out,
+        pending_per_user(out),
+        bool(np.count_nonzero(dropped)),
+    )

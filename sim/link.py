@@ -64,14 +64,45 @@ def normal_approximation_bler(
     """
     snr = np.asarray(snr_linear, dtype=float)
     se = np.asarray(spectral_efficiency_bps_hz, dtype=float)
+    if snr.ndim == 0 or snr.shape != se.shape or not isinstance(info_bits, int):
+        # broadcast to one flat shape (elementwise: the same numbers), then back
+        shape = np.broadcast_shapes(snr.shape, se.shape, np.shape(info_bits))
+        flat = [np.broadcast_to(x, shape).reshape(-1) for x in (snr, se, np.asarray(info_bits))]
+        return _normal_approximation_bler_1d(flat[0], flat[1], flat[2]).reshape(shape)
+    return _normal_approximation_bler_1d(snr, se, info_bits)
+
+
+def _normal_approximation_bler_1d(
+    snr: np.ndarray, se: np.ndarray, info_bits: int | np.ndarray
+) -> np.ndarray:
+    """:func:`normal_approximation_bler` on 1-d arrays of one shape (``info_bits`` an
+    int or that shape too)."""
+    valid = np.minimum(se, snr) > 0.0  # SE > 0 and snr > 0 (NaN: neither)
+    if np.count_nonzero(valid) == valid.size:  # the usual case: no division by zero
+        return _bler(snr, se, info_bits)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eps = _bler(snr, se, info_bits)
+    return np.where(valid, eps, 1.0)
+
+
+def _bler(snr: np.ndarray, se: np.ndarray, info_bits: int | np.ndarray) -> np.ndarray:
+    """The formula of :func:`normal_approximation_bler` with its signs folded into exact
+    operations (a negated operand or constant: IEEE rounding is sign-symmetric, so the
+    same numbers), in place where it can be."""
     log1p_snr = np.log1p(snr)
     capacity = log1p_snr * _LOG2E
-    dispersion = -np.expm1(-2.0 * log1p_snr) * (_LOG2E * _LOG2E)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n = info_bits / se
-        z = (n * capacity - info_bits + 0.5 * np.log2(n)) / np.sqrt(n * dispersion)
-        eps = ndtr(-z)
-    return np.where((se > 0.0) & (snr > 0.0), eps, 1.0)
+    dispersion = log1p_snr * -2.0
+    np.expm1(dispersion, out=dispersion)
+    dispersion *= -(_LOG2E * _LOG2E)  # V = -expm1(-2 log1p(snr)) log2(e)^2
+    n = info_bits / se
+    minus_z = info_bits - n * capacity
+    half_log2_n = np.log2(n)
+    half_log2_n *= 0.5
+    minus_z -= half_log2_n  # -(n C - k + 0.5 log2 n)
+    n *= dispersion
+    np.sqrt(n, out=n)
+    minus_z /= n
+    return np.asarray(ndtr(minus_z))
 
 
 class ShannonLink:
@@ -90,8 +121,12 @@ class ShannonLink:
 
     def spectral_efficiency(self, snr_db: np.ndarray) -> np.ndarray:
         """``log2(1 + snr / gap)`` bits/s/Hz, capped at the max SE if set; ``[n]``."""
-        se = np.log1p(np.power(10.0, (np.asarray(snr_db) - self.gap_db) * 0.1))
-        se *= _LOG2E
+        x = np.asarray(snr_db) - self.gap_db if self.gap_db else np.asarray(snr_db, dtype=float)
+        x = x * 0.1
+        np.power(10.0, x, out=x)
+        np.log1p(x, out=x)
+        x *= _LOG2E
+        se = x
         if self.max_spectral_efficiency_bps_hz is not None:
             np.minimum(se, self.max_spectral_efficiency_bps_hz, out=se)
         return se
