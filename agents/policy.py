@@ -11,7 +11,12 @@ attaches the allocator to itself (``attach(sim)``, called by
 as the env does in training: the same per-user rows
 (:class:`~aigcsim.agents.envs.observation.UserObserver`, with the training run's time
 scale), a new decision every ``decision_intervals`` intervals (held in between), and the
-same softmax mapping from logits to shares.
+same softmax mapping from logits to shares. Decision periods are counted on the clock,
+as the env counts them: a decision taken at tick ``t`` holds for ticks ``t .. t + k -
+1`` (intervals in which nobody has data included; the allocator is not asked there),
+and the next one is taken at the first tick ``>= t + k`` in which some user has data
+(``tests/agents/test_policy_decisions.py`` checks the ticks, actions and return
+against an env rollout).
 
 Importing this module is light (numpy, pydantic); torch and SB3 are imported when the
 allocator is built.

@@ -59,10 +59,13 @@ def default_gamma(scenario: Scenario, decision_intervals: int) -> float:
 class BandwidthAllocationEnv(gym.Env):
     """Share a cell's bandwidth among users downloading AI-generated images.
 
-    One step is one agent decision; the decision holds for ``decision_intervals``
-    scheduling intervals (``k``), after which the simulation runs on to the next
-    interval in which some user has data (intervals where nobody has data are simulated
-    without asking the agent).
+    One step is one agent decision, taken in an interval in which some user has data;
+    the decision holds for ``decision_intervals`` scheduling intervals (``k``) counted
+    on the clock: the decision's own interval and the ``k - 1`` after it, those in
+    which nobody has data included (they are simulated with no shares). After them the
+    simulation runs on, without asking the agent, to the next interval in which some
+    user has data, where the next decision is taken. The ``policy`` allocator
+    (:mod:`aigcsim.agents.policy`) decides at exactly the same intervals.
 
     ## Action Space
     ``Box(-1, 1, (max_users,), float32)``, one logit per user slot (slot ``i`` is
@@ -297,23 +300,27 @@ class BandwidthAllocationEnv(gym.Env):
         feasible = (table[:, ACTIVE] > 0) & (table[:, SLACK_MARGIN] >= 0)
         return self.shaping * float(feasible.sum())
 
-    def _info(self, **step: float) -> dict[str, Any]:
-        sim = self.simulation
+    def _info(
+        self,
+        used_share: float = 0.0,
+        quality_gain: float = 0.0,
+        successes: int = 0,
+        deadline_failures: int = 0,
+        intervals: int = 0,
+    ) -> dict[str, Any]:
+        """The step's ``info`` (class docstring); zeros for the step terms by default."""
         log = self._log
-        info: dict[str, Any] = {
-            "time_s": sim.time_s,
+        return {
+            "time_s": self.simulation.time_s,
             "active_users": 0 if self._state is None else self._state.num_users,
             "requests_finished": log.finished,
             "requests_succeeded": log.succeeded,
             "sim_seed": self._sim_seed,
-        }
-        return info | {
-            "used_share": 0.0,
-            "quality_gain": 0.0,
-            "successes": 0,
-            "deadline_failures": 0,
-            "intervals": 0,
-            **step,
+            "used_share": used_share,
+            "quality_gain": quality_gain,
+            "successes": successes,
+            "deadline_failures": deadline_failures,
+            "intervals": intervals,
         }
 
     def policy_settings(self) -> dict[str, Any]:

@@ -251,8 +251,8 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
         obs["levels"] = levels
         return obs
 
-    def _info(self, **step: float) -> dict[str, Any]:
-        info = super()._info(**step)
+    def _info(self, *step: Any, **step_kw: Any) -> dict[str, Any]:
+        info = super()._info(*step, **step_kw)
         sim = self._sim
         info["levels"] = None if sim is None else sim.choice.copy()  # type: ignore[attr-defined]
         return info

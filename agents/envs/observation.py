@@ -135,15 +135,16 @@ class UserObserver:
             users = np.arange(sim.num_users)
         lengths = map(len, map(sim.user_queue.__getitem__, users.tolist()))
         queued = np.fromiter(lengths, dtype=np.int64, count=users.size)
-        at_gpus = np.maximum(self._in_system[users] - queued - sim.active[users], 0)
-        return queued, at_gpus
+        at_gpus = self._in_system[users] - queued
+        at_gpus -= sim.active[users]
+        return queued, np.maximum(at_gpus, 0, out=at_gpus)
 
     def table(self, state: AllocatorState | None) -> np.ndarray:
         """``[max_users, F]`` float32 user table for ``state`` (all zeros for ``None``;
         ``F`` = :attr:`num_features`).
 
         Vectorised over the ``n`` active users: a fixed number of numpy calls per
-        observation, whatever ``n``.
+        observation, whatever ``n``, each writing into one ``[F, n]`` buffer.
         """
         users = np.zeros((self.max_users, self.num_features), dtype=np.float32)
         if state is None or state.num_users == 0:
@@ -151,39 +152,42 @@ class UserObserver:
             return users
         sim = self.sim
         idx = state.user_ids
-        queued, at_gpus = self.requests_at_gpus(idx)  # [n] each
         n = idx.size
-        T = self.time_scale_s
-        snr_full = state.snr_db
-        se_equal = state.spectral_efficiency_bps_hz
-        se_full = se_equal
-        if self._per_user_power and n > 1:  # the whole band spreads a link's power n-fold
-            se_full = sim.link.spectral_efficiency(snr_full - 10.0 * math.log10(n))
-        rate_full = se_full * state.bandwidth_hz
-        bits = state.bits_left_total
-        finish = np.full(n, np.inf)  # [n] s at the whole band; inf in outage
-        np.divide(bits, rate_full, out=finish, where=rate_full > 0)
-        slack = state.deadline_slack_s
-        no_deadline = np.isinf(slack)
-        margin = np.where(no_deadline, T, np.where(np.isinf(finish), -T, slack - finish))
         # row f of ``feats`` holds feature f's numerator; one division by the column
-        # scales (:data:`_SCALES`; 1 for features already scaled, x / 1 == x) and a clip
-        # to [-1, 1] finish the table: a fixed number of numpy calls, whatever n
+        # scales (``_scales``; x / 1 == x for features already scaled) and a clip to
+        # [-1, 1] finish the table. Columns whose numerator may exceed its scale
+        # (finish_full, slack, slack_margin; inf included) are clipped there: min(x, T)
+        # / T and clip(x / T) are the same float for x >= 0, and inf / T clips to 1.
         feats = np.empty((self.num_features, n))  # [F, n]: each feature row contiguous
         feats[0] = 1.0
         feats[1] = state.snr_db
-        feats[2] = se_equal
+        se_full = feats[2] = state.spectral_efficiency_bps_hz
+        if self._per_user_power and n > 1:  # the whole band spreads a link's power n-fold
+            se_full = sim.link.spectral_efficiency(state.snr_db - 10.0 * math.log10(n))
         feats[3] = se_full
-        feats[4] = np.log10(1.0 + bits)
-        np.minimum(finish, T, out=feats[5])
-        feats[6] = slack
-        np.copyto(feats[6], T, where=no_deadline)
-        feats[7] = margin
-        feats[8] = queued
-        feats[9] = at_gpus
+        bits = state.bits_left_total
+        np.add(bits, 1.0, out=feats[4])
+        np.log10(feats[4], out=feats[4])
+        rate_full = se_full * state.bandwidth_hz
+        finish = feats[5]  # s at the whole band; inf in outage
+        finish.fill(np.inf)
+        np.divide(bits, rate_full, out=finish, where=rate_full > 0)
+        slack = feats[6] = state.deadline_slack_s  # inf (no deadline) clips to 1 = T / T
+        # slack - finish; no deadline: inf (-> 1); outage with a deadline: -inf (-> -1)
+        margin = feats[7]
+        margin.fill(np.inf)
+        np.subtract(slack, finish, out=margin, where=slack < np.inf)
+        # queued for delivery / at the GPUs (requests_at_gpus, written in place)
+        self._count_arrivals()
+        queued = feats[8]
+        queued[:] = list(map(len, map(sim.user_queue.__getitem__, idx.tolist())))
+        at_gpus = feats[9]
+        np.subtract(self._in_system[idx], queued, out=at_gpus)
+        at_gpus -= 1.0  # the current request (every user of ``state`` has one)
+        np.maximum(at_gpus, 0.0, out=at_gpus)
         feats[10] = max(self._duration_s - state.time_s, 0.0)
-        feats[11] = self._deadline_feat[idx]
-        feats[12] = self._stream_feat[sim.row[idx]]
+        self._deadline_feat.take(idx, out=feats[11])
+        self._stream_feat.take(sim.row[idx], out=feats[12])
         feats[13] = state.quality_gain_next
         if self.subband_columns:
             subband_se = state.subband_spectral_efficiency_bps_hz  # [n, N]
@@ -195,8 +199,7 @@ class UserObserver:
                 )
             feats[NUM_FEATURES:] = subband_se.T
         feats /= self._scales
-        # every column is finite by construction; two ufuncs are cheaper than np.clip's
-        # Python wrapper and give the same values
+        # two ufuncs are cheaper than np.clip's Python wrapper and give the same values
         np.minimum(feats, 1.0, out=feats)
         np.maximum(feats, -1.0, out=feats)
         users[idx] = feats.T
@@ -205,7 +208,5 @@ class UserObserver:
     def observe(self, state: AllocatorState | None) -> dict[str, np.ndarray]:
         """``{"users": float32 [max_users * F], "mask": int8 [max_users]}`` for ``state``."""
         users = self.table(state)
-        mask = np.zeros(self.max_users, dtype=np.int8)
-        if state is not None:
-            mask[state.user_ids] = 1
-        return {"users": users.ravel(), "mask": mask}
+        # column ``active`` is exactly 1.0 in the rows of users with data, 0.0 elsewhere
+        return {"users": users.ravel(), "mask": users[:, 0].astype(np.int8)}

@@ -88,9 +88,10 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
     """``action`` as float64 of exactly ``shape``; wrong shapes, NaN or inf raise ValueError.
 
     Values outside ``[-1, 1]`` are clipped (SB3 clips Gaussian actions the same way).
+    The result is always a new array: the caller's action is never modified.
     """
     try:
-        a = np.asarray(action, dtype=np.float64)
+        a = np.array(action, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
             f"action must be a float array of shape {shape}, got {type(action).__name__}"
@@ -98,15 +99,15 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
     if a.shape != shape:
         raise ValueError(f"action has shape {a.shape}, expected {shape}")
     finite = np.isfinite(a)
-    if not finite.all():
+    if not np.logical_and.reduce(finite, axis=None):  # ndarray.all() without its wrapper
         bad = ~finite
         where = np.flatnonzero(bad)[:5].tolist()
         raise ValueError(
             f"action has {int(bad.sum())} non-finite entries (NaN or inf) at {where}; "
             f"every entry must be a finite number in [-1, 1]"
         )
-    clipped = np.maximum(a, -1.0)  # a new array (the caller's action is never modified);
-    return np.minimum(clipped, 1.0, out=clipped)  # same values as np.clip, less overhead
+    np.maximum(a, -1.0, out=a)  # same values as np.clip, less overhead
+    return np.minimum(a, 1.0, out=a)
 
 
 def logits_to_shares(
@@ -134,14 +135,17 @@ def logits_to_shares(
     Returns:
         ``[n]`` float64 shares, ``>= 0``, summing to 1 (to ``< 1`` with ``idle``).
     """
-    z = action[user_ids] * logit_scale
+    z = action[user_ids]  # a new array: every step below works in place
+    z *= logit_scale
     if idle:
         z = np.append(z, action[-1] * logit_scale)
     if z.size == 0:
         return np.zeros(0)
-    e = np.exp(z - z.max())
-    e /= e.sum()  # >= 0, sum 1 up to rounding (the simulator's check_shares renormalises)
-    return e[: user_ids.size]
+    # the ufuncs' reduce is what ndarray.max / .sum call, without their Python wrappers
+    z -= np.maximum.reduce(z)
+    np.exp(z, out=z)
+    z /= np.add.reduce(z)  # >= 0, sum 1 up to rounding (check_shares renormalises)
+    return z[: user_ids.size] if idle else z
 
 
 def subband_logits_to_shares(
