@@ -160,10 +160,11 @@ def evaluate_all(
     dirs: list[Path], eval_seeds: list[int], workers: int, cache: Path | None = None
 ) -> list[dict[str, Any]]:
     """One row per (allocator, held-out seed): ``allocator``, ``train_seed`` (policies),
-    ``seed``, ``episode_return``, ``success_rate``. The heuristics' rows are read from
-    ``cache`` (a ``heuristics.csv`` of an earlier call) when it holds the same
-    allocators and seeds (the simulations are deterministic), else computed and written
-    there."""
+    ``seed``, ``episode_return``, ``success_rate`` and ``requests_total`` (the scored
+    requests the success rate counts, for its pooled Wilson interval). The heuristics'
+    rows are read from ``cache`` (a ``heuristics.csv`` of an earlier call) when it holds
+    the same allocators and seeds and every column (the simulations are deterministic),
+    else computed and written there."""
     from aigcsim.agents.evaluation import evaluate
 
     names = heuristics()
@@ -186,6 +187,7 @@ def evaluate_all(
                 "seed": r["seed"],
                 "episode_return": r["episode_return"],
                 "success_rate": r["success_rate"],
+                "requests_total": int(r["requests_total"]),
             }
         )
     if cache is not None and cached is None:
@@ -203,6 +205,8 @@ def _read_cache(
     have = {(r["allocator"], int(r["seed"])) for r in rows}
     if have != {(n, int(s)) for n in names for s in seeds}:
         return None
+    if rows and "requests_total" not in rows[0]:  # written before the column existed
+        return None
     return [
         {
             "allocator": r["allocator"],
@@ -210,14 +214,21 @@ def _read_cache(
             "seed": int(r["seed"]),
             "episode_return": float(r["episode_return"]),
             "success_rate": float(r["success_rate"]),
+            "requests_total": int(r["requests_total"]),
         }
         for r in rows
     ]
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per allocator: return, paired difference from equal share, gap closed, success."""
-    from aigcsim.kernel.stats import mean_ci95
+    """Per allocator: return, paired difference from equal share, gap closed, success.
+
+    The success rate is pooled over requests (every run of the allocator, all training
+    seeds included: successes / scored requests) with its Wilson 95 % interval
+    (:func:`aigcsim.kernel.stats.metric_interval`) when every row has
+    ``requests_total``; otherwise (rows written before that column) the mean over
+    held-out seeds with a t interval. ``success_interval`` names which."""
+    from aigcsim.kernel.stats import mean_ci95, metric_interval
 
     names = list(dict.fromkeys(r["allocator"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
@@ -246,7 +257,18 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ret, ret_ci, _ = mean_ci95(r)
         diff, diff_ci, _ = mean_ci95(r - ref)
         g, g_ci, _ = mean_ci95(gap)
-        succ, succ_ci, _ = mean_ci95(per_seed(n, "success_rate"))
+        mine = [x for x in rows if x["allocator"] == n]
+        trials = [x.get("requests_total") for x in mine]
+        if all(t is not None for t in trials):
+            rates = np.array([x["success_rate"] for x in mine], dtype=np.float64)
+            counts = np.array(trials, dtype=np.float64)
+            ok = np.isfinite(rates) & np.isfinite(counts)
+            succ = float(np.rint(rates[ok] * counts[ok]).sum() / max(counts[ok].sum(), 1.0))
+            low, high, method = metric_interval("success_rate", rates, counts)
+            succ_ci = math.nan
+        else:
+            succ, succ_ci, _ = mean_ci95(per_seed(n, "success_rate"))
+            low, high, method = succ - succ_ci, succ + succ_ci, "t"
         train_seeds = sorted({x["train_seed"] for x in rows if x["allocator"] == n} - {None})
         out.append(
             {
@@ -261,6 +283,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "gap_closed_of_means": float((r.mean() - ref.mean()) / (best.mean() - ref.mean())),
                 "success_rate": succ,
                 "success_rate_ci95": succ_ci,
+                "success_rate_low": low,
+                "success_rate_high": high,
+                "success_interval": method,
             }
         )
     return out
@@ -272,9 +297,22 @@ def markdown(table: list[dict[str, Any]], seeds: list[int]) -> str:
             return "-"
         return f"{m:{fmt}}" + ("" if math.isnan(h) else f" ± {h:{fmt}}")
 
+    def success(row: dict[str, Any]) -> str:
+        if row.get("success_interval", "t") == "t":
+            return cell(row["success_rate"], row["success_rate_ci95"], ".3f")
+        low, high = row["success_rate_low"], row["success_rate_high"]
+        return f"{row['success_rate']:.3f} [{low:.3f}, {high:.3f}]"
+
+    wilson = any(row.get("success_interval") == "wilson" for row in table)
     lines = [
         f"rl-headroom, held-out seeds {seeds[0]}-{seeds[-1]} ({len(seeds)}); mean ± 95 % "
-        f"interval over seeds; trained agents averaged over their training seeds per seed",
+        f"interval over seeds; trained agents averaged over their training seeds per seed"
+        + (
+            "; success rate pooled over requests (all runs, training seeds included) "
+            "[Wilson 95 % interval]"
+            if wilson
+            else ""
+        ),
         "",
         "| allocator | train seeds | return | vs equal share (paired) | gap closed | "
         "gap closed of means | success rate |",
@@ -287,7 +325,7 @@ def markdown(table: list[dict[str, Any]], seeds: list[int]) -> str:
             f"{cell(row['vs_equal'], row['vs_equal_ci95'])} | "
             f"{cell(row['gap_closed'], row['gap_closed_ci95'])} | "
             f"{row['gap_closed_of_means']:.2f} | "
-            f"{cell(row['success_rate'], row['success_rate_ci95'], '.3f')} |"
+            f"{success(row)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -481,6 +519,8 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
                 "seed": int(r["seed"]),
                 "episode_return": float(r["episode_return"]),
                 "success_rate": float(r["success_rate"]),
+                # runs.csv files written before the column existed: no Wilson interval
+                "requests_total": int(r["requests_total"]) if r.get("requests_total") else None,
             }
             for r in csv.DictReader(fh)
         ]
