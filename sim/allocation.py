@@ -122,27 +122,27 @@ def check_shares(shares: np.ndarray, num_users: int, num_subbands: int = 1) -> n
     return check_flat_shares(shares, num_users)[0]
 
 
-def check_flat_shares(shares: np.ndarray, num_users: int) -> tuple[np.ndarray, float]:
-    """:func:`check_shares` for flat shares ``[num_users]``; also returns the smallest
-    share after renormalisation (``0.0`` when ``num_users = 0``).
+def check_flat_shares(shares: np.ndarray, num_users: int) -> tuple[np.ndarray, bool]:
+    """:func:`check_shares` for flat shares ``[num_users]``; also returns whether every
+    share is positive (after renormalisation).
 
-    Two reductions decide the usual case: a minimum ``>= 0`` and a finite sum mean every
-    share is finite and non-negative (a NaN makes the minimum NaN, an inf the sum);
-    anything else goes through the checks that name the problem.
+    The usual case is decided by a count and a sum: every share ``> 0`` (so none is NaN
+    or negative) and a finite sum (so none is inf) at most ``1 + 1e-9``; anything else
+    goes through the checks that name the problem.
     """
     shares = np.asarray(shares, dtype=np.float64)
     if shares.shape != (num_users,):
         raise ValueError(
             f"allocator returned shares of shape {shares.shape}, expected ({num_users},)"
         )
-    if num_users:
-        low = float(np.minimum.reduce(shares))
-        if low >= 0.0:  # no NaN, nothing negative: the sum cannot be NaN
-            total = float(np.add.reduce(shares))
-            if math.isfinite(total) and total <= 1.0 + 1e-9:
-                if total > 1.0:
-                    return shares / total, low / total
-                return shares, low
+    positive = shares > 0.0
+    if num_users and np.count_nonzero(positive) == num_users:
+        total = float(np.add.reduce(shares))
+        if math.isfinite(total) and total <= 1.0 + 1e-9:
+            if total > 1.0:
+                shares = shares / total
+                return shares, bool(np.count_nonzero(shares) == num_users)
+            return shares, True
     if not np.isfinite(shares).all():
         raise ValueError(
             f"allocator returned non-finite shares: {shares[~np.isfinite(shares)][:5]}"
@@ -154,4 +154,4 @@ def check_flat_shares(shares: np.ndarray, num_users: int) -> tuple[np.ndarray, f
         raise ValueError(f"allocator returned shares summing to {total:.6g} > 1")
     if total > 1.0:
         shares = shares / total
-    return shares, float(shares.min()) if num_users else 0.0
+    return shares, bool(num_users) and bool(np.count_nonzero(shares) == num_users)

@@ -20,6 +20,9 @@ from aigcsim.models.optable import LOWER_IS_BETTER, OperatingPointTable
 _SORT_KEYS_ABOVE = 256
 """Unit searches over more keys than this sort them first (:meth:`StreamTable._search`)."""
 
+_STEPS = 4
+"""Unit steps :meth:`StreamTable.units_from` takes before it searches instead."""
+
 Index = np.ndarray | slice
 """Selects the active users of a tick in ``[users]`` arrays: an index array ``[n]``, or
 ``slice(None)`` when every user is active (a view, no gather)."""
@@ -107,15 +110,31 @@ class StreamTable:
         """As :meth:`units` (the same comparisons, so the same result), given ``known:
         [n]`` units already contained in ``bits``: a lower bound such as last interval's
         count, since ``bits`` only grow within a request. Only the users whose ``bits``
-        reach the end of unit ``known + 1`` are searched; ``base = rows * row_len``.
-        Returns a new array."""
+        reach the end of unit ``known + 1`` are looked at: they step unit by unit while
+        ``bits`` reach the end of the next one (the largest ``k`` with ``cum[k] <= bits``,
+        the answer of the search; at most :data:`_STEPS` steps, then a search);
+        ``base = rows * row_len``. Returns a new array."""
         key = bits + rows * self._big
         crossed = key >= self._next_key[base + known]
         out = np.array(known, dtype=np.int64, copy=True)
-        if crossed.any():
-            r = rows[crossed]
-            pos = self._search(key[crossed]) - 1
-            out[crossed] = np.minimum(pos - r * self.row_len, self.num_units_flat[r])
+        idx = crossed.nonzero()[0]
+        if not idx.size:
+            return out
+        k = out[idx]
+        k += 1
+        key_c, base_c = key[idx], base[idx]
+        for _ in range(_STEPS):
+            more = key_c >= self._next_key[base_c + k]
+            if not np.count_nonzero(more):
+                out[idx] = k
+                return out
+            k += more
+        # many units in one interval: search for the rest (the same answer)
+        more = key_c >= self._next_key[base_c + k]
+        r = rows[idx[more]]
+        pos = self._search(key_c[more]) - 1
+        k[more] = np.minimum(pos - r * self.row_len, self.num_units_flat[r])
+        out[idx] = k
         return out
 
     def quality(self, rows: np.ndarray | int, units: np.ndarray | int) -> np.ndarray:

@@ -567,7 +567,10 @@ class Simulation:
         sel: Index = slice(None) if everyone else idx
         gain_db = self.channel.gain_db(idx, all_users=everyone)
         ref_bw = float(self.bandwidth_hz / n)
-        snr_ref = self._snr_db(gain_db, ref_bw)
+        if self._uniform_psd and gain_db.ndim == 1:  # _snr_db without its branches
+            snr_ref = gain_db + self._snr_offset_db
+        else:
+            snr_ref = self._snr_db(gain_db, ref_bw)
         se_ref = self.link.spectral_efficiency(snr_ref)
         subband_se = None
         if gain_db.ndim == 2:  # subbands: per-subband SE at the reference share
@@ -679,9 +682,10 @@ class Simulation:
             served = bw > 0
             everyone = bool(served.all())
         else:
-            shares, low = check_flat_shares(shares, n)
+            shares, positive = check_flat_shares(shares, n)
             bw = shares * bandwidth_hz
-            everyone = low * bandwidth_hz > 0  # = (bw > 0).all(): rounding is monotone
+            # every share > 0 gives every user a band > 0, unless a product underflows
+            everyone = positive and (bandwidth_hz >= 1.0 or bool((bw > 0).all()))
         # the link: SNR and SE at the share given, packets, errors and HARQ
         L = self.packet_bits
         if everyone:  # then the masks below change nothing: skip them
