@@ -10,7 +10,9 @@ attaches the allocator to itself (``attach(sim)``, called by
 :class:`~aigcsim.sim.engine.Simulation`), and the allocator then observes the run exactly
 as the env does in training: the same per-user rows
 (:class:`~aigcsim.agents.envs.observation.UserObserver`, with the training run's time
-scale), a new decision every ``decision_intervals`` intervals (held in between), and the
+scale and column layout: policies trained before the ``encoder`` column get rows
+without it, and the column indexes the encoders the policy was trained with), a new
+decision every ``decision_intervals`` intervals (held in between), and the
 same softmax mapping from logits to shares. Decision periods are counted on the clock,
 as the env counts them: a decision taken at tick ``t`` holds for ticks ``t .. t + k -
 1`` (intervals in which nobody has data included; the allocator is not asked there),
@@ -56,7 +58,7 @@ class PolicyAllocator:
     """
 
     def __init__(self, network: Any, info: dict[str, Any], deterministic: bool = True) -> None:
-        from aigcsim.agents.envs.spaces import ShareMapping
+        from aigcsim.agents.envs.spaces import ObservationLayout, ShareMapping
 
         env = info.get("env") or {}
         if env.get("levels"):
@@ -72,6 +74,12 @@ class PolicyAllocator:
                 f"act_per_subband={env.get('act_per_subband', False)}, "
                 f"subbands={env.get('subbands', 1)}"
             )
+        try:
+            self.layout = ObservationLayout.from_settings(env)
+            """The user rows the policy was trained on (with or without the encoder
+            column, and which encoders it indexes)."""
+        except ValueError as exc:
+            raise UserInputError(f"policy.json: {exc}") from None
         self.network = network
         self.info = info
         self.max_users = int(info["max_users"])
@@ -107,7 +115,15 @@ class PolicyAllocator:
                 f"cell.subbands={sim.scenario.cell.subbands}; run it on a cell with "
                 f"{subbands} subbands"
             )
-        self._observer = UserObserver(sim, self.max_users, self.time_scale_s, subbands)
+        layout = self.layout
+        self._observer = UserObserver(
+            sim,
+            self.max_users,
+            self.time_scale_s,
+            subbands,
+            encoder_column=layout.encoder_column,
+            encoders=layout.encoders,
+        )
         self._sim = sim
         self._action = None
         self._next_tick = 0

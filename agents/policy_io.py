@@ -259,9 +259,11 @@ def policy_spaces(info: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _default_features() -> int:
-    from aigcsim.agents.envs.spaces import NUM_FEATURES
+    """Columns of a policy that does not record ``num_features`` (one from before the
+    ``encoder`` column: :data:`~aigcsim.agents.envs.spaces.FEATURES_V0`)."""
+    from aigcsim.agents.envs.spaces import FEATURES_V0
 
-    return NUM_FEATURES
+    return len(FEATURES_V0)
 
 
 def load_policy_network(path: str | Path) -> tuple[Any, dict[str, Any]]:

@@ -18,11 +18,11 @@ from aigcsim.agents.envs.observation import DEFAULT_TIME_SCALE_S, UserObserver
 from aigcsim.agents.envs.spaces import (
     ACTIVE,
     DEFAULT_LOGIT_SCALE,
-    NUM_FEATURES,
     SLACK_MARGIN,
     ShareMapping,
     action_space,
     check_action,
+    feature_names,
     observation_space,
     user_table,
 )
@@ -91,12 +91,17 @@ class BandwidthAllocationEnv(gym.Env):
     ``Dict(users=Box(-1, 1, (max_users * F,), float32), mask=MultiBinary(max_users))``:
     a row per user slot (queue length, requests at the GPUs, time to finish at full
     band, slack and slack minus that time, time until arrivals stop, the group's
-    deadline and stream size, channel, ...) and the mask of users with data; rows and
-    their scales are documented in :mod:`aigcsim.agents.envs.observation`. Use the
-    permutation-invariant extractor of :mod:`aigcsim.agents.features` or SB3's
+    deadline and stream size, channel, the encoder, ...) and the mask of users with
+    data; rows and their scales are documented in
+    :mod:`aigcsim.agents.envs.observation` (``F = NUM_FEATURES = 15`` columns; the last,
+    ``encoder``, is the current request's encoder as its index among the run's
+    encoders, in the order of the scenario's groups, divided by ``max(E - 1, 1)``).
+    Use the permutation-invariant extractor of :mod:`aigcsim.agents.features` or SB3's
     ``MultiInputPolicy``. With ``act_per_subband`` every row gains ``N`` columns, the
     spectral efficiency on each subband at an equal share (b/s/Hz / 8), so ``F =
-    NUM_FEATURES + N``.
+    NUM_FEATURES + N``. ``encoder_column=False`` builds the rows of policies trained
+    before the encoder column (14 columns, :data:`~aigcsim.agents.envs.spaces.
+    FEATURES_V0`).
 
     ## Rewards
     Per request, when it ends (terminal terms, summed over the step's intervals; the
@@ -146,6 +151,8 @@ class BandwidthAllocationEnv(gym.Env):
     * ``render_mode``: ``None`` or ``"ansi"`` (a one-line text status).
     * ``act_per_subband``: act per subband (above); default ``False``. Needs
       ``cell.subbands > 1`` (``ValueError`` otherwise).
+    * ``encoder_column``: the ``encoder`` column in the user rows (default ``True``;
+      ``False``: the layout before it, for policies trained on that).
 
     ``info`` holds ``time_s``, ``active_users``, ``requests_finished``,
     ``requests_succeeded`` (so far), ``used_share`` (mean over the step's intervals),
@@ -157,6 +164,8 @@ class BandwidthAllocationEnv(gym.Env):
       queue / GPU / feasibility features, terminal per-request rewards, decisions every
       ``k`` intervals (the earlier weight mapping and per-interval rewards are gone).
       ``act_per_subband`` (2026-11, optional; the default spaces are unchanged).
+      The ``encoder`` column (2026-11-30; ``NUM_FEATURES`` 14 -> 15; policies record
+      their columns in ``policy.json`` and older ones are replayed without it).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 100}
@@ -177,6 +186,7 @@ class BandwidthAllocationEnv(gym.Env):
         episode_intervals: int | None = None,
         render_mode: str | None = None,
         act_per_subband: bool = False,
+        encoder_column: bool = True,
     ) -> None:
         self.reward_spec = RewardSpec(reward, deadline_penalty, bandwidth_cost)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -213,7 +223,12 @@ class BandwidthAllocationEnv(gym.Env):
             )
         self.per_user = self.num_subbands if self.act_per_subband else 1
         """Action entries per user slot: ``N`` per-subband logits, else 1."""
-        self.num_features = NUM_FEATURES + (self.num_subbands if self.act_per_subband else 0)
+        self.encoder_column = bool(encoder_column)
+        self.feature_names = feature_names(
+            self.num_subbands if self.act_per_subband else 0, self.encoder_column
+        )
+        """Column names of the user table."""
+        self.num_features = len(self.feature_names)
         """Columns of the user table (``F``)."""
         self.metadata = {
             "render_modes": ["ansi"],
@@ -274,7 +289,9 @@ class BandwidthAllocationEnv(gym.Env):
         self._table = sim.table
         self._log = OutcomeLog(sim).attach(sim)
         subband_columns = self.num_subbands if self.act_per_subband else 0
-        self._observer = UserObserver(sim, self.max_users, self.time_scale_s, subband_columns)
+        self._observer = UserObserver(
+            sim, self.max_users, self.time_scale_s, subband_columns, self.encoder_column
+        )
         self._sim = sim
 
     def _advance(self) -> AllocatorState | None:
@@ -327,6 +344,8 @@ class BandwidthAllocationEnv(gym.Env):
         """What a policy trained here needs to act elsewhere (stored in ``policy.json``)."""
         return {
             "num_features": self.num_features,
+            "features": list(self.feature_names),
+            "encoders": list(self.encoder_ids()),
             "per_user": self.per_user,
             "act_per_subband": self.act_per_subband,
             "subbands": self.num_subbands,
@@ -336,6 +355,15 @@ class BandwidthAllocationEnv(gym.Env):
             "logit_scale": self.logit_scale,
             "time_scale_s": self.time_scale_s,
         }
+
+    def encoder_ids(self) -> tuple[str, ...]:
+        """The encoders the ``encoder`` column indexes, in order: the run's table's
+        (the scenario's groups' encoders, in group order; the joint env's levels)."""
+        if self._observer is not None:
+            return self._observer.encoders
+        if self._table is None:  # before the first reset: a throwaway simulation's table
+            self._table = self._make_simulation(self.scenario).table
+        return tuple(self._table.encoder_ids)
 
     def shares(self, action: np.ndarray, state: AllocatorState) -> np.ndarray:
         """``[n]`` shares of ``state``'s active users for a checked ``action`` (``[n, N]``

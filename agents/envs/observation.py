@@ -26,12 +26,21 @@ value is clipped to ``[-1, 1]`` and rows of users without data are zero:
 ``deadline``       the user's QoS deadline length, s / T (none: 1)
 ``stream_bits``    log10(1 + bits of the current request's whole stream) / 7
 ``quality_gain``   quality gained when the next unit arrives (LPIPS decrease)
+``encoder``        the encoder the current request is sent with (the group's; in the
+                   joint env the level chosen), as its index ``e`` among the
+                   encoders ``E`` of the run (the scenario's groups' encoders, in
+                   group order; a trained policy's own list when the ``policy``
+                   allocator replays it): ``e / max(E - 1, 1)``, 0 with one encoder
 =================  ==============================================================
+
+Policies trained before the ``encoder`` column (:data:`~aigcsim.agents.envs.spaces.
+FEATURES_V0`, 14 columns) are replayed with rows built without it
+(``encoder_column=False``).
 
 With ``subband_columns = N`` (the env's ``act_per_subband`` on a cell with ``N > 1``
 subbands) each row gains ``N`` more columns, ``subband_se_0 .. subband_se_{N-1}``: the
 spectral efficiency on each subband at an equal share, b/s/Hz / 8
-(``AllocatorState.subband_spectral_efficiency_bps_hz``).
+(``AllocatorState.subband_spectral_efficiency_bps_hz``), after the columns above.
 """
 
 from __future__ import annotations
@@ -41,8 +50,12 @@ from typing import Any
 
 import numpy as np
 
-from aigcsim.agents.envs.spaces import NUM_FEATURES, SUBBAND_SE_SCALE
+from aigcsim.agents.envs.spaces import FEATURES_V0, NUM_FEATURES, SUBBAND_SE_SCALE
+from aigcsim.kernel.registry import UserInputError
 from aigcsim.sim.allocation import AllocatorState
+
+ENCODER = len(FEATURES_V0)
+"""Index of the ``encoder`` column (when the table has it)."""
 
 DEFAULT_TIME_SCALE_S = 10.0
 
@@ -68,6 +81,11 @@ class UserObserver:
         time_scale_s: ``T`` of the module docstring (``None``: :func:`default_time_scale_s`).
         subband_columns: ``N`` per-subband SE columns after the :data:`NUM_FEATURES`
             ones (0: none); rows then have ``num_features = NUM_FEATURES + N`` columns.
+        encoder_column: build the ``encoder`` column (``False``: the 14 columns of
+            policies trained before it, ``num_features = 14 + N``).
+        encoders: encoder ids the ``encoder`` column indexes, in order (``None``: the
+            run's table order, ``sim.table.encoder_ids``). Every encoder of the run
+            must be among them (:class:`UserInputError` otherwise).
     """
 
     def __init__(
@@ -76,6 +94,8 @@ class UserObserver:
         max_users: int,
         time_scale_s: float | None = None,
         subband_columns: int = 0,
+        encoder_column: bool = True,
+        encoders: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         n = sim.num_users
         if n > max_users:
@@ -85,7 +105,9 @@ class UserObserver:
         self.sim = sim
         self.max_users = max_users
         self.subband_columns = int(subband_columns)
-        self.num_features = NUM_FEATURES + self.subband_columns
+        self.encoder_column = bool(encoder_column)
+        self._first_subband = NUM_FEATURES if self.encoder_column else len(FEATURES_V0)
+        self.num_features = self._first_subband + self.subband_columns
         self.time_scale_s = float(time_scale_s or default_time_scale_s(sim))
         self.deadline_s = user_deadlines_s(sim)
         self._deadline_feat = np.where(
@@ -94,12 +116,27 @@ class UserObserver:
         t = sim.table
         stream_bits = t.cum_bits.reshape(-1, t.max_units + 1)[:, -1]  # [rows]
         self._stream_feat = np.log10(1.0 + stream_bits) / 7.0  # [rows], column stream_bits
+        run_encoders = tuple(t.encoder_ids)
+        self.encoders = tuple(encoders) if encoders is not None else run_encoders
+        """Encoder ids the ``encoder`` column indexes, in order."""
+        if self.encoder_column:
+            missing = [e for e in run_encoders if e not in self.encoders]
+            if missing:
+                raise UserInputError(
+                    f"the run sends with encoder(s) {', '.join(missing)}, but the policy's "
+                    f"observation knows only {', '.join(self.encoders)} (its 'encoder' "
+                    f"column); run it on a scenario whose groups use those encoders"
+                )
+            code = [self.encoders.index(e) / max(len(self.encoders) - 1, 1) for e in run_encoders]
+            rows = np.arange(stream_bits.size) % len(run_encoders)  # row = image * E + e
+            self._encoder_feat = np.asarray(code, dtype=np.float64)[rows]  # [rows]
         cell = sim.scenario.cell
         self._per_user_power = cell.power_mode == "per-user"
         self._duration_s = float(sim.scenario.duration_s)
         T = self.time_scale_s
         scales = [1.0, 40.0, 8.0, 8.0, 7.0, T, T, T, 4.0, 4.0, max(self._duration_s, 1e-9)]
-        scales += [1.0, 1.0, 1.0] + [SUBBAND_SE_SCALE] * self.subband_columns
+        scales += [1.0, 1.0, 1.0] + [1.0] * self.encoder_column
+        scales += [SUBBAND_SE_SCALE] * self.subband_columns
         self._scales = np.array(scales)[:, None]  # [F, 1] divisors
         assert self._scales.shape[0] == self.num_features
         self._in_system = np.zeros(n, dtype=np.int64)  # [users] arrived and not yet ended
@@ -187,8 +224,11 @@ class UserObserver:
         np.maximum(at_gpus, 0.0, out=at_gpus)
         feats[10] = max(self._duration_s - state.time_s, 0.0)
         self._deadline_feat.take(idx, out=feats[11])
-        self._stream_feat.take(sim.row[idx], out=feats[12])
+        rows = sim.row[idx]
+        self._stream_feat.take(rows, out=feats[12])
         feats[13] = state.quality_gain_next
+        if self.encoder_column:
+            self._encoder_feat.take(rows, out=feats[ENCODER])
         if self.subband_columns:
             subband_se = state.subband_spectral_efficiency_bps_hz  # [n, N]
             if subband_se is None or subband_se.shape != (n, self.subband_columns):
@@ -197,7 +237,7 @@ class UserObserver:
                     f"the state has per-subband SE of shape {got}, expected "
                     f"({n}, {self.subband_columns}): is cell.subbands = {self.subband_columns}?"
                 )
-            feats[NUM_FEATURES:] = subband_se.T
+            feats[self._first_subband :] = subband_se.T
         feats /= self._scales
         # two ufuncs are cheaper than np.clip's Python wrapper and give the same values
         np.minimum(feats, 1.0, out=feats)

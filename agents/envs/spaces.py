@@ -43,9 +43,14 @@ FEATURES: tuple[str, ...] = (
     "deadline",
     "stream_bits",
     "quality_gain",
+    "encoder",
 )
 """Column names of the user table (see :mod:`aigcsim.agents.envs.observation` for scales)."""
 NUM_FEATURES = len(FEATURES)
+FEATURES_V0: tuple[str, ...] = FEATURES[: FEATURES.index("encoder")]
+"""The user table's columns before the ``encoder`` column was added (2026-11-30):
+policies trained on it record ``num_features`` only (14, plus any per-subband columns),
+and the env (``encoder_column=False``) and the ``policy`` allocator still build it."""
 SUBBAND_SE_SCALE = 8.0
 """Divisor of the per-subband spectral-efficiency columns (b/s/Hz), as ``se_equal``."""
 ACTIVE = FEATURES.index("active")
@@ -77,6 +82,67 @@ def subband_feature_names(num_subbands: int) -> tuple[str, ...]:
     per subband: ``subband_se_0 .. subband_se_{N-1}`` (SE at an equal share, b/s/Hz /
     :data:`SUBBAND_SE_SCALE`)."""
     return tuple(f"subband_se_{s}" for s in range(num_subbands))
+
+
+def feature_names(num_subbands: int = 0, encoder_column: bool = True) -> tuple[str, ...]:
+    """The user table's columns: :data:`FEATURES` (:data:`FEATURES_V0` without the
+    encoder column), then ``num_subbands`` per-subband SE columns."""
+    base = FEATURES if encoder_column else FEATURES_V0
+    return base + subband_feature_names(num_subbands)
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """The user table a policy was trained on (rebuilt from ``policy.json``'s ``env``).
+
+    Attributes:
+        encoder_column: whether rows have the ``encoder`` column.
+        subbands: per-subband SE columns (0: none).
+        encoders: encoder ids the ``encoder`` column indexes, in order (``None``: the
+            run's own table order; policies trained before the column have none).
+    """
+
+    encoder_column: bool = True
+    subbands: int = 0
+    encoders: tuple[str, ...] | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Column names, in order."""
+        return feature_names(self.subbands, self.encoder_column)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ObservationLayout:
+        """The layout of an env's ``policy_settings()``; a layout this version cannot
+        build raises ``ValueError`` naming the mismatch.
+
+        ``features`` (the column names, recorded since the encoder column) decides;
+        without it, ``num_features`` tells the layout before the encoder column (14 +
+        per-subband columns) from the current one."""
+        subbands = int(settings.get("subbands", 1)) if settings.get("act_per_subband") else 0
+        names = settings.get("features")
+        encoders = settings.get("encoders")
+        enc = tuple(str(e) for e in encoders) if encoders else None
+        if names is not None:
+            names = tuple(str(n) for n in names)
+            for column in (True, False):
+                if names == feature_names(subbands, column):
+                    return cls(column, subbands, enc if column else None)
+            raise ValueError(
+                f"the policy's observation columns {list(names)} are not a layout this "
+                f"version builds (current: {list(feature_names(subbands))}; before the "
+                f"encoder column: {list(feature_names(subbands, False))})"
+            )
+        count = int(settings.get("num_features", len(FEATURES_V0) + subbands))
+        for column in (True, False):
+            if count == len(feature_names(subbands, column)):
+                return cls(column, subbands, enc if column else None)
+        raise ValueError(
+            f"the policy was trained on user rows of {count} columns; this version builds "
+            f"{len(feature_names(subbands))} ({len(FEATURES)} + {subbands} per-subband) or, "
+            f"for policies from before the encoder column, "
+            f"{len(feature_names(subbands, False))}"
+        )
 
 
 def user_table(users: np.ndarray, num_features: int = NUM_FEATURES) -> np.ndarray:

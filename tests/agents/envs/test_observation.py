@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aigcsim.agents.envs.allocation_env import BandwidthAllocationEnv
-from aigcsim.agents.envs.spaces import NUM_FEATURES, user_table
+from aigcsim.agents.envs.spaces import FEATURES_V0, NUM_FEATURES, user_table
 
 MAX_USERS = 16  # rl-headroom's users.count
 
@@ -64,28 +64,46 @@ def reference_rows(env: BandwidthAllocationEnv) -> dict[int, list[float]]:
             math.log10(1.0 + stream) / 7.0,
             float(state.quality_gain_next[j]),
         ]
+        if obs.encoder_column:  # the current request's encoder among the run's, / (E - 1)
+            encoders = list(sim.table.encoder_ids)
+            current = encoders[sim.current[u].encoder]
+            row.append(obs.encoders.index(current) / max(len(obs.encoders) - 1, 1))
         rows[u] = [_clip(x) for x in row]
     return rows
 
 
-@pytest.mark.parametrize("power_mode", ["total-power", "per-user"])
-def test_table_matches_the_per_user_reference(power_mode):
+@pytest.mark.parametrize(
+    ("power_mode", "encoder_column"),
+    [("total-power", True), ("per-user", True), ("total-power", False)],
+)
+def test_table_matches_the_per_user_reference(power_mode, encoder_column):
     over = {"duration_s": 3.0, "cell.power_mode": power_mode}
     env = BandwidthAllocationEnv(
-        "rl-headroom", max_users=MAX_USERS, overrides=over, decision_intervals=2
+        "rl-headroom",
+        max_users=MAX_USERS,
+        overrides=over,
+        decision_intervals=2,
+        encoder_column=encoder_column,
     )
+    columns = NUM_FEATURES if encoder_column else len(FEATURES_V0)
+    assert env.num_features == columns == env.observation_space["users"].shape[0] // MAX_USERS
     obs, _ = env.reset(seed=11)
     rng = np.random.default_rng(11)
     checked = 0
+    seen_codes: set[float] = set()
     done = False
     while not done:
-        table = user_table(obs["users"])
-        expected = np.zeros((MAX_USERS, NUM_FEATURES), np.float32)
+        table = user_table(obs["users"], columns)
+        expected = np.zeros((MAX_USERS, columns), np.float32)
         if env._state is not None:
             for u, row in reference_rows(env).items():
                 expected[u] = row
+                if encoder_column:
+                    seen_codes.add(row[-1])
             checked += env._state.num_users
         np.testing.assert_allclose(table, expected, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(obs["mask"], (expected[:, 0] > 0).astype(np.int8))
         obs, _, done, _, _ = env.step(rng.uniform(-1, 1, MAX_USERS).astype(np.float32))
     assert checked > 100
+    if encoder_column:  # both groups' encoders were seen: the column takes 0 and 1
+        assert seen_codes == {0.0, 1.0}
