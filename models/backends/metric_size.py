@@ -21,3 +21,31 @@ def square_resize(images: np.ndarray, side: int) -> np.ndarray:
         crop = Image.fromarray(np.ascontiguousarray(images[i, top : top + m, left : left + m]))
         out[i] = np.asarray(crop.resize((side, side), Image.Resampling.BICUBIC))
     return out
+
+
+def longer_side_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """``(height', width')`` of an ``height x width`` image scaled so that its longer side
+    is ``max_side`` pixels (aspect kept, each side rounded, at least 1 pixel); the size
+    itself when the longer side is already ``<= max_side``."""
+    if max(height, width) <= max_side:
+        return height, width
+    scale = max_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fit_longer_side(images: np.ndarray, max_side: int) -> np.ndarray:
+    """``[B, H, W, 3]`` uint8 -> ``[B, H', W', 3]`` uint8 with ``(H', W')`` =
+    :func:`longer_side_size` (Pillow LANCZOS per image). Images whose longer side is
+    already ``<= max_side`` are returned unchanged (the same array, not a copy), so the
+    function is idempotent."""
+    from PIL import Image
+
+    b, h, w, _ = images.shape
+    hs, ws = longer_side_size(h, w, max_side)
+    if (hs, ws) == (h, w):
+        return images
+    out = np.empty((b, hs, ws, 3), np.uint8)
+    for i in range(b):
+        im = Image.fromarray(np.ascontiguousarray(images[i]))
+        out[i] = np.asarray(im.resize((ws, hs), Image.Resampling.LANCZOS))
+    return out

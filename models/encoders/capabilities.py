@@ -37,6 +37,16 @@ class ImageClassifier(Protocol):
 
 
 @runtime_checkable
+class MetricResize(Protocol):
+    """a metric size (``metric_resize``): images are scored at a bounded size"""
+
+    def metric_resize(self, images: np.ndarray) -> np.ndarray:
+        """``[B, H, W, 3]`` -> ``[B, H', W', 3]`` uint8 at which metrics are computed
+        (unchanged when already at most that size; idempotent)."""
+        ...
+
+
+@runtime_checkable
 class TextSelfAttention(Protocol):
     """text self-attention between words (``word_attention``)"""
 

@@ -17,7 +17,7 @@ from aigcsim.models.encoders.base import (
     UnitStream,
     encoder_provenance,
 )
-from aigcsim.models.encoders.capabilities import ImageClassifier
+from aigcsim.models.encoders.capabilities import ImageClassifier, MetricResize
 from aigcsim.models.encoders.levels import level_error
 from aigcsim.models.pixels import check_pixels
 
@@ -60,7 +60,13 @@ def metric_names(backend: QualityBackend) -> tuple[str, ...]:
 def measure(reference: np.ndarray, images: np.ndarray, backend: QualityBackend) -> np.ndarray:
     """``[M, B]`` metrics of ``images: [B, H, W, 3]`` against ``reference: [H, W, 3]``, rows
     named by :func:`metric_names`: LPIPS (from ``backend``), PSNR (dB), and task agreement
-    (1.0 where the classifier's top-1 class of the image equals the reference's)."""
+    (1.0 where the classifier's top-1 class of the image equals the reference's).
+
+    A backend with a metric size (:class:`~aigcsim.models.encoders.capabilities.MetricResize`)
+    gets all three computed on ``reference`` and ``images`` brought to that size."""
+    if isinstance(backend, MetricResize):
+        reference = backend.metric_resize(reference[None])[0]
+        images = backend.metric_resize(images)
     lp = np.asarray(backend.lpips(reference, images), dtype=np.float64).reshape(-1)
     if lp.shape[0] != images.shape[0]:
         raise ValueError(f"backend.lpips returned {lp.shape[0]} values for {images.shape[0]}")
