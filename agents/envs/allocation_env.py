@@ -169,6 +169,10 @@ class BandwidthAllocationEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 100}
+    steps_per_subband: bool = False
+    """Whether a subclass that overrides :meth:`step` maps per-subband logits itself (it
+    passes the ``[N * max_users (+ 1)]`` logits on to :meth:`_step_logits`); others are
+    refused ``act_per_subband``."""
 
     def __init__(
         self,
@@ -216,7 +220,11 @@ class BandwidthAllocationEnv(gym.Env):
                 f"act_per_subband needs a frequency-selective cell (cell.subbands > 1); "
                 f"scenario '{self.scenario.name}' has cell.subbands={self.num_subbands}"
             )
-        if self.act_per_subband and type(self).step is not BandwidthAllocationEnv.step:
+        if (
+            self.act_per_subband
+            and type(self).step is not BandwidthAllocationEnv.step
+            and not type(self).steps_per_subband
+        ):
             raise ValueError(
                 f"act_per_subband: {type(self).__name__} maps its own actions; only "
                 f"BandwidthAllocationEnv acts per subband"
@@ -405,7 +413,7 @@ class BandwidthAllocationEnv(gym.Env):
         if state is None:  # the run already ended
             return self._obs(), 0.0, True, False, self._info()
         log = self._log
-        phi_before = self._potential(self._last_obs)
+        phi_before = self._potential(self._last_obs) if self.shaping else 0.0
         log.start_window()
         used = 0.0
         intervals = 0

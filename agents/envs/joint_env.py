@@ -115,7 +115,10 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     ## Action Space
     ``Box(-1, 1, (2 * max_users (+ 1),), float32)``. ``action[:max_users]`` are the
     bandwidth logits, mapped to shares exactly as in the parent (softmax over the active
-    users); ``action[max_users:2 * max_users]`` is a level per user slot: ``a`` in
+    users); ``action[max_users:2 * max_users]`` is a level per user slot. With
+    ``act_per_subband`` (a cell with ``N > 1`` subbands) the first ``N * max_users``
+    entries are the parent's per-subband logits (subband by subband), then the
+    ``max_users`` levels: ``Box(-1, 1, ((N + 1) * max_users (+ 1),))``. A level ``a`` in
     ``[-1, 1]`` selects ``encoder_levels[min(floor((a + 1) / 2 * L), L - 1)]`` (``L``
     levels, uniform bins); with ``bandwidth_cost > 0`` the last entry is the parent's
     idle logit. A user's choice applies to each
@@ -149,8 +152,11 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
     ``info`` additionally holds ``levels``: ``[users.count]`` chosen level indices.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version. ``act_per_subband`` (2026-11-30, optional: per-subband
+      logits before the levels; the default spaces are unchanged).
     """
+
+    steps_per_subband = True  # step() passes per-subband logits on to _step_logits
 
     def __init__(
         self,
@@ -204,7 +210,7 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
                 "levels": spaces.Box(0.0, 1.0, shape=(max_users,), dtype=np.float32),
             }
         )
-        self.action_space = action_space(max_users, self.idle, per_user=2)
+        self.action_space = action_space(max_users, self.idle, per_user=self.per_user + 1)
         self._retarget_pending = False
 
     def _load_levels(self, levels: list[str]) -> OperatingPointTable:
@@ -231,7 +237,10 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
         return len(self.encoder_levels)
 
     def policy_settings(self) -> dict[str, Any]:
-        return super().policy_settings() | {"per_user": 2, "levels": list(self.encoder_levels)}
+        return super().policy_settings() | {
+            "per_user": self.per_user + 1,
+            "levels": list(self.encoder_levels),
+        }
 
     def _make_simulation(self, scenario: Scenario) -> Simulation:
         sim = LevelSimulation(scenario, self._levels_table, self._base_dir)
@@ -265,9 +274,10 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
         assert shape is not None
         a = check_action(action, shape)
         m = self.max_users
+        logits = self.per_user * m  # the parent's logits: [m], or [N * m] per subband
         sim: LevelSimulation = self.simulation  # type: ignore[assignment]
         n = sim.num_users
-        sim.choice[:] = level_indices(a[m : m + n], self.num_levels)
+        sim.choice[:] = level_indices(a[logits : logits + n], self.num_levels)
         if self._retarget_pending and self._state is not None:
             # requests that became current during reset() start with the first action
             changed = False
@@ -280,4 +290,4 @@ class JointEncodingAllocationEnv(BandwidthAllocationEnv):
             if changed:
                 self._state = sim.reobserve()
         self._retarget_pending = False
-        return self._step_logits(np.concatenate([a[:m], a[2 * m :]]))
+        return self._step_logits(np.concatenate([a[:logits], a[logits + m :]]))

@@ -228,8 +228,38 @@ def test_mapping_properties(data, n_sub, idle, scale):
         np.testing.assert_allclose(again, shares[perm], rtol=1e-12, atol=1e-300)
 
 
-def test_joint_env_refuses_per_subband_actions(selective):
+def test_joint_env_acts_per_subband(selective):
+    """Joint env with per-subband logits: ``[N * m]`` logits, then ``m`` levels; at
+    logits 0 it runs exactly the flat joint env's episode with the same levels."""
     from aigcsim.agents.envs.joint_env import JointEncodingAllocationEnv
 
-    with pytest.raises(ValueError, match="JointEncodingAllocationEnv maps its own actions"):
-        JointEncodingAllocationEnv(selective, max_users=MAX_USERS, act_per_subband=True)
+    levels = ["jpeg/q=10", "jpeg/q=40", "jpeg/q=80"]
+    data = copy.deepcopy(selective)
+    data["users"]["groups"] = [{"label": "a", "encoder": "jpeg/q=40", "fraction": 1.0}]
+    data["table"] = {"source": "builtin:default"}
+
+    def episode(per_subband: bool, level: float) -> tuple[list[float], list[np.ndarray]]:
+        env = JointEncodingAllocationEnv(
+            data, encoder_levels=levels, max_users=MAX_USERS, act_per_subband=per_subband
+        )
+        per_user = N if per_subband else 1
+        assert env.action_space.shape == ((per_user + 1) * MAX_USERS,)
+        assert env.policy_settings()["per_user"] == per_user + 1
+        action = np.concatenate([np.zeros(per_user * MAX_USERS), np.full(MAX_USERS, level)])
+        obs, _ = env.reset(seed=3)
+        rewards, chosen, done = [], [], False
+        while not done:
+            obs, reward, done, _, info = env.step(action.astype(np.float32))
+            rewards.append(reward)
+            chosen.append(info["levels"])
+        table = user_table(obs["users"], env.num_features)
+        assert table.shape[1] == NUM_FEATURES + (N if per_subband else 0)
+        return rewards, chosen
+
+    for level in (-1.0, 0.9):
+        flat, per_subband = episode(False, level), episode(True, level)
+        assert per_subband[0] == flat[0]
+        for a, b in zip(per_subband[1], flat[1], strict=True):
+            np.testing.assert_array_equal(a, b)
+    low, high = episode(True, -1.0), episode(True, 0.9)
+    assert {int(x) for x in low[1][0]} == {0} and {int(x) for x in high[1][0]} == {2}
