@@ -175,6 +175,9 @@ class DeliveryState:
     target_bits: np.ndarray  # min(target_cum, total): the bits to send without erasures
     decode_target: np.ndarray  # s: decode time once the target units are received
     in_flight: np.ndarray  # int: packets awaiting retransmission, the row sums of harq
+    # facts of the current unit, kept by start/retarget and :meth:`units_changed`
+    next_unit_cum: np.ndarray  # bits up to the end of unit min(k_sent + 1, num_units)
+    quality_gain: np.ndarray  # quality gained when unit k_rx + 1 arrives (>= 0)
     table: StreamTable | None = None
 
     @classmethod
@@ -211,6 +214,8 @@ class DeliveryState:
             target_bits=np.zeros(n),
             decode_target=np.zeros(n),
             in_flight=np.zeros(n, dtype=np.int64),
+            next_unit_cum=np.zeros(n),
+            quality_gain=np.zeros(n),
             table=table,
         )
 
@@ -265,6 +270,33 @@ class DeliveryState:
         self.target_cum[u] = cum
         self.target_bits[u] = min(cum, total)
         self.decode_target[u] = st.decode_flat[target]
+        # units_changed() for one user, on scalars (the same operations)
+        units = int(self.num_units[u])
+        self.next_unit_cum[u] = st.cum_flat[base + min(int(self.k_sent[u]) + 1, units)]
+        k_rx = int(self.k_rx[u])
+        q_now, q_next = st.q_flat[base + k_rx], st.q_flat[base + min(k_rx + 1, units)]
+        gain = q_now - q_next if st.lower_is_better else q_next - q_now
+        self.quality_gain[u] = gain if gain >= 0.0 or gain != gain else 0.0  # np.maximum
+
+    def units_changed(self, users: np.ndarray) -> None:
+        """Recompute the unit facts of ``users: [m]`` (their ``k_sent``/``k_rx`` changed):
+        the bits to the end of the next unit to send, ``cum[min(k_sent + 1, units)]``,
+        and the quality the next unit to receive adds, ``max(q[k_rx] - q[min(k_rx + 1,
+        units)], 0)`` (the other way round for a higher-is-better metric)."""
+        st = self.table
+        if st is None:
+            return
+        base, units = self.base[users], self.num_units[users]
+        next_sent = self.k_sent[users] + 1
+        np.minimum(next_sent, units, out=next_sent)
+        self.next_unit_cum[users] = st.cum_flat[base + next_sent]
+        at = base + self.k_rx[users]
+        q_now = st.q_flat[at]
+        at += 1
+        np.minimum(at, base + units, out=at)
+        q_next = st.q_flat[at]
+        gain = q_now - q_next if st.lower_is_better else q_next - q_now
+        self.quality_gain[users] = np.maximum(gain, 0.0)
 
     def stop(self, user: int) -> None:
         """``user`` has nothing to send."""

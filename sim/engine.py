@@ -582,22 +582,11 @@ class Simulation:
         done = d.bits_done[sel]
         erased = d.erased_bits[sel]
         total = d.total_bits[sel]
-        n_units = d.num_units[sel]
         if st.any_loss_tolerant:  # erased bits move the target out
             target_bits = np.minimum(d.target_cum[sel] + erased, total)
         else:  # no erasures: the fixed min(cum[target], total)
             target_bits = d.target_bits[sel]
-        next_unit = d.k_sent[sel] + 1
-        np.minimum(next_unit, n_units, out=next_unit)
-        next_unit += base
-        k_rx = d.k_rx[sel]
-        at = base + k_rx
-        q_now = st.q_flat[at]
-        at += 1
-        np.minimum(at, base + n_units, out=at)  # base + min(k_rx + 1, n_units)
-        q_next = st.q_flat[at]
-        gain = q_now - q_next if st.lower_is_better else q_next - q_now
-        np.maximum(gain, 0.0, out=gain)
+        gain = d.quality_gain[sel]  # kept as units arrive (DeliveryState.units_changed)
         L = self.packet_bits
         harq = d.harq[sel]
         in_flight = d.in_flight[sel] * L
@@ -606,7 +595,7 @@ class Simulation:
         np.maximum(new_packets, 0.0, out=new_packets)
         new_packets /= L
         np.ceil(new_packets, out=new_packets)
-        bits_left_unit = st.cum_flat[next_unit] - done
+        bits_left_unit = d.next_unit_cum[sel] - done
         np.maximum(bits_left_unit, 0.0, out=bits_left_unit)
         bits_left_total = new_packets * L
         bits_left_total += in_flight  # whole packets, pending retransmissions too
@@ -625,7 +614,7 @@ class Simulation:
             bits_left_unit=bits_left_unit,
             # whole packets: what the link must carry to finish (pending retransmissions too)
             bits_left_total=bits_left_total,
-            quality_gain_next=gain,
+            quality_gain_next=gain.copy() if everyone else gain,
             deadline_slack_s=d.deadline[sel] - t,
             # copies when ``sel`` is a view: apply() and new requests change them in place
             avg_throughput_bps=avg_throughput.copy() if everyone else avg_throughput,
@@ -764,21 +753,36 @@ class Simulation:
             k_rx[lt] = st.units_from(
                 rows[lt], base[lt], np.maximum(done - erased, 0.0)[lt], d.k_rx[sel][lt]
             )
+        changed = k_sent != d.k_sent[sel]
+        if k_rx is not k_sent:
+            changed |= k_rx != d.k_rx[sel]
         d.k_sent[sel] = k_sent
         d.k_rx[sel] = k_rx
-        # requests that end this interval
-        q = st.q_flat[base + k_rx]
-        q_target = d.q_target[sel]
-        met = q <= q_target if st.lower_is_better else q >= q_target
-        finished = done >= total  # all sent: every bit, nothing awaiting retransmission
-        finished &= tx.in_flight == 0
-        if analog_pending is not None:
-            finished &= ~analog_pending
-        at_target = k_rx >= d.target_units[sel]
-        at_target &= met
-        finished |= at_target
+        changed_at = changed.nonzero()[0]
+        if changed_at.size:  # units arrived: the unit facts the next tick reads
+            d.units_changed(idx[changed_at])
+        # requests that end this interval: finished (all sent, or the target received)
+        # or expired; none can unless the stream is sent, the target units are in, or
+        # the deadline is reached (three comparisons decide most intervals)
         end = t + self.dt
-        ending = (finished | (end >= d.deadline[sel])).nonzero()[0]  # finished or expired
+        all_in = done >= total
+        at_target = k_rx >= d.target_units[sel]
+        expired = end >= d.deadline[sel]
+        maybe = all_in | at_target
+        maybe |= expired
+        if np.count_nonzero(maybe):
+            q = st.q_flat[base + k_rx]
+            q_target = d.q_target[sel]
+            met = q <= q_target if st.lower_is_better else q >= q_target
+            finished = all_in  # all sent: every bit, nothing awaiting retransmission
+            finished &= tx.in_flight == 0
+            if analog_pending is not None:
+                finished &= ~analog_pending
+            at_target &= met
+            finished |= at_target
+            ending = (finished | expired).nonzero()[0]
+        else:
+            ending = changed_at[:0]
         if ending.size:  # a finished request ends when its last packet went out
             send_fraction = np.where(
                 capacity > 0, np.minimum(sent_bits / np.maximum(capacity, 1e-9), 1.0), 0.0

@@ -210,10 +210,15 @@ def test_fixed_psd_reuses_the_observed_snr(masked):
     assert len(fast[0]) > 100
 
 
-def test_stream_facts_match_the_table():
-    """The per-user stream facts kept by start()/retarget() equal the table's."""
+@pytest.mark.parametrize("encoder", ["jpeg/q=40", "vq-mask/prm/p=0.25"])
+def test_stream_facts_match_the_table(encoder):
+    """The per-user stream and unit facts kept by start()/retarget() and
+    units_changed() equal the table's (also with a loss-tolerant encoder)."""
     data = copy.deepcopy(SMALL)
     data["users"]["arrivals"]["params"]["rate_per_s"] = 2.0
+    data["users"]["groups"][1]["encoder"] = encoder
+    data["cell"]["bandwidth_hz"] = 2e5  # deliveries span many intervals
+    data["qos"]["target"] = 0.2  # and many units
     sim = Simulation(sl.validate(data))
     st, d = sim.streams_table, sim.delivery
     checked = 0
@@ -235,5 +240,13 @@ def test_stream_facts_match_the_table():
         )
         np.testing.assert_array_equal(d.decode_target[a], st.decode_flat[target])
         np.testing.assert_array_equal(d.in_flight[a], d.harq[a].sum(axis=1))
+        units = st.num_units_flat[rows]
+        np.testing.assert_array_equal(
+            d.next_unit_cum[a], st.cum_flat[base + np.minimum(d.k_sent[a] + 1, units)]
+        )
+        q_now = st.q_flat[base + d.k_rx[a]]
+        q_next = st.q_flat[base + np.minimum(d.k_rx[a] + 1, units)]
+        gain = q_now - q_next if st.lower_is_better else q_next - q_now
+        np.testing.assert_array_equal(d.quality_gain[a], np.maximum(gain, 0.0))
         checked += 1
     assert checked > 200
