@@ -52,12 +52,15 @@ class SubbandProportionalFair:
         shares = np.zeros(se.shape)
         free = np.ones(num_subbands)  # fraction of each subband not yet given
         subbands = np.arange(num_subbands)
+        # Who may win which subband, transposed ([N, n]: the argmax over users runs along
+        # contiguous rows) and kept up to date instead of rebuilt every round: users only
+        # run out of bits and subbands only fill up, so eligibility only ever shrinks.
+        eligible = (capacity_bits > 0).T & (need_bits > 0)[None, :]  # [N, n]
+        masked = np.where(eligible, metric.T, -np.inf)  # [N, n]
+        open_sb = free > 1e-12
         for _ in range(num_subbands + se.shape[0]):  # each round fills a subband or a user
-            open_sb = free > 1e-12
-            eligible = (need_bits > 0)[:, None] & (capacity_bits > 0) & open_sb[None, :]
-            masked = np.where(eligible, metric, -np.inf)
-            winner = np.argmax(masked, axis=0)  # [N]
-            live = open_sb & eligible[winner, subbands]
+            winner = np.argmax(masked, axis=1)  # [N], the first best user of each subband
+            live = open_sb & eligible[subbands, winner]
             if not live.any():
                 break
             s_live, w_live = subbands[live], winner[live]
@@ -67,7 +70,9 @@ class SubbandProportionalFair:
             cap = capacity_bits[w_live, s_live]
             avail = free[s_live] * cap
             cum = np.cumsum(avail)
-            first = np.r_[True, w_live[1:] != w_live[:-1]]
+            first = np.empty(w_live.size, dtype=bool)
+            first[0] = True
+            np.not_equal(w_live[1:], w_live[:-1], out=first[1:])
             group_start = np.maximum.accumulate(np.where(first, np.arange(w_live.size), 0))
             before = cum - avail - (cum - avail)[group_start]  # bits given earlier to w
             take = np.clip(need_bits[w_live] - before, 0.0, avail)
@@ -76,6 +81,14 @@ class SubbandProportionalFair:
             free[s_live] -= fraction
             need_bits -= np.bincount(w_live, weights=take, minlength=need_bits.size)
             np.maximum(need_bits, 0.0, out=need_bits)
+            # only this round's winners and subbands can have become ineligible
+            open_sb = free > 1e-12
+            filled = s_live[~open_sb[s_live]]
+            eligible[filled] = False
+            masked[filled] = -np.inf
+            done = w_live[~(need_bits[w_live] > 0)]  # repeats are harmless
+            eligible[:, done] = False
+            masked[:, done] = -np.inf
         return shares if subband_se is not None else shares[:, 0]
 
 

@@ -252,51 +252,122 @@ def one_step_of(elapsed_s: np.ndarray, dt_s: float) -> np.ndarray:
     return np.zeros(elapsed_s.shape[0], dtype=bool)
 
 
+MASKED_ROTATION_MIN_FRACTION = 0.125
+"""``jakes`` rotates the served users' phasors in place (a masked multiply over all
+users, no gather or scatter) when at least this fraction of the users is served, else
+it gathers, rotates and scatters their rows (the same numbers either way)."""
+
+
+def pairwise_sum_axis1(z: np.ndarray) -> np.ndarray:
+    """``z.sum(axis=1)`` of complex ``z: [n, M, K]`` bit for bit as numpy computes a sum
+    over a contiguous last axis (``z.transpose(0, 2, 1).sum(axis=2)``), ``[n, K]``.
+
+    numpy reduces a contiguous complex axis by pairwise summation: up to 64 terms it
+    keeps four running sums over terms ``j, j + 4, j + 8, ...`` (``j = 0..3``), combines
+    them as ``(s0 + s1) + (s2 + s3)``, adds the ``M mod 4`` leftover terms in order and
+    then adds the result to the initial ``0``; fewer than four terms are added in order;
+    above 64 terms it splits the axis and adds the two halves' sums. Here every step is
+    one vectorised operation over ``[n, ., K]``, so a tap-major layout can be summed
+    over its sinusoids without a transpose (``tests/sim/test_jakes_layout.py`` checks it
+    against ``np.sum`` for ``M = 1..300``).
+    """
+    total = _pairwise(z, 0, z.shape[1])
+    total += 0.0  # numpy adds the pairwise sum to the reduction's initial 0
+    return total
+
+
+def _pairwise(z: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """numpy's pairwise sum of ``z[:, lo:hi]`` over axis 1 (``hi > lo``), ``[n, K]``."""
+    m = hi - lo
+    if m < 4:
+        total = z[:, lo].copy()
+        for j in range(lo + 1, hi):
+            total += z[:, j]
+        return total
+    if m <= 64:
+        blocks_end = hi - m % 4
+        acc = z[:, lo : lo + 4].copy()
+        for j in range(lo + 4, blocks_end, 4):
+            acc += z[:, j : j + 4]
+        total = acc[:, 0] + acc[:, 1]
+        total += acc[:, 2] + acc[:, 3]
+        for j in range(blocks_end, hi):
+            total += z[:, j]
+        return total
+    half = (m - m % 8) // 2  # numpy splits 2m scalars at m - m % 8 of them
+    total = _pairwise(z, lo, lo + half)
+    total += _pairwise(z, lo + half, hi)
+    return total
+
+
 class JakesProcess:
     """Random-frequency sum of ``M`` complex sinusoids with Gaussian weights (module doc).
 
-    State: phasors ``z: [U, M]`` complex, ``z_n = a_n exp(j 2 pi nu_n C)``, and
-    ``values = sum_n z_n: [U]``. The one-interval rotations ``exp(j 2 pi nu_n f_d dt)``
-    are cached per user (``[U, M]``) and keyed by the Doppler and step they were made
-    for, so a user served in consecutive intervals costs one complex multiply per
-    sinusoid; any other jump evaluates the rotation afresh (``cos``/``sin``). Above
-    :data:`ROTATION_CACHE_MAX_ELEMENTS` (``U * M``) nothing is cached, to bound memory.
+    ``taps = K`` independent processes per user (the taps of a TDL channel,
+    :mod:`aigcsim.sim.channel.tdl`) share the user's Doppler and are advanced together;
+    their draws are those of ``U * K`` one-tap users (process ``u * K + k``), so
+    ``JakesProcess(U, M, rng, taps=K)`` holds the same numbers as
+    ``JakesProcess(U * K, M, rng)``.
+
+    State: phasors ``z: [U, M, K]`` complex (sinusoid-major within a user, so a user's
+    phasors are one contiguous row and the sums over sinusoids are whole-array
+    operations), ``z_n = a_n exp(j 2 pi nu_n C)``, and ``values = sum_n z_n: [U * K]``
+    (``values2d``: the same as ``[U, K]``). The one-interval rotations
+    ``exp(j 2 pi nu_n f_d dt)`` are cached per user (``[U, M, K]``) and keyed by the
+    Doppler and step they were made for, so a user served in consecutive intervals
+    costs one complex multiply per sinusoid, done in place when many users are served
+    (:data:`MASKED_ROTATION_MIN_FRACTION`); any other jump evaluates the rotation
+    afresh (``cos``/``sin``). Above :data:`ROTATION_CACHE_MAX_ELEMENTS` (``U * K * M``)
+    nothing is cached, to bound memory.
     """
 
-    def __init__(self, num_users: int, num_sinusoids: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self, num_users: int, num_sinusoids: int, rng: np.random.Generator, taps: int = 1
+    ) -> None:
         self.num_users = num_users
         self.num_sinusoids = num_sinusoids
+        self.taps = int(taps)
         angle = _TWO_PI * np.arange(num_sinusoids) / num_sinusoids
-        self._cos_base = np.cos(angle)
-        self._sin_base = np.sin(angle)
+        self._cos_base = np.cos(angle)[:, None]  # [M, 1]
+        self._sin_base = np.sin(angle)[:, None]
         self.reset(rng)
 
     def reset(self, rng: np.random.Generator) -> None:
         """Redraw weights and frequency offsets (stationary start) using ``rng``."""
-        u, m = self.num_users, self.num_sinusoids
-        self._z = _complex_normal(rng, u * m).reshape(u, m)
-        self._z *= np.sqrt(1.0 / m)
-        offset = _TWO_PI * rng.random(u) / m
-        self._cos_offset = np.cos(offset)
-        self._sin_offset = np.sin(offset)
-        # One-step rotations [U, M], allocated on first use, only if U * M is small enough.
+        u, k, m = self.num_users, self.taps, self.num_sinusoids
+        z = _complex_normal(rng, u * k * m).reshape(u * k, m)
+        z *= np.sqrt(1.0 / m)
+        offset = _TWO_PI * rng.random(u * k) / m
+        self.values = z.sum(axis=1)
+        """Current diffuse gains, complex ``[U * K]`` (user ``u``'s tap ``k`` at ``u * K + k``)."""
+        self.values2d = self.values.reshape(u, k)
+        """:attr:`values` as ``[U, K]`` (a view)."""
+        self._z = np.ascontiguousarray(z.reshape(u, k, m).transpose(0, 2, 1))  # [U, M, K]
+        self._cos_offset = np.cos(offset).reshape(u, k)
+        self._sin_offset = np.sin(offset).reshape(u, k)
+        # One-step rotations [U, M, K], allocated on first use, only if small enough.
         self._rot: np.ndarray | None = None
         self._rot_doppler_hz = np.full(u, np.nan)  # Doppler each cached rotation is for
         self._rot_dt_s: float | None = None
-        self.caches_rotations = u * m <= ROTATION_CACHE_MAX_ELEMENTS
-        self.values = self._z.sum(axis=1)
-        """Current diffuse gains, complex ``[U]``."""
+        self.caches_rotations = u * k * m <= ROTATION_CACHE_MAX_ELEMENTS
 
     def _rotation(self, users: np.ndarray, cycles: np.ndarray) -> np.ndarray:
         """``exp(j 2 pi nu_n c)`` for ``users: [n]`` and Doppler cycles ``c: [n]``,
-        complex ``[n, M]``. ``nu_n = cos(a_n + u) = cos a_n cos u - sin a_n sin u``."""
-        c = _TWO_PI * cycles
-        phase = np.multiply.outer(c * self._cos_offset[users], self._cos_base)
-        phase -= np.multiply.outer(c * self._sin_offset[users], self._sin_base)
+        complex ``[n, M, K]``. ``nu_n = cos(a_n + u) = cos a_n cos u - sin a_n sin u``."""
+        c = (_TWO_PI * cycles)[:, None]
+        phase = (c * self._cos_offset[users])[:, None, :] * self._cos_base
+        phase -= (c * self._sin_offset[users])[:, None, :] * self._sin_base
         rot = np.empty(phase.shape, dtype=np.complex128)
         np.cos(phase, out=rot.real)
         np.sin(phase, out=rot.imag)
         return rot
+
+    def _tap_sums(self, z: np.ndarray) -> np.ndarray:
+        """``[n, K]`` sums over the ``M`` sinusoids of ``z: [n, M, K]`` (numpy's own
+        pairwise order, as for a ``[n * K, M]`` array summed over its last axis)."""
+        if self.taps == 1:
+            return z.reshape(z.shape[0], self.num_sinusoids).sum(axis=1)[:, None]
+        return pairwise_sum_axis1(z)
 
     def set_rate(self, dt_s: float, doppler_hz: np.ndarray) -> None:
         """Cache every user's one-step rotation for ``doppler_hz: [U]`` (Hz), ``dt_s`` (s)."""
@@ -309,7 +380,8 @@ class JakesProcess:
         """One step at the rate last given to :meth:`set_rate`."""
         assert self._rot is not None, "set_rate() first"
         self._z *= self._rot
-        self.values = self._z.sum(axis=1)
+        self.values = self._tap_sums(self._z).ravel()
+        self.values2d = self.values.reshape(self.num_users, self.taps)
 
     def advance_users(
         self,
@@ -319,18 +391,19 @@ class JakesProcess:
         doppler_hz: np.ndarray,
         all_users: bool | None = None,
     ) -> None:
-        """Advance only ``users: [n]`` by ``elapsed_s: [n]`` seconds at Doppler
-        ``doppler_hz: [n]``. A jump of one ``dt_s`` step uses (and refreshes) the cached
-        rotation; longer jumps rotate by ``exp(j 2 pi nu_n f_d elapsed_s)`` directly.
-        ``all_users``: whether ``users`` is ``0..U-1`` (:func:`is_all_users`; ``None``:
-        find out)."""
+        """Advance only ``users: [n]`` (all their taps) by ``elapsed_s: [n]`` seconds at
+        Doppler ``doppler_hz: [n]``. A jump of one ``dt_s`` step uses (and refreshes) the
+        cached rotation; longer jumps rotate by ``exp(j 2 pi nu_n f_d elapsed_s)``
+        directly. ``all_users``: whether ``users`` is ``0..U-1`` (:func:`is_all_users`;
+        ``None``: find out). Each user's update is independent of the others', so the
+        users are handled in groups (cached, fresh) with the same numbers."""
         one_step = one_step_of(elapsed_s, dt_s)
         if not self.caches_rotations:
             cycles = doppler_hz * np.where(one_step, dt_s, elapsed_s)
             self._rotate(users, self._rotation(users, cycles))
             return
         if self._rot is None:
-            self._rot = np.ones((self.num_users, self.num_sinusoids), dtype=np.complex128)
+            self._rot = np.ones(self._z.shape, dtype=np.complex128)
         if dt_s != self._rot_dt_s:
             self._rot_doppler_hz.fill(np.nan)
             self._rot_dt_s = dt_s
@@ -340,24 +413,36 @@ class JakesProcess:
                 all_users = is_all_users(users, self.num_users)
             if all_users:  # in place: no gather or scatter
                 self._z *= self._rot
-                self.values[:] = self._z.sum(axis=1)
+                self.values[:] = self._tap_sums(self._z).ravel()
                 return
-            rot = self._rot[users]
-        else:
-            rot = np.empty((users.shape[0], self.num_sinusoids), dtype=np.complex128)
-            if one_step.any():
-                self._refresh(users[one_step], doppler_hz[one_step], dt_s)
-                rot[one_step] = self._rot[users[one_step]]
-            jump = ~one_step
-            rot[jump] = self._rotation(users[jump], doppler_hz[jump] * elapsed_s[jump])
-        self._rotate(users, rot)
+            self._rotate_cached(users)
+            return
+        if one_step.any():
+            steady = users[one_step]
+            self._refresh(steady, doppler_hz[one_step], dt_s)
+            self._rotate_cached(steady)
+        jump = ~one_step
+        moved = users[jump]
+        self._rotate(moved, self._rotation(moved, doppler_hz[jump] * elapsed_s[jump]))
+
+    def _rotate_cached(self, users: np.ndarray) -> None:
+        """Rotate ``users: [n]`` (distinct) by their cached one-step rotation: in place
+        under a mask when many are served, else gathered and scattered back."""
+        assert self._rot is not None
+        if users.shape[0] < MASKED_ROTATION_MIN_FRACTION * self.num_users:
+            self._rotate(users, self._rot[users])
+            return
+        served = np.zeros((self.num_users, 1, 1), dtype=bool)
+        served[users] = True
+        np.multiply(self._z, self._rot, out=self._z, where=served)
+        self.values2d[users] = self._tap_sums(self._z[users])
 
     def _rotate(self, users: np.ndarray, rot: np.ndarray) -> None:
-        """Multiply the phasors of ``users: [n]`` by ``rot: [n, M]`` and re-sum them."""
+        """Multiply the phasors of ``users: [n]`` by ``rot: [n, M, K]`` and re-sum them."""
         z = self._z[users]
         z *= rot
         self._z[users] = z
-        self.values[users] = z.sum(axis=1)
+        self.values2d[users] = self._tap_sums(z)
 
     def _refresh(self, users: np.ndarray, doppler_hz: np.ndarray, dt_s: float) -> None:
         """Recompute the cached one-step rotation of ``users`` whose Doppler changed."""

@@ -136,8 +136,9 @@ class TdlParams(BaseModel):
 class TdlFading:
     """Subband gains ``H: [U, N]`` of ``num_users`` users (module doc).
 
-    State: one :class:`JakesProcess` over ``U * K`` user-taps (row ``u * K + k``) and,
-    for LOS profiles, a unit LOS phasor per user. The tap-to-subband map is the fixed
+    State: one :class:`JakesProcess` with ``K`` taps per user (tap ``k`` of user ``u``
+    is process ``u * K + k``; a user's taps are advanced together) and, for LOS
+    profiles, a unit LOS phasor per user. The tap-to-subband map is the fixed
     ``[K, N]`` matrix ``sqrt(p_k) exp(-j 2 pi f_s tau_k)``.
     """
 
@@ -161,22 +162,18 @@ class TdlFading:
         self._los_steer = steer[0] if self.profile.los else None
         self._steer = np.ascontiguousarray(steer[first:])  # Rayleigh taps, [K, N]
         self.num_taps = self._steer.shape[0]
-        self._taps = JakesProcess(self.num_users * self.num_taps, params.num_sinusoids, rng)
-        self._tap_index = np.arange(self.num_taps)
+        self._taps = JakesProcess(self.num_users, params.num_sinusoids, rng, taps=self.num_taps)
         if self.profile.los:
             self._los_cos_aoa = np.cos(rng.uniform(-np.pi, np.pi, self.num_users))
             self._los = np.exp(1j * rng.uniform(-np.pi, np.pi, self.num_users))
         self._h = self._subbands(np.arange(self.num_users))
 
     def _subbands(self, users: np.ndarray) -> np.ndarray:
-        taps = self._taps.values[self._rows(users)].reshape(users.shape[0], self.num_taps)
-        h = taps @ self._steer
+        """``[n, N]`` subband gains of ``users: [n]`` from their current tap gains."""
+        h = self._taps.values2d[users] @ self._steer
         if self._los_steer is not None:
             h += np.multiply.outer(self._los[users], self._los_steer)
         return h
-
-    def _rows(self, users: np.ndarray) -> np.ndarray:
-        return (users[:, None] * self.num_taps + self._tap_index).ravel()
 
     def coefficients(self) -> np.ndarray:
         """Current subband gains, complex ``[U, N]`` (a copy)."""
@@ -192,10 +189,7 @@ class TdlFading:
         """Advance ``users: [n]`` by ``elapsed_s: [n]`` s at ``doppler_hz: [n]`` (lazy, exact
         jumps as for the flat ``jakes`` process); returns their ``|H|^2: [n, N]``."""
         fd_hz = np.maximum(doppler_hz, self.min_doppler_hz)
-        k = self.num_taps
-        self._taps.advance_users(
-            self._rows(users), np.repeat(elapsed_s, k), dt_s, np.repeat(fd_hz, k)
-        )
+        self._taps.advance_users(users, elapsed_s, dt_s, fd_hz)
         if self._los_steer is not None:
             self._los[users] *= np.exp(1j * _TWO_PI * fd_hz * self._los_cos_aoa[users] * elapsed_s)
         h = self._subbands(users)
