@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -305,7 +306,8 @@ def load_policy_network(path: str | Path) -> tuple[Any, dict[str, Any]]:
 
 # ------------------------------------------------------------------ explicit conversion
 def convert(model_zip: Path, like: Path, out: Path) -> Path:
-    """Write a safe policy directory ``out`` from a TRUSTED SB3 ``.zip`` (unpickles it!).
+    """Write a safe policy directory ``out`` from a TRUSTED SB3 ``.zip`` (unpickles it!),
+    or from an ADD checkpoint ``.zip`` (:meth:`aigcsim.agents.add.ADD.load`: weights only).
 
     ``like``: a format-2 policy directory of the same training run, whose
     ``policy.json`` (env settings, agent) is copied.
@@ -314,12 +316,15 @@ def convert(model_zip: Path, like: Path, out: Path) -> Path:
     from aigcsim.agents.sb3_training import DRL_BASELINES, agent_kind
 
     agent = str(info["agent"])
-    kind = agent_kind(agent) if agent in DRL_BASELINES else None
-    if kind is None or kind.sb3_class is None:
+    kind = agent_kind(agent) if agent in (*DRL_BASELINES, "add") else None
+    if kind is None:
         raise PolicyFileError(
-            f"convert handles SB3 agents ({', '.join(DRL_BASELINES)}), not '{agent}'"
+            f"convert handles SB3 agents ({', '.join(DRL_BASELINES)}) and add, not '{agent}'"
         )
-    model = kind.model_class().load(model_zip, device="cpu")  # trusted file: unpickles
+    try:  # SB3: a trusted file, unpickled; ADD: weights only (ADD.load), never runs code
+        model = kind.model_class().load(model_zip, device="cpu")
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise PolicyFileError(f"cannot convert '{model_zip}': {exc}") from None
     out = Path(out)
     if out.exists():
         raise PolicyFileError(f"'{out}' exists; choose a new directory")

@@ -527,10 +527,11 @@ def read_runs(path: Path) -> list[dict[str, Any]]:
 
 
 def checkpoint_curve(dirs: list[Path], eval_seeds: list[int]) -> list[dict[str, Any]]:
-    """Paired return difference from equal share on the held-out seeds of every SB3
-    checkpoint the runs saved (``checkpoints/*.zip``): each is converted to a safe
-    policy directory first (:func:`aigcsim.agents.policy_io.convert`; these are our own
-    training outputs, so unpickling them is trusted) and evaluated like the final one."""
+    """Paired return difference from equal share on the held-out seeds of every
+    checkpoint the runs saved (``checkpoints/*.zip``, SB3 and ADD): each is converted to
+    a safe policy directory first (:func:`aigcsim.agents.policy_io.convert`; SB3 files
+    are our own training outputs, so unpickling them is trusted; ADD's are read as
+    weights only) and evaluated like the final one."""
     import re
 
     from aigcsim.agents.evaluation import evaluate
@@ -643,8 +644,7 @@ def _main(args: argparse.Namespace) -> int:
         _write_csv(args.out / "runs.csv", rows)
     print(report(args.out, dirs, rows, sorted({r["seed"] for r in rows})))
     if args.checkpoint_curve:
-        sb3 = [d for d in dirs if json.loads((d / "policy.json").read_text())["agent"] != "add"]
-        _write_csv(args.out / "checkpoints.csv", checkpoint_curve(sb3, args.eval_seeds))
+        _write_csv(args.out / "checkpoints.csv", checkpoint_curve(dirs, args.eval_seeds))
     return 0
 
 
