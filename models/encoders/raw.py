@@ -77,6 +77,15 @@ def measure(reference: np.ndarray, images: np.ndarray, backend: QualityBackend) 
     return np.stack(rows)
 
 
+def metric_reference(reference: np.ndarray, backend: QualityBackend) -> np.ndarray:
+    """``reference: [H, W, 3]`` at the size ``backend`` computes metrics at (its own size
+    unless the backend has a :class:`~aigcsim.models.encoders.capabilities.MetricResize`
+    size), so an encoder can render its reconstructions straight at that size."""
+    if isinstance(backend, MetricResize):
+        return backend.metric_resize(reference[None])[0]
+    return reference
+
+
 def quality_dict(backend: QualityBackend, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Name the rows ``[M, n + 1]`` of per-prefix metrics."""
     return {name: np.asarray(rows[i]) for i, name in enumerate(metric_names(backend))}

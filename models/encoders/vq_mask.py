@@ -27,11 +27,13 @@ Receiver quality ``quality[k]`` after ``k`` units received: ``k = 0`` a uniform
 mid-grey image; ``k >= 1`` the header plus ``k - 1`` packets (the header is assumed to be
 the first unit received). Missing packets' positions and masked positions are filled by
 :func:`aigcsim.models.vq.fill_tokens` (received indices never change), decoded and scored
-against the original at its own size. For ``j`` received packets the metrics are the
-mean over ``loss_patterns`` seeded random subsets (``SeedSequence([loss_seed, j, r])``)
-computed only on a grid of ``j``: ``quality_grid + 1`` values of ``round(linspace(0, P))``
-(all ``j`` when ``P <= quality_grid``), linearly interpolated in between; ``j = 0`` and
-``j = P`` need one pattern.
+against the original at its own size, or, when the backend has a metric size
+(``metric_max_side`` of ``offline``), decoded straight to that size and scored against the
+original resized to it (:func:`aigcsim.models.encoders.raw.metric_reference`). For ``j``
+received packets the metrics are the mean over ``loss_patterns`` seeded random subsets
+(``SeedSequence([loss_seed, j, r])``) computed only on a grid of ``j``: ``quality_grid +
+1`` values of ``round(linspace(0, P))`` (all ``j`` when ``P <= quality_grid``), linearly
+interpolated in between; ``j = 0`` and ``j = P`` need one pattern.
 
 Decode time ``decode_time_s[k]`` (``0`` for ``k = 0``). Codebook path (``offline``): the
 STATED constant ``decode_time_s`` for every ``k >= 1``, not measured. Backend receiver path
@@ -97,6 +99,7 @@ from aigcsim.models.encoders.raw import (
     grey_quality,
     measure,
     metric_names,
+    metric_reference,
     quality_dict,
 )
 from aigcsim.models.huffman import HuffmanCode
@@ -546,7 +549,7 @@ class VQMaskEncoder:
         :data:`MEASURE_CHUNK` images. Each level's curve is the mean over its loss patterns
         at each grid point, linearly interpolated in between."""
         cb = self.codebook(store)
-        px = check_pixels(image.pixels)
+        px = metric_reference(check_pixels(image.pixels), backend)
         height, width = px.shape[:2]
         owners, tokens, known = [], [], []
         for level, plan in plans.items():
@@ -714,7 +717,7 @@ class VQMaskEncoder:
         Both are measured on :meth:`packet_grid` and linearly interpolated in between."""
         n_p = plan.num_packets
         grid = self.packet_grid(n_p)
-        px = image.pixels
+        px = metric_reference(image.pixels, backend)
         height, width = px.shape[:2]
         measured = np.empty((len(metric_names(backend)), grid.size))
         seconds = np.empty(grid.size)

@@ -117,3 +117,29 @@ def test_offline_metrics_equal_those_of_the_resized_images(capped):
     assert np.array_equal(capped.lpips(ref, imgs), plain.lpips(small_ref, small))
     assert np.array_equal(capped.top1(imgs), plain.top1(small))
     assert np.array_equal(measure(ref, imgs, capped), measure(small_ref, small, plain))
+
+
+def test_vq_mask_renders_reconstructions_at_the_metric_size():
+    """With a metric size the codebook path decodes straight to it (no full-size render)
+    and scores against the reference resized to it; without one, at the image's size."""
+    pytest.importorskip("sklearn")
+    from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
+    from aigcsim.models.encoders.vq_mask import VQMaskEncoder, VQMaskParams
+    from aigcsim.models.vq import fill_tokens, fit_codebook
+
+    px = _noise(1, 72, 96, seed=5)[0]
+    image = ImageRecord("test/noise", "5b" * 32, px, "", "test")
+    cb = fit_codebook([px], patch_px=4, codebook_size=16, image_px=32)
+    enc = VQMaskEncoder(VQMaskParams(patch_px=4, codebook_size=16, image_px=32), codebook=cb)
+    capped = _FakeBackend(48)
+    stream = enc.encode(image, "pdm", capped, InMemoryStore())
+    assert set(s[1:3] for s in capped.lpips_shapes) == {(36, 48)}
+    plan = enc.plan(image, "pdm", InMemoryStore())
+    every = plan.known(np.arange(plan.num_packets))
+    filled = fill_tokens(cb, plan.tokens, every, enc.params.refine_steps)
+    full = cb.decode(filled, 36, 48)  # every packet received, rendered at 36 x 48
+    ref = fit_longer_side(px[None], 48)[0]
+    assert stream.quality["psnr_db"][-1] == psnr_db(ref, full[None])[0]
+    plain = _FakeBackend(1000)  # larger than the image: its own size
+    enc.encode(image, "pdm", plain, InMemoryStore())
+    assert set(s[1:3] for s in plain.lpips_shapes) == {(72, 96)}
