@@ -22,7 +22,10 @@ run: the same scenario and seed driven by the bare ``observe`` / ``apply`` loop 
 equal shares (what the env does at ``a = 0``), without the env's observation, action
 mapping and reward. ``env share`` is the fraction of the env's CPU time per interval
 spent outside the simulator (``1 - sim / env`` CPU seconds per interval): the part of
-a step this file's env code owns; the rest is the simulator's tick.
+a step this file's env code owns; the rest is the simulator's tick. ``env us/step`` is
+measured inside the env run itself: the process's CPU time per step minus the CPU time
+spent in the simulator's ``observe`` / ``apply`` / ``done`` (timed by wrapping them),
+so it does not depend on a second run under a different load.
 """
 
 from __future__ import annotations
@@ -68,20 +71,43 @@ def bench_single(
     for a in actions[: min(200, steps)]:  # warm-up: queues fill, caches warm
         env.step(a)
     intervals = 0
+    in_sim = [0.0]  # CPU seconds inside the simulator's observe / apply / done
     t0, c0 = time.perf_counter(), time.process_time()
     for a in actions:
+        sim = env.simulation
+        if "observe" not in vars(sim):  # a new simulation (first step, after a reset)
+            _time_simulator_calls(sim, in_sim)
         _, _, terminated, truncated, info = env.step(a)
         intervals += info["intervals"]
         if terminated or truncated:
             env.reset()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
+        "env_us_per_step": (cpu - in_sim[0]) / steps * 1e6,
         "steps_per_s": steps / wall,
         "intervals_per_s": intervals / wall,
         "steps_per_cpu_s": steps / cpu,
         "intervals_per_cpu_s": intervals / cpu,
         "wall_s": wall,
     }
+
+
+def _time_simulator_calls(sim: Any, total: list[float]) -> None:
+    """Wrap ``sim.observe`` / ``apply`` / ``done`` so that their CPU time adds to
+    ``total[0]`` (what remains of a step is the env's own code, plus the wrappers'
+    small cost)."""
+    clock = time.process_time
+    for name in ("observe", "apply", "done"):
+        method = getattr(sim, name)
+
+        def timed(*args: Any, _method: Any = method) -> Any:
+            t = clock()
+            try:
+                return _method(*args)
+            finally:
+                total[0] += clock() - t
+
+        setattr(sim, name, timed)
 
 
 def bench_sim(users: int, intervals: int, seed: int = 0, subbands: int = 1) -> dict[str, float]:
@@ -164,7 +190,7 @@ def main() -> None:
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; cell.subbands "
         f"{args.subbands}, {'per-subband' if args.act_per_subband else 'whole-band'} actions"
     )
-    print("users  k  mode              steps/s  intervals/s  steps/CPU-s  env share")
+    print("users  k  mode              steps/s  intervals/s  steps/CPU-s  env share  env us/step")
     for users in args.users:
         for k in args.decision_intervals:
             r = bench_single(users, args.steps, k, 0, args.subbands, args.act_per_subband)
@@ -172,7 +198,8 @@ def main() -> None:
             share = 1.0 - r["intervals_per_cpu_s"] / b["intervals_per_cpu_s"]
             print(
                 f"{users:5d} {k:2d}  single process   {r['steps_per_s']:8.0f}  "
-                f"{r['intervals_per_s']:10.0f}  {r['steps_per_cpu_s']:11.0f}  {share:9.0%}"
+                f"{r['intervals_per_s']:10.0f}  {r['steps_per_cpu_s']:11.0f}  {share:9.0%}  "
+                f"{r['env_us_per_step']:10.1f}"
             )
             print(f"{users:5d} {k:2d}  simulator alone  {'':8s}  {b['intervals_per_s']:10.0f}")
             if args.subproc:

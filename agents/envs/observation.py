@@ -140,6 +140,7 @@ class UserObserver:
         self._scales = np.array(scales)[:, None]  # [F, 1] divisors
         assert self._scales.shape[0] == self.num_features
         self._in_system = np.zeros(n, dtype=np.int64)  # [users] arrived and not yet ended
+        self._behind_current = np.full(n, -1.0)  # [users] in_system - 1, float (the table)
         self._next_id = 0  # requests with smaller ids are counted as arrived
         self._seen_max = -1  # largest request id counted so far
         sim.finish_listeners.append(self._on_finish)
@@ -149,6 +150,7 @@ class UserObserver:
             self._seen_max = max(self._seen_max, request.request_id)  # arrived and ended
         else:
             self._in_system[request.user] -= 1
+            self._behind_current[request.user] -= 1.0
 
     def _count_arrivals(self) -> None:
         """Count requests that arrived since the last call (newest first, O(new))."""
@@ -158,6 +160,7 @@ class UserObserver:
             if rid < self._next_id:
                 break
             self._in_system[req.user] += 1
+            self._behind_current[req.user] += 1.0
             top = max(top, rid)
         self._seen_max = top
         self._next_id = max(self._next_id, top + 1)
@@ -218,9 +221,9 @@ class UserObserver:
         self._count_arrivals()
         queued = feats[8]
         queued[:] = list(map(len, map(sim.user_queue.__getitem__, idx.tolist())))
-        at_gpus = feats[9]
-        np.subtract(self._in_system[idx], queued, out=at_gpus)
-        at_gpus -= 1.0  # the current request (every user of ``state`` has one)
+        at_gpus = feats[9]  # in system - queued - the current request (all of idx have one)
+        self._behind_current.take(idx, out=at_gpus)
+        at_gpus -= queued
         np.maximum(at_gpus, 0.0, out=at_gpus)
         feats[10] = max(self._duration_s - state.time_s, 0.0)
         self._deadline_feat.take(idx, out=feats[11])
