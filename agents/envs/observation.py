@@ -143,9 +143,12 @@ class UserObserver:
         self._behind_current = np.full(n, -1.0)  # [users] in_system - 1, float (the table)
         self._next_id = 0  # requests with smaller ids are counted as arrived
         self._seen_max = -1  # largest request id counted so far
+        self._open_seen = 0  # len(sim.open_requests) after the last count
+        self._ended = False  # a request ended since the last count
         sim.finish_listeners.append(self._on_finish)
 
     def _on_finish(self, request: Any, reason: str, quality: float) -> None:
+        self._ended = True
         if request.request_id >= self._next_id:  # ended before any observation saw it
             self._seen_max = max(self._seen_max, request.request_id)  # arrived and ended
         else:
@@ -153,9 +156,16 @@ class UserObserver:
             self._behind_current[request.user] -= 1.0
 
     def _count_arrivals(self) -> None:
-        """Count requests that arrived since the last call (newest first, O(new))."""
+        """Count requests that arrived since the last call (newest first, O(new)).
+
+        Requests only join ``open_requests`` on arrival and leave it when they end (the
+        finish listeners then run): with no end since the last call, an unchanged
+        length means no arrival."""
+        open_requests = self.sim.open_requests
+        if not self._ended and len(open_requests) == self._open_seen:
+            return
         top = self._seen_max
-        for req in reversed(self.sim.open_requests.values()):
+        for req in reversed(open_requests.values()):
             rid = req.request_id
             if rid < self._next_id:
                 break
@@ -164,6 +174,8 @@ class UserObserver:
             top = max(top, rid)
         self._seen_max = top
         self._next_id = max(self._next_id, top + 1)
+        self._open_seen = len(open_requests)
+        self._ended = False
 
     def requests_at_gpus(self, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(queued for delivery, at the GPUs)``: request counts now of ``users`` (``[k]``
