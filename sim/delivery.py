@@ -251,30 +251,29 @@ class DeliveryState:
         self.packets_tx[u] = self.packets_dropped[u] = 0
         self.analog_left[u] = analog_uses
         self.analog_sent[u] = self.analog_mse[u] = 0.0
-        self._stream_facts(u)
+        self._stream_facts(u, int(row), int(target_units), 0, 0)
 
-    def _stream_facts(self, user: int) -> None:
-        """Store the fixed facts of ``user``'s stream (``row``, ``target_units``)."""
+    def _stream_facts(self, u: int, row: int, target_units: int, k_sent: int, k_rx: int) -> None:
+        """Store the fixed facts of user ``u``'s stream ``row`` with ``target_units``, and
+        the unit facts at ``k_sent`` / ``k_rx`` (:meth:`units_changed` for one user, on
+        Python floats read with ``item``: the same IEEE operations)."""
         st = self.table
         if st is None:
             return
-        u = user
-        row = int(self.row[u])
         base = row * st.row_len
-        target = base + int(self.target_units[u])
-        total = st.total_bits_flat[row]
+        target = base + target_units
+        cum_flat, q_flat = st.cum_flat, st.q_flat
+        total = st.total_bits_flat.item(row)
+        units = st.num_units_list[row]
+        cum = cum_flat.item(target)
         self.base[u] = base
         self.total_bits[u] = total
-        self.num_units[u] = st.num_units_flat[row]
-        cum = st.cum_flat[target]
+        self.num_units[u] = units
         self.target_cum[u] = cum
         self.target_bits[u] = min(cum, total)
-        self.decode_target[u] = st.decode_flat[target]
-        # units_changed() for one user, on scalars (the same operations)
-        units = int(self.num_units[u])
-        self.next_unit_cum[u] = st.cum_flat[base + min(int(self.k_sent[u]) + 1, units)]
-        k_rx = int(self.k_rx[u])
-        q_now, q_next = st.q_flat[base + k_rx], st.q_flat[base + min(k_rx + 1, units)]
+        self.decode_target[u] = st.decode_flat.item(target)
+        self.next_unit_cum[u] = cum_flat.item(base + min(k_sent + 1, units))
+        q_now, q_next = q_flat.item(base + k_rx), q_flat.item(base + min(k_rx + 1, units))
         gain = q_now - q_next if st.lower_is_better else q_next - q_now
         self.quality_gain[u] = gain if gain >= 0.0 or gain != gain else 0.0  # np.maximum
 
@@ -320,7 +319,9 @@ class DeliveryState:
         self.target_units[user] = target_units
         self.loss_tolerant[user] = loss_tolerant
         self.analog_left[user] = analog_uses
-        self._stream_facts(user)
+        self._stream_facts(
+            user, int(row), int(target_units), self.k_sent.item(user), self.k_rx.item(user)
+        )
 
 
 @dataclass
