@@ -327,6 +327,7 @@ def bench_full_buffer(users: int, intervals: int, warm_intervals: int = 200) -> 
         active = 0
         alloc_s = 0.0
         clock = time.perf_counter
+        cpu0 = time.process_time()
         t0 = clock()
         for _ in range(intervals):
             state = sim.observe()
@@ -339,20 +340,26 @@ def bench_full_buffer(users: int, intervals: int, warm_intervals: int = 200) -> 
             alloc_s += clock() - a0
             sim.apply(shares)
         wall = clock() - t0
+        cpu = time.process_time() - cpu0
         sim.close(wall)
     bare = BareInterval(users)
     for _ in range(warm_intervals):
         bare.step()
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     for _ in range(intervals):
         bare.step()
     bare_wall = time.perf_counter() - t0
+    bare_cpu = time.process_time() - cpu0
     return {
         "users": users,
         "mean_active": active / intervals,
         "engine_per_s": intervals / wall,
         "tick_per_s": intervals / (wall - alloc_s),  # observe + apply, allocator excluded
         "bare_per_s": intervals / bare_wall,
+        # per CPU-second of this process: less sensitive to other jobs on the cores
+        "engine_per_cpu_s": intervals / cpu,
+        "bare_per_cpu_s": intervals / bare_cpu,
     }
 
 
@@ -360,11 +367,13 @@ def full_buffer_rows(users: list[int], intervals: int, repeats: int) -> None:
     """Print the full-buffer rows, medians of ``repeats`` runs: intervals/s of the engine
     (with the proportional-fair allocator), of its tick alone (observe + apply, the
     allocator's time taken out) and of the bare step, and the cost ratios engine / bare
-    and tick / bare from the same runs."""
+    and tick / bare from the same runs; then the engine and the bare step per CPU-second
+    of this process and their ratio (steadier than wall time on a shared machine)."""
     print("full buffer: every user backlogged (jakes, proportional fair, Shannon + HARQ)")
     print(
         f"{'users':>7} {'mean active':>12} {'engine/s':>10} {'tick/s':>10} {'bare/s':>10} "
-        f"{'engine/bare':>12} {'tick/bare':>10}"
+        f"{'engine/bare':>12} {'tick/bare':>10} {'engine/cpu-s':>13} {'bare/cpu-s':>11} "
+        f"{'cpu ratio':>10}"
     )
     for n in users:
         runs = [bench_full_buffer(n, intervals if n <= 1000 else max(intervals // 10, 50))
@@ -375,10 +384,12 @@ def full_buffer_rows(users: list[int], intervals: int, repeats: int) -> None:
 
         ratio = statistics.median(r["bare_per_s"] / r["engine_per_s"] for r in runs)
         tick_ratio = statistics.median(r["bare_per_s"] / r["tick_per_s"] for r in runs)
+        cpu_ratio = statistics.median(r["bare_per_cpu_s"] / r["engine_per_cpu_s"] for r in runs)
         print(
             f"{n:>7} {med('mean_active'):>12.1f} {med('engine_per_s'):>10.0f} "
             f"{med('tick_per_s'):>10.0f} {med('bare_per_s'):>10.0f} {ratio:>11.2f}x "
-            f"{tick_ratio:>9.2f}x"
+            f"{tick_ratio:>9.2f}x {med('engine_per_cpu_s'):>13.0f} "
+            f"{med('bare_per_cpu_s'):>11.0f} {cpu_ratio:>9.2f}x"
         )
 
 
