@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from aigcsim.agents.shares import fill_in_order, nan_to_num, waterfill
+from aigcsim.agents.shares import fill_in_order, nan_to_num, stable_argsort, waterfill
 from aigcsim.sim.allocation import ALLOCATORS, AllocatorState
 
 __all__ = [
@@ -121,7 +121,7 @@ class MaxRate:
         if state.num_users == 0:
             return np.zeros(0)
         se = _se(state)
-        return fill_in_order(np.argsort(-se, kind="stable"), _demand(state, se))
+        return fill_in_order(stable_argsort(-se), _demand(state, se))
 
 
 class ProportionalFairParams(_Params):
@@ -191,7 +191,7 @@ class SemanticGreedy:
         eff = nan_to_num(eff, nan=0.0, posinf=np.finfo(float).max)
         demand = _demand(state, se)
         unit_need = np.minimum(nan_to_num(unit_need, nan=0.0, posinf=np.inf), demand)
-        first = fill_in_order(np.argsort(-eff, kind="stable"), unit_need)
+        first = fill_in_order(stable_argsort(-eff), unit_need)
         left = 1.0 - first.sum()
         if left <= _EPS:
             return first
@@ -279,7 +279,7 @@ class Srpt:
         se = _se(state)
         bits = _bits(state)
         t = _full_band_time_s(state, se, bits)
-        first = fill_in_order(np.argsort(t, kind="stable"), _demand(state, se))
+        first = fill_in_order(stable_argsort(t), _demand(state, se))
         if not self.p.use_leftover:
             return first
         eligible = (se > 0) & (bits > 0)
@@ -402,7 +402,7 @@ class OpportunisticPf:
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             logm = np.log(np.where(serve, se, 1.0)) - self.p.alpha * np.log(thr)
         logm = np.where(serve, nan_to_num(logm, nan=-np.inf, posinf=np.finfo(float).max), -np.inf)
-        order = np.argsort(-logm, kind="stable")
+        order = stable_argsort(-logm)
         demand = _demand(state, se)
         top = np.zeros(n, dtype=bool)
         top[order[: min(self.p.top_k, int(serve.sum()))]] = True

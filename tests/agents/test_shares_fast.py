@@ -115,3 +115,50 @@ def test_single_tier_input_skips_the_tier_loop(monkeypatch):
 def test_fast_equals_general_edge_cases(w, c):
     for budget in (1.0, 0.5, 0.0, -1.0):
         _same_bits(np.array(w), np.array(c), budget)
+
+
+_VALUE = st.one_of(
+    st.sampled_from([0.0, -0.0, 1.0, 2.5, -3.0, np.inf, -np.inf, np.nan]),
+    st.floats(-10.0, 10.0),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_VALUE, min_size=0, max_size=60))
+def test_stable_argsort_is_numpys_stable_sort(values):
+    """The unstable-sort-and-repair path (forced for every size here) gives exactly
+    numpy's stable order: ties (including -0.0 == 0.0) in index order, NaN last."""
+    v = np.array(values, dtype=np.float64)
+    old = shares_mod.STABLE_ARGSORT_MIN_SIZE
+    shares_mod.STABLE_ARGSORT_MIN_SIZE = 1
+    try:
+        got = shares_mod.stable_argsort(v)
+    finally:
+        shares_mod.STABLE_ARGSORT_MIN_SIZE = old
+    np.testing.assert_array_equal(got, np.argsort(v, kind="stable"))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_stable_argsort_large_arrays_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1024, 20_000))
+    for v in (
+        rng.integers(0, 40, m).astype(np.float64),  # nearly all tied
+        np.round(rng.exponential(1.0, m), 3),  # some ties
+        rng.random(m),  # no ties
+        rng.choice([0.0, -0.0, np.inf, 1.0], m),
+    ):
+        assert m >= shares_mod.STABLE_ARGSORT_MIN_SIZE
+        np.testing.assert_array_equal(shares_mod.stable_argsort(v), np.argsort(v, kind="stable"))
+
+
+@pytest.mark.parametrize("n", [1024, 5000])
+def test_waterfill_large_tied_inputs_same_bits(n):
+    """Above the repair threshold, with many exact ties in cap / weight (as in a
+    full-buffer cell where many users share the capped SE and the same backlog)."""
+    rng = np.random.default_rng(n)
+    w = rng.integers(1, 30, n) / 29.0
+    c = rng.integers(1, 50, n) / 7.0
+    c[rng.random(n) < 0.02] = 1e-5  # saturated users: the full level search
+    for caps in (c, c * 1e3):
+        _same_bits(w, caps, 1.0)
