@@ -4,11 +4,15 @@ Builds ``--families`` for ``--images`` builtin photographs into a copy of the sh
 default cache from which those photographs' entries and model outputs are deleted,
 except the vq-mask codebook (fitted once per cache, about 12 CPU-s, not per image), so
 every entry is computed as for a user's new photo. The models are loaded before timing.
-Prints CPU seconds (this process, one torch thread) and wall seconds per image per family,
-with the machine's load average before and after each family (CPU seconds are what to
-compare between runs on a shared machine; wall seconds follow the load).
+Prints CPU seconds (this process, ``--threads`` torch threads, default one) and wall
+seconds per image per family, with the machine's load average before and after each family
+(CPU seconds are what to compare between runs on a shared machine; wall seconds follow the
+load). The cost of scoring grows with the photographs' pixel count (the images' megapixels
+are printed): ``--metric-max-side N`` scores them at a longer side of at most ``N`` px
+(the offline backend's ``metric_max_side``). ``--images all`` takes the whole catalogue.
 
     python benchmarks/bench_cache_build.py --images skimage/chelsea,skimage/colorwheel
+    python benchmarks/bench_cache_build.py --images all --families vq-mask --metric-max-side 512
 """
 
 from __future__ import annotations
@@ -36,11 +40,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", default=DEFAULT_IMAGES, help="builtin image ids")
     ap.add_argument("--families", default=DEFAULT_FAMILIES, help="encoder families")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument(
+        "--metric-max-side", type=int, default=None, help="score at this longer side, px"
+    )
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     wanted = args.images.split(",")
-    images = [im for im in load_builtin() if im.image_id in wanted]
-    backend = OfflineBackend()
+    images = [im for im in load_builtin() if args.images == "all" or im.image_id in wanted]
+    backend = OfflineBackend(metric_max_side=args.metric_max_side)
     px = images[0].pixels
     backend.lpips(px, px[None]), backend.top1(px[None]), backend.content_words("a cat")
     backend.word_attention(["a", "cat"])
@@ -56,7 +64,12 @@ def main() -> None:
                 )
                 con.execute("DELETE FROM cache_entries WHERE image_id=?", (im.image_id,))
         con.close()
-        print(f"{len(images)} images: {', '.join(im.image_id for im in images)}")
+        mpx = [im.pixels.shape[0] * im.pixels.shape[1] / 1e6 for im in images]
+        print(
+            f"{len(images)} images ({sum(mpx) / len(mpx):.2f} Mpx mean): "
+            + ", ".join(f"{im.image_id} {m:.2f}" for im, m in zip(images, mpx, strict=True))
+            + f"; torch threads {args.threads}, metric_max_side {args.metric_max_side}"
+        )
         for family in args.families.split(","):
             specs = expand_encoders(family)
             load_before = os.getloadavg()[0]

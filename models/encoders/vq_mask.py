@@ -32,8 +32,10 @@ against the original at its own size, or, when the backend has a metric size
 original resized to it (:func:`aigcsim.models.encoders.raw.metric_reference`). For ``j``
 received packets the metrics are the mean over ``loss_patterns`` seeded random subsets
 (``SeedSequence([loss_seed, j, r])``) computed only on a grid of ``j``: ``quality_grid +
-1`` values of ``round(linspace(0, P))`` (all ``j`` when ``P <= quality_grid``), linearly
-interpolated in between; ``j = 0`` and ``j = P`` need one pattern.
+1`` values of ``round(linspace(0, P))`` (``grid_spacing="linear"``, the default) or ``0`` and
+``round(geomspace(1, P, quality_grid))`` (``"geometric"``: denser at few packets, where the
+curve is steepest), all ``j`` when ``P <= quality_grid``, linearly interpolated in between;
+``j = 0`` and ``j = P`` need one pattern.
 
 Decode time ``decode_time_s[k]`` (``0`` for ``k = 0``). Codebook path (``offline``): the
 STATED constant ``decode_time_s`` for every ``k >= 1``, not measured. Backend receiver path
@@ -136,6 +138,10 @@ class VQMaskParams(BaseModel):
     interleave: bool = True
     loss_patterns: int = Field(4, ge=1, description="random packet subsets per count")
     quality_grid: int = Field(8, ge=1, description="packet counts measured besides P")
+    grid_spacing: Literal["linear", "geometric"] = Field(
+        "linear",
+        description="packet counts measured: linear in 0..P, or 0 and geometric in 1..P",
+    )
     refine_steps: int = Field(2, ge=0, description="prior refinement sweeps")
     mask_seed: int = Field(0, ge=0, description="PRM seed shared by both ends")
     loss_seed: int = Field(0, ge=0)
@@ -359,12 +365,19 @@ class VQMaskEncoder:
 
     def __init__(self, params: VQMaskParams | None = None, codebook: VQCodebook | None = None):
         self.params = params or VQMaskParams()
-        self.params_dict = self.params.model_dump()
+        # grid_spacing joins the key only when not the default, so that the keys of
+        # entries built before it existed stay current
+        self.params_dict = self.params.model_dump(exclude=self._default_only())
         self._codebook = codebook
         if codebook is not None and (
             codebook.patch_px != self.params.patch_px or codebook.image_px != self.params.image_px
         ):
             raise ValueError("codebook patch_px/image_px differ from params")
+
+    def _default_only(self) -> set[str]:
+        """Parameters left out of keys while at their default (added after entries were
+        shipped; the default reproduces those entries)."""
+        return {"grid_spacing"} if self.params.grid_spacing == "linear" else set()
 
     def levels(self) -> list[str]:
         return list(DEFAULT_LEVELS)
@@ -519,6 +532,9 @@ class VQMaskEncoder:
         g = self.params.quality_grid
         if n_packets <= g:
             return np.arange(n_packets + 1)
+        if self.params.grid_spacing == "geometric":
+            inner = np.rint(np.geomspace(1, n_packets, g)).astype(np.int64)
+            return np.unique(np.concatenate([[0], inner]))
         return np.unique(np.rint(np.linspace(0, n_packets, g + 1)).astype(np.int64))
 
     def loss_patterns(self, n_packets: int) -> list[tuple[int, np.ndarray]]:
@@ -582,7 +598,15 @@ class VQMaskEncoder:
         return curves
 
     _KEY_PARAMS = frozenset(
-        {"packet_indices", "interleave", "loss_patterns", "quality_grid", "mask_seed", "loss_seed"}
+        {
+            "packet_indices",
+            "interleave",
+            "loss_patterns",
+            "quality_grid",
+            "grid_spacing",
+            "mask_seed",
+            "loss_seed",
+        }
     )
 
     def _quality_key(
@@ -596,7 +620,9 @@ class VQMaskEncoder:
                 **source,
                 "level": self.canonical_level(level),
                 "backend": backend_key(backend),
-                **self.params.model_dump(include=set(self._KEY_PARAMS | extra)),
+                **self.params.model_dump(
+                    include=set(self._KEY_PARAMS | extra) - self._default_only()
+                ),
                 "code_version": self.code_version,
             },
             sort_keys=True,
