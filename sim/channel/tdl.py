@@ -206,12 +206,22 @@ def effective_snr_db(snr_db: np.ndarray, weights: np.ndarray | None = None) -> n
     so a flat link model (BLER, CQI) can be applied to a frequency-selective channel.
     Users with zero total weight get ``-inf``.
     """
-    rate = np.log2(1.0 + 10.0 ** (np.asarray(snr_db) / 10.0))
+    rate = np.divide(snr_db, 10.0)  # the same numbers as log2(1 + 10 ** (snr / 10)), in place
+    np.power(10.0, rate, out=rate)
+    rate += 1.0
+    np.log2(rate, out=rate)
     if weights is None:
         mean_rate = rate.mean(axis=-1)
     else:
         total = weights.sum(axis=-1)
+        rate *= weights
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_rate = np.where(total > 0, (weights * rate).sum(axis=-1) / total, 0.0)
+            mean_rate = np.where(total > 0, rate.sum(axis=-1) / total, 0.0)
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(np.expm1(mean_rate * np.log(2.0)))
+        if np.ndim(mean_rate) == 0:  # one user's [N] SNRs: a scalar, as before
+            return np.asarray(10.0 * np.log10(np.expm1(mean_rate * np.log(2.0))))[()]
+        mean_rate = mean_rate * np.log(2.0)  # a new [n]: float32 input promotes here
+        np.expm1(mean_rate, out=mean_rate)
+        np.log10(mean_rate, out=mean_rate)
+    mean_rate *= 10.0
+    return mean_rate

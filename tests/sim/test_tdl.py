@@ -106,3 +106,33 @@ def test_effective_snr_is_the_snr_of_the_mean_shannon_rate():
     snr = np.random.default_rng(6).normal(10, 8, (100, 16))
     eff = effective_snr_db(snr)
     assert np.all(eff <= snr.max(axis=1) + 1e-12) and np.all(eff >= snr.min(axis=1) - 1e-12)
+
+
+def _effective_snr_reference(snr_db, weights=None):
+    """The direct expression (before the in-place version): the same bits expected."""
+    rate = np.log2(1.0 + 10.0 ** (np.asarray(snr_db) / 10.0))
+    if weights is None:
+        mean_rate = rate.mean(axis=-1)
+    else:
+        total = weights.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_rate = np.where(total > 0, (weights * rate).sum(axis=-1) / total, 0.0)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(np.expm1(mean_rate * np.log(2.0)))
+
+
+@pytest.mark.parametrize("shape", [(5, 16), (16,), (1, 1), (0, 4), (3, 2, 4)])
+def test_effective_snr_same_bits_and_types_as_the_direct_expression(shape):
+    rng = np.random.default_rng(len(shape))
+    x = rng.normal(5.0, 20.0, shape)
+    if x.size:
+        x.flat[0] = -np.inf
+    w = rng.random(shape) * (rng.random(shape) > 0.4)
+    for weights in (None, w):
+        got, ref = effective_snr_db(x, weights), _effective_snr_reference(x, weights)
+        assert type(got) is type(ref) and np.shape(got) == np.shape(ref)
+        assert np.asarray(got).tobytes() == np.asarray(ref).tobytes()
+    x32 = x.astype(np.float32)
+    got, ref = effective_snr_db(x32), _effective_snr_reference(x32)
+    assert np.asarray(got).dtype == np.asarray(ref).dtype
+    assert np.asarray(got).tobytes() == np.asarray(ref).tobytes()
