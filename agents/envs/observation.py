@@ -56,6 +56,9 @@ from aigcsim.sim.allocation import AllocatorState
 
 ENCODER = len(FEATURES_V0)
 """Index of the ``encoder`` column (when the table has it)."""
+_FINISH_CAP_S = 1e300
+"""``slack_margin`` uses ``min(finish_full, 1e300)``: the same value for every finite
+time (after the clip to [-1, 1]) and no ``inf - inf`` without a deadline."""
 
 DEFAULT_TIME_SCALE_S = 10.0
 
@@ -225,10 +228,11 @@ class UserObserver:
         finish.fill(np.inf)
         np.divide(bits, rate_full, out=finish, where=rate_full > 0)
         slack = feats[6] = state.deadline_slack_s  # inf (no deadline) clips to 1 = T / T
-        # slack - finish; no deadline: inf (-> 1); outage with a deadline: -inf (-> -1)
+        # slack - finish; no deadline: inf (-> 1); outage with a deadline: about -1e300
+        # (-> -1, as -inf): finish is capped at 1e300 so that inf - inf never occurs
         margin = feats[7]
-        margin.fill(np.inf)
-        np.subtract(slack, finish, out=margin, where=slack < np.inf)
+        np.minimum(finish, _FINISH_CAP_S, out=margin)
+        np.subtract(slack, margin, out=margin)
         # queued for delivery / at the GPUs (requests_at_gpus, written in place)
         self._count_arrivals()
         queued = feats[8]
