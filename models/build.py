@@ -222,11 +222,36 @@ def check_backend(
         raise UserInputError("--encoders: " + "; ".join(dict.fromkeys(problems)))
 
 
-def build_encoders(encoders: list[tuple[str, str]]) -> dict[str, Encoder]:
-    """Family -> encoder with default parameters, for every family in ``encoders``."""
+EncoderParams = dict[str, dict[str, Any]]
+"""Family -> parameters of its encoder (the family's pydantic params model fields)."""
+
+
+def build_encoders(
+    encoders: list[tuple[str, str]], params: EncoderParams | None = None
+) -> dict[str, Encoder]:
+    """Family -> encoder, for every family in ``encoders``, with ``params[family]`` (default
+    parameters for a family not in ``params``).
+
+    Raises:
+        UserInputError: ``params`` names a family not in ``encoders``, or a parameter the
+            family does not have or a value out of range (with the family's name)."""
     import aigcsim.models.encoders  # noqa: F401  (registers the families)
 
-    return {family: ENCODERS.build(family, {}) for family, _ in encoders}
+    params = params or {}
+    families = list(dict.fromkeys(family for family, _ in encoders))
+    unused = sorted(set(params) - set(families))
+    if unused:
+        raise UserInputError(
+            f"--encoder-param: {', '.join(unused)} is not among the encoders built "
+            f"({', '.join(families)})"
+        )
+    built = {}
+    for family in families:
+        try:
+            built[family] = ENCODERS.build(family, dict(params.get(family, {})))
+        except UserInputError as exc:
+            raise UserInputError(f"--encoder-param {family}: {exc}") from None
+    return built
 
 
 def build_cache(
@@ -235,15 +260,17 @@ def build_cache(
     backend: QualityBackend,
     out: str | Path,
     progress: Callable[[str, int], None] | None = None,
+    encoder_params: EncoderParams | None = None,
 ) -> BuildReport:
     """Compute every missing entry into the cache at ``out``.
 
     ``progress(description, entries_done)`` is called after each entry (reused, computed
-    or not available).
+    or not available). ``encoder_params``: family -> its encoder's parameters (defaults
+    otherwise); they are part of every entry's key.
     """
     report = BuildReport()
     t0 = time.perf_counter()
-    built = build_encoders(encoders)
+    built = build_encoders(encoders, encoder_params)
     check_backend(encoders, built, backend)
     model_ids = backend.model_ids()
     with Cache(out) as cache:

@@ -57,6 +57,7 @@ class BatchTask:
         torch_threads: torch intra-op threads in the task (None: leave torch's default);
             a local pool gives each of its ``workers`` processes an equal share of the
             cores, so that ``workers`` processes do not each start one thread per core.
+        encoder_params: family -> its encoder's parameters (defaults otherwise).
     """
 
     images: list[ImageRecord]
@@ -65,6 +66,7 @@ class BatchTask:
     backend_params: dict[str, Any]
     outputs: dict[OutputKey, np.ndarray] = field(default_factory=dict)
     torch_threads: int | None = None
+    encoder_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,7 +118,10 @@ def _run_batch(task: BatchTask) -> BatchResult:
     t0 = time.perf_counter()
     backend = BACKENDS.build(task.backend, task.backend_params)
     store = _RecordingStore(task.outputs)
-    built = build_encoders([(family, level) for _, family, level, _ in task.todo])
+    built = build_encoders(
+        [(family, level) for _, family, level, _ in task.todo],
+        {f: p for f, p in task.encoder_params.items() if any(t[1] == f for t in task.todo)},
+    )
     entries, failed = [], []
     for i, image in enumerate(task.images):
         todo = [EntryTodo(f, lv, key) for j, f, lv, key in task.todo if j == i]
@@ -232,6 +237,7 @@ def build_cache_parallel(
     address: str | None = None,
     batch_images: int | None = None,
     progress: Callable[[str, int], None] | None = None,
+    encoder_params: dict[str, dict[str, Any]] | None = None,
 ) -> BuildReport:
     """Compute every missing entry into the cache at ``out`` with ``executor``
     (``local``: a process pool of ``workers``; ``ray``: one Ray task per batch, on the
@@ -239,6 +245,8 @@ def build_cache_parallel(
 
     ``batch_images``: images per task (default: enough for 2 tasks per worker).
     ``progress(description, entries_done)`` is called as batches finish.
+    ``encoder_params``: family -> its encoder's parameters, as for
+    :func:`aigcsim.models.build.build_cache`.
     """
     from aigcsim.models.backends.registry import BACKENDS
 
@@ -251,7 +259,7 @@ def build_cache_parallel(
     t0 = time.perf_counter()
     be = BACKENDS.build(backend, backend_params)  # checked here: bad settings exit early
     model_ids = be.model_ids()
-    built = build_encoders(encoders)
+    built = build_encoders(encoders, encoder_params)
     check_backend(encoders, built, be)
     with Cache(out) as cache:
         shared = _shared_outputs(cache, {im.sha256 for im in images})
@@ -272,7 +280,11 @@ def build_cache_parallel(
             work = [(j, t.family, t.level, t.key) for j, (_, m) in enumerate(chunk) for t in m]
             outputs = {**shared, **_stored_outputs(cache, {im.sha256 for im in batch})}
             threads = max(1, (os.cpu_count() or 1) // workers) if executor == "local" else None
-            tasks.append(BatchTask(batch, work, backend, backend_params, outputs, threads))
+            tasks.append(
+                BatchTask(
+                    batch, work, backend, backend_params, outputs, threads, encoder_params or {}
+                )
+            )
         if tasks:
             for task, result in run_batches(tasks):
                 _write(cache, task, result)

@@ -135,6 +135,15 @@ def build(
         int | None, typer.Option(help="images per task (default: 2 tasks per worker)")
     ] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    encoder_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--encoder-param",
+            help="encoder parameter family.key=value (repeatable), e.g. "
+            "vq-mask.grid_spacing=geometric or vq-mask.loss_patterns=2; part of every "
+            "entry's key",
+        ),
+    ] = None,
 ) -> None:
     """Compute every missing (image, encoder) entry; rerun to resume after a crash."""
     from aigcsim.kernel.registry import UserInputError
@@ -155,6 +164,8 @@ def build(
             f"--out {out}: built-in tables are read-only; give a file path (e.g. my-cache.sqlite)"
         )
     specs = expand_encoders(encoders)
+    enc_params = encoder_params(encoder_param)
+    built = build_encoders(specs, enc_params)  # bad --encoder-param refused before any work
     # enums from the command line; plain strings when called from Python
     backend_name, executor_name = Backend(backend).value, Executor(executor).value
     settings = backend_settings(Device(device).value, backend_config, backend_param)
@@ -162,7 +173,7 @@ def build(
         raise UserInputError("--address joins a Ray cluster; it needs --executor ray")
     be = BACKENDS.build(backend_name, settings) if executor_name == "serial" else None
     # a backend that lacks what an encoder level needs: refused before loading anything
-    check_backend(specs, build_encoders(specs), be or BACKENDS.build(backend_name, settings))
+    check_backend(specs, built, be or BACKENDS.build(backend_name, settings))
     skipped: list[Skipped] = []
     notes: list[Skipped] = []
     captions = needs_caption(specs, backend_name)
@@ -196,7 +207,9 @@ def build(
         task = bar.add_task("cache build", total=total)
         advance = lambda desc, n: bar.update(task, advance=n, description=desc[:40])  # noqa: E731
         if be is not None:
-            report = build_cache(records, specs, be, out, progress=advance)
+            report = build_cache(
+                records, specs, be, out, progress=advance, encoder_params=enc_params
+            )
         else:
             from aigcsim.models.build_parallel import build_cache_parallel
 
@@ -211,6 +224,7 @@ def build(
                 address=address,
                 batch_images=batch_images,
                 progress=advance,
+                encoder_params=enc_params,
             )
     for image_id, enc, why in report.failed:
         console.print(f"not built: {image_id} {enc}: {why}", markup=False)
@@ -269,6 +283,31 @@ def backend_settings(
             raise UserInputError(f"--backend-param expects key=value, got {text!r}") from None
         data = apply_override(data, key, value)
     return data
+
+
+def encoder_params(items: list[str] | None) -> dict[str, dict[str, object]]:
+    """``["vq-mask.grid_spacing=geometric", ...]`` -> ``{"vq-mask": {"grid_spacing":
+    "geometric"}}`` (values read as YAML, as ``--backend-param``'s).
+
+    Raises:
+        UserInputError: an item that is not ``family.key=value``."""
+    from aigcsim.kernel.registry import UserInputError
+    from aigcsim.sim.scenario import parse_override
+
+    out: dict[str, dict[str, object]] = {}
+    for text in items or []:
+        try:
+            key, value = parse_override(text)
+        except UserInputError:
+            key, value = "", None
+        family, _, name = key.partition(".")
+        if not family or not name:
+            raise UserInputError(
+                f"--encoder-param expects family.key=value (e.g. vq-mask.loss_patterns=2), "
+                f"got {text!r}"
+            )
+        out.setdefault(family, {})[name] = value
+    return out
 
 
 @cache_app.command("info")
