@@ -286,8 +286,11 @@ def _pairwise(z: np.ndarray, lo: int, hi: int) -> np.ndarray:
         return total
     if m <= 64:
         blocks_end = hi - m % 4
-        acc = z[:, lo : lo + 4].copy()
-        for j in range(lo + 4, blocks_end, 4):
+        if blocks_end - lo >= 8:  # the first two blocks in one pass
+            acc = np.add(z[:, lo : lo + 4], z[:, lo + 4 : lo + 8])
+        else:
+            acc = z[:, lo : lo + 4].copy()
+        for j in range(lo + 8, blocks_end, 4):
             acc += z[:, j : j + 4]
         total = acc[:, 0] + acc[:, 1]
         total += acc[:, 2] + acc[:, 3]
