@@ -58,7 +58,7 @@ class PolicyAllocator:
     """
 
     def __init__(self, network: Any, info: dict[str, Any], deterministic: bool = True) -> None:
-        from aigcsim.agents.envs.spaces import ObservationLayout, ShareMapping
+        from aigcsim.agents.envs.spaces import ObservationLayout, ShareMapping, check_action
 
         env = info.get("env") or {}
         if env.get("levels"):
@@ -80,6 +80,7 @@ class PolicyAllocator:
             column, and which encoders it indexes)."""
         except ValueError as exc:
             raise UserInputError(f"policy.json: {exc}") from None
+        self._check_action = check_action  # bound once: allocate() runs every interval
         self.network = network
         self.info = info
         self.max_users = int(info["max_users"])
@@ -135,15 +136,14 @@ class PolicyAllocator:
         return self._observer.observe(state)
 
     def allocate(self, state: AllocatorState) -> np.ndarray:
-        from aigcsim.agents.envs.spaces import check_action
-
         if state.num_users == 0:
             return np.zeros((0, self.mapping.subbands) if self.mapping.subbands else 0)
         tick = self._sim.tick_index if self._sim is not None else self._next_tick
         if self._action is None or tick >= self._next_tick:
             obs = self.observation(state)
             action, _ = self.network.predict(obs, deterministic=self.deterministic)
-            self._action = check_action(np.asarray(action).reshape(-1), self.mapping.action_shape)
+            flat = np.asarray(action).reshape(-1)
+            self._action = self._check_action(flat, self.mapping.action_shape)
             self._next_tick = tick + self.decision_intervals
         return self.mapping.shares(self._action, state.user_ids)
 
