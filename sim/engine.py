@@ -784,11 +784,14 @@ class Simulation:
         else:
             ending = changed_at[:0]
         if ending.size:  # a finished request ends when its last packet went out
+            cap_end = capacity[ending]  # the fraction of the interval it took, [m]
             send_fraction = np.where(
-                capacity > 0, np.minimum(sent_bits / np.maximum(capacity, 1e-9), 1.0), 0.0
+                cap_end > 0,
+                np.minimum(sent_bits[ending] / np.maximum(cap_end, 1e-9), 1.0),
+                0.0,
             )
             if analog_frac is not None:
-                send_fraction = np.minimum(send_fraction + analog_frac, 1.0)
+                send_fraction = np.minimum(send_fraction + analog_frac[ending], 1.0)
             self._end_deliveries(ending, idx, finished, send_fraction, base, k_sent, k_rx, done)
         used = self._band_used(fresh_bits, carry_before, carry_after, sent_bits, analog_frac)
         used *= shares
@@ -837,9 +840,11 @@ class Simulation:
         k_rx: np.ndarray,
         done: np.ndarray,
     ) -> None:
-        """Finish the deliveries at positions ``ending`` of this tick's ``users`` (all
-        arrays ``[n]`` over them) and start each user's next request: a finished one
-        ends when its last packet went out, an expired one at the interval's end."""
+        """Finish the deliveries at positions ``ending: [m]`` of this tick's ``users``
+        (arrays ``[n]`` over them, except ``send_fraction: [m]``, the fraction of this
+        interval each ending user's last packets took) and start each user's next
+        request: a finished one ends when its last packet went out, an expired one at
+        the interval's end."""
         t, d, st = self.time_s, self.delivery, self.streams_table
         end = t + self.dt
         who = users[ending]
@@ -848,7 +853,7 @@ class Simulation:
         for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in zip(
             who.tolist(),
             finished[ending].tolist(),
-            send_fraction[ending].tolist(),
+            send_fraction.tolist(),
             k_sent[ending].tolist(),
             k_rx[ending].tolist(),
             done[ending].tolist(),
