@@ -136,3 +136,23 @@ def test_effective_snr_same_bits_and_types_as_the_direct_expression(shape):
     got, ref = effective_snr_db(x32), _effective_snr_reference(x32)
     assert np.asarray(got).dtype == np.asarray(ref).dtype
     assert np.asarray(got).tobytes() == np.asarray(ref).tobytes()
+
+
+def test_single_thread_blas_keeps_the_product_and_falls_back(monkeypatch):
+    """The BLAS limit around the tap-to-subband product changes no bit, and without
+    threadpoolctl it is a null context."""
+    import contextlib
+    import sys
+
+    from aigcsim.sim.channel import tdl as tdl_mod
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((311, 23)) + 1j * rng.standard_normal((311, 23))
+    b = rng.standard_normal((23, 16)) + 1j * rng.standard_normal((23, 16))
+    plain = a @ b
+    with tdl_mod.single_thread_blas():
+        limited = a @ b
+    assert limited.tobytes() == plain.tobytes()
+    monkeypatch.setattr(tdl_mod, "_BLAS_LIMIT", None)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    assert isinstance(tdl_mod.single_thread_blas(), contextlib.nullcontext)
