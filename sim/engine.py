@@ -21,7 +21,12 @@ request life cycle (arrivals, generation, :meth:`Simulation._start_next`,
 :class:`~aigcsim.sim.delivery.TickDelivery` and the allocator state;
 :meth:`Simulation.apply` runs the link (SNR, SE, packets, HARQ), counts units, ends
 the deliveries that finished or expired and records the interval. When every user is
-active, per-user arrays are read as views instead of gathered.
+active, per-user arrays are read as views instead of gathered. Facts that change only
+when a request starts or a unit arrives (stream size, target bits, the next unit's end
+and quality gain, packets in flight) are kept per user in the
+:class:`~aigcsim.sim.delivery.DeliveryState` rather than recomputed every tick, and with
+a fixed power spectral density on a flat channel ``apply`` reuses the SNR and spectral
+efficiency ``observe`` computed (they do not depend on the share).
 """
 
 from __future__ import annotations
