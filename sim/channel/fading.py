@@ -252,10 +252,12 @@ def one_step_of(elapsed_s: np.ndarray, dt_s: float) -> np.ndarray:
     return np.zeros(elapsed_s.shape[0], dtype=bool)
 
 
-MASKED_ROTATION_MIN_FRACTION = 0.125
+MASKED_ROTATION_MIN_FRACTION = 0.2
 """``jakes`` rotates the served users' phasors in place (a masked multiply over all
 users, no gather or scatter) when at least this fraction of the users is served, else
-it gathers, rotates and scatters their rows (the same numbers either way)."""
+it gathers, rotates and scatters their rows (the same numbers either way). Measured
+break-even: about 15 % served for flat 64-sinusoid users, below that for TDL users;
+masked is 1.3x faster at half the users served and 1.3-1.4x at 98 %."""
 
 
 def pairwise_sum_axis1(z: np.ndarray) -> np.ndarray:
