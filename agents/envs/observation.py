@@ -213,13 +213,16 @@ class UserObserver:
         # [-1, 1] finish the table. Columns whose numerator may exceed its scale
         # (finish_full, slack, slack_margin; inf included) are clipped there: min(x, T)
         # / T and clip(x / T) are the same float for x >= 0, and inf / T clips to 1.
-        feats = np.empty((self.num_features, n))  # [F, n]: each feature row contiguous
-        feats[0] = 1.0
+        # [F, n], each feature row contiguous; ones: row 0 (``active``) is already done
+        feats = np.ones((self.num_features, n))
         feats[1] = state.snr_db
-        se_full = feats[2] = state.spectral_efficiency_bps_hz
+        se_full = state.spectral_efficiency_bps_hz
         if self._per_user_power and n > 1:  # the whole band spreads a link's power n-fold
+            feats[2] = se_full
             se_full = sim.link.spectral_efficiency(state.snr_db - 10.0 * math.log10(n))
-        feats[3] = se_full
+            feats[3] = se_full
+        else:  # uniform PSD: the same SE at an equal share and with the whole band
+            feats[2:4] = se_full
         bits = state.bits_left_total
         np.add(bits, 1.0, out=feats[4])
         np.log10(feats[4], out=feats[4])
