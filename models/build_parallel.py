@@ -18,6 +18,7 @@ results are identical (seeded) and the first one written is kept.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -40,7 +41,7 @@ from aigcsim.models.build import (
     missing_entries,
 )
 from aigcsim.models.cache import Cache, _from_bytes, _to_bytes
-from aigcsim.models.encoders.base import ImageRecord, UnitStream
+from aigcsim.models.encoders.base import Encoder, ImageRecord, QualityBackend, UnitStream
 
 OutputKey = tuple[str, str, str]  # (image_sha256, kind, model_key)
 
@@ -112,16 +113,35 @@ def run_batch(task: BatchTask) -> BatchResult:
         torch.set_num_threads(before)
 
 
-def _run_batch(task: BatchTask) -> BatchResult:
+_WORKER_MODELS: dict[str, tuple[QualityBackend, dict[str, Encoder]]] = {}
+"""In a worker process: the backend and encoders of the last batch, by their settings, so
+that the next batch of the same build reuses them. Models then load, and the vq-mask
+codebook (about 12 CPU-s on a fresh cache) is fitted, once per worker rather than once
+per batch."""
+
+
+def _worker_models(task: BatchTask) -> tuple[QualityBackend, dict[str, Encoder]]:
+    """The backend and encoders ``task`` needs, reused from the worker's previous batch
+    when built with the same settings (:data:`_WORKER_MODELS`)."""
     from aigcsim.models.backends.registry import BACKENDS
 
-    t0 = time.perf_counter()
-    backend = BACKENDS.build(task.backend, task.backend_params)
-    store = _RecordingStore(task.outputs)
-    built = build_encoders(
-        [(family, level) for _, family, level, _ in task.todo],
-        {f: p for f, p in task.encoder_params.items() if any(t[1] == f for t in task.todo)},
+    families = sorted({family for _, family, _, _ in task.todo})
+    params = {f: p for f, p in task.encoder_params.items() if f in families}
+    key = json.dumps(
+        [task.backend, task.backend_params, params, families], sort_keys=True, default=str
     )
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS.clear()  # one build's models at a time
+        backend = BACKENDS.build(task.backend, task.backend_params)
+        built = build_encoders([(f, "") for f in families], params)
+        _WORKER_MODELS[key] = (backend, built)
+    return _WORKER_MODELS[key]
+
+
+def _run_batch(task: BatchTask) -> BatchResult:
+    t0 = time.perf_counter()
+    backend, built = _worker_models(task)
+    store = _RecordingStore(task.outputs)
     entries, failed = [], []
     for i, image in enumerate(task.images):
         todo = [EntryTodo(f, lv, key) for j, f, lv, key in task.todo if j == i]

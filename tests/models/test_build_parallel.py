@@ -126,3 +126,28 @@ def test_a_task_runs_with_its_share_of_torch_threads(monkeypatch):
     calls.clear()
     run_batch(BatchTask([], [], "offline", {}))  # None: torch's own setting is left alone
     assert calls == []
+
+
+def test_a_worker_reuses_the_models_of_its_previous_batch(monkeypatch):
+    """Batches of one build share the backend and encoders in a worker process (models
+    load and the vq-mask codebook is fitted once per worker); other settings rebuild."""
+    pytest.importorskip("torch")
+    from aigcsim.models import build_parallel
+    from aigcsim.models.backends.registry import BACKENDS
+    from aigcsim.models.build_parallel import BatchTask, _worker_models
+
+    monkeypatch.setattr(build_parallel, "_WORKER_MODELS", {})
+    made = []
+    real = BACKENDS.build
+    monkeypatch.setattr(BACKENDS, "build", lambda *a, **k: made.append(a) or real(*a, **k))
+    todo = [(0, "vq-mask", "pdm", "k1"), (0, "jpeg", "q=40", "k2")]
+    first = _worker_models(BatchTask([], todo, "offline", {}))
+    again = _worker_models(BatchTask([], todo[::-1], "offline", {}))
+    assert again[0] is first[0] and again[1]["vq-mask"] is first[1]["vq-mask"]
+    assert len(made) == 1
+    geo = {"vq-mask": {"grid_spacing": "geometric"}}
+    other = _worker_models(BatchTask([], todo, "offline", {}, encoder_params=geo))
+    assert other[1]["vq-mask"] is not first[1]["vq-mask"] and len(made) == 2
+    assert other[1]["vq-mask"].params_dict["grid_spacing"] == "geometric"
+    capped = _worker_models(BatchTask([], todo, "offline", {"metric_max_side": 64}))
+    assert capped[0] is not other[0] and len(build_parallel._WORKER_MODELS) == 1
