@@ -142,8 +142,8 @@ def single_thread_blas() -> contextlib.AbstractContextManager[Any]:
 
 def _blas_limit_factory() -> Callable[[], contextlib.AbstractContextManager[Any]]:
     try:
-        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
-    except ImportError:  # not a core dependency: leave BLAS as it is
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # a core dependency; an install without it leaves BLAS as it is
         return contextlib.nullcontext
     controller = ThreadpoolController()
     blas = [lib for lib in controller.info() if lib.get("user_api") == "blas"]
