@@ -24,8 +24,9 @@ mapping and reward. ``env share`` is the fraction of the env's CPU time per inte
 spent outside the simulator (``1 - sim / env`` CPU seconds per interval): the part of
 a step this file's env code owns; the rest is the simulator's tick. ``env us/step`` is
 measured inside the env run itself: the process's CPU time per step minus the CPU time
-spent in the simulator's ``observe`` / ``apply`` / ``done`` (timed by wrapping them),
-so it does not depend on a second run under a different load.
+spent in the simulator's ``observe`` / ``apply`` / ``done`` (timed by wrapping them;
+the wrappers' own cost outside the timed brackets, measured on a wrapped no-op, is
+subtracted), so it does not depend on a second run under a different load.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def bench_single(
     for a in actions[: min(200, steps)]:  # warm-up: queues fill, caches warm
         env.step(a)
     intervals = 0
-    in_sim = [0.0]  # CPU seconds inside the simulator's observe / apply / done
+    in_sim = [0.0, 0.0]  # CPU seconds inside the simulator's observe / apply / done, calls
     t0, c0 = time.perf_counter(), time.process_time()
     for a in actions:
         sim = env.simulation
@@ -82,8 +83,9 @@ def bench_single(
         if terminated or truncated:
             env.reset()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    outside = _wrapper_cost_outside_s()  # the wrappers' own cost outside their brackets
     return {
-        "env_us_per_step": (cpu - in_sim[0]) / steps * 1e6,
+        "env_us_per_step": (cpu - in_sim[0] - in_sim[1] * outside) / steps * 1e6,
         "steps_per_s": steps / wall,
         "intervals_per_s": intervals / wall,
         "steps_per_cpu_s": steps / cpu,
@@ -92,22 +94,40 @@ def bench_single(
     }
 
 
-def _time_simulator_calls(sim: Any, total: list[float]) -> None:
-    """Wrap ``sim.observe`` / ``apply`` / ``done`` so that their CPU time adds to
-    ``total[0]`` (what remains of a step is the env's own code, plus the wrappers'
-    small cost)."""
+def _timed(method: Any, total: list[float]) -> Any:
+    """``method`` wrapped so that its CPU time adds to ``total[0]`` and each call adds 1
+    to ``total[1]``."""
     clock = time.process_time
+
+    def timed(*args: Any) -> Any:
+        t = clock()
+        try:
+            return method(*args)
+        finally:
+            total[0] += clock() - t
+            total[1] += 1
+
+    return timed
+
+
+def _time_simulator_calls(sim: Any, total: list[float]) -> None:
+    """Wrap ``sim.observe`` / ``apply`` / ``done`` with :func:`_timed` (what remains of a
+    step is the env's own code and the wrappers' cost outside their brackets, which
+    :func:`_wrapper_cost_outside_s` measures and the caller subtracts)."""
     for name in ("observe", "apply", "done"):
-        method = getattr(sim, name)
+        setattr(sim, name, _timed(getattr(sim, name), total))
 
-        def timed(*args: Any, _method: Any = method) -> Any:
-            t = clock()
-            try:
-                return _method(*args)
-            finally:
-                total[0] += clock() - t
 
-        setattr(sim, name, timed)
+def _wrapper_cost_outside_s(calls: int = 50_000) -> float:
+    """CPU seconds per wrapped call spent outside the timed bracket (calling the
+    wrapper, the second clock reading's tail, the bookkeeping), from wrapping a no-op:
+    total CPU minus the bracketed CPU, per call."""
+    total = [0.0, 0.0]
+    noop = _timed(lambda: None, total)
+    c0 = time.process_time()
+    for _ in range(calls):
+        noop()
+    return max(time.process_time() - c0 - total[0], 0.0) / calls
 
 
 def bench_sim(users: int, intervals: int, seed: int = 0, subbands: int = 1) -> dict[str, float]:

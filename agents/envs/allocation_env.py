@@ -417,8 +417,22 @@ class BandwidthAllocationEnv(gym.Env):
         log.start_window()
         used = 0.0
         intervals = 0
+        # the shares depend on the action and the active users only (unless a subclass
+        # maps them otherwise): an interval of the period with the same users as the last
+        # one computed gets a copy of those shares instead of a new softmax
+        reuse = type(self).shares is BandwidthAllocationEnv.shares
+        last_ids: bytes | None = None
+        last: np.ndarray | None = None
         while True:
-            sim.apply(None if state is None else self.shares(a, state))
+            if state is None:
+                sim.apply(None)
+            elif last is not None and state.user_ids.tobytes() == last_ids:
+                sim.apply(last.copy())
+            else:
+                shares = self.shares(a, state)
+                if reuse and self.decision_intervals > 1:
+                    last_ids, last = state.user_ids.tobytes(), shares.copy()
+                sim.apply(shares)
             used += sim.last_used_share
             intervals += 1
             if intervals >= self.decision_intervals or sim.done():
