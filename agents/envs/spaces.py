@@ -156,15 +156,16 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
     Values outside ``[-1, 1]`` are clipped (SB3 clips Gaussian actions the same way).
     The result is always a new array: the caller's action is never modified.
     """
+    bad_type = ValueError(
+        f"action must be a float array of shape {shape}, got {type(action).__name__}"
+    )
     try:
-        a = np.array(action, dtype=np.float64)
+        a = np.asarray(action)  # no copy for an array: the clip below writes a new one
+        finite = np.isfinite(a)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"action must be a float array of shape {shape}, got {type(action).__name__}"
-        ) from None
+        raise bad_type from None
     if a.shape != shape:
         raise ValueError(f"action has shape {a.shape}, expected {shape}")
-    finite = np.isfinite(a)
     if not np.logical_and.reduce(finite, axis=None):  # ndarray.all() without its wrapper
         bad = ~finite
         where = np.flatnonzero(bad)[:5].tolist()
@@ -172,8 +173,11 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
             f"action has {int(bad.sum())} non-finite entries (NaN or inf) at {where}; "
             f"every entry must be a finite number in [-1, 1]"
         )
-    np.maximum(a, -1.0, out=a)  # same values as np.clip, less overhead
-    return np.minimum(a, 1.0, out=a)
+    try:  # the clip (same values as np.clip) casts to float64 into a new array
+        clipped = np.maximum(a, -1.0, dtype=np.float64)
+    except TypeError:  # e.g. complex entries
+        raise bad_type from None
+    return np.minimum(clipped, 1.0, out=clipped)
 
 
 def logits_to_shares(
