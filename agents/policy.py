@@ -93,6 +93,8 @@ class PolicyAllocator:
         self._sim: Any = None
         self._action: np.ndarray | None = None
         self._next_tick = 0
+        self._last_ids: bytes | None = None  # active users of the last shares computed
+        self._last_shares: np.ndarray | None = None
 
     @property
     def model(self) -> Any:
@@ -128,6 +130,7 @@ class PolicyAllocator:
         self._sim = sim
         self._action = None
         self._next_tick = 0
+        self._last_ids = None
 
     def observation(self, state: AllocatorState) -> dict[str, np.ndarray]:
         """The env observation of ``state`` (needs :meth:`attach`)."""
@@ -145,7 +148,15 @@ class PolicyAllocator:
             flat = np.asarray(action).reshape(-1)
             self._action = self._check_action(flat, self.mapping.action_shape)
             self._next_tick = tick + self.decision_intervals
-        return self.mapping.shares(self._action, state.user_ids)
+            self._last_ids = None
+        # as the env: within a period, the same active users get (a copy of) the same shares
+        ids = state.user_ids.tobytes() if self.decision_intervals > 1 else None
+        if ids is not None and ids == self._last_ids and self._last_shares is not None:
+            return self._last_shares.copy()
+        shares = self.mapping.shares(self._action, state.user_ids)
+        if ids is not None:
+            self._last_ids, self._last_shares = ids, shares.copy()
+        return shares
 
 
 def load_policy(
