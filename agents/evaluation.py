@@ -8,7 +8,9 @@ and the report): the Student-t interval for ordinary metrics (``m_ci95`` is its
 half-width, for every metric); for proportions an interval inside [0, 1] in ``m_low`` /
 ``m_high``: the Wilson score interval of the pooled success rate (successes / scored
 requests over all seeds) and a percentile bootstrap over seeds for band use and Jain's
-index.
+index. ``m_point`` is the estimate that interval surrounds, and what the table shows:
+the pooled success rate (``m_mean`` keeps the mean of the per-seed rates, which differs
+when seeds score different numbers of requests), the mean otherwise.
 
 An allocator is a registered name (``proportional-fair``; default params) or
 ``policy:DIR`` (a directory written by ``aigcsim train``).
@@ -57,7 +59,7 @@ from aigcsim.kernel.registry import UserInputError
 from aigcsim.kernel.stats import (  # mean_ci95: re-exported (callers import it from here)
     interval_method,
     mean_ci95,
-    metric_interval,
+    metric_estimate,
     paired_mean_ci95,
 )
 from aigcsim.sim.allocation import ALLOCATORS, Allocator
@@ -97,9 +99,10 @@ class EvaluationResult:
     ``runs``: one dict per (allocator, seed), allocator-major in the order asked, with
     every metric of ``metrics`` and the counts of :data:`COUNTS`. ``rows``: one dict per
     allocator with ``allocator``, ``seeds``, for each metric ``m`` ``m_mean``, ``m_ci95``
-    (Student-t half-width; NaN with fewer than two finite values), ``m_low`` / ``m_high``
-    (the 95 % interval of :func:`aigcsim.kernel.stats.metric_interval`: ``mean -+ ci95``,
-    or for proportions an interval inside [0, 1]) and ``m_n``, ``gap_closed_of_means``,
+    (Student-t half-width; NaN with fewer than two finite values), ``m_point``,
+    ``m_low`` / ``m_high`` (:func:`aigcsim.kernel.stats.metric_estimate`: the mean and
+    ``mean -+ ci95``, or for proportions an interval inside [0, 1] and the estimate it
+    surrounds, the pooled rate for the success rate) and ``m_n``, ``gap_closed_of_means``,
     and the paired difference from equal share (:data:`PAIRED`; NaN without
     ``equal-share``).
     """
@@ -341,9 +344,9 @@ def evaluate(
         for m in result.metrics:
             values = np.array([r[m] for r in mine], dtype=np.float64)
             mean, half, n = mean_ci95(values)
-            low, high, _ = metric_interval(m, values, trials)
+            point, low, high, _ = metric_estimate(m, values, trials)
             agg |= {f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n}
-            agg |= {f"{m}_low": low, f"{m}_high": high}
+            agg |= {f"{m}_point": point, f"{m}_low": low, f"{m}_high": high}
         agg["gap_closed_of_means"] = _pooled_gap(by_name[name], by_name.get(REFERENCE), best)
         ref = by_name.get(REFERENCE)
         paired = paired_mean_ci95(by_name[name], ref) if ref is not None else (math.nan,) * 2
@@ -388,7 +391,7 @@ def write_runs_csv(result: EvaluationResult, path: Path) -> None:
 
 
 def _row_fields(result: EvaluationResult) -> list[str]:
-    stats = ("mean", "ci95", "low", "high", "n")
+    stats = ("mean", "ci95", "point", "low", "high", "n")
     per_metric = [f"{m}_{s}" for m in result.metrics for s in stats]
     return ["allocator", "seeds", *per_metric, "gap_closed_of_means", *PAIRED_FIELDS]
 
@@ -410,15 +413,19 @@ def _isnan(x: Any) -> bool:
 
 
 def _cell(row: dict[str, Any], metric: str) -> str:
-    """``mean ± half`` (t interval) or ``mean [low, high]`` (proportions: an interval
-    inside [0, 1]); just the mean without an interval, ``-`` without a mean."""
+    """``mean ± half`` (t interval) or ``point [low, high]`` (proportions: an interval
+    inside [0, 1] and the estimate it surrounds, for the success rate the rate pooled
+    over seeds); just the point without an interval, ``-`` without one."""
     mean, half = row[f"{metric}_mean"], row[f"{metric}_ci95"]
-    if _isnan(mean):
-        return "-"
     if interval_method(metric) == "t":
+        if _isnan(mean):
+            return "-"
         return f"{mean:.4g}" + ("" if _isnan(half) else f" ± {half:.2g}")
+    point = row.get(f"{metric}_point", mean)
+    if _isnan(point):
+        return "-"
     low, high = row.get(f"{metric}_low", math.nan), row.get(f"{metric}_high", math.nan)
-    return f"{mean:.4g}" + ("" if _isnan(low) else f" [{low:.2f}, {high:.2f}]")
+    return f"{point:.4g}" + ("" if _isnan(low) else f" [{low:.2f}, {high:.2f}]")
 
 
 def rich_table(result: EvaluationResult) -> Any:

@@ -134,7 +134,8 @@ def plot_metric_vs_axis(
     for key, part in parts:
         part = part.sort_values(x)
         xs = part[x].to_numpy(float) if numeric else part[x].astype(str).map(categories.index)
-        mean = part[f"{metric}_mean"].to_numpy(float)
+        # the estimate the interval surrounds (the mean; success rate: pooled)
+        mean = part[f"{metric}_point"].to_numpy(float)
         label = None if hue is None else str(key)
         (line,) = ax.plot(xs, mean, marker="o", label=label)
         # the interval of summarize(): t for ordinary metrics, Wilson/bootstrap (inside

@@ -172,12 +172,13 @@ def _summary_section(rep: Report, res: Results) -> None:
             shown[k] = [
                 format_interval(m, lo, hi)
                 for m, lo, hi in zip(
-                    table[f"{k}_mean"], table[f"{k}_low"], table[f"{k}_high"], strict=True
+                    table[f"{k}_point"], table[f"{k}_low"], table[f"{k}_high"], strict=True
                 )
             ]
         rep.paragraph(
             f"{len(res.summaries)} runs ({len(ok)} finished). Each cell: the mean over the "
-            "runs (seeds) at that point and its 95 % confidence interval [low, high]. "
+            "runs (seeds) at that point (success rate: pooled over their requests) and its "
+            "95 % confidence interval [low, high]. "
             + _interval_note(kpis, list(ok.columns))
             + " A single run shows the mean only (success rate: its Wilson interval)."
         )

@@ -38,7 +38,7 @@ from aigcsim.kernel.stats import (  # noqa: F401  (re-exported)
     Z_975,
     bootstrap_interval,
     mean_ci95,
-    metric_interval,
+    metric_estimate,
     paired_mean_ci95,
     wilson_interval,
 )
@@ -65,7 +65,9 @@ def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd
         metric ``m``, ``m_mean``, ``m_ci95`` (Student-t half-width), ``m_n`` (finite
         values), and the 95 % interval ``m_low``, ``m_high``: ``mean -+ m_ci95`` for
         ordinary metrics, the interval of :func:`interval_method` for proportions (see
-        the module docstring). NaN where there is no interval (one seed, except Wilson).
+        the module docstring), with ``m_point`` the estimate it surrounds (the mean; for
+        a Wilson interval the proportion pooled over the group's runs). NaN where there
+        is no interval (one seed, except Wilson).
     """
     by = list(by)
     missing = [c for c in by if c not in df.columns]
@@ -80,24 +82,24 @@ def summarize(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd
         for m in present:
             values = pd.to_numeric(part[m], errors="coerce").to_numpy(dtype=np.float64)
             mean, half, n = mean_ci95(values)
-            low, high = _interval(m, part, values, mean, half)
+            point, low, high = _estimate(m, part, values, mean, half)
             row |= {f"{m}_mean": mean, f"{m}_ci95": half, f"{m}_n": n}
-            row |= {f"{m}_low": low, f"{m}_high": high}
+            row |= {f"{m}_point": point, f"{m}_low": low, f"{m}_high": high}
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _interval(
+def _estimate(
     metric: str, part: pd.DataFrame, values: np.ndarray, mean: float, half: float
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     if interval_method(metric, list(part.columns)) == "t":
-        return mean - half, mean + half
+        return mean, mean - half, mean + half
     count = PROPORTION_COUNTS.get(metric)
     trials = None
     if count is not None and count in part.columns:
         trials = pd.to_numeric(part[count], errors="coerce").to_numpy(np.float64)
-    low, high, _ = metric_interval(metric, values, trials)
-    return low, high
+    point, low, high, _ = metric_estimate(metric, values, trials)
+    return point, low, high
 
 
 def format_interval(mean: float, low: float, high: float, digits: int = 4) -> str:

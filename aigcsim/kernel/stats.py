@@ -145,7 +145,17 @@ def interval_method(metric: str, has_trials: bool = False) -> IntervalMethod:
 def metric_interval(
     metric: str, values: Values, trials: Values | None = None
 ) -> tuple[float, float, IntervalMethod]:
-    """95 % interval ``(low, high, method)`` of the mean of ``metric`` over runs.
+    """95 % interval ``(low, high, method)`` of ``metric`` over runs: the bounds of
+    :func:`metric_estimate` without its point."""
+    _, low, high, method = metric_estimate(metric, values, trials)
+    return low, high, method
+
+
+def metric_estimate(
+    metric: str, values: Values, trials: Values | None = None
+) -> tuple[float, float, float, IntervalMethod]:
+    """The estimate of ``metric`` over runs and its 95 % interval,
+    ``(point, low, high, method)``; the point is the one the interval is built around.
 
     Args:
         metric: a summary metric name (decides the method, :func:`interval_method`).
@@ -155,19 +165,27 @@ def metric_interval(
             where either is not finite are left out. ``None``: not known.
 
     Returns:
-        ``(low, high, method)``; NaN bounds where there is no interval (fewer than two
-        values for ``t`` and ``bootstrap``, no trials for ``wilson``).
+        ``point``: the mean of the finite values for ``t`` and ``bootstrap``; for
+        ``wilson`` the pooled proportion ``sum successes / sum trials`` (it differs from
+        the mean of per-run rates when runs have different numbers of trials, and it is
+        what the Wilson interval surrounds). NaN bounds where there is no interval
+        (fewer than two values for ``t`` and ``bootstrap``, no trials for ``wilson``);
+        a NaN point where there is no value.
     """
     method = interval_method(metric, trials is not None)
     if method == "t":
         mean, half, _ = mean_ci95(values)
-        return mean - half, mean + half, method
+        return mean, mean - half, mean + half, method
     if method == "bootstrap":
-        return (*bootstrap_interval(values), method)
+        finite = _finite(values)
+        point = float(finite.mean()) if finite.size else math.nan
+        return (point, *bootstrap_interval(values), method)
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     n = np.asarray(trials, dtype=np.float64).reshape(-1)
     if x.shape != n.shape:
         raise ValueError(f"{metric}: {x.size} values but {n.size} trial counts")
     ok = np.isfinite(x) & np.isfinite(n)
     successes = float(np.rint(x[ok] * n[ok]).sum())
-    return (*wilson_interval(successes, float(n[ok].sum())), method)
+    total = float(n[ok].sum())
+    point = successes / total if total > 0 else math.nan
+    return (point, *wilson_interval(successes, total), method)

@@ -225,10 +225,10 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     The success rate is pooled over requests (every run of the allocator, all training
     seeds included: successes / scored requests) with its Wilson 95 % interval
-    (:func:`aigcsim.kernel.stats.metric_interval`) when every row has
+    (:func:`aigcsim.kernel.stats.metric_estimate`) when every row has
     ``requests_total``; otherwise (rows written before that column) the mean over
     held-out seeds with a t interval. ``success_interval`` names which."""
-    from aigcsim.kernel.stats import mean_ci95, metric_interval
+    from aigcsim.kernel.stats import mean_ci95, metric_estimate
 
     names = list(dict.fromkeys(r["allocator"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
@@ -262,9 +262,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if all(t is not None for t in trials):
             rates = np.array([x["success_rate"] for x in mine], dtype=np.float64)
             counts = np.array(trials, dtype=np.float64)
-            ok = np.isfinite(rates) & np.isfinite(counts)
-            succ = float(np.rint(rates[ok] * counts[ok]).sum() / max(counts[ok].sum(), 1.0))
-            low, high, method = metric_interval("success_rate", rates, counts)
+            succ, low, high, method = metric_estimate("success_rate", rates, counts)
             succ_ci = math.nan
         else:
             succ, succ_ci, _ = mean_ci95(per_seed(n, "success_rate"))

@@ -139,6 +139,9 @@ def test_success_interval_is_wilson_of_the_pooled_requests_and_inside_0_1(tmp_pa
         successes, trials.sum()
     )
     assert 0.0 <= row["success_rate_low"] <= row["success_rate_high"] <= 1.0
+    # the point shown is the pooled rate the interval surrounds; _mean keeps the mean
+    assert row["success_rate_point"] == successes / trials.sum()
+    assert row["success_rate_mean"] == pytest.approx(rates.mean())
     util = [r["bandwidth_utilization"] for r in runs]
     assert (row["bandwidth_utilization_low"], row["bandwidth_utilization_high"]) == (
         bootstrap_interval(util)
@@ -157,6 +160,9 @@ def test_success_interval_is_wilson_of_the_pooled_requests_and_inside_0_1(tmp_pa
     console.print(rich_table(res))
     text = console.export_text()
     assert f"[{row['success_rate_low']:.2f}, {row['success_rate_high']:.2f}]" in text
+    point = f"{row['success_rate_point']:.4g} [{row['success_rate_low']:.2f}"
+    assert point in text
+    assert float(line["success_rate_point"]) == row["success_rate_point"]
 
 
 def test_evaluate_rejects_bad_reward_settings_before_running():

@@ -50,7 +50,17 @@ def test_summarize_groups() -> None:
         }
     )
     t = summarize(df, ["x", "alloc"], ["m", "absent"]).set_index("x")
-    assert list(t.columns) == ["alloc", "runs", "m_mean", "m_ci95", "m_n", "m_low", "m_high"]
+    assert list(t.columns) == [
+        "alloc",
+        "runs",
+        "m_mean",
+        "m_ci95",
+        "m_n",
+        "m_point",
+        "m_low",
+        "m_high",
+    ]
+    assert t.loc[1, "m_point"] == 2.5  # an ordinary metric: the point is the mean
     assert t.loc[1, "m_low"] == pytest.approx(2.5 - t.loc[1, "m_ci95"])  # t interval
     assert t.loc[1, "m_mean"] == 2.5 and t.loc[1, "m_n"] == 4
     assert t.loc[1, "m_ci95"] == pytest.approx(T_975_DF3 * math.sqrt(5 / 3) / 2)

@@ -13,6 +13,7 @@ from aigcsim.kernel.stats import (
     bootstrap_interval,
     interval_method,
     mean_ci95,
+    metric_estimate,
     metric_interval,
     paired_mean_ci95,
     t_quantile_975,
@@ -120,6 +121,28 @@ def test_metric_interval_picks_the_method_and_stays_in_range() -> None:
     assert method == "t" and high - low == pytest.approx(2 * T_975_DF3 * math.sqrt(5 / 3) / 2)
     with pytest.raises(ValueError, match="3 values but 2 trial counts"):
         metric_interval("success_rate", [0.1, 0.2, 0.3], [1, 2])
+
+
+def test_metric_estimate_point_is_what_the_interval_surrounds() -> None:
+    # seeds scoring 10, 4 and 2 requests: pooled 14/16 = 0.875, mean of rates 0.8
+    point, low, high, method = metric_estimate("success_rate", [0.9, 1.0, 0.5], [10, 4, 2])
+    assert method == "wilson" and point == 14 / 16
+    assert (low, high) == wilson_interval(14, 16) and low <= point <= high
+    assert mean_ci95([0.9, 1.0, 0.5])[0] == pytest.approx(0.8)
+    # the case that made the point and its interval disagree: one seed with many
+    # failures and many requests pulls the pooled rate below the mean of the rates,
+    # and the pooled point stays inside its interval where the mean leaves it
+    rates, trials = [0.2] + [0.9] * 4, [400] + [20] * 4
+    point, low, high, _ = metric_estimate("success_rate", rates, trials)
+    assert point == pytest.approx((80 + 72) / 480) and low <= point <= high
+    assert not low <= float(np.mean(rates)) <= high
+    # bootstrap and t: the point is the mean of the finite values
+    point, low, high, method = metric_estimate("jain_fairness", [0.5, math.nan, 0.7, 0.9])
+    assert method == "bootstrap" and point == pytest.approx(0.7)
+    point, low, high, method = metric_estimate("episode_return", [1.0, 2.0, 3.0, 4.0])
+    assert method == "t" and point == 2.5 and low < point < high
+    assert math.isnan(metric_estimate("success_rate", [math.nan], [10])[0])
+    assert math.isnan(metric_estimate("episode_return", [])[0])
 
 
 def test_import_is_light() -> None:
