@@ -13,6 +13,8 @@ are printed): ``--metric-max-side N`` scores them at a longer side of at most ``
 
     python benchmarks/bench_cache_build.py --images skimage/chelsea,skimage/colorwheel
     python benchmarks/bench_cache_build.py --images all --families vq-mask --metric-max-side 512
+    python benchmarks/bench_cache_build.py --images all --metric-max-side 512 \
+        --encoder-param vq-mask.grid_spacing=geometric --encoder-param vq-mask.loss_patterns=2
 """
 
 from __future__ import annotations
@@ -44,7 +46,16 @@ def main() -> None:
     ap.add_argument(
         "--metric-max-side", type=int, default=None, help="score at this longer side, px"
     )
+    ap.add_argument(
+        "--encoder-param",
+        action="append",
+        default=[],
+        help="family.key=value, as for aigcsim cache build (repeatable)",
+    )
     args = ap.parse_args()
+    from aigcsim.cli.cache import encoder_params
+
+    enc_params = encoder_params(args.encoder_param)
     torch.set_num_threads(args.threads)
     wanted = args.images.split(",")
     images = [im for im in load_builtin() if args.images == "all" or im.image_id in wanted]
@@ -69,12 +80,14 @@ def main() -> None:
             f"{len(images)} images ({sum(mpx) / len(mpx):.2f} Mpx mean): "
             + ", ".join(f"{im.image_id} {m:.2f}" for im, m in zip(images, mpx, strict=True))
             + f"; torch threads {args.threads}, metric_max_side {args.metric_max_side}"
+            + (f", encoder params {enc_params}" if enc_params else "")
         )
         for family in args.families.split(","):
             specs = expand_encoders(family)
             load_before = os.getloadavg()[0]
             t, c = time.perf_counter(), time.process_time()
-            report = build_cache(images, specs, backend, cache)
+            params = {f: p for f, p in enc_params.items() if f == family}
+            report = build_cache(images, specs, backend, cache, encoder_params=params)
             cpu, wall = time.process_time() - c, time.perf_counter() - t
             print(
                 f"{family}: {len(specs)} levels, {report.computed} entries, "
