@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -184,6 +184,9 @@ def build(
     )
     for n in notes:
         console.print(f"note: {n.name}: {n.reason}", markup=False, highlight=False)
+    hint = large_image_hint(records, backend_name, settings)
+    if hint:
+        console.print(f"note: {hint}", markup=False, highlight=False)
     for s in skipped:
         console.print(f"skipped image {s.name}: {s.reason}", markup=False, highlight=False)
     if not records:
@@ -239,6 +242,38 @@ def build(
             for fam, sec in sorted(report.family_seconds.items())
         )
         print(f"computing new entries, per image: {per}")
+
+
+LARGE_IMAGE_PIXELS = 1_000_000
+"""Images above this many pixels get a note (:func:`large_image_hint`) when the offline
+backend would score them at their own size."""
+
+
+def large_image_hint(records: list[Any], backend_name: str, settings: dict[str, object]) -> str:
+    """A one-line hint when the ``offline`` backend, without ``metric_max_side``, will
+    score images above :data:`LARGE_IMAGE_PIXELS` at their own size (every metric's cost
+    grows with the pixel count); ``""`` otherwise.
+
+    Args:
+        records: the images to build (``pixels`` ``[H, W, 3]``; ``image_id``).
+        backend_name: the backend's registry name.
+        settings: the backend settings (``metric_max_side`` among them when set).
+    """
+    if backend_name != "offline" or settings.get("metric_max_side") is not None:
+        return ""
+    sizes = [(r.pixels.shape[0] * r.pixels.shape[1], r.image_id) for r in records]
+    large = [(px, name) for px, name in sizes if px > LARGE_IMAGE_PIXELS]
+    if not large:
+        return ""
+    px, name = max(large)
+    return (
+        f"{len(large)} of {len(records)} images are above "
+        f"{LARGE_IMAGE_PIXELS / 1e6:.0f} MP (largest {name}, {px / 1e6:.1f} MP). The offline "
+        "backend scores every reconstruction at the image's own size, and the cost grows "
+        "with the pixels; --backend-param metric_max_side=512 scores at 512 px instead "
+        "(much faster; LPIPS values move slightly, and entries are keyed by the setting). "
+        "(README: 'Build speed')."
+    )
 
 
 MODELS_EXTRA_MODULES = ("torch", "PIL", "skimage", "lpips")
