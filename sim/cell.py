@@ -138,27 +138,11 @@ class CellChannel:
 
         ``all_users``: the caller knows ``users`` is ``0, 1, ..., U - 1``; the per-user
         arrays are then read whole instead of gathered (the same numbers)."""
-        if all_users:
-            return self._gain_db_all(users)
-        elapsed = self.time_s - self._fading_time_s[users]
-        stale = elapsed > 0
-        if stale.any():
-            moved = users[stale]
-            self.fading_gain[moved] = self.fading.advance_users(
-                moved, elapsed[stale], self._step_s, self._doppler[moved]
-            )
-            self._fading_time_s[moved] = self.time_s
-        fading_db = 10.0 * np.log10(np.maximum(self.fading_gain[users], 1e-30))
-        if fading_db.ndim == 2:
-            return self.large_scale_db[users][:, None] + fading_db
-        return self.large_scale_db[users] + fading_db
-
-    def _gain_db_all(self, users: np.ndarray) -> np.ndarray:
-        """:meth:`gain_db` of every user, ``users = 0, 1, ..., U - 1``."""
-        elapsed = self.time_s - self._fading_time_s
+        sel: slice | np.ndarray = slice(None) if all_users else users
+        elapsed = self.time_s - self._fading_time_s[sel]
         stale = elapsed > 0
         moving = int(np.count_nonzero(stale))
-        if moving == stale.size:  # every user: no gathers (fresh copies, as gathers are)
+        if all_users and moving == stale.size:  # no gathers (fresh copies, as gathers are)
             self.fading_gain[...] = self.fading.advance_users(
                 users.copy(), elapsed, self._step_s, self._doppler.copy()
             )
@@ -169,12 +153,13 @@ class CellChannel:
                 moved, elapsed[stale], self._step_s, self._doppler[moved]
             )
             self._fading_time_s[moved] = self.time_s
-        fading_db = np.maximum(self.fading_gain, 1e-30)
+        fading_db = np.maximum(self.fading_gain[sel], 1e-30)  # 10 log10, in place
         np.log10(fading_db, out=fading_db)
         fading_db *= 10.0
+        large_scale_db = self.large_scale_db[sel]
         if fading_db.ndim == 2:
-            return self.large_scale_db[:, None] + fading_db
-        return self.large_scale_db + fading_db
+            return large_scale_db[:, None] + fading_db
+        return large_scale_db + fading_db
 
 
 def _gudmundson(g: np.ndarray, distance_ratio: np.ndarray, w: np.ndarray) -> np.ndarray:

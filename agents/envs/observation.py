@@ -180,20 +180,6 @@ class UserObserver:
         self._open_seen = len(open_requests)
         self._ended = False
 
-    def requests_at_gpus(self, users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(queued for delivery, at the GPUs)``: request counts now of ``users`` (``[k]``
-        user indices; ``None``: every user), each ``[k]`` int64. Costs O(k) plus the
-        requests that arrived since the last call."""
-        self._count_arrivals()
-        sim = self.sim
-        if users is None:
-            users = np.arange(sim.num_users)
-        lengths = map(len, map(sim.user_queue.__getitem__, users.tolist()))
-        queued = np.fromiter(lengths, dtype=np.int64, count=users.size)
-        at_gpus = self._in_system[users] - queued
-        at_gpus -= sim.active[users]
-        return queued, np.maximum(at_gpus, 0, out=at_gpus)
-
     def table(self, state: AllocatorState | None) -> np.ndarray:
         """``[max_users, F]`` float32 user table for ``state`` (all zeros for ``None``;
         ``F`` = :attr:`num_features`).
@@ -236,7 +222,7 @@ class UserObserver:
         margin = feats[7]
         np.minimum(finish, _FINISH_CAP_S, out=margin)
         np.subtract(slack, margin, out=margin)
-        # queued for delivery / at the GPUs (requests_at_gpus, written in place)
+        # queued for delivery / at the GPUs (requests behind the current one), in place
         self._count_arrivals()
         queued = feats[8]
         queued[:] = list(map(len, map(sim.user_queue.__getitem__, idx.tolist())))
