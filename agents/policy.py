@@ -58,7 +58,12 @@ class PolicyAllocator:
     """
 
     def __init__(self, network: Any, info: dict[str, Any], deterministic: bool = True) -> None:
-        from aigcsim.agents.envs.spaces import ObservationLayout, ShareMapping, check_action
+        from aigcsim.agents.envs.spaces import (
+            ObservationLayout,
+            PeriodShares,
+            ShareMapping,
+            check_action,
+        )
 
         env = info.get("env") or {}
         if env.get("levels"):
@@ -93,8 +98,7 @@ class PolicyAllocator:
         self._sim: Any = None
         self._action: np.ndarray | None = None
         self._next_tick = 0
-        self._last_ids: bytes | None = None  # active users of the last shares computed
-        self._last_shares: np.ndarray | None = None
+        self._period_shares = PeriodShares()  # as the env: reused within a period
 
     @property
     def model(self) -> Any:
@@ -130,7 +134,7 @@ class PolicyAllocator:
         self._sim = sim
         self._action = None
         self._next_tick = 0
-        self._last_ids = None
+        self._period_shares.clear()
 
     def observation(self, state: AllocatorState) -> dict[str, np.ndarray]:
         """The env observation of ``state`` (needs :meth:`attach`)."""
@@ -148,14 +152,14 @@ class PolicyAllocator:
             flat = np.asarray(action).reshape(-1)
             self._action = self._check_action(flat, self.mapping.action_shape)
             self._next_tick = tick + self.decision_intervals
-            self._last_ids = None
+            self._period_shares.clear()
+        if self.decision_intervals == 1:
+            return self.mapping.shares(self._action, state.user_ids)
         # as the env: within a period, the same active users get (a copy of) the same shares
-        ids = state.user_ids.tobytes() if self.decision_intervals > 1 else None
-        if ids is not None and ids == self._last_ids and self._last_shares is not None:
-            return self._last_shares.copy()
-        shares = self.mapping.shares(self._action, state.user_ids)
-        if ids is not None:
-            self._last_ids, self._last_shares = ids, shares.copy()
+        shares = self._period_shares.get(state.user_ids)
+        if shares is None:
+            shares = self.mapping.shares(self._action, state.user_ids)
+            self._period_shares.keep(state.user_ids, shares)
         return shares
 
 

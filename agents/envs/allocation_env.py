@@ -19,6 +19,7 @@ from aigcsim.agents.envs.spaces import (
     ACTIVE,
     DEFAULT_LOGIT_SCALE,
     SLACK_MARGIN,
+    PeriodShares,
     ShareMapping,
     action_space,
     check_action,
@@ -272,6 +273,7 @@ class BandwidthAllocationEnv(gym.Env):
         """Action -> shares (the ``policy`` allocator rebuilds it from
         :meth:`policy_settings`)."""
         self._action_shape = self.share_mapping.action_shape
+        self._period_shares = PeriodShares()  # shares reused within a decision period
         self._table: OperatingPointTable | None = None
         self._sim: Simulation | None = None
         self._state: AllocatorState | None = None
@@ -418,20 +420,19 @@ class BandwidthAllocationEnv(gym.Env):
         used = 0.0
         intervals = 0
         # the shares depend on the action and the active users only (unless a subclass
-        # maps them otherwise): an interval of the period with the same users as the last
-        # one computed gets a copy of those shares instead of a new softmax
-        reuse = type(self).shares is BandwidthAllocationEnv.shares
-        last_ids: bytes | None = None
-        last: np.ndarray | None = None
+        # maps them otherwise): PeriodShares reuses them within the period
+        reuse = self.decision_intervals > 1 and type(self).shares is BandwidthAllocationEnv.shares
+        kept = self._period_shares
+        kept.clear()
         while True:
             if state is None:
                 sim.apply(None)
-            elif last is not None and state.user_ids.tobytes() == last_ids:
-                sim.apply(last.copy())
             else:
-                shares = self.shares(a, state)
-                if reuse and self.decision_intervals > 1:
-                    last_ids, last = state.user_ids.tobytes(), shares.copy()
+                shares = kept.get(state.user_ids) if reuse else None
+                if shares is None:
+                    shares = self.shares(a, state)
+                    if reuse:
+                        kept.keep(state.user_ids, shares)
                 sim.apply(shares)
             used += sim.last_used_share
             intervals += 1

@@ -258,6 +258,37 @@ def subband_logits_to_shares(
     return e[: user_ids.size]
 
 
+class PeriodShares:
+    """The shares computed last within one decision period, by active-user set.
+
+    Within a period the action is fixed, so the shares depend only on which users are
+    active (:meth:`ShareMapping.shares`): an interval with the same active users as
+    the last one computed can take a copy of those shares instead of a new softmax.
+    Used by the env and by the ``policy`` allocator, so both apply the same shares.
+    """
+
+    __slots__ = ("_ids", "_shares")
+
+    def __init__(self) -> None:
+        self._ids: bytes | None = None
+        self._shares: np.ndarray | None = None
+
+    def clear(self) -> None:
+        """Forget the kept shares (a new decision)."""
+        self._ids = self._shares = None
+
+    def get(self, user_ids: np.ndarray) -> np.ndarray | None:
+        """A copy of the kept shares if ``user_ids`` (``[n]``) are the users they were
+        computed for, else ``None``."""
+        if self._shares is not None and user_ids.tobytes() == self._ids:
+            return self._shares.copy()
+        return None
+
+    def keep(self, user_ids: np.ndarray, shares: np.ndarray) -> None:
+        """Keep a copy of ``shares`` computed for ``user_ids``."""
+        self._ids, self._shares = user_ids.tobytes(), shares.copy()
+
+
 @dataclass(frozen=True)
 class ShareMapping:
     """Action -> shares, as the env maps them (one object for the env and the ``policy``
