@@ -169,7 +169,8 @@ class Cache:
         return row is not None and row[0] == key
 
     def put_entry(self, image: ImageRecord, stream: UnitStream, key: str) -> None:
-        """Write one finished entry (image, encoder) in a single transaction."""
+        """Write one finished entry (image, encoder) in a single transaction; the
+        encoder's row (family, provenance) becomes this entry's."""
         n = int(stream.unit_bits.shape[0])
         family = stream.encoder_id.split("/")[0]
         with self.con:
@@ -178,7 +179,11 @@ class Cache:
                 (image.image_id, image.sha256, image.caption, image.source),
             )
             self.con.execute(
-                "INSERT OR IGNORE INTO op_encoders VALUES(?,?,?,?,?)",
+                # the latest entry's provenance: a rebuild with new parameters or code
+                # replaces it (an upsert keeps the row in place)
+                "INSERT INTO op_encoders VALUES(?,?,?,?,?) ON CONFLICT(encoder_id) DO UPDATE "
+                "SET family=excluded.family, loss_tolerant=excluded.loss_tolerant, "
+                "description=excluded.description, provenance=excluded.provenance",
                 (
                     stream.encoder_id,
                     family,

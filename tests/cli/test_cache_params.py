@@ -25,9 +25,9 @@ def test_encoder_params_parse_family_dot_key() -> None:
 
 def test_build_encoders_refuses_unknown_families_and_fields() -> None:
     specs = expand_encoders("jpeg/q=40,vq-mask/pdm")
-    built = build_encoders(specs, {"vq-mask": {"grid_spacing": "geometric"}})
-    assert built["vq-mask"].params_dict["grid_spacing"] == "geometric"
-    assert "grid_spacing" not in build_encoders(specs)["vq-mask"].params_dict
+    built = build_encoders(specs, {"vq-mask": {"grid_spacing": "linear"}})
+    assert "grid_spacing" not in built["vq-mask"].params_dict  # the key it always had
+    assert build_encoders(specs)["vq-mask"].params_dict["grid_spacing"] == "geometric"
     with pytest.raises(UserInputError, match="raw is not among the encoders built"):
         build_encoders(specs, {"raw": {"decode_time_s": 1.0}})
     with pytest.raises(UserInputError, match="--encoder-param vq-mask.*grid_spacin"):

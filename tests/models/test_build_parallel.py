@@ -145,9 +145,9 @@ def test_a_worker_reuses_the_models_of_its_previous_batch(monkeypatch):
     again = _worker_models(BatchTask([], todo[::-1], "offline", {}))
     assert again[0] is first[0] and again[1]["vq-mask"] is first[1]["vq-mask"]
     assert len(made) == 1
-    geo = {"vq-mask": {"grid_spacing": "geometric"}}
-    other = _worker_models(BatchTask([], todo, "offline", {}, encoder_params=geo))
+    lin = {"vq-mask": {"grid_spacing": "linear"}}
+    other = _worker_models(BatchTask([], todo, "offline", {}, encoder_params=lin))
     assert other[1]["vq-mask"] is not first[1]["vq-mask"] and len(made) == 2
-    assert other[1]["vq-mask"].params_dict["grid_spacing"] == "geometric"
+    assert other[1]["vq-mask"].params.grid_spacing == "linear"
     capped = _worker_models(BatchTask([], todo, "offline", {"metric_max_side": 64}))
     assert capped[0] is not other[0] and len(build_parallel._WORKER_MODELS) == 1

@@ -285,5 +285,8 @@ def test_token_grid_computed_once_across_levels(images, vq) -> None:
 
 def test_grid_interpolation_and_packet_grid(vq) -> None:
     assert vq.packet_grid(5).tolist() == [0, 1, 2, 3, 4, 5]
-    g = vq.packet_grid(20)
+    g = vq.packet_grid(20)  # geometric (default): rounding merges 2.35 into 2
+    assert g.tolist() == [0, 1, 2, 4, 6, 8, 13, 20]
+    lin = VQMaskEncoder(vq.params.model_copy(update={"grid_spacing": "linear"}))
+    g = lin.packet_grid(20)
     assert g[0] == 0 and g[-1] == 20 and len(g) == 9

@@ -34,7 +34,7 @@ def test_the_caption_is_in_the_key_of_encoders_that_read_it() -> None:
 
 def test_parameters_are_in_the_key() -> None:
     im = _image("a cat")
-    assert _key(im, "vq-mask", "pdm") != _key(im, "vq-mask", "pdm", {"loss_patterns": 2})
+    assert _key(im, "vq-mask", "pdm") != _key(im, "vq-mask", "pdm", {"loss_patterns": 3})
     assert _key(im, "jpeg", "q=40") != _key(im, "jpeg", "q=40", {"decode_s_per_mpix": 1.0})
     assert _key(im, "raw", "") != _key(im, "raw", "", {"decode_time_s": 0.5})
 

@@ -1,5 +1,6 @@
-"""vq-mask's grid of measured packet counts: the linear default is unchanged (same keys,
-same grid), the geometric spacing starts dense at few packets and is keyed apart."""
+"""vq-mask's grid of measured packet counts: the geometric default (2 loss patterns)
+starts dense at few packets; the linear spacing keeps the keys it had as the default
+(with 4 patterns), and an entry built that way is stale for the new default."""
 
 from __future__ import annotations
 
@@ -7,21 +8,23 @@ import numpy as np
 import pytest
 
 from aigcsim.models.build import encoder_entry_key
+from aigcsim.models.cache import Cache, entry_key
 from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
 from aigcsim.models.encoders.vq_mask import VQMaskEncoder, VQMaskParams
 
 
 @pytest.mark.parametrize("n_packets", [9, 30, 44, 200])
 def test_linear_grid_is_the_rounded_linspace(n_packets):
-    grid = VQMaskEncoder().packet_grid(n_packets)
+    grid = VQMaskEncoder(VQMaskParams(grid_spacing="linear")).packet_grid(n_packets)
     want = np.unique(np.rint(np.linspace(0, n_packets, 9)).astype(np.int64))
     np.testing.assert_array_equal(grid, want)
 
 
 @pytest.mark.parametrize("n_packets", [9, 30, 44, 200])
 def test_geometric_grid_is_dense_at_few_packets(n_packets):
-    enc = VQMaskEncoder(VQMaskParams(grid_spacing="geometric"))
-    grid = enc.packet_grid(n_packets)
+    grid = VQMaskEncoder().packet_grid(n_packets)  # the default
+    want = np.rint(np.geomspace(1, n_packets, 8)).astype(np.int64)
+    np.testing.assert_array_equal(grid, np.unique(np.concatenate([[0], want])))
     assert grid[0] == 0 and grid[1] == 1 and grid[-1] == n_packets
     assert np.all(np.diff(grid) > 0) and grid.size <= 9
     gaps = np.diff(grid[1:])
@@ -34,17 +37,44 @@ def test_few_packets_measure_every_count(spacing):
     np.testing.assert_array_equal(enc.packet_grid(6), np.arange(7))
 
 
-def test_default_spacing_is_not_in_the_key_and_geometric_is():
+OLD_DEFAULT_KEY_PARAMS = {
+    "patch_px": 4, "codebook_size": 512, "image_px": 256, "packet_indices": 70,
+    "interleave": True, "loss_patterns": 4, "quality_grid": 8, "refine_steps": 2,
+    "mask_seed": 0, "loss_seed": 0, "kmeans_seed": 0,
+    "train_images": ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
+                     "hubble_deep_field", "colorwheel"],
+    "decode_time_s": 0.02, "tokenizer": "auto", "index_coding": None, "fill_seed": 0,
+}  # fmt: skip
+"""The parameters in the entry keys of the earlier default (linear grid, 4 patterns;
+``grid_spacing`` not in the key), as the shipped cache was built before the change."""
+
+
+def _key(image: ImageRecord, enc: VQMaskEncoder) -> str:
+    return encoder_entry_key(image, "offline", {"m": "1"}, "vq-mask/pdm", enc)
+
+
+def test_the_default_is_geometric_with_two_patterns_and_keyed_so() -> None:
+    params = VQMaskParams()
+    assert (params.grid_spacing, params.loss_patterns, params.quality_grid) == ("geometric", 2, 8)
+    enc = VQMaskEncoder()
+    assert enc.params_dict["grid_spacing"] == "geometric"
+    assert enc.params_dict["loss_patterns"] == 2
+
+
+def test_linear_keeps_the_key_it_had_as_the_default_and_it_differs_from_the_new_one() -> None:
     image = ImageRecord("t/img", "ab" * 32, np.zeros((64, 64, 3), np.uint8), "", "test")
-    plain, linear = VQMaskEncoder(), VQMaskEncoder(VQMaskParams(grid_spacing="linear"))
-    geo = VQMaskEncoder(VQMaskParams(grid_spacing="geometric"))
-    assert "grid_spacing" not in plain.params_dict
-    assert geo.params_dict["grid_spacing"] == "geometric"
-
-    def key(enc: VQMaskEncoder) -> str:
-        return encoder_entry_key(image, "offline", {"m": "1"}, "vq-mask/pdm", enc)
-
-    assert key(plain) == key(linear) != key(geo)
+    old = VQMaskEncoder(VQMaskParams(grid_spacing="linear", loss_patterns=4))
+    assert old.params_dict == OLD_DEFAULT_KEY_PARAMS
+    old_key = entry_key(
+        image.sha256, "offline", {"m": "1"}, "vq-mask/pdm", OLD_DEFAULT_KEY_PARAMS,
+        old.code_version, caption=image.caption,
+    )  # fmt: skip
+    assert _key(image, old) == old_key
+    new = VQMaskEncoder()
+    assert _key(image, new) != old_key
+    # each of the two changes alone moves the key too
+    for one in ({"grid_spacing": "linear"}, {"loss_patterns": 4}):
+        assert _key(image, VQMaskEncoder(VQMaskParams(**one))) not in (old_key, _key(image, new))
 
 
 class _MSE:
@@ -67,8 +97,8 @@ def test_geometric_curve_is_measured_on_its_grid_and_stored_apart():
     image = ImageRecord("test/gradient", "9a" * 32, px, "", "test")
     cb = fit_codebook([px], patch_px=4, codebook_size=16, image_px=64)
     base = {"patch_px": 4, "codebook_size": 16, "image_px": 64, "packet_indices": 10}
-    lin = VQMaskEncoder(VQMaskParams(**base, quality_grid=4), codebook=cb)
-    geo = VQMaskEncoder(VQMaskParams(**base, quality_grid=4, grid_spacing="geometric"), codebook=cb)
+    lin = VQMaskEncoder(VQMaskParams(**base, quality_grid=4, grid_spacing="linear"), codebook=cb)
+    geo = VQMaskEncoder(VQMaskParams(**base, quality_grid=4), codebook=cb)  # default spacing
     store = InMemoryStore()
     a = lin.encode(image, "prm/p=0.25", _MSE(), store)
     b = geo.encode(image, "prm/p=0.25", _MSE(), store)
@@ -80,3 +110,38 @@ def test_geometric_curve_is_measured_on_its_grid_and_stored_apart():
     for k in (1, n + 1):
         assert a.quality["lpips"][k] == b.quality["lpips"][k]
     assert not np.array_equal(a.quality["lpips"], b.quality["lpips"])  # not one stored curve
+
+
+def test_an_entry_built_with_the_old_default_is_recomputed_for_the_new_one(tmp_path) -> None:
+    """A cache built with the earlier default (linear, 4 patterns) has the entry; the new
+    default lists it as missing (stale), an explicit linear, 4-pattern build reuses it."""
+    pytest.importorskip("sklearn")
+    from aigcsim.models.build import missing_entries
+    from aigcsim.models.vq import fit_codebook
+
+    y, x = np.mgrid[0:72, 0:96]
+    px = np.clip(np.stack([x * 2.5, y * 3.0, (x + y) * 1.5], axis=2), 0, 255).astype(np.uint8)
+    image = ImageRecord("test/gradient", "9a" * 32, px, "", "test")
+    cb = fit_codebook([px], patch_px=4, codebook_size=16, image_px=64)
+    base = {"patch_px": 4, "codebook_size": 16, "image_px": 64, "packet_indices": 10}
+    old = VQMaskEncoder(VQMaskParams(**base, grid_spacing="linear", loss_patterns=4), codebook=cb)
+    new = VQMaskEncoder(VQMaskParams(**base), codebook=cb)
+    backend = _MSE()
+    specs = [("vq-mask", "pdm")]
+    with Cache(tmp_path / "c.sqlite") as cache:
+        stream = old.encode(image, "pdm", backend, cache)
+        key = encoder_entry_key(image, backend.name, backend.model_ids(), "vq-mask/pdm", old)
+        cache.put_entry(image, stream, key)
+        args = (backend.name, backend.model_ids())
+        todo, reused = missing_entries(cache, image, specs, {"vq-mask": old}, *args)
+        assert (todo, reused) == ([], ["vq-mask/pdm"])
+        todo, reused = missing_entries(cache, image, specs, {"vq-mask": new}, *args)
+        assert [t.encoder_id for t in todo] == ["vq-mask/pdm"] and reused == []
+        # rebuilt with the new default, the encoder's provenance says so
+        cache.put_entry(image, new.encode(image, "pdm", backend, cache), todo[0].key)
+    from aigcsim.models.optable import load_table
+
+    prov = load_table(tmp_path / "c.sqlite").provenance["vq-mask/pdm"]
+    assert (prov["grid_spacing"], prov["loss_patterns"]) == ("geometric", 2)
+    n = stream.unit_bits.size - 1
+    assert prov["quality_grid"] == new.packet_grid(n).tolist() != old.packet_grid(n).tolist()
