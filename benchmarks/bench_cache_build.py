@@ -15,6 +15,14 @@ are printed): ``--metric-max-side N`` scores them at a longer side of at most ``
     python benchmarks/bench_cache_build.py --images all --families vq-mask --metric-max-side 512
     python benchmarks/bench_cache_build.py --images all --metric-max-side 512 \
         --encoder-param vq-mask.grid_spacing=geometric --encoder-param vq-mask.loss_patterns=2
+    python benchmarks/bench_cache_build.py --classifier   # EfficientNet alone, ms per image
+
+``--classifier`` times only the task classifier on the catalogue's photos and their JPEG
+(q=5..40) and noisy versions (91 inputs at 224 px): the package's model in batches of 16
+(the earlier path) and of 4, and the batch-norm-folded model the build runs
+(:class:`aigcsim.models.backends.classifier.FusedEfficientNetLite`) in batches of 4, 8 and
+16, alternated ``--repeats`` times in one process, CPU ms per image; it also prints the
+largest logit difference and whether every top-1 class agrees.
 """
 
 from __future__ import annotations
@@ -52,7 +60,13 @@ def main() -> None:
         default=[],
         help="family.key=value, as for aigcsim cache build (repeatable)",
     )
+    ap.add_argument("--classifier", action="store_true", help="time the classifier only")
+    ap.add_argument("--repeats", type=int, default=3, help="--classifier: alternated repeats")
     args = ap.parse_args()
+    if args.classifier:
+        torch.set_num_threads(args.threads)
+        bench_classifier(args.repeats)
+        return
     from aigcsim.cli.cache import encoder_params
 
     enc_params = encoder_params(args.encoder_param)
@@ -95,6 +109,53 @@ def main() -> None:
                 + (f", {len(report.failed)} not available" if report.failed else "")
                 + f" (load {load_before:.1f} -> {os.getloadavg()[0]:.1f})"
             )
+
+
+def bench_classifier(repeats: int) -> None:
+    """CPU ms per image of the package EfficientNet-lite0 and the fused one (see above)."""
+    import numpy as np
+    import torch
+
+    from aigcsim.models.backends.classifier import ImageNetClassifier, preprocess
+    from aigcsim.models.encoders.jpeg import jpeg_roundtrip
+    from aigcsim.models.images import load_builtin
+
+    rng = np.random.default_rng(0)
+    inputs = []
+    for im in load_builtin():
+        px = im.pixels
+        inputs += [jpeg_roundtrip(px, q)[1] for q in (5, 10, 20, 40)]
+        inputs += [
+            np.clip(px.astype(np.int16) + rng.integers(-s, s, px.shape), 0, 255).astype(np.uint8)
+            for s in (10, 40, 80)
+        ]
+    x = torch.cat([preprocess(i[None]) for i in inputs])
+    clf = ImageNetClassifier()
+    runs = [
+        ("package model, batches of 16", clf.model, 16),
+        ("package model, batches of 4", clf.model, 4),
+        ("fused, batches of 4 (the build's)", clf.fused, 4),
+        ("fused, batches of 8", clf.fused, 8),
+        ("fused, batches of 16", clf.fused, 16),
+    ]
+    ms: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    with torch.no_grad():
+        ref = torch.cat([clf.model(x[s : s + 16]) for s in range(0, len(x), 16)])
+        got = torch.cat([clf.fused(x[s : s + 4]) for s in range(0, len(x), 4)])
+        for _ in range(repeats):
+            for name, model, bs in runs:
+                c = time.process_time()
+                for s in range(0, len(x), bs):
+                    model(x[s : s + bs])
+                ms[name].append((time.process_time() - c) / len(x) * 1e3)
+    same = int((got.argmax(1) == ref.argmax(1)).sum())
+    print(
+        f"{len(x)} inputs; fused vs package: max |logit difference| "
+        f"{float((got - ref).abs().max()):.2e}, same top-1 class {same}/{len(x)}"
+    )
+    for name, values in ms.items():
+        print(f"{name}: {', '.join(f'{v:.1f}' for v in values)} CPU ms per image")
+    print(f"load {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,57 @@ def test_top1_stable_under_mild_jpeg(clf, name):
 def test_bad_input(clf):
     with pytest.raises(ValueError, match="uint8"):
         clf.top1(np.zeros((1, 64, 64, 3), np.float32))
+
+
+def test_fuse_conv_bn_is_the_conv_then_the_batch_norm():
+    import torch
+
+    from aigcsim.models.backends.classifier import fuse_conv_bn
+
+    torch.manual_seed(0)
+    for groups, stride, pad in [(1, 1, None), (8, 2, (0, 1, 0, 1)), (8, 1, (1, 1, 1, 1))]:
+        conv = torch.nn.Conv2d(8, 8, 3, stride, groups=groups, bias=False).double().eval()
+        bn = torch.nn.BatchNorm2d(8).double().eval()
+        with torch.no_grad():
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-1, 1)
+        if pad is not None:
+            conv.static_padding = torch.nn.ZeroPad2d(pad)
+        x = torch.randn(2, 8, 13, 13, dtype=torch.float64)
+        padded = x if pad is None else torch.nn.functional.pad(x, pad)
+        want = bn(conv(padded)).float()
+        fused = fuse_conv_bn(conv, bn)
+        assert (fused.pad is None) == (pad is None or pad[0] == pad[1])
+        got = fused(x.float())
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_fused_model_gives_the_package_models_logits(clf):
+    """Same network, batch norms folded: logits equal to float32 rounding, and the same
+    top-1 class on photos and their JPEG and noisy versions."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    imgs = []
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        img = getattr(skdata, name)()
+        imgs += [img, jpeg(img, 10), jpeg(img, 40)]
+        imgs.append(np.clip(img.astype(int) + rng.integers(-60, 60, img.shape), 0, 255))
+    x = torch.cat([preprocess(np.asarray(i, np.uint8)[None]) for i in imgs])
+    with torch.no_grad():
+        want = clf.model(x)
+    got = torch.cat([clf.fused(x[s : s + 3]) for s in range(0, len(x), 3)])
+    assert float((got - want).abs().max()) < 1e-4
+    np.testing.assert_array_equal(got.argmax(1).numpy(), want.argmax(1).numpy())
+    # logits() runs the fused model (batches of other sizes: float32 rounding apart)
+    np.testing.assert_allclose(clf.logits(np.asarray(imgs[0])[None])[0], got[0], atol=1e-4)
+
+
+def test_logits_do_not_run_the_package_model(clf, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the package model ran")
+
+    monkeypatch.setattr(clf.model, "forward", refuse)
+    assert clf.logits(skdata.chelsea()[None]).shape == (1, 1000)
