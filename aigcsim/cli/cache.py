@@ -168,7 +168,9 @@ def build(
     built = build_encoders(specs, enc_params)  # bad --encoder-param refused before any work
     # enums from the command line; plain strings when called from Python
     backend_name, executor_name = Backend(backend).value, Executor(executor).value
-    settings = backend_settings(Device(device).value, backend_config, backend_param)
+    given = backend_settings(Device(device).value, backend_config, backend_param)
+    settings = folder_metric_size(images, backend_name, given)
+    defaulted = FOLDER_METRIC_MAX_SIDE if settings is not given else None
     if executor_name == "serial" and address is not None:
         raise UserInputError("--address joins a Ray cluster; it needs --executor ray")
     be = BACKENDS.build(backend_name, settings) if executor_name == "serial" else None
@@ -184,6 +186,9 @@ def build(
     )
     for n in notes:
         console.print(f"note: {n.name}: {n.reason}", markup=False, highlight=False)
+    note = folder_metric_note(records, defaulted)
+    if note:
+        console.print(f"note: {note}", markup=False, highlight=False)
     hint = large_image_hint(records, backend_name, settings)
     if hint:
         console.print(f"note: {hint}", markup=False, highlight=False)
@@ -242,6 +247,42 @@ def build(
             for fam, sec in sorted(report.family_seconds.items())
         )
         print(f"computing new entries, per image: {per}")
+
+
+FOLDER_METRIC_MAX_SIDE = 512
+"""``metric_max_side`` (px) of ``offline`` builds of an image folder when none is given:
+photos whose longer side is above it are scored at it (README "Build speed": the cost
+and the LPIPS difference it makes). ``--images builtin`` keeps scoring at the photos' own
+size (the shipped default cache), and ``--backend-param metric_max_side=null`` does so
+for a folder."""
+
+
+def folder_metric_size(
+    images: str, backend_name: str, settings: dict[str, object]
+) -> dict[str, object]:
+    """``settings`` with ``metric_max_side`` = :data:`FOLDER_METRIC_MAX_SIDE` when
+    building a folder (``images`` not ``builtin``) on the ``offline`` backend and the
+    setting is not given (a given ``null`` stays: own size). A new dict; others unchanged."""
+    if images == "builtin" or backend_name != "offline" or "metric_max_side" in settings:
+        return settings
+    return {**settings, "metric_max_side": FOLDER_METRIC_MAX_SIDE}
+
+
+def folder_metric_note(records: list[Any], max_side: int | None) -> str:
+    """A one-line note that ``max_side``, the default metric size :func:`folder_metric_size`
+    set (None: none was set), applies to some of ``records`` (longer side above it);
+    ``""`` otherwise."""
+    if max_side is None:
+        return ""
+    larger = sum(max(r.pixels.shape[:2]) > max_side for r in records)
+    if not larger:
+        return ""
+    return (
+        f"{larger} of {len(records)} images are scored at a longer side of {max_side} px "
+        "(the offline backend's default for image folders; LANCZOS, aspect kept; entries "
+        "are keyed by it). --backend-param metric_max_side=null scores every image at its "
+        "own size (slower: the cost grows with the pixels)."
+    )
 
 
 LARGE_IMAGE_PIXELS = 1_000_000
