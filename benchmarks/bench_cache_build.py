@@ -16,6 +16,17 @@ are printed): ``--metric-max-side N`` scores them at a longer side of at most ``
     python benchmarks/bench_cache_build.py --images all --metric-max-side 512 \
         --encoder-param vq-mask.grid_spacing=geometric --encoder-param vq-mask.loss_patterns=2
     python benchmarks/bench_cache_build.py --classifier   # EfficientNet alone, ms per image
+    python benchmarks/bench_cache_build.py --export-catalogue photos/   # a folder to build
+    python benchmarks/bench_cache_build.py --compare-shipped photos.sqlite
+
+``--export-catalogue DIR`` writes the 13 catalogue photos as PNG (same pixels, so the
+same sha256) with their ``captions.json``: a folder for the README's ``aigcsim cache build
+--images DIR`` timing. ``--compare-shipped CACHE`` compares a cache built from such a
+folder with the shipped one, photo by photo (matched by pixel sha256): per measured family
+the mean and largest absolute LPIPS difference after ``k = 1..n`` units, for the photos
+that moved (a
+folder build scores photos above 512 px at 512) and the largest difference of every
+metric over the photos that did not.
 
 ``--classifier`` times only the task classifier on the catalogue's photos and their JPEG
 (q=5..40) and noisy versions (91 inputs at 224 px): the package's model in batches of 16
@@ -62,7 +73,15 @@ def main() -> None:
     )
     ap.add_argument("--classifier", action="store_true", help="time the classifier only")
     ap.add_argument("--repeats", type=int, default=3, help="--classifier: alternated repeats")
+    ap.add_argument("--export-catalogue", type=Path, default=None, help="write PNGs here")
+    ap.add_argument("--compare-shipped", type=Path, default=None, help="a folder-built cache")
     args = ap.parse_args()
+    if args.export_catalogue is not None:
+        export_catalogue(args.export_catalogue)
+        return
+    if args.compare_shipped is not None:
+        compare_shipped(args.compare_shipped)
+        return
     if args.classifier:
         torch.set_num_threads(args.threads)
         bench_classifier(args.repeats)
@@ -109,6 +128,76 @@ def main() -> None:
                 + (f", {len(report.failed)} not available" if report.failed else "")
                 + f" (load {load_before:.1f} -> {os.getloadavg()[0]:.1f})"
             )
+
+
+def export_catalogue(folder: Path) -> None:
+    """The catalogue photos as ``folder/<source>_<name>.png`` plus ``captions.json``."""
+    import json
+
+    from PIL import Image
+
+    from aigcsim.models.images import load_builtin
+
+    folder.mkdir(parents=True, exist_ok=True)
+    captions = {}
+    for im in load_builtin():
+        name = im.image_id.replace("/", "_") + ".png"
+        Image.fromarray(im.pixels).save(folder / name)
+        captions[name] = im.caption
+    (folder / "captions.json").write_text(json.dumps(captions, indent=1))
+    print(f"{len(captions)} photos and captions.json in {folder}")
+
+
+def compare_shipped(path: Path) -> None:
+    """LPIPS (and every metric) of a folder-built cache against the shipped one."""
+    import numpy as np
+
+    from aigcsim.models.cache import Cache
+    from aigcsim.models.default_cache import DEFAULT_CACHE_PATH
+    from aigcsim.models.optable import load_table
+
+    def shas(p: Path) -> dict[str, str]:
+        with Cache(p, read_only=True) as c:
+            rows = c.con.execute("SELECT image_id, sha256 FROM op_images").fetchall()
+        return {sha: image_id for image_id, sha in rows}
+
+    every = load_table(path)
+    measured = [
+        e
+        for j, e in enumerate(every.encoder_ids)
+        if not every.synthetic[:, j].any() and e in load_table(DEFAULT_CACHE_PATH).encoder_ids
+    ]
+    built, ship = load_table(path, measured), load_table(DEFAULT_CACHE_PATH, measured)
+    by_sha_built, by_sha_ship = shas(path), shas(DEFAULT_CACHE_PATH)
+    encoders = measured
+    moved: dict[str, list[tuple[str, float, float]]] = {}
+    still: dict[str, float] = {}
+    for sha, image_id in by_sha_built.items():
+        if sha not in by_sha_ship or image_id not in built.image_ids:
+            continue
+        i, k = built.image_ids.index(image_id), ship.image_ids.index(by_sha_ship[sha])
+        for e in encoders:
+            j, sj = built.encoder_index(e), ship.encoder_index(e)
+            n = int(built.num_units[i, j])
+            if n != int(ship.num_units[k, sj]):
+                raise SystemExit(f"{image_id} {e}: {n} units against {ship.num_units[k, sj]}")
+            d = np.abs(
+                built.quality["lpips"][i, j, 1 : n + 1] - ship.quality["lpips"][k, sj, 1 : n + 1]
+            )
+            if d.max() > 1e-4:
+                moved.setdefault(e.split("/")[0], []).append((image_id, d.mean(), d.max()))
+            else:
+                for m in ship.quality:
+                    if m in built.quality:
+                        a = built.quality[m][i, j, 1 : n + 1] - ship.quality[m][k, sj, 1 : n + 1]
+                        still[m] = max(still.get(m, 0.0), float(np.nanmax(np.abs(a))))
+    for family, rows in sorted(moved.items()):
+        photos = sorted({r[0] for r in rows})
+        print(
+            f"{family}: {len(photos)} photos moved, |LPIPS difference| mean "
+            f"{np.mean([r[1] for r in rows]):.4f}, largest {max(r[2] for r in rows):.4f}"
+        )
+    print("entries that did not move, largest difference per metric:", still)
 
 
 def bench_classifier(repeats: int) -> None:

@@ -102,7 +102,13 @@ def build(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="cache file (.sqlite), created or resumed")
     ],
-    images: Annotated[str, typer.Option(help="'builtin' or a folder of images")] = "builtin",
+    images: Annotated[
+        str,
+        typer.Option(
+            help="'builtin' or a folder of images (offline backend: a folder's images are "
+            "scored at a longer side of at most 512 px unless metric_max_side is given)"
+        ),
+    ] = "builtin",
     encoders: Annotated[
         str, typer.Option(help="comma-separated families or family/level ids")
     ] = "jpeg,raw,vq-mask,seq-words",
