@@ -640,6 +640,11 @@ class VQMaskEncoder:
             level, backend, {"codebook": self.codebook(store).key}, {"refine_steps"}
         )
 
+    def curve_key(self, level: str, backend: QualityBackend, store: ModelOutputStore) -> str:
+        """Store key (kind ``vq-quality``) of the codebook path's quality curve of
+        ``level`` measured by ``backend``: what :meth:`encode` reads and writes."""
+        return self._codebook_key(level, backend, store)
+
     def prepare_levels(
         self,
         image: ImageRecord,

@@ -81,3 +81,51 @@ def test_rebuilding_vq_mask_matches_shipped(tmp_path, shipped):
     assert np.allclose(
         rebuilt.quality["lpips"][0, 0, : n + 1], shipped.quality["lpips"][i, j, : n + 1], atol=2e-3
     )
+
+
+def test_stale_vq_curves_are_pruned_and_current_ones_kept(tmp_path):
+    """The rebuild drops ``vq-quality`` memos no default level reads (e.g. a grid that is
+    no longer the default); the 13 x 5 current curves stay, and entries are untouched."""
+    import shutil
+    import sqlite3
+
+    from aigcsim.models.backends.offline import OfflineBackend
+    from aigcsim.models.default_cache import prune_vq_curves
+
+    path = tmp_path / "c.sqlite"
+    shutil.copy(DEFAULT_CACHE_PATH, path)
+    images = list(load_builtin())
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(
+            "INSERT INTO model_outputs VALUES(?, 'vq-quality', '{\"stale\": 1}', x'00')",
+            (images[0].sha256,),
+        )
+    before = con.execute("SELECT COUNT(*) FROM model_outputs WHERE kind='vq-quality'").fetchone()
+    entries = con.execute("SELECT * FROM cache_entries ORDER BY 1, 2").fetchall()
+    con.close()
+    dropped = prune_vq_curves(path, images, OfflineBackend())
+    con = sqlite3.connect(path)
+    after = con.execute("SELECT COUNT(*) FROM model_outputs WHERE kind='vq-quality'").fetchone()
+    stale = con.execute("SELECT COUNT(*) FROM model_outputs WHERE model_key LIKE '%stale%'")
+    assert stale.fetchone()[0] == 0
+    assert after[0] == len(images) * 5 and dropped == before[0] - after[0] >= 1
+    assert con.execute("SELECT * FROM cache_entries ORDER BY 1, 2").fetchall() == entries
+    con.close()
+    assert prune_vq_curves(path, images, OfflineBackend()) == 0
+    # every default entry still finds its curve: nothing to recompute
+    from aigcsim.models.build import build_encoders, missing_entries
+
+    specs = expand_encoders("vq-mask")
+    built = build_encoders(specs)
+    backend = OfflineBackend()
+    with Cache(path) as cache:
+        for image in images[:2]:
+            for level in built["vq-mask"].levels():
+                key = built["vq-mask"].curve_key(level, backend, cache)
+                assert cache.con.execute(
+                    "SELECT 1 FROM model_outputs WHERE image_sha256=? AND model_key=?",
+                    (image.sha256, key),
+                ).fetchone()
+            todo, _ = missing_entries(cache, image, specs, built, backend.name, backend.model_ids())
+            assert todo == []
