@@ -9,12 +9,14 @@ seconds per image per family, with the machine's load average before and after e
 (CPU seconds are what to compare between runs on a shared machine; wall seconds follow the
 load). The cost of scoring grows with the photographs' pixel count (the images' megapixels
 are printed): ``--metric-max-side N`` scores them at a longer side of at most ``N`` px
-(the offline backend's ``metric_max_side``). ``--images all`` takes the whole catalogue.
+(the offline backend's ``metric_max_side``; a folder build's default is 512). ``--images
+all`` takes the whole catalogue.
 
-    python benchmarks/bench_cache_build.py --images skimage/chelsea,skimage/colorwheel
-    python benchmarks/bench_cache_build.py --images all --families vq-mask --metric-max-side 512
+    python benchmarks/bench_cache_build.py             # README per-family table, own size
     python benchmarks/bench_cache_build.py --images all --metric-max-side 512 \
-        --encoder-param vq-mask.grid_spacing=geometric --encoder-param vq-mask.loss_patterns=2
+        --families jpeg,raw,vq-mask,seq-words          # the same at the folder default
+    python benchmarks/bench_cache_build.py --images all --families vq-mask \
+        --encoder-param vq-mask.grid_spacing=linear --encoder-param vq-mask.loss_patterns=4
     python benchmarks/bench_cache_build.py --classifier   # EfficientNet alone, ms per image
     python benchmarks/bench_cache_build.py --export-catalogue photos/   # a folder to build
     python benchmarks/bench_cache_build.py --compare-shipped photos.sqlite
