@@ -19,6 +19,7 @@ all`` takes the whole catalogue.
         --encoder-param vq-mask.grid_spacing=linear --encoder-param vq-mask.loss_patterns=4
     python benchmarks/bench_cache_build.py --classifier   # EfficientNet alone, ms per image
     python benchmarks/bench_cache_build.py --export-catalogue photos/   # a folder to build
+    python benchmarks/bench_cache_build.py --export-catalogue photos26/ --mirror   # 26
     python benchmarks/bench_cache_build.py --compare-shipped photos.sqlite
 
 ``--export-catalogue DIR`` writes the 13 catalogue photos as PNG (same pixels, so the
@@ -76,10 +77,11 @@ def main() -> None:
     ap.add_argument("--classifier", action="store_true", help="time the classifier only")
     ap.add_argument("--repeats", type=int, default=3, help="--classifier: alternated repeats")
     ap.add_argument("--export-catalogue", type=Path, default=None, help="write PNGs here")
+    ap.add_argument("--mirror", action="store_true", help="--export-catalogue: add mirrors")
     ap.add_argument("--compare-shipped", type=Path, default=None, help="a folder-built cache")
     args = ap.parse_args()
     if args.export_catalogue is not None:
-        export_catalogue(args.export_catalogue)
+        export_catalogue(args.export_catalogue, args.mirror)
         return
     if args.compare_shipped is not None:
         compare_shipped(args.compare_shipped)
@@ -132,8 +134,10 @@ def main() -> None:
             )
 
 
-def export_catalogue(folder: Path) -> None:
-    """The catalogue photos as ``folder/<source>_<name>.png`` plus ``captions.json``."""
+def export_catalogue(folder: Path, mirror: bool = False) -> None:
+    """The catalogue photos as ``folder/<source>_<name>.png`` plus ``captions.json``;
+    with ``mirror`` also each one flipped left to right (``flip_<...>.png``, same caption):
+    twice the photos, all distinct."""
     import json
 
     from PIL import Image
@@ -146,6 +150,9 @@ def export_catalogue(folder: Path) -> None:
         name = im.image_id.replace("/", "_") + ".png"
         Image.fromarray(im.pixels).save(folder / name)
         captions[name] = im.caption
+        if mirror:
+            Image.fromarray(im.pixels[:, ::-1].copy()).save(folder / f"flip_{name}")
+            captions[f"flip_{name}"] = im.caption
     (folder / "captions.json").write_text(json.dumps(captions, indent=1))
     print(f"{len(captions)} photos and captions.json in {folder}")
 

@@ -27,6 +27,13 @@ def test_the_exported_folder_has_the_catalogue_pixels_and_captions(tmp_path) -> 
         assert folder[im.sha256].caption == im.caption  # same pixels: same sha256
 
 
+def test_mirrors_double_the_folder_with_distinct_photos(tmp_path) -> None:
+    pytest.importorskip("PIL")
+    export_catalogue(tmp_path, mirror=True)
+    photos = list(load_folder(str(tmp_path), []))
+    assert len(photos) == 2 * len(builtin_catalogue()) == len({p.sha256 for p in photos})
+
+
 def test_the_shipped_cache_against_itself_moves_nothing(capsys) -> None:
     compare_shipped(DEFAULT_CACHE_PATH)
     out = capsys.readouterr().out
