@@ -140,8 +140,10 @@ class CellChannel:
 
         ``all_users``: the caller knows ``users`` is ``0, 1, ..., U - 1``; the per-user
         arrays are then read whole instead of gathered (the same numbers)."""
-        if self._one_step is not None and users.shape[0] and self._one_step_gain_db(users):
-            return self._gain_all_db[users]
+        if self._one_step is not None and users.shape[0]:
+            fast = self._one_step_gain_db(users)
+            if fast is not None:
+                return fast
         sel: slice | np.ndarray = slice(None) if all_users else users
         elapsed = self.time_s - self._fading_time_s[sel]
         stale = elapsed > 0
@@ -165,36 +167,39 @@ class CellChannel:
             return large_scale_db[:, None] + fading_db
         return large_scale_db + fading_db
 
-    def _one_step_gain_db(self, users: np.ndarray) -> bool:
+    def _one_step_gain_db(self, users: np.ndarray) -> np.ndarray | None:
         """The small-cell fast path of :meth:`gain_db` (:class:`OneStepFastPath`): when
         every one of ``users: [n]`` (n > 0) was last evaluated exactly one step ago,
-        advance them, refresh :attr:`fading_gain` and write every user's gain in dB
-        into ``_gain_all_db`` (``[U]``); ``False`` (nothing changed) otherwise.
+        advance them, refresh :attr:`fading_gain` and return their gains in dB (as
+        :meth:`gain_db`); ``None`` (nothing changed) otherwise.
 
         "One step" is decided as the general path decides it (``one_step_of``: ``|t -
         t_u - dt| <= 1e-9 dt`` with ``t - t_u > 0``) from the extremes of ``t_u``:
         ``t - t_u`` rounds monotonically in ``t_u``, so the extremes decide for all."""
         dt_s = self._step_s
         if not dt_s > 0:
-            return False
+            return None
         t = self.time_s
         last = self._fading_time_s[users]
-        low = t - np.maximum.reduce(last)  # the smallest elapsed time
-        high = t - np.minimum.reduce(last)
+        if last.shape[0] <= 32:  # Python's min / max of a short list cost less
+            seen = last.tolist()
+            low, high = t - max(seen), t - min(seen)  # smallest and largest elapsed time
+        else:
+            low, high = t - np.maximum.reduce(last), t - np.minimum.reduce(last)
         tol = 1e-9 * dt_s
         if not (low > 0 and abs(low - dt_s) <= tol and abs(high - dt_s) <= tol):
-            return False
+            return None
         assert self._one_step is not None
         power = self.fading_gain
         if not self._one_step.advance(users, dt_s, self._doppler, power):
-            return False
+            return None
         self._fading_time_s[users] = t
         db = self._gain_all_db  # large_scale + 10 log10(max(|h|^2, 1e-30)), every user
         np.maximum(power, 1e-30, out=db)
         np.log10(db, out=db)
         db *= 10.0
         db += self.large_scale_db
-        return True
+        return db[users]
 
 
 def _gudmundson(g: np.ndarray, distance_ratio: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -188,7 +188,7 @@ class UserObserver:
         observation, whatever ``n``, each writing into one ``[F, n]`` buffer.
         """
         users = np.zeros((self.max_users, self.num_features), dtype=np.float32)
-        if state is None or state.num_users == 0:
+        if state is None or not state.user_ids.size:
             self._count_arrivals()  # keep the counts current
             return users
         sim = self.sim
@@ -199,8 +199,8 @@ class UserObserver:
         # [-1, 1] finish the table. Columns whose numerator may exceed its scale
         # (finish_full, slack, slack_margin; inf included) are clipped there: min(x, T)
         # / T and clip(x / T) are the same float for x >= 0, and inf / T clips to 1.
-        # [F, n], each feature row contiguous; ones: row 0 (``active``) is already done
-        feats = np.ones((self.num_features, n))
+        feats = np.empty((self.num_features, n))  # [F, n], each feature row contiguous
+        feats[0] = 1.0  # active
         feats[1] = state.snr_db
         se_full = state.spectral_efficiency_bps_hz
         if self._per_user_power and n > 1:  # the whole band spreads a link's power n-fold
@@ -210,12 +210,16 @@ class UserObserver:
         else:  # uniform PSD: the same SE at an equal share and with the whole band
             feats[2:4] = se_full
         bits = state.bits_left_total
-        np.add(bits, 1.0, out=feats[4])
-        np.log10(feats[4], out=feats[4])
+        bits_feat = feats[4]
+        np.add(bits, 1.0, out=bits_feat)
+        np.log10(bits_feat, out=bits_feat)
         rate_full = se_full * state.bandwidth_hz
         finish = feats[5]  # s at the whole band; inf in outage
-        finish.fill(np.inf)
-        np.divide(bits, rate_full, out=finish, where=rate_full > 0)
+        if np.minimum.reduce(rate_full) > 0:  # nobody in outage (NaN: not here)
+            np.divide(bits, rate_full, out=finish)
+        else:
+            finish.fill(np.inf)
+            np.divide(bits, rate_full, out=finish, where=rate_full > 0)
         slack = feats[6] = state.deadline_slack_s  # inf (no deadline) clips to 1 = T / T
         # slack - finish; no deadline: inf (-> 1); outage with a deadline: about -1e300
         # (-> -1, as -inf): finish is capped at 1e300 so that inf - inf never occurs
@@ -232,7 +236,7 @@ class UserObserver:
         np.maximum(at_gpus, 0.0, out=at_gpus)
         feats[10] = max(self._duration_s - state.time_s, 0.0)
         self._deadline_feat.take(idx, out=feats[11])
-        rows = sim.row[idx]
+        rows = sim.delivery.row[idx]  # the current requests' (image, encoder) rows
         self._stream_feat.take(rows, out=feats[12])
         feats[13] = state.quality_gain_next
         if self.encoder_column:

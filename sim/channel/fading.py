@@ -697,7 +697,7 @@ class OneStepFastPath:
             self._fd_hz = np.maximum(doppler_hz, self.fading.min_doppler_hz)
             return False
         fd_hz = self._fd_hz
-        if not diffuse.rotations_cached_for(dt_s, fd_hz):
+        if diffuse._rot_all_for is not fd_hz or dt_s != diffuse._rot_dt_s:
             diffuse.cache_all_rotations(dt_s, fd_hz)  # the same array a second time
         served = self._served_flat
         served.fill(False)
