@@ -754,10 +754,7 @@ class Simulation:
             k_sent = np.where(analog_pending, np.minimum(k_sent, k_cap), k_sent)
         k_rx = k_sent
         if st.any_loss_tolerant and np.count_nonzero(lt):
-            k_rx = k_sent.copy()
-            k_rx[lt] = st.units_from(
-                rows[lt], base[lt], np.maximum(done - erased, 0.0)[lt], d.k_rx[sel][lt]
-            )
+            k_rx = self._units_received(sel, lt, rows, base, done, erased, k_sent, analog_pending)
         changed = k_sent != d.k_sent[sel]
         if k_rx is not k_sent:
             changed |= k_rx != d.k_rx[sel]
@@ -810,6 +807,34 @@ class Simulation:
             float(np.mean(tick.snr_ref_db)) if self.intervals_out is not None else None,
         )
         self.tick_index += 1
+
+    def _units_received(
+        self,
+        sel: Index,
+        lt: np.ndarray,
+        rows: np.ndarray,
+        base: np.ndarray,
+        done: np.ndarray,
+        erased: np.ndarray,
+        k_sent: np.ndarray,
+        analog_pending: np.ndarray | None,
+    ) -> np.ndarray:
+        """``[n]`` units received this tick, all arrays ``[n]`` over its users: ``k_sent``,
+        except that a loss-tolerant user (``lt``) receives the units in its acknowledged
+        bits, ``max(done - erased, 0)``. A loss-tolerant user with nothing erased has
+        ``done - 0 == done``, the bits ``k_sent`` was counted from, so only users with
+        erasures are searched (all of ``lt`` while analog units may cap ``k_sent``).
+        Returns ``k_sent`` itself when nobody is searched."""
+        search = lt if analog_pending is not None else lt & (erased > 0)
+        at = search.nonzero()[0]
+        if not at.size:
+            return k_sent
+        known = self.delivery.k_rx[sel][at]
+        k_rx = k_sent.copy()
+        k_rx[at] = self.streams_table.units_from(
+            rows[at], base[at], np.maximum(done[at] - erased[at], 0.0), known
+        )
+        return k_rx
 
     @staticmethod
     def _band_used(
