@@ -343,16 +343,17 @@ class Simulation:
             plan = self.plans[req.group]
             req.delivery_start_s = now
             self.current[u] = req
-            row = self.streams_table.row(req.image, req.encoder)
+            st = self.streams_table
+            row = req.image * st.num_encoders + req.encoder  # st.row(image, encoder)
             self.delivery.start(
                 u,
                 row,
                 plan.target_units[req.image],
-                self.streams_table.loss_tolerant[req.encoder],
+                st.loss_tolerant[req.encoder],
                 plan.lower_is_better,
                 plan.qos.target,
                 req.deadline_s,
-                self.streams_table.analog_uses_list[row],
+                st.analog_uses_list[row],
             )
             for listener in self.delivery_listeners:
                 listener(u, req)
@@ -429,29 +430,34 @@ class Simulation:
         """Record the outcome of ``req``, which reached ``quality``: the final reason
         (a success decoded late is ``late_decode``, one below its target
         ``quality_below_target``), the summary, the request row and the listeners."""
-        st = self.streams_table
         plan = self.plans[req.group]
-        met = quality <= plan.qos.target if plan.lower_is_better else quality >= plan.qos.target
+        target = plan.qos.target
+        met = quality <= target if plan.lower_is_better else quality >= target
         completion = end_s + decode_s
-        if reason == SUCCESS and completion > req.deadline_s:
-            reason = LATE_DECODE
-        if reason == SUCCESS and not met:
-            reason = QUALITY_BELOW_TARGET
+        if reason == SUCCESS:
+            if completion > req.deadline_s:
+                reason = LATE_DECODE
+            elif not met:
+                reason = QUALITY_BELOW_TARGET
         success = reason == SUCCESS
         latency = completion - req.arrival_s
         self.open_requests.pop(req.request_id, None)
-        for listener in self.finish_listeners:
-            listener(req, reason, quality)
+        if self.finish_listeners:
+            for listener in self.finish_listeners:
+                listener(req, reason, quality)
         self.summary.add(req.user, req.group, req.scored, success, reason, quality, latency, bits)
-        if self.requests_out is not None:
-            self.requests_out.append(
+        out = self.requests_out
+        if out is not None:
+            st = self.streams_table
+            image, encoder = req.image, req.encoder
+            out.append(
                 (
                     req.request_id,
                     req.user,
                     self.group_names[req.group],
-                    st.image_ids[req.image],
-                    st.encoder_ids[req.encoder],
-                    st.synthetic[req.image][req.encoder],
+                    st.image_ids[image],
+                    st.encoder_ids[encoder],
+                    st.synthetic[image][encoder],
                     req.scored,
                     req.arrival_s,
                     req.deadline_s,
@@ -461,7 +467,7 @@ class Simulation:
                     end_s,
                     completion,
                     latency,
-                    st.num_units_list[st.row(req.image, req.encoder)],
+                    st.num_units_list[image * st.num_encoders + encoder],  # st.row
                     units_sent,
                     units_rx,
                     bits,
@@ -469,7 +475,7 @@ class Simulation:
                     packets[1],
                     st.metric,
                     quality,
-                    plan.qos.target,
+                    target,
                     bool(met),
                     success,
                     reason,
@@ -723,7 +729,7 @@ class Simulation:
         good_bits = tx.delivered * float(L)
         erased = tick.erased
         done = tick.done + good_bits
-        if st.any_loss_tolerant:
+        if st.any_loss_tolerant and tx.any_dropped:  # (nothing dropped: nothing erased)
             lost_lt = np.where(lt, tx.dropped * float(L), 0.0)
             done += lost_lt
             erased = erased + lost_lt
@@ -875,11 +881,12 @@ class Simulation:
         interval each ending user's last packets took) and start each user's next
         request: a finished one ends when its last packet went out, an expired one at
         the interval's end."""
-        t, d, st = self.time_s, self.delivery, self.streams_table
-        end = t + self.dt
+        t, dt, d, st = self.time_s, self.dt, self.delivery, self.streams_table
+        end = t + dt
         who = users[ending]
         at = base[ending] + k_rx[ending]  # flat (row, units received) of each
         analog = st.any_analog  # then each quality needs its channel uses (_finish)
+        current, record, start_next = self.current, self._record, self._start_next
         for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in zip(
             who.tolist(),
             finished[ending].tolist(),
@@ -893,17 +900,17 @@ class Simulation:
             d.packets_dropped[who].tolist(),
             strict=True,
         ):
-            req = self.current[u]
+            req = current[u]
             assert req is not None, f"user {u} is active without a request"
             if fin:
-                end_s, reason, decode = t + self.dt * frac, SUCCESS, dec
+                end_s, reason, decode = t + dt * frac, SUCCESS, dec
             else:
                 end_s, reason, decode = end, DEADLINE, 0.0
             if analog:
                 self._finish(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode)
             else:
-                self._record(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode, quality)
-            self._start_next(u, end_s)
+                record(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode, quality)
+            start_next(u, end_s)
 
     def _send_analog(
         self,
