@@ -79,6 +79,11 @@ class CellChannel:
         self._fading_time_s = np.zeros(n)  # when each user's fading was last advanced
         self._one_step = OneStepFastPath.of(self.fading)  # small flat jakes cells
         self._gain_all_db = np.empty(n)  # [U] scratch of the fast path's gains
+        # the users of the fast path's last call (indices as bytes, their dtype) and the
+        # time they were evaluated at, not yet written to _fading_time_s
+        self._memo_key: bytes | None = None
+        self._memo_dtype: np.dtype | None = None
+        self._memo_time_s = 0.0
 
     @property
     def distance_m(self) -> np.ndarray:
@@ -144,6 +149,7 @@ class CellChannel:
             fast = self._one_step_gain_db(users)
             if fast is not None:
                 return fast
+        self._settle_fading_times()
         sel: slice | np.ndarray = slice(None) if all_users else users
         elapsed = self.time_s - self._fading_time_s[sel]
         stale = elapsed > 0
@@ -167,6 +173,15 @@ class CellChannel:
             return large_scale_db[:, None] + fading_db
         return large_scale_db + fading_db
 
+    def _settle_fading_times(self) -> None:
+        """Write the fast path's pending evaluation time into ``_fading_time_s`` and
+        forget its users (before anything else reads or changes the fading state)."""
+        key = self._memo_key
+        if key is not None:
+            assert self._memo_dtype is not None
+            self._fading_time_s[np.frombuffer(key, self._memo_dtype)] = self._memo_time_s
+            self._memo_key = None
+
     def _one_step_gain_db(self, users: np.ndarray) -> np.ndarray | None:
         """The small-cell fast path of :meth:`gain_db` (:class:`OneStepFastPath`): when
         every one of ``users: [n]`` (n > 0) was last evaluated exactly one step ago,
@@ -175,25 +190,37 @@ class CellChannel:
 
         "One step" is decided as the general path decides it (``one_step_of``: ``|t -
         t_u - dt| <= 1e-9 dt`` with ``t - t_u > 0``) from the extremes of ``t_u``:
-        ``t - t_u`` rounds monotonically in ``t_u``, so the extremes decide for all."""
+        ``t - t_u`` rounds monotonically in ``t_u``, so the extremes decide for all.
+        When ``users`` are those of the last fast call (the usual case: the same users
+        have data), all were evaluated at its time, kept in ``_memo_time_s`` and
+        written to ``_fading_time_s`` only when other users are asked for
+        (:meth:`_settle_fading_times`)."""
         dt_s = self._step_s
         if not dt_s > 0:
             return None
         t = self.time_s
-        last = self._fading_time_s[users]
-        if last.shape[0] <= 32:  # Python's min / max of a short list cost less
-            seen = last.tolist()
-            low, high = t - max(seen), t - min(seen)  # smallest and largest elapsed time
+        key = users.tobytes()
+        same = key == self._memo_key and users.dtype == self._memo_dtype
+        if same:
+            low = high = t - self._memo_time_s
         else:
-            low, high = t - np.maximum.reduce(last), t - np.minimum.reduce(last)
+            self._settle_fading_times()
+            last = self._fading_time_s[users]
+            if last.shape[0] <= 32:  # Python's min / max of a short list cost less
+                seen = last.tolist()
+                low, high = t - max(seen), t - min(seen)  # smallest, largest elapsed time
+            else:
+                low, high = t - np.maximum.reduce(last), t - np.minimum.reduce(last)
         tol = 1e-9 * dt_s
         if not (low > 0 and abs(low - dt_s) <= tol and abs(high - dt_s) <= tol):
+            self._settle_fading_times()
             return None
         assert self._one_step is not None
         power = self.fading_gain
-        if not self._one_step.advance(users, dt_s, self._doppler, power):
+        if not self._one_step.advance(users, dt_s, self._doppler, power, same):
+            self._settle_fading_times()
             return None
-        self._fading_time_s[users] = t
+        self._memo_key, self._memo_dtype, self._memo_time_s = key, users.dtype, t
         db = self._gain_all_db  # large_scale + 10 log10(max(|h|^2, 1e-30)), every user
         np.maximum(power, 1e-30, out=db)
         np.log10(db, out=db)

@@ -653,7 +653,7 @@ class OneStepFastPath:
     are cached at once (:meth:`JakesProcess.cache_all_rotations`) when the same Doppler
     array is seen a second time in a row (users that do not move); a Doppler that
     changes every interval (moving users) leaves every interval to the general path.
-    ``tests/sim/test_fading_fast_path.py`` compares both paths bit for bit.
+    ``tests/sim/test_cell_fast_path.py`` compares both paths bit for bit.
     """
 
     def __init__(self, fading: StochasticFading, diffuse: JakesProcess) -> None:
@@ -665,6 +665,8 @@ class OneStepFastPath:
         self._im2 = np.empty(u)
         self._doppler_seen: np.ndarray | None = None  # the last Doppler array given
         self._fd_hz: np.ndarray = np.zeros(u)  # max(Doppler, floor) of that array
+        self._h_seen: np.ndarray | None = None  # diffuse.values when _re / _im were taken
+        self._re = self._im = self._im2
 
     @classmethod
     def of(cls, fading: object) -> OneStepFastPath | None:
@@ -684,13 +686,20 @@ class OneStepFastPath:
         return cls(fading, diffuse)
 
     def advance(
-        self, users: np.ndarray, dt_s: float, doppler_hz: np.ndarray, power_out: np.ndarray
+        self,
+        users: np.ndarray,
+        dt_s: float,
+        doppler_hz: np.ndarray,
+        power_out: np.ndarray,
+        same_users: bool = False,
     ) -> bool:
         """Advance ``users: [n]`` (distinct, each last evaluated one ``dt_s`` step ago)
         by that step at Doppler ``doppler_hz: [U]`` (every user's, Hz) and write every
-        user's ``|h|^2`` into ``power_out: [U]``. Returns ``False``, having changed
-        nothing, when the rotations are not cached for this step and Doppler: the
-        caller then takes the general path (:meth:`StochasticFading.advance_users`)."""
+        user's ``|h|^2`` into ``power_out: [U]``. ``same_users``: the caller knows
+        ``users`` are those of the last call that returned ``True`` (their mask is
+        reused). Returns ``False``, having changed nothing, when the rotations are not
+        cached for this step and Doppler: the caller then takes the general path
+        (:meth:`StochasticFading.advance_users`)."""
         diffuse = self.diffuse
         if doppler_hz is not self._doppler_seen:  # a new array: the general path first
             self._doppler_seen = doppler_hz
@@ -699,16 +708,17 @@ class OneStepFastPath:
         fd_hz = self._fd_hz
         if diffuse._rot_all_for is not fd_hz or dt_s != diffuse._rot_dt_s:
             diffuse.cache_all_rotations(dt_s, fd_hz)  # the same array a second time
-        served = self._served_flat
-        served.fill(False)
-        served[users] = True
+        if not same_users:
+            served = self._served_flat
+            served.fill(False)
+            served[users] = True
         diffuse.rotate_one_step_where(self._served)
         h = diffuse.values
-        if self.fading._h is not h:  # no LOS term: the gains are the diffuse sums
-            self.fading._h = h
-        re, im = h.real, h.imag  # |h|^2 as _power computes it, into power_out
-        np.multiply(re, re, out=power_out)
-        np.multiply(im, im, out=self._im2)
+        if h is not self._h_seen:  # views of the current sums (rebound only by step())
+            self._h_seen, self._re, self._im = h, h.real, h.imag
+            self.fading._h = h  # no LOS term: the gains are the diffuse sums
+        np.multiply(self._re, self._re, out=power_out)  # |h|^2 as _power computes it
+        np.multiply(self._im, self._im, out=self._im2)
         power_out += self._im2
         return True
 
