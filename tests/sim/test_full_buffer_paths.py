@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from aigcsim.sim import engine
 from aigcsim.sim import scenario as sl
 from aigcsim.sim.delivery import Index
 from aigcsim.sim.engine import Simulation
@@ -88,3 +89,45 @@ def test_units_received_searches_only_users_with_erasures(tmp_path, deadline_s):
     general = _run(data, tmp_path / "general", _search_every_loss_tolerant_user)
     assert fast[3] > 100  # erasures happened
     assert fast[:3] == general[:3]
+
+
+def _add_listener(sim: Simulation) -> None:
+    """A finish listener: every outcome is then written at once (no queue)."""
+    sim.finish_listeners.append(lambda req, reason, quality: None)
+
+
+@pytest.mark.parametrize(("deadline_s", "batch"), [(3.0, 256), (3.0, 16), (0.3, 7)])
+def test_queued_records_equal_records_written_at_once(tmp_path, monkeypatch, deadline_s, batch):
+    """Without finish listeners request outcomes wait in a queue; the records, the
+    summary and the delivery state equal those of a run that writes each at once."""
+    monkeypatch.setattr(engine, "_RECORD_BATCH", batch)
+    data = _lossy(deadline_s)
+    queued = _run(data, tmp_path / "queued", None)
+    at_once = _run(data, tmp_path / "at_once", _add_listener)
+    assert len(queued[1]["request_id"]) > 150
+    assert queued[:3] == at_once[:3]
+
+
+def test_summary_read_mid_run_holds_every_ended_request():
+    sim = Simulation(sl.validate(_lossy()))
+    for tick in range(250):
+        state = sim.observe()
+        sim.apply(None if state is None else sim.allocator.allocate(state))
+        if tick % 50 == 49:
+            ended = sim._next_request_id - len(sim.open_requests)
+            assert ended > 0
+            assert sim.summary.all.total == ended  # warmup 0: every request is scored
+            assert not sim._pending_records
+
+
+def test_listener_added_mid_run_sees_outcomes_in_order(tmp_path):
+    """Queued outcomes are written before the first one a new listener sees."""
+    sim = Simulation(sl.validate(_lossy()))
+    seen: list[int] = []
+    for tick in range(200):
+        if tick == 120:
+            assert sim._pending_records  # some outcomes still queued
+            sim.finish_listeners.append(lambda req, reason, quality: seen.append(req.request_id))
+        state = sim.observe()
+        sim.apply(None if state is None else sim.allocator.allocate(state))
+    assert seen and sim._summary.all.total == sim._next_request_id - len(sim.open_requests)
