@@ -250,7 +250,9 @@ class UserObserver:
         queues, behind = sim.user_queue, self._behind_current
         queued = [len(queues[u]) for u in ids]
         feats[8] = queued
-        feats[9] = [max(behind[u] - q, 0.0) for u, q in zip(ids, queued, strict=True)]
+        feats[9] = [
+            d if (d := behind[u] - q) > 0.0 else 0.0 for u, q in zip(ids, queued, strict=False)
+        ]
         feats[10] = max(self._duration_s - state.time_s, 0.0)
         feats[13] = state.quality_gain_next
         if self.subband_columns:
