@@ -253,6 +253,61 @@ class DeliveryState:
         self.analog_sent[u] = self.analog_mse[u] = 0.0
         self._stream_facts(u, int(row), int(target_units), 0, 0)
 
+    def start_many(
+        self,
+        users: np.ndarray,
+        rows: np.ndarray,
+        target_units: np.ndarray,
+        loss_tolerant: np.ndarray,
+        lower_better: np.ndarray,
+        q_target: np.ndarray,
+        deadline_s: np.ndarray,
+        analog_uses: np.ndarray,
+    ) -> None:
+        """:meth:`start` for distinct ``users: [m]``, every other argument ``[m]`` (the
+        same state as ``m`` calls; with a table, the stream facts of each at unit 0)."""
+        u = users
+        self.active[u] = True
+        self.row[u] = rows
+        self.bits_done[u] = 0.0
+        self.erased_bits[u] = 0.0
+        self.carry_bits[u] = 0.0
+        self.k_sent[u] = 0
+        self.k_rx[u] = 0
+        self.target_units[u] = target_units
+        self.loss_tolerant[u] = loss_tolerant
+        self.lower_better[u] = lower_better
+        self.q_target[u] = q_target
+        self.deadline[u] = deadline_s
+        self.harq[u] = 0
+        self.in_flight[u] = 0
+        self.packets_tx[u] = 0
+        self.packets_dropped[u] = 0
+        self.analog_left[u] = analog_uses
+        self.analog_sent[u] = 0.0
+        self.analog_mse[u] = 0.0
+        st = self.table
+        if st is None:
+            return
+        # _stream_facts at k_sent = k_rx = 0, with Python's min and the NaN-keeping
+        # clip written as the comparisons they make
+        base = rows * st.row_len
+        target = base + target_units
+        total = st.total_bits_flat[rows]
+        units = st.num_units_flat[rows]
+        cum = st.cum_flat[target]
+        self.base[u] = base
+        self.total_bits[u] = total
+        self.num_units[u] = units
+        self.target_cum[u] = cum
+        self.target_bits[u] = np.where(total < cum, total, cum)  # min(cum, total)
+        self.decode_target[u] = st.decode_flat[target]
+        nxt = base + np.minimum(units, 1)  # base + min(k + 1, units) at k = 0
+        self.next_unit_cum[u] = st.cum_flat[nxt]
+        q_now, q_next = st.q_flat[base], st.q_flat[nxt]
+        gain = q_now - q_next if st.lower_is_better else q_next - q_now
+        self.quality_gain[u] = np.where((gain >= 0.0) | (gain != gain), gain, 0.0)
+
     def _stream_facts(self, u: int, row: int, target_units: int, k_sent: int, k_rx: int) -> None:
         """Store the fixed facts of user ``u``'s stream ``row`` with ``target_units``, and
         the unit facts at ``k_sent`` / ``k_rx`` (:meth:`units_changed` for one user, on

@@ -121,6 +121,10 @@ _PendingRecord = tuple[
 _RECORD_BATCH = 256
 """Request outcomes queued before they are written (:meth:`Simulation._record`)."""
 
+_START_MANY_FROM = 12
+"""Deliveries ending in one interval from which the next ones start in one pass
+(:meth:`Simulation._start_many`; below, one user at a time is cheaper)."""
+
 
 class Simulation:
     """A runnable simulation of one scenario.
@@ -349,32 +353,67 @@ class Simulation:
 
     def _start_next(self, u: int, now: float) -> None:
         """Make the oldest waiting request of user ``u`` its active delivery at ``now``."""
+        req = self._next_request(u, now)
+        if req is None:
+            self.delivery.stop(u)
+            return
+        plan = self.plans[req.group]
+        st = self.streams_table
+        row = req.image * st.num_encoders + req.encoder  # st.row(image, encoder)
+        self.delivery.start(
+            u,
+            row,
+            plan.target_units[req.image],
+            st.loss_tolerant[req.encoder],
+            plan.lower_is_better,
+            plan.qos.target,
+            req.deadline_s,
+            st.analog_uses_list[row],
+        )
+        for listener in self.delivery_listeners:
+            listener(u, req)
+
+    def _next_request(self, u: int, now: float) -> Request | None:
+        """The oldest waiting request of user ``u`` not expired at ``now``, made its
+        current one (those expired end ``expired_before_delivery``); ``None`` (and no
+        current request) when none is left. The delivery state is not touched."""
         queue = self.user_queue[u]
         while queue:
             req = queue.popleft()
             if now >= req.deadline_s:
                 self._finish(req, now, 0, 0, 0.0, EXPIRED_BEFORE_DELIVERY)
                 continue
-            plan = self.plans[req.group]
             req.delivery_start_s = now
             self.current[u] = req
-            st = self.streams_table
-            row = req.image * st.num_encoders + req.encoder  # st.row(image, encoder)
-            self.delivery.start(
-                u,
-                row,
-                plan.target_units[req.image],
-                st.loss_tolerant[req.encoder],
-                plan.lower_is_better,
-                plan.qos.target,
-                req.deadline_s,
-                st.analog_uses_list[row],
-            )
-            for listener in self.delivery_listeners:
-                listener(u, req)
-            return
+            return req
         self.current[u] = None
-        self.delivery.stop(u)
+        return None
+
+    def _start_many(self, started: list[tuple[int, Request]], idle: list[int]) -> None:
+        """:meth:`_start_next`'s delivery-state part for many users at once: each of
+        ``started`` as ``(user, its new current request)``, and the users in ``idle``
+        stopped (distinct users; no delivery listeners)."""
+        d, st = self.delivery, self.streams_table
+        if idle:
+            d.active[idle] = False
+        if not started:
+            return
+        users = [u for u, _ in started]
+        reqs = [r for _, r in started]
+        plans = [self.plans[r.group] for r in reqs]
+        num_enc = st.num_encoders
+        rows = [r.image * num_enc + r.encoder for r in reqs]
+        lt = st.loss_tolerant
+        d.start_many(
+            np.array(users, dtype=np.int64),
+            np.array(rows, dtype=np.int64),
+            np.array([p.target_units[r.image] for p, r in zip(plans, reqs, strict=True)]),
+            np.array([lt[r.encoder] for r in reqs], dtype=bool),
+            np.array([p.lower_is_better for p in plans], dtype=bool),
+            np.array([p.qos.target for p in plans], dtype=np.float64),
+            np.array([r.deadline_s for r in reqs], dtype=np.float64),
+            np.array([st.analog_uses_list[row] for row in rows], dtype=np.float64),
+        )
 
     def retarget(self, user: int, encoder_index: int) -> None:
         """Send ``user``'s current request, not yet sending, with encoder ``encoder_index``
@@ -946,6 +985,15 @@ class Simulation:
         at = base[ending] + k_rx[ending]  # flat (row, units received) of each
         analog = st.any_analog  # then each quality needs its channel uses (_finish)
         current, record, start_next = self.current, self._record, self._start_next
+        # many at once: the delivery state of all new requests in one pass (_start_many)
+        batch = (
+            ending.size >= _START_MANY_FROM
+            and not analog
+            and not self.delivery_listeners
+            and d.table is not None
+        )
+        started: list[tuple[int, Request]] = []
+        idle: list[int] = []
         for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in zip(
             who.tolist(),
             finished[ending].tolist(),
@@ -969,7 +1017,16 @@ class Simulation:
                 self._finish(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode)
             else:
                 record(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode, quality)
-            start_next(u, end_s)
+            if not batch:
+                start_next(u, end_s)
+                continue
+            nxt = self._next_request(u, end_s)
+            if nxt is None:
+                idle.append(u)
+            else:
+                started.append((u, nxt))
+        if batch:
+            self._start_many(started, idle)
 
     def _send_analog(
         self,
