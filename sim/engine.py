@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -981,8 +981,6 @@ class Simulation:
         the interval's end."""
         t, dt, d, st = self.time_s, self.dt, self.delivery, self.streams_table
         end = t + dt
-        who = users[ending]
-        at = base[ending] + k_rx[ending]  # flat (row, units received) of each
         analog = st.any_analog  # then each quality needs its channel uses (_finish)
         current, record, start_next = self.current, self._record, self._start_next
         # many at once: the delivery state of all new requests in one pass (_start_many)
@@ -994,19 +992,37 @@ class Simulation:
         )
         started: list[tuple[int, Request]] = []
         idle: list[int] = []
-        for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in zip(
-            who.tolist(),
-            finished[ending].tolist(),
-            send_fraction.tolist(),
-            k_sent[ending].tolist(),
-            k_rx[ending].tolist(),
-            done[ending].tolist(),
-            st.decode_flat[at].tolist(),
-            st.q_flat[at].tolist(),
-            d.packets_tx[who].tolist(),
-            d.packets_dropped[who].tolist(),
-            strict=True,
-        ):
+        facts: Iterable[tuple[int, bool, float, int, int, float, float, float, int, int]]
+        if ending.size < _START_MANY_FROM:  # a few: element by element (no gathers)
+            dec_flat, q_flat, p_tx_all, p_drop_all = (
+                st.decode_flat, st.q_flat, d.packets_tx, d.packets_dropped
+            )
+            facts = []
+            for j, i in enumerate(ending.tolist()):
+                u, kr = users.item(i), k_rx.item(i)
+                a = base.item(i) + kr
+                facts.append((
+                    u, finished.item(i), send_fraction.item(j), k_sent.item(i), kr,
+                    done.item(i), dec_flat.item(a), q_flat.item(a), p_tx_all.item(u),
+                    p_drop_all.item(u),
+                ))  # fmt: skip
+        else:
+            who = users[ending]
+            at = base[ending] + k_rx[ending]  # flat (row, units received) of each
+            facts = zip(
+                who.tolist(),
+                finished[ending].tolist(),
+                send_fraction.tolist(),
+                k_sent[ending].tolist(),
+                k_rx[ending].tolist(),
+                done[ending].tolist(),
+                st.decode_flat[at].tolist(),
+                st.q_flat[at].tolist(),
+                d.packets_tx[who].tolist(),
+                d.packets_dropped[who].tolist(),
+                strict=True,
+            )
+        for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in facts:
             req = current[u]
             assert req is not None, f"user {u} is active without a request"
             if fin:
