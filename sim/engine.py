@@ -994,9 +994,8 @@ class Simulation:
         idle: list[int] = []
         facts: Iterable[tuple[int, bool, float, int, int, float, float, float, int, int]]
         if ending.size < _START_MANY_FROM:  # a few: element by element (no gathers)
-            dec_flat, q_flat, p_tx_all, p_drop_all = (
-                st.decode_flat, st.q_flat, d.packets_tx, d.packets_dropped
-            )
+            dec_flat, q_flat = st.decode_flat, st.q_flat
+            p_tx_all, p_drop_all = d.packets_tx, d.packets_dropped
             facts = []
             for j, i in enumerate(ending.tolist()):
                 u, kr = users.item(i), k_rx.item(i)
