@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-from aigcsim.sim.channel.fading import FADING, FadingModel, OneStepFastPath
+from aigcsim.sim.channel.fading import FADING, FadingModel, OneStepFastPath, one_step_of
 from aigcsim.sim.channel.pathloss import PATHLOSS
 from aigcsim.sim.channel.tdl import TdlFading
 from aigcsim.sim.schema import CellConfig
@@ -184,26 +184,31 @@ class CellChannel:
 
     def _one_step_gain_db(self, users: np.ndarray) -> np.ndarray | None:
         """The small-cell fast path of :meth:`gain_db` (:class:`OneStepFastPath`): when
-        every one of ``users: [n]`` (n > 0) was last evaluated exactly one step ago,
-        advance them, refresh :attr:`fading_gain` and return their gains in dB (as
-        :meth:`gain_db`); ``None`` (nothing changed) otherwise.
+        every one of ``users: [n]`` (n > 0) is due (``t - t_u > 0``), advance them,
+        refresh :attr:`fading_gain` and return their gains in dB (as :meth:`gain_db`);
+        ``None`` (nothing changed) otherwise.
 
-        "One step" is decided as the general path decides it (``one_step_of``: ``|t -
-        t_u - dt| <= 1e-9 dt`` with ``t - t_u > 0``) from the extremes of ``t_u``:
-        ``t - t_u`` rounds monotonically in ``t_u``, so the extremes decide for all.
-        When ``users`` are those of the last fast call (the usual case: the same users
-        have data), all were evaluated at its time, kept in ``_memo_time_s`` and
-        written to ``_fading_time_s`` only when other users are asked for
-        (:meth:`_settle_fading_times`)."""
+        Users last evaluated exactly one step ago (``one_step_of``: ``|t - t_u - dt| <=
+        1e-9 dt``, as the general path decides it) take their cached rotation, the
+        others jump by their own elapsed time. Usually all are one step: that is
+        decided from the extremes of ``t_u`` (``t - t_u`` rounds monotonically in
+        ``t_u``, so the extremes decide for all). When ``users`` are those of the last
+        fast call (the usual case: the same users have data), all were evaluated at its
+        time, kept in ``_memo_time_s`` and written to ``_fading_time_s`` only when
+        other users are asked for (:meth:`_settle_fading_times`)."""
         dt_s = self._step_s
         if not dt_s > 0:
             return None
         t = self.time_s
+        tol = 1e-9 * dt_s
         key = users.tobytes()
         same = key == self._memo_key and users.dtype == self._memo_dtype
+        steady, jumps = users, None
         if same:
-            low = high = t - self._memo_time_s
-        else:
+            elapsed_s = t - self._memo_time_s
+            if not (elapsed_s > 0 and abs(elapsed_s - dt_s) <= tol):
+                same = False  # e.g. an interval without them in between
+        if not same:
             self._settle_fading_times()
             last = self._fading_time_s[users]
             if last.shape[0] <= 32:  # Python's min / max of a short list cost less
@@ -211,13 +216,16 @@ class CellChannel:
                 low, high = t - max(seen), t - min(seen)  # smallest, largest elapsed time
             else:
                 low, high = t - np.maximum.reduce(last), t - np.minimum.reduce(last)
-        tol = 1e-9 * dt_s
-        if not (low > 0 and abs(low - dt_s) <= tol and abs(high - dt_s) <= tol):
-            self._settle_fading_times()
-            return None
+            if not low > 0:  # someone already evaluated at t: the general path
+                return None
+            if not (abs(low - dt_s) <= tol and abs(high - dt_s) <= tol):
+                elapsed = t - last  # as the general path splits them
+                one = one_step_of(elapsed, dt_s)
+                jump = ~one
+                steady, jumps = users[one], (users[jump], elapsed[jump])
         assert self._one_step is not None
         power = self.fading_gain
-        if not self._one_step.advance(users, dt_s, self._doppler, power, same):
+        if not self._one_step.advance(steady, dt_s, self._doppler, power, same, jumps):
             self._settle_fading_times()
             return None
         self._memo_key, self._memo_dtype, self._memo_time_s = key, users.dtype, t

@@ -484,12 +484,23 @@ class JakesProcess:
 
     def rotate_one_step_where(self, served: np.ndarray) -> None:
         """Advance the users where ``served: [U, 1, 1]`` (bool) is set by one cached
-        step, in place under the mask, and re-sum every user's taps into
-        :attr:`values` (users not served keep their phasors, so their sums are the
-        numbers already there). Only while :meth:`rotations_cached_for` holds for the
-        step and Doppler of these users: the caller checks (:class:`OneStepFastPath`)."""
+        step, in place under the mask (their sums are not updated: :meth:`resum_all`).
+        Only while :meth:`rotations_cached_for` holds for the step and Doppler of these
+        users: the caller checks (:class:`OneStepFastPath`)."""
         assert self._rot is not None
         np.multiply(self._z, self._rot, out=self._z, where=served)
+
+    def rotate_phasors(self, users: np.ndarray, cycles: np.ndarray) -> None:
+        """Rotate the phasors of ``users: [n]`` by ``exp(j 2 pi nu_n c)`` for Doppler
+        cycles ``c: [n]`` (a jump of any length, as :meth:`advance_users` makes it;
+        their sums are not updated: :meth:`resum_all`)."""
+        z = self._z[users]
+        z *= self._rotation(users, cycles)
+        self._z[users] = z
+
+    def resum_all(self) -> None:
+        """Re-sum every user's taps into :attr:`values` (users whose phasors did not
+        change get the numbers already there)."""
         if self.taps == 1:
             z2d = self._z.reshape(self.num_users, self.num_sinusoids)
             np.add.reduce(z2d, axis=1, out=self.values)
@@ -694,14 +705,17 @@ class OneStepFastPath:
         doppler_hz: np.ndarray,
         power_out: np.ndarray,
         same_users: bool = False,
+        jumps: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> bool:
         """Advance ``users: [n]`` (distinct, each last evaluated one ``dt_s`` step ago)
         by that step at Doppler ``doppler_hz: [U]`` (every user's, Hz) and write every
         user's ``|h|^2`` into ``power_out: [U]``. ``same_users``: the caller knows
         ``users`` are those of the last call that returned ``True`` (their mask is
-        reused). Returns ``False``, having changed nothing, when the rotations are not
-        cached for this step and Doppler: the caller then takes the general path
-        (:meth:`StochasticFading.advance_users`)."""
+        reused). ``jumps``: other users ``[m]`` (distinct from ``users``) and the time
+        since each was last evaluated, ``[m]`` s (not one step), rotated by that time,
+        as :meth:`JakesProcess.advance_users` rotates them. Returns ``False``, having
+        changed nothing, when the rotations are not cached for this step and Doppler:
+        the caller then takes the general path (:meth:`StochasticFading.advance_users`)."""
         diffuse = self.diffuse
         if doppler_hz is not self._doppler_seen:  # a new array: the general path first
             self._doppler_seen = doppler_hz
@@ -710,11 +724,16 @@ class OneStepFastPath:
         fd_hz = self._fd_hz
         if diffuse._rot_all_for is not fd_hz or dt_s != diffuse._rot_dt_s:
             diffuse.cache_all_rotations(dt_s, fd_hz)  # the same array a second time
+        served = self._served_flat
         if not same_users:
-            served = self._served_flat
             served.fill(False)
             served[users] = True
         diffuse.rotate_one_step_where(self._served)
+        if jumps is not None:
+            jumped, elapsed_s = jumps
+            diffuse.rotate_phasors(jumped, fd_hz[jumped] * elapsed_s)
+            served[jumped] = True  # the mask of every user of this call, for the next
+        diffuse.resum_all()
         h = diffuse.values
         if h is not self._h_seen:  # views of the current sums (rebound only by step())
             self._h_seen, self._re, self._im = h, h.real, h.imag

@@ -45,19 +45,23 @@ def _same_state(fast: CellChannel, ref: CellChannel) -> None:
     assert da.values.tobytes() == db.values.tobytes()
 
 
-def _drive(users: int, fading: dict, seed: int, intervals: int, moving: bool) -> tuple[int, int]:
+def _drive(
+    users: int, fading: dict, seed: int, intervals: int, moving: bool
+) -> tuple[int, int, int]:
     """Run both channels through one random sequence; return how often the fast path
-    served a call, and how often with the users of its last call."""
+    served a call, how often with the users of its last call, and how often some users
+    jumped (not one step on)."""
     fast, ref = _channel(users, fading, seed), _channel(users, fading, seed)
     assert fast._one_step is not None
     ref._one_step = None  # the general path only
-    taken = [0, 0]
+    taken = [0, 0, 0]
     advance = fast._one_step.advance
 
     def counted(*args: object) -> bool:
         ok = advance(*args)  # type: ignore[arg-type]
         taken[0] += ok
         taken[1] += ok and bool(args[4])
+        taken[2] += ok and args[5] is not None
         return ok
 
     fast._one_step.advance = counted  # type: ignore[method-assign]
@@ -93,7 +97,7 @@ def _drive(users: int, fading: dict, seed: int, intervals: int, moving: bool) ->
             want = ref.gain_db(idx, all_users=everyone)
             assert got.tobytes() == want.tobytes()
             _same_state(fast, ref)
-    return taken[0], taken[1]
+    return taken[0], taken[1], taken[2]
 
 
 @pytest.mark.parametrize("users", [1, 3, 10, 40, 100])
@@ -103,16 +107,19 @@ def test_fast_path_gives_the_general_paths_bits(users, sinusoids, min_doppler_hz
     if users * sinusoids > SMALL_CELL_MAX_ELEMENTS:
         pytest.skip("above the fast path's size")
     params = {"num_sinusoids": sinusoids, "min_doppler_hz": min_doppler_hz}
-    taken, same = _drive(
+    taken, same, jumped = _drive(
         users, {"name": "rayleigh", "params": params}, users + sinusoids, 400, False
     )
     assert taken > 100  # the fast path served many intervals ...
-    assert same > 30  # ... many of them with the users of its last call
+    assert same > 30  # ... many of them with the users of its last call ...
+    assert jumped > (5 if users > 1 else 0)  # ... and some with users jumping
 
 
 def test_fast_path_with_moving_users_and_doppler_changes():
-    taken, same = _drive(10, {"name": "rayleigh", "params": {"min_doppler_hz": 5.0}}, 3, 600, True)
-    assert taken > 100 and same > 30
+    taken, same, jumped = _drive(
+        10, {"name": "rayleigh", "params": {"min_doppler_hz": 5.0}}, 3, 600, True
+    )
+    assert taken > 100 and same > 30 and jumped > 5
 
 
 def test_a_new_doppler_array_every_interval_takes_the_general_path():
