@@ -218,6 +218,10 @@ def _fill_level_general(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np
     return _level_search_reference(w, c, budget, ratio, np.argsort(ratio, kind="stable"))
 
 
+_LEVEL_PREFIX = 64
+"""Levels :func:`_level_search` forms before it forms all of them."""
+
+
 def _level_search(
     w: np.ndarray,
     c: np.ndarray,
@@ -230,16 +234,22 @@ def _level_search(
     saturates nobody else. ``order``: the stable sort of ``ratio = c / w`` (all
     ``[m]``); ``w_after``: ``[m]`` sums of ``w[order][j:]`` from the end. The numbers of
     :func:`_level_search_reference` with fewer temporaries."""
-    cs, rs = c[order], ratio[order]
-    m = cs.shape[0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        cap_before = np.empty(m)  # [0, cumsum(cs)[:-1]] (prefix sums: the same bits)
-        cap_before[0] = 0.0
-        np.cumsum(cs[:-1], out=cap_before[1:])
-        level = budget - cap_before
-        level /= w_after
-    ok = level <= rs
-    j = int(ok.argmax())  # the first True; 0 when there is none
+    m = order.shape[0]
+    # usually only a few users saturate: the first _LEVEL_PREFIX levels are tried first
+    # (prefix sums of a prefix are the same numbers), all of them only if none fits
+    for size in (min(m, _LEVEL_PREFIX), m):
+        at = order[:size]
+        cs, rs = c[at], ratio[at]
+        with np.errstate(over="ignore", invalid="ignore"):
+            cap_before = np.empty(size)  # [0, cumsum(cs)[:-1]] (the same bits)
+            cap_before[0] = 0.0
+            np.cumsum(cs[:-1], out=cap_before[1:])
+            level = budget - cap_before
+            level /= w_after[:size]
+        ok = level <= rs
+        j = int(ok.argmax())  # the first True; 0 when there is none
+        if ok[j] or size == m:
+            break
     if not ok[j]:
         j = m - 1
     lam = max(float(level[j]), 0.0)
