@@ -190,6 +190,29 @@ def test_start_many_equals_start(tmp_path):
     a.start_many(users, rows, target, lt, lower, q, deadline, uses)
     for i, u in enumerate(users.tolist()):
         b.start(u, int(rows[i]), target[i], lt[i], bool(lower[i]), float(q[i]), deadline[i], 0.0)
-    for name in vars(a):
-        if name != "table":
-            assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    arrays = [name for name, value in vars(a).items() if isinstance(value, np.ndarray)]
+    assert len(arrays) == 28
+    for name in arrays:
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+
+
+def test_kept_facts_of_a_new_request_equal_fresh_ones():
+    """The facts kept per (row, target units) for a new request equal those computed
+    afresh, and a state given another table does not reuse them."""
+    sim = Simulation(sl.validate(_busy(None)))
+    st, d = sim.streams_table, sim.delivery
+    fresh = copy.deepcopy(d)
+    rows = np.arange(st.num_images * st.num_encoders)
+    for u, row in enumerate(rows.tolist()[: d.num_users]):
+        target = min(2, st.num_units_list[row])
+        for state in (d, d, fresh):  # the second start of d reads the kept facts
+            state.start(u, row, target, False, True, 0.3, np.inf, 0.0)
+        fresh._first_facts.clear()
+    arrays = [name for name, value in vars(d).items() if isinstance(value, np.ndarray)]
+    for name in arrays:
+        assert getattr(d, name).tobytes() == getattr(fresh, name).tobytes(), name
+    assert d._first_facts
+    other = copy.copy(st)
+    d.table = other
+    d.start(0, 0, 1, False, True, 0.3, np.inf, 0.0)
+    assert d._facts_table is other and len(d._first_facts) == 1
