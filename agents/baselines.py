@@ -142,6 +142,10 @@ class ProportionalFair:
     def allocate(self, state: AllocatorState) -> np.ndarray:
         if state.num_users == 0:
             return np.zeros(0)
+        if self.p.alpha == 1.0:
+            shares = self._every_user_served(state)
+            if shares is not None:
+                return shares
         se = _se(state)
         serve = se > 0
         if not serve.any():
@@ -162,6 +166,23 @@ class ProportionalFair:
         else:  # absurd alpha: only the extreme users share, equally
             weight = (serve & (logw == top)).astype(np.float64)
         return waterfill(weight, _demand(state, se))
+
+    def _every_user_served(self, state: AllocatorState) -> np.ndarray | None:
+        """The shares of the common case (``alpha = 1``, every SE finite and > 0, every
+        average throughput finite), computed as :meth:`allocate`'s direct path does but
+        with its checks read from three reductions (``min``/``max`` propagate NaN, so
+        the comparisons fail on one); ``None`` otherwise. With every SE finite and
+        positive, :func:`_se` and the ``se > 0`` mask of :func:`_demand` change nothing."""
+        se = state.spectral_efficiency_bps_hz
+        if not (isinstance(se, np.ndarray) and se.dtype == np.float64 and se.ndim == 1):
+            return None
+        if not (se.min() > 0.0 and se.max() < np.inf):
+            return None
+        thr = np.maximum(state.avg_throughput_bps, self.p.throughput_floor_bps)
+        if not thr.max() < np.inf:
+            return None
+        weight = se / thr
+        return waterfill(weight / weight.max(), state.demand_share())
 
 
 class SemanticGreedy:

@@ -88,17 +88,21 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
         ``[n]`` float64 shares, ``0 <= shares <= caps``,
         ``sum == min(budget, sum of caps over users with weight > 0)``.
     """
-    w = nan_to_num(weights, nan=0.0, neginf=0.0, posinf=np.inf)
-    c = nan_to_num(caps, nan=0.0, neginf=0.0, posinf=np.inf)
+    w: np.ndarray = np.asarray(weights, dtype=np.float64)
+    c: np.ndarray = np.asarray(caps, dtype=np.float64)
     if w.shape[0] == 0 or not budget > 0:
         return np.zeros(w.shape[0])
     top, least = w.max(), w.min()
     # One tier holding every user: least >= 1e-12 * top is exactly "every w passes the
     # tier test" of the general path (finite, no NaN), and w > 0, c > 0 is its "room".
-    if np.isfinite(top) and least >= 1e-12 * top and least > 0 and c.min() > 0:
+    # Those comparisons are False with a NaN (min and max propagate it) and c.min() > 0
+    # rules out NaN and -inf in c, so nan_to_num would change nothing here: skipped.
+    if top < np.inf and least >= 1e-12 * top and least > 0 and c.min() > 0:
         # w / 1.0 == w bit for bit, so the common pre-normalised input is not copied
         shares, _ = _fill_level(w if top == 1.0 else w / top, c, float(budget))
         return _rounding_guard(shares, budget)
+    w = nan_to_num(w, nan=0.0, neginf=0.0, posinf=np.inf)
+    c = nan_to_num(c, nan=0.0, neginf=0.0, posinf=np.inf)
     return _waterfill_tiers(w, c, budget)
 
 
@@ -193,12 +197,12 @@ def _fill_level(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np.ndarray
     ``cap / w`` down, as the general path does), is the answer when it does not reach
     the smallest ratio; only otherwise are the levels for every ``j`` formed.
     """
-    if np.sum(c) <= budget:
+    if c.sum() <= budget:
         return c.copy(), True
     with np.errstate(over="ignore"):
         ratio = c / w
     order = stable_argsort(ratio)
-    w_after_rev = np.cumsum(w[order[::-1]])  # the general path's w_after, reversed
+    w_after_rev = w[order[::-1]].cumsum()  # the general path's w_after, reversed
     level = (budget - 0.0) / w_after_rev[-1]
     if level <= ratio[order[0]]:  # the general path's ok[0]: j = 0
         return np.minimum(max(float(level), 0.0) * w, c), False
@@ -211,7 +215,11 @@ def _fill_level_general(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np
         return c.copy(), True
     with np.errstate(over="ignore"):
         ratio = c / w
-    return _level_search(w, c, budget, ratio, np.argsort(ratio, kind="stable"))
+    return _level_search_reference(w, c, budget, ratio, np.argsort(ratio, kind="stable"))
+
+
+_LEVEL_PREFIX = 64
+"""Levels :func:`_level_search` forms before it forms all of them."""
 
 
 def _level_search(
@@ -220,17 +228,43 @@ def _level_search(
     budget: float,
     ratio: np.ndarray,
     order: np.ndarray,
-    w_after: np.ndarray | None = None,
+    w_after: np.ndarray,
 ) -> tuple[np.ndarray, bool]:
     """Levels for every number ``j`` of saturated users at once, and the first that
     saturates nobody else. ``order``: the stable sort of ``ratio = c / w`` (all
-    ``[m]``); ``w_after``: ``[m]`` sums of ``w[order][j:]`` from the end (computed here
-    if not given)."""
+    ``[m]``); ``w_after``: ``[m]`` sums of ``w[order][j:]`` from the end. The numbers of
+    :func:`_level_search_reference` with fewer temporaries."""
+    m = order.shape[0]
+    # usually only a few users saturate: the first _LEVEL_PREFIX levels are tried first
+    # (prefix sums of a prefix are the same numbers), all of them only if none fits
+    for size in (min(m, _LEVEL_PREFIX), m):
+        at = order[:size]
+        cs, rs = c[at], ratio[at]
+        with np.errstate(over="ignore", invalid="ignore"):
+            cap_before = np.empty(size)  # [0, cumsum(cs)[:-1]] (the same bits)
+            cap_before[0] = 0.0
+            np.cumsum(cs[:-1], out=cap_before[1:])
+            level = budget - cap_before
+            level /= w_after[:size]
+        ok = level <= rs
+        j = int(ok.argmax())  # the first True; 0 when there is none
+        if ok[j] or size == m:
+            break
+    if not ok[j]:
+        j = m - 1
+    lam = max(float(level[j]), 0.0)
+    return np.minimum(lam * w, c), False
+
+
+def _level_search_reference(
+    w: np.ndarray, c: np.ndarray, budget: float, ratio: np.ndarray, order: np.ndarray
+) -> tuple[np.ndarray, bool]:
+    """:func:`_level_search` as first written (concatenate, ``any`` then ``argmax``): the
+    reference of :func:`waterfill_general`, kept verbatim."""
     cs, rs = c[order], ratio[order]
     with np.errstate(over="ignore", invalid="ignore"):
         cap_before = np.concatenate([[0.0], np.cumsum(cs)[:-1]])
-        if w_after is None:
-            w_after = np.cumsum(w[order][::-1])[::-1]  # >= 1e-12
+        w_after = np.cumsum(w[order][::-1])[::-1]  # >= 1e-12
         level = (budget - cap_before) / w_after
     ok = level <= rs
     j = int(np.argmax(ok)) if ok.any() else len(rs) - 1

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -43,8 +45,8 @@ def scenario_for(
     fading_process: str | None = None,
     subbands: int = 1,
     allocator: str = "proportional-fair",
-) -> dict:
-    fading: dict = {"name": "rayleigh"}
+) -> dict[str, Any]:
+    fading: dict[str, Any] = {"name": "rayleigh"}
     if fading_process is not None:
         fading["params"] = {"process": fading_process}
     return {
@@ -94,7 +96,7 @@ def bench(
     fading_process: str | None = None,
     subbands: int = 1,
     allocator: str = "proportional-fair",
-) -> dict:
+) -> dict[str, Any]:
     duration_s = (intervals + warm_intervals) * 0.01 + 1
     data = scenario_for(
         users, duration_s, rate_per_s=rate_per_s, fading_process=fading_process,
@@ -126,7 +128,7 @@ def bench(
     }
 
 
-FADING_ROWS = {
+FADING_ROWS: dict[str, dict[str, Any]] = {
     "gauss-markov (old default)": {"fading_process": "gauss-markov"},
     "jakes (default)": {"fading_process": "jakes"},
     "16 subbands, proportional-fair": {"subbands": 16},
@@ -140,7 +142,7 @@ def fading_rows(users: int, intervals: int, rate_per_s: float, repeats: int) -> 
     ``repeats`` times in this run (so machine load hits all alike). Prints the median
     intervals per wall-second and per CPU-second of this process (the latter is less
     sensitive to other jobs sharing the cores) and the CPU cost relative to the first row."""
-    runs: dict[str, list[dict]] = {label: [] for label in FADING_ROWS}
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label in FADING_ROWS}
     for _ in range(repeats):
         for label, kw in FADING_ROWS.items():
             runs[label].append(bench(users, intervals, rate_per_s=rate_per_s, **kw))
@@ -191,7 +193,7 @@ FULL_BUFFER_ENCODERS = ("vq-mask/prm/p=0.25", "cross-attn/default", "jpeg/q=80")
 FULL_BUFFER_PACKET_BITS = 1024
 
 
-def full_buffer_scenario(users: int, duration_s: float, trace: Path) -> dict:
+def full_buffer_scenario(users: int, duration_s: float, trace: Path) -> dict[str, Any]:
     """``users`` backlogged users: arrivals from ``trace`` (all at t = 0), no deadline,
     every unit sent (no stop at target), a GPU per user, proportional fair, jakes
     Rayleigh fading, Shannon link with the normal-approximation BLER and HARQ."""
@@ -311,7 +313,7 @@ class BareInterval:
             self.total[finished] = self.rng.choice(self.stream_bits, int(finished.sum()))
 
 
-def bench_full_buffer(users: int, intervals: int, warm_intervals: int = 200) -> dict:
+def bench_full_buffer(users: int, intervals: int, warm_intervals: int = 200) -> dict[str, Any]:
     """Engine and :class:`BareInterval` intervals/s at ``users`` backlogged users."""
     duration_s = (intervals + warm_intervals) * 0.01 + 1
     k = _requests_per_user(duration_s)
@@ -370,6 +372,7 @@ def full_buffer_rows(users: list[int], intervals: int, repeats: int) -> None:
     and tick / bare from the same runs; then the engine and the bare step per CPU-second
     of this process and their ratio (steadier than wall time on a shared machine)."""
     print("full buffer: every user backlogged (jakes, proportional fair, Shannon + HARQ)")
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(
         f"{'users':>7} {'mean active':>12} {'engine/s':>10} {'tick/s':>10} {'bare/s':>10} "
         f"{'engine/bare':>12} {'tick/bare':>10} {'engine/cpu-s':>13} {'bare/cpu-s':>11} "
@@ -379,7 +382,7 @@ def full_buffer_rows(users: list[int], intervals: int, repeats: int) -> None:
         runs = [bench_full_buffer(n, intervals if n <= 1000 else max(intervals // 10, 50))
                 for _ in range(repeats)]  # fmt: skip
 
-        def med(key: str, runs: list[dict] = runs) -> float:
+        def med(key: str, runs: list[dict[str, Any]] = runs) -> float:
             return statistics.median(r[key] for r in runs)
 
         ratio = statistics.median(r["bare_per_s"] / r["engine_per_s"] for r in runs)
@@ -391,6 +394,7 @@ def full_buffer_rows(users: list[int], intervals: int, repeats: int) -> None:
             f"{tick_ratio:>9.2f}x {med('engine_per_cpu_s'):>13.0f} "
             f"{med('bare_per_cpu_s'):>11.0f} {cpu_ratio:>9.2f}x"
         )
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-from aigcsim.sim.channel.fading import FADING, FadingModel
+from aigcsim.sim.channel.fading import FADING, FadingModel, OneStepFastPath, one_step_of
 from aigcsim.sim.channel.pathloss import PATHLOSS
 from aigcsim.sim.channel.tdl import TdlFading
 from aigcsim.sim.schema import CellConfig
@@ -77,6 +77,13 @@ class CellChannel:
         self.time_s = 0.0
         self._step_s = 0.0
         self._fading_time_s = np.zeros(n)  # when each user's fading was last advanced
+        self._one_step = OneStepFastPath.of(self.fading)  # small flat jakes cells
+        self._gain_all_db = np.empty(n)  # [U] scratch of the fast path's gains
+        # the users of the fast path's last call (indices as bytes, their dtype) and the
+        # time they were evaluated at, not yet written to _fading_time_s
+        self._memo_key: bytes | None = None
+        self._memo_dtype: np.dtype | None = None
+        self._memo_time_s = 0.0
 
     @property
     def distance_m(self) -> np.ndarray:
@@ -138,6 +145,11 @@ class CellChannel:
 
         ``all_users``: the caller knows ``users`` is ``0, 1, ..., U - 1``; the per-user
         arrays are then read whole instead of gathered (the same numbers)."""
+        if self._one_step is not None and users.shape[0]:
+            fast = self._one_step_gain_db(users)
+            if fast is not None:
+                return fast
+        self._settle_fading_times()
         sel: slice | np.ndarray = slice(None) if all_users else users
         elapsed = self.time_s - self._fading_time_s[sel]
         stale = elapsed > 0
@@ -160,6 +172,69 @@ class CellChannel:
         if fading_db.ndim == 2:
             return large_scale_db[:, None] + fading_db
         return large_scale_db + fading_db
+
+    def _settle_fading_times(self) -> None:
+        """Write the fast path's pending evaluation time into ``_fading_time_s`` and
+        forget its users (before anything else reads or changes the fading state)."""
+        key = self._memo_key
+        if key is not None:
+            assert self._memo_dtype is not None
+            self._fading_time_s[np.frombuffer(key, self._memo_dtype)] = self._memo_time_s
+            self._memo_key = None
+
+    def _one_step_gain_db(self, users: np.ndarray) -> np.ndarray | None:
+        """The small-cell fast path of :meth:`gain_db` (:class:`OneStepFastPath`): when
+        every one of ``users: [n]`` (n > 0) is due (``t - t_u > 0``), advance them,
+        refresh :attr:`fading_gain` and return their gains in dB (as :meth:`gain_db`);
+        ``None`` (nothing changed) otherwise.
+
+        Users last evaluated exactly one step ago (``one_step_of``: ``|t - t_u - dt| <=
+        1e-9 dt``, as the general path decides it) take their cached rotation, the
+        others jump by their own elapsed time. Usually all are one step: that is
+        decided from the extremes of ``t_u`` (``t - t_u`` rounds monotonically in
+        ``t_u``, so the extremes decide for all). When ``users`` are those of the last
+        fast call (the usual case: the same users have data), all were evaluated at its
+        time, kept in ``_memo_time_s`` and written to ``_fading_time_s`` only when
+        other users are asked for (:meth:`_settle_fading_times`)."""
+        dt_s = self._step_s
+        if not dt_s > 0:
+            return None
+        t = self.time_s
+        tol = 1e-9 * dt_s
+        key = users.tobytes()
+        same = key == self._memo_key and users.dtype == self._memo_dtype
+        steady, jumps = users, None
+        if same:
+            elapsed_s = t - self._memo_time_s
+            if not (elapsed_s > 0 and abs(elapsed_s - dt_s) <= tol):
+                same = False  # e.g. an interval without them in between
+        if not same:
+            self._settle_fading_times()
+            last = self._fading_time_s[users]
+            if last.shape[0] <= 32:  # Python's min / max of a short list cost less
+                seen = last.tolist()
+                low, high = t - max(seen), t - min(seen)  # smallest, largest elapsed time
+            else:
+                low, high = t - np.maximum.reduce(last), t - np.minimum.reduce(last)
+            if not low > 0:  # someone already evaluated at t: the general path
+                return None
+            if not (abs(low - dt_s) <= tol and abs(high - dt_s) <= tol):
+                elapsed = t - last  # as the general path splits them
+                one = one_step_of(elapsed, dt_s)
+                jump = ~one
+                steady, jumps = users[one], (users[jump], elapsed[jump])
+        assert self._one_step is not None
+        power = self.fading_gain
+        if not self._one_step.advance(steady, dt_s, self._doppler, power, same, jumps):
+            self._settle_fading_times()
+            return None
+        self._memo_key, self._memo_dtype, self._memo_time_s = key, users.dtype, t
+        db = self._gain_all_db  # large_scale + 10 log10(max(|h|^2, 1e-30)), every user
+        np.maximum(power, 1e-30, out=db)
+        np.log10(db, out=db)
+        db *= 10.0
+        db += self.large_scale_db
+        return db[users]
 
 
 def _gudmundson(g: np.ndarray, distance_ratio: np.ndarray, w: np.ndarray) -> np.ndarray:

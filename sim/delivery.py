@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -142,6 +142,33 @@ class StreamTable:
         return np.asarray(self.q_flat[np.asarray(rows) * self.row_len + units])
 
 
+_Facts = tuple[int, float, int, float, float, float, float, float]
+"""A stream's facts for one user: base, total bits, units, cum at the target, target
+bits, decode time at the target, cum at the next unit, quality gain of the next unit."""
+
+
+def _facts(st: StreamTable, row: int, target_units: int, k_sent: int, k_rx: int) -> _Facts:
+    """The facts :meth:`DeliveryState._stream_facts` stores, on Python numbers."""
+    base = row * st.row_len
+    target = base + target_units
+    cum_flat, q_flat = st.cum_flat, st.q_flat
+    total = st.total_bits_flat.item(row)
+    units = st.num_units_list[row]
+    cum = cum_flat.item(target)
+    q_now, q_next = q_flat.item(base + k_rx), q_flat.item(base + min(k_rx + 1, units))
+    gain = q_now - q_next if st.lower_is_better else q_next - q_now
+    return (
+        base,
+        total,
+        units,
+        cum,
+        min(cum, total),
+        st.decode_flat.item(target),
+        cum_flat.item(base + min(k_sent + 1, units)),
+        gain if gain >= 0.0 or gain != gain else 0.0,  # np.maximum
+    )
+
+
 @dataclass
 class DeliveryState:
     """What each of ``U`` users is delivering; every array is ``[U]`` (``harq``:
@@ -179,6 +206,11 @@ class DeliveryState:
     next_unit_cum: np.ndarray  # bits up to the end of unit min(k_sent + 1, num_units)
     quality_gain: np.ndarray  # quality gained when unit k_rx + 1 arrives (>= 0)
     table: StreamTable | None = None
+    _first_facts: dict[tuple[int, int], _Facts] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """The facts of a new request, by ``(row, target_units)`` (:meth:`_stream_facts`)."""
+    _facts_table: StreamTable | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def empty(
@@ -253,29 +285,89 @@ class DeliveryState:
         self.analog_sent[u] = self.analog_mse[u] = 0.0
         self._stream_facts(u, int(row), int(target_units), 0, 0)
 
-    def _stream_facts(self, u: int, row: int, target_units: int, k_sent: int, k_rx: int) -> None:
-        """Store the fixed facts of user ``u``'s stream ``row`` with ``target_units``, and
-        the unit facts at ``k_sent`` / ``k_rx`` (:meth:`units_changed` for one user, on
-        Python floats read with ``item``: the same IEEE operations)."""
+    def start_many(
+        self,
+        users: np.ndarray,
+        rows: np.ndarray,
+        target_units: np.ndarray,
+        loss_tolerant: np.ndarray,
+        lower_better: np.ndarray,
+        q_target: np.ndarray,
+        deadline_s: np.ndarray,
+        analog_uses: np.ndarray,
+    ) -> None:
+        """:meth:`start` for distinct ``users: [m]``, every other argument ``[m]`` (the
+        same state as ``m`` calls; with a table, the stream facts of each at unit 0)."""
+        u = users
+        self.active[u] = True
+        self.row[u] = rows
+        self.bits_done[u] = 0.0
+        self.erased_bits[u] = 0.0
+        self.carry_bits[u] = 0.0
+        self.k_sent[u] = 0
+        self.k_rx[u] = 0
+        self.target_units[u] = target_units
+        self.loss_tolerant[u] = loss_tolerant
+        self.lower_better[u] = lower_better
+        self.q_target[u] = q_target
+        self.deadline[u] = deadline_s
+        self.harq[u] = 0
+        self.in_flight[u] = 0
+        self.packets_tx[u] = 0
+        self.packets_dropped[u] = 0
+        self.analog_left[u] = analog_uses
+        self.analog_sent[u] = 0.0
+        self.analog_mse[u] = 0.0
         st = self.table
         if st is None:
             return
-        base = row * st.row_len
+        # _stream_facts at k_sent = k_rx = 0, with Python's min and the NaN-keeping
+        # clip written as the comparisons they make
+        base = rows * st.row_len
         target = base + target_units
-        cum_flat, q_flat = st.cum_flat, st.q_flat
-        total = st.total_bits_flat.item(row)
-        units = st.num_units_list[row]
-        cum = cum_flat.item(target)
+        total = st.total_bits_flat[rows]
+        units = st.num_units_flat[rows]
+        cum = st.cum_flat[target]
         self.base[u] = base
         self.total_bits[u] = total
         self.num_units[u] = units
         self.target_cum[u] = cum
-        self.target_bits[u] = min(cum, total)
-        self.decode_target[u] = st.decode_flat.item(target)
-        self.next_unit_cum[u] = cum_flat.item(base + min(k_sent + 1, units))
-        q_now, q_next = q_flat.item(base + k_rx), q_flat.item(base + min(k_rx + 1, units))
+        self.target_bits[u] = np.where(total < cum, total, cum)  # min(cum, total)
+        self.decode_target[u] = st.decode_flat[target]
+        nxt = base + np.minimum(units, 1)  # base + min(k + 1, units) at k = 0
+        self.next_unit_cum[u] = st.cum_flat[nxt]
+        q_now, q_next = st.q_flat[base], st.q_flat[nxt]
         gain = q_now - q_next if st.lower_is_better else q_next - q_now
-        self.quality_gain[u] = gain if gain >= 0.0 or gain != gain else 0.0  # np.maximum
+        self.quality_gain[u] = np.where((gain >= 0.0) | (gain != gain), gain, 0.0)
+
+    def _stream_facts(self, u: int, row: int, target_units: int, k_sent: int, k_rx: int) -> None:
+        """Store the fixed facts of user ``u``'s stream ``row`` with ``target_units``, and
+        the unit facts at ``k_sent`` / ``k_rx`` (:meth:`units_changed` for one user, on
+        Python floats read with ``item``: the same IEEE operations). At units 0 (a new
+        request) the facts of each ``(row, target_units)`` are computed once and kept."""
+        st = self.table
+        if st is None:
+            return
+        if k_sent == 0 and k_rx == 0:
+            if self._facts_table is not st:  # kept facts belong to one table
+                self._first_facts.clear()
+                self._facts_table = st
+            key = (row, target_units)
+            facts = self._first_facts.get(key)
+            if facts is None:
+                facts = self._first_facts[key] = _facts(st, row, target_units, 0, 0)
+        else:
+            facts = _facts(st, row, target_units, k_sent, k_rx)
+        (
+            self.base[u],
+            self.total_bits[u],
+            self.num_units[u],
+            self.target_cum[u],
+            self.target_bits[u],
+            self.decode_target[u],
+            self.next_unit_cum[u],
+            self.quality_gain[u],
+        ) = facts
 
     def units_changed(self, users: np.ndarray) -> None:
         """Recompute the unit facts of ``users: [m]`` (their ``k_sent``/``k_rx`` changed):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,18 @@ class Request:
 
 __all__ = ["GroupPlan", "Request", "Simulation"]
 
+_PendingRecord = tuple[
+    Request, float, int, int, float, str, tuple[int, int], float, float, float, float | None
+]
+"""The arguments of one queued :meth:`Simulation._write_record` call."""
+
+_RECORD_BATCH = 256
+"""Request outcomes queued before they are written (:meth:`Simulation._record`)."""
+
+_START_MANY_FROM = 12
+"""Deliveries ending in one interval from which the next ones start in one pass
+(:meth:`Simulation._start_many`; below, one user at a time is cheaper)."""
+
 
 class Simulation:
     """A runnable simulation of one scenario.
@@ -183,7 +195,8 @@ class Simulation:
         self.current: list[Request | None] = [None] * self.num_users
         self._next_request_id = 0
         # outputs
-        self.summary = SummaryAccumulator(self.num_users, self.group_names, sc.qos.metric)
+        self._summary = SummaryAccumulator(self.num_users, self.group_names, sc.qos.metric)
+        self._pending_records: list[_PendingRecord] = []
         self.out_dir = out_dir
         self._writers: list[RecordWriter] = []
         self.requests_out: RecordWriter | None = None
@@ -241,6 +254,12 @@ class Simulation:
         sizes = group_sizes(sc)
         self.user_group = np.repeat(np.arange(len(sizes)), sizes)
         self.group_users = [np.flatnonzero(self.user_group == g) for g in range(len(sizes))]
+
+    @property
+    def summary(self) -> SummaryAccumulator:
+        """The run's KPIs so far (every request that ended is in)."""
+        self._flush_records()
+        return self._summary
 
     # ------------------------------------------------- delivery state (read-only views)
     @property
@@ -334,31 +353,67 @@ class Simulation:
 
     def _start_next(self, u: int, now: float) -> None:
         """Make the oldest waiting request of user ``u`` its active delivery at ``now``."""
+        req = self._next_request(u, now)
+        if req is None:
+            self.delivery.stop(u)
+            return
+        plan = self.plans[req.group]
+        st = self.streams_table
+        row = req.image * st.num_encoders + req.encoder  # st.row(image, encoder)
+        self.delivery.start(
+            u,
+            row,
+            plan.target_units[req.image],
+            st.loss_tolerant[req.encoder],
+            plan.lower_is_better,
+            plan.qos.target,
+            req.deadline_s,
+            st.analog_uses_list[row],
+        )
+        for listener in self.delivery_listeners:
+            listener(u, req)
+
+    def _next_request(self, u: int, now: float) -> Request | None:
+        """The oldest waiting request of user ``u`` not expired at ``now``, made its
+        current one (those expired end ``expired_before_delivery``); ``None`` (and no
+        current request) when none is left. The delivery state is not touched."""
         queue = self.user_queue[u]
         while queue:
             req = queue.popleft()
             if now >= req.deadline_s:
                 self._finish(req, now, 0, 0, 0.0, EXPIRED_BEFORE_DELIVERY)
                 continue
-            plan = self.plans[req.group]
             req.delivery_start_s = now
             self.current[u] = req
-            row = self.streams_table.row(req.image, req.encoder)
-            self.delivery.start(
-                u,
-                row,
-                plan.target_units[req.image],
-                self.streams_table.loss_tolerant[req.encoder],
-                plan.lower_is_better,
-                plan.qos.target,
-                req.deadline_s,
-                self.streams_table.analog_uses_list[row],
-            )
-            for listener in self.delivery_listeners:
-                listener(u, req)
-            return
+            return req
         self.current[u] = None
-        self.delivery.stop(u)
+        return None
+
+    def _start_many(self, started: list[tuple[int, Request]], idle: list[int]) -> None:
+        """:meth:`_start_next`'s delivery-state part for many users at once: each of
+        ``started`` as ``(user, its new current request)``, and the users in ``idle``
+        stopped (distinct users; no delivery listeners)."""
+        d, st = self.delivery, self.streams_table
+        if idle:
+            d.active[idle] = False
+        if not started:
+            return
+        users = [u for u, _ in started]
+        reqs = [r for _, r in started]
+        plans = [self.plans[r.group] for r in reqs]
+        num_enc = st.num_encoders
+        rows = [r.image * num_enc + r.encoder for r in reqs]
+        lt = st.loss_tolerant
+        d.start_many(
+            np.array(users, dtype=np.int64),
+            np.array(rows, dtype=np.int64),
+            np.array([p.target_units[r.image] for p, r in zip(plans, reqs, strict=True)]),
+            np.array([lt[r.encoder] for r in reqs], dtype=bool),
+            np.array([p.lower_is_better for p in plans], dtype=bool),
+            np.array([p.qos.target for p in plans], dtype=np.float64),
+            np.array([r.deadline_s for r in reqs], dtype=np.float64),
+            np.array([st.analog_uses_list[row] for row in rows], dtype=np.float64),
+        )
 
     def retarget(self, user: int, encoder_index: int) -> None:
         """Send ``user``'s current request, not yet sending, with encoder ``encoder_index``
@@ -428,30 +483,79 @@ class Simulation:
     ) -> None:
         """Record the outcome of ``req``, which reached ``quality``: the final reason
         (a success decoded late is ``late_decode``, one below its target
-        ``quality_below_target``), the summary, the request row and the listeners."""
-        st = self.streams_table
+        ``quality_below_target``), the summary, the request row and the listeners.
+
+        The request leaves ``open_requests`` at once. Without finish listeners (which
+        need the reason now) the rest waits in a short queue and is done in order,
+        :data:`_RECORD_BATCH` requests at a time (the same additions in the same order,
+        so the same numbers; one tight loop instead of code run between ticks); reading
+        :attr:`summary` or closing the run empties the queue first."""
+        self.open_requests.pop(req.request_id, None)
+        if self.finish_listeners:
+            self._flush_records()
+            self._write_record(
+                req, end_s, units_sent, units_rx, bits, reason, packets, decode_s, quality,
+                uses, snr_eff_db,
+            )  # fmt: skip
+            return
+        pending = self._pending_records
+        pending.append(
+            (req, end_s, units_sent, units_rx, bits, reason, packets, decode_s, quality, uses,
+             snr_eff_db)
+        )  # fmt: skip
+        if len(pending) >= _RECORD_BATCH:
+            self._flush_records()
+
+    def _flush_records(self) -> None:
+        """Write the queued request outcomes (:meth:`_record`), oldest first."""
+        pending = self._pending_records
+        if pending:
+            self._pending_records = []
+            write = self._write_record
+            for args in pending:
+                write(*args)
+
+    def _write_record(
+        self,
+        req: Request,
+        end_s: float,
+        units_sent: int,
+        units_rx: int,
+        bits: float,
+        reason: str,
+        packets: tuple[int, int],
+        decode_s: float,
+        quality: float,
+        uses: float,
+        snr_eff_db: float | None,
+    ) -> None:
+        """:meth:`_record` once ``req`` left ``open_requests``."""
         plan = self.plans[req.group]
-        met = quality <= plan.qos.target if plan.lower_is_better else quality >= plan.qos.target
+        target = plan.qos.target
+        met = quality <= target if plan.lower_is_better else quality >= target
         completion = end_s + decode_s
-        if reason == SUCCESS and completion > req.deadline_s:
-            reason = LATE_DECODE
-        if reason == SUCCESS and not met:
-            reason = QUALITY_BELOW_TARGET
+        if reason == SUCCESS:
+            if completion > req.deadline_s:
+                reason = LATE_DECODE
+            elif not met:
+                reason = QUALITY_BELOW_TARGET
         success = reason == SUCCESS
         latency = completion - req.arrival_s
-        self.open_requests.pop(req.request_id, None)
         for listener in self.finish_listeners:
             listener(req, reason, quality)
-        self.summary.add(req.user, req.group, req.scored, success, reason, quality, latency, bits)
-        if self.requests_out is not None:
-            self.requests_out.append(
+        self._summary.add(req.user, req.group, req.scored, success, reason, quality, latency, bits)
+        out = self.requests_out
+        if out is not None:
+            st = self.streams_table
+            image, encoder = req.image, req.encoder
+            out.append(
                 (
                     req.request_id,
                     req.user,
                     self.group_names[req.group],
-                    st.image_ids[req.image],
-                    st.encoder_ids[req.encoder],
-                    st.synthetic[req.image][req.encoder],
+                    st.image_ids[image],
+                    st.encoder_ids[encoder],
+                    st.synthetic[image][encoder],
                     req.scored,
                     req.arrival_s,
                     req.deadline_s,
@@ -461,7 +565,7 @@ class Simulation:
                     end_s,
                     completion,
                     latency,
-                    st.num_units_list[st.row(req.image, req.encoder)],
+                    st.num_units_list[image * st.num_encoders + encoder],  # st.row
                     units_sent,
                     units_rx,
                     bits,
@@ -469,7 +573,7 @@ class Simulation:
                     packets[1],
                     st.metric,
                     quality,
-                    plan.qos.target,
+                    target,
                     bool(met),
                     success,
                     reason,
@@ -723,7 +827,7 @@ class Simulation:
         good_bits = tx.delivered * float(L)
         erased = tick.erased
         done = tick.done + good_bits
-        if st.any_loss_tolerant:
+        if st.any_loss_tolerant and tx.any_dropped:  # (nothing dropped: nothing erased)
             lost_lt = np.where(lt, tx.dropped * float(L), 0.0)
             done += lost_lt
             erased = erased + lost_lt
@@ -754,10 +858,7 @@ class Simulation:
             k_sent = np.where(analog_pending, np.minimum(k_sent, k_cap), k_sent)
         k_rx = k_sent
         if st.any_loss_tolerant and np.count_nonzero(lt):
-            k_rx = k_sent.copy()
-            k_rx[lt] = st.units_from(
-                rows[lt], base[lt], np.maximum(done - erased, 0.0)[lt], d.k_rx[sel][lt]
-            )
+            k_rx = self._units_received(sel, lt, rows, base, done, erased, k_sent, analog_pending)
         changed = k_sent != d.k_sent[sel]
         if k_rx is not k_sent:
             changed |= k_rx != d.k_rx[sel]
@@ -811,6 +912,34 @@ class Simulation:
         )
         self.tick_index += 1
 
+    def _units_received(
+        self,
+        sel: Index,
+        lt: np.ndarray,
+        rows: np.ndarray,
+        base: np.ndarray,
+        done: np.ndarray,
+        erased: np.ndarray,
+        k_sent: np.ndarray,
+        analog_pending: np.ndarray | None,
+    ) -> np.ndarray:
+        """``[n]`` units received this tick, all arrays ``[n]`` over its users: ``k_sent``,
+        except that a loss-tolerant user (``lt``) receives the units in its acknowledged
+        bits, ``max(done - erased, 0)``. A loss-tolerant user with nothing erased has
+        ``done - 0 == done``, the bits ``k_sent`` was counted from, so only users with
+        erasures are searched (all of ``lt`` while analog units may cap ``k_sent``).
+        Returns ``k_sent`` itself when nobody is searched."""
+        search = lt if analog_pending is not None else lt & (erased > 0)
+        at = search.nonzero()[0]
+        if not at.size:
+            return k_sent
+        known = self.delivery.k_rx[sel][at]
+        k_rx = k_sent.copy()
+        k_rx[at] = self.streams_table.units_from(
+            rows[at], base[at], np.maximum(done[at] - erased[at], 0.0), known
+        )
+        return k_rx
+
     @staticmethod
     def _band_used(
         fresh_bits: np.ndarray,
@@ -850,35 +979,69 @@ class Simulation:
         interval each ending user's last packets took) and start each user's next
         request: a finished one ends when its last packet went out, an expired one at
         the interval's end."""
-        t, d, st = self.time_s, self.delivery, self.streams_table
-        end = t + self.dt
-        who = users[ending]
-        at = base[ending] + k_rx[ending]  # flat (row, units received) of each
+        t, dt, d, st = self.time_s, self.dt, self.delivery, self.streams_table
+        end = t + dt
         analog = st.any_analog  # then each quality needs its channel uses (_finish)
-        for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in zip(
-            who.tolist(),
-            finished[ending].tolist(),
-            send_fraction.tolist(),
-            k_sent[ending].tolist(),
-            k_rx[ending].tolist(),
-            done[ending].tolist(),
-            st.decode_flat[at].tolist(),
-            st.q_flat[at].tolist(),
-            d.packets_tx[who].tolist(),
-            d.packets_dropped[who].tolist(),
-            strict=True,
-        ):
-            req = self.current[u]
+        current, record, start_next = self.current, self._record, self._start_next
+        # many at once: the delivery state of all new requests in one pass (_start_many)
+        batch = (
+            ending.size >= _START_MANY_FROM
+            and not analog
+            and not self.delivery_listeners
+            and d.table is not None
+        )
+        started: list[tuple[int, Request]] = []
+        idle: list[int] = []
+        facts: Iterable[tuple[int, bool, float, int, int, float, float, float, int, int]]
+        if ending.size < _START_MANY_FROM:  # a few: element by element (no gathers)
+            dec_flat, q_flat = st.decode_flat, st.q_flat
+            p_tx_all, p_drop_all = d.packets_tx, d.packets_dropped
+            facts = []
+            for j, i in enumerate(ending.tolist()):
+                u, kr = users.item(i), k_rx.item(i)
+                a = base.item(i) + kr
+                facts.append((
+                    u, finished.item(i), send_fraction.item(j), k_sent.item(i), kr,
+                    done.item(i), dec_flat.item(a), q_flat.item(a), p_tx_all.item(u),
+                    p_drop_all.item(u),
+                ))  # fmt: skip
+        else:
+            who = users[ending]
+            at = base[ending] + k_rx[ending]  # flat (row, units received) of each
+            facts = zip(
+                who.tolist(),
+                finished[ending].tolist(),
+                send_fraction.tolist(),
+                k_sent[ending].tolist(),
+                k_rx[ending].tolist(),
+                done[ending].tolist(),
+                st.decode_flat[at].tolist(),
+                st.q_flat[at].tolist(),
+                d.packets_tx[who].tolist(),
+                d.packets_dropped[who].tolist(),
+                strict=True,
+            )
+        for u, fin, frac, ks, kr, bits, dec, quality, p_tx, p_drop in facts:
+            req = current[u]
             assert req is not None, f"user {u} is active without a request"
             if fin:
-                end_s, reason, decode = t + self.dt * frac, SUCCESS, dec
+                end_s, reason, decode = t + dt * frac, SUCCESS, dec
             else:
                 end_s, reason, decode = end, DEADLINE, 0.0
             if analog:
                 self._finish(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode)
             else:
-                self._record(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode, quality)
-            self._start_next(u, end_s)
+                record(req, end_s, ks, kr, bits, reason, (p_tx, p_drop), decode, quality)
+            if not batch:
+                start_next(u, end_s)
+                continue
+            nxt = self._next_request(u, end_s)
+            if nxt is None:
+                idle.append(u)
+            else:
+                started.append((u, nxt))
+        if batch:
+            self._start_many(started, idle)
 
     def _send_analog(
         self,
@@ -938,7 +1101,7 @@ class Simulation:
     ) -> None:
         self.last_used_share = used_share
         if t >= self.scenario.warmup_s:
-            self.summary.add_interval(used_share)
+            self._summary.add_interval(used_share)
         if self.intervals_out is not None:
             self.intervals_out.append(
                 (
@@ -1002,9 +1165,10 @@ class Simulation:
                 )
             else:
                 self._finish(req, end, 0, 0, 0.0, UNFINISHED)
+        self._flush_records()
         for w in self._writers:
             w.close()
-        return self.summary.result(sim_time_s=end, wall_time_s=wall_time_s)
+        return self._summary.result(sim_time_s=end, wall_time_s=wall_time_s)
 
 
 def _snr_offset_db(sc: Scenario, uniform_psd: bool) -> float:

@@ -274,6 +274,11 @@ class BandwidthAllocationEnv(gym.Env):
         :meth:`policy_settings`)."""
         self._action_shape = self.share_mapping.action_shape
         self._period_shares = PeriodShares()  # shares reused within a decision period
+        # the shares depend on the action and the active users only (unless a subclass
+        # maps them otherwise): PeriodShares reuses them within a period of k > 1
+        self._reuse_shares = (
+            self.decision_intervals > 1 and type(self).shares is BandwidthAllocationEnv.shares
+        )
         self._table: OperatingPointTable | None = None
         self._sim: Simulation | None = None
         self._state: AllocatorState | None = None
@@ -419,11 +424,10 @@ class BandwidthAllocationEnv(gym.Env):
         log.start_window()
         used = 0.0
         intervals = 0
-        # the shares depend on the action and the active users only (unless a subclass
-        # maps them otherwise): PeriodShares reuses them within the period
-        reuse = self.decision_intervals > 1 and type(self).shares is BandwidthAllocationEnv.shares
+        reuse = self._reuse_shares
         kept = self._period_shares
-        kept.clear()
+        if reuse:
+            kept.clear()
         while True:
             if state is None:
                 sim.apply(None)

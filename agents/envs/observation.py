@@ -142,8 +142,16 @@ class UserObserver:
         scales += [SUBBAND_SE_SCALE] * self.subband_columns
         self._scales = np.array(scales)[:, None]  # [F, 1] divisors
         assert self._scales.shape[0] == self.num_features
-        self._in_system = np.zeros(n, dtype=np.int64)  # [users] arrived and not yet ended
-        self._behind_current = np.full(n, -1.0)  # [users] in_system - 1, float (the table)
+        # [users] requests arrived and not yet ended, minus 1 (the current one), as floats
+        # (a list: updated per request, read per active user)
+        self._behind_current: list[float] = [-1.0] * n
+        # the table's columns that change only with the users and their current requests
+        # (active, deadline, stream_bits, encoder; already final: scale 1, clipped) are
+        # kept in ``_feats`` for the users and rows of its last fill
+        self._static_columns = [0, 11, 12] + [ENCODER] * self.encoder_column
+        assert all(self._scales[c, 0] == 1.0 for c in self._static_columns)
+        self._feats = np.empty((self.num_features, 0))
+        self._feats_key: tuple[bytes, bytes] | None = None
         self._next_id = 0  # requests with smaller ids are counted as arrived
         self._seen_max = -1  # largest request id counted so far
         self._open_seen = 0  # len(sim.open_requests) after the last count
@@ -155,7 +163,6 @@ class UserObserver:
         if request.request_id >= self._next_id:  # ended before any observation saw it
             self._seen_max = max(self._seen_max, request.request_id)  # arrived and ended
         else:
-            self._in_system[request.user] -= 1
             self._behind_current[request.user] -= 1.0
 
     def _count_arrivals(self) -> None:
@@ -172,7 +179,6 @@ class UserObserver:
             rid = req.request_id
             if rid < self._next_id:
                 break
-            self._in_system[req.user] += 1
             self._behind_current[req.user] += 1.0
             top = max(top, rid)
         self._seen_max = top
@@ -188,7 +194,7 @@ class UserObserver:
         observation, whatever ``n``, each writing into one ``[F, n]`` buffer.
         """
         users = np.zeros((self.max_users, self.num_features), dtype=np.float32)
-        if state is None or state.num_users == 0:
+        if state is None or not state.user_ids.size:
             self._count_arrivals()  # keep the counts current
             return users
         sim = self.sim
@@ -199,8 +205,19 @@ class UserObserver:
         # [-1, 1] finish the table. Columns whose numerator may exceed its scale
         # (finish_full, slack, slack_margin; inf included) are clipped there: min(x, T)
         # / T and clip(x / T) are the same float for x >= 0, and inf / T clips to 1.
-        # [F, n], each feature row contiguous; ones: row 0 (``active``) is already done
-        feats = np.ones((self.num_features, n))
+        rows = sim.delivery.row[idx]  # the current requests' (image, encoder) rows
+        key = (idx.tobytes(), rows.tobytes())
+        feats = self._feats  # [F, n], each feature row contiguous
+        if key != self._feats_key or feats.shape[1] != n:  # new users or requests
+            feats = self._feats = np.empty((self.num_features, n))
+            feats[0] = 1.0  # active
+            self._deadline_feat.take(idx, out=feats[11])
+            self._stream_feat.take(rows, out=feats[12])
+            if self.encoder_column:
+                self._encoder_feat.take(rows, out=feats[ENCODER])
+            self._feats_key = key
+        # else: the static columns are those of the last call, already final (x / 1 and
+        # the clip change nothing); every other column is written below
         feats[1] = state.snr_db
         se_full = state.spectral_efficiency_bps_hz
         if self._per_user_power and n > 1:  # the whole band spreads a link's power n-fold
@@ -210,33 +227,34 @@ class UserObserver:
         else:  # uniform PSD: the same SE at an equal share and with the whole band
             feats[2:4] = se_full
         bits = state.bits_left_total
-        np.add(bits, 1.0, out=feats[4])
-        np.log10(feats[4], out=feats[4])
+        bits_feat = feats[4]
+        np.add(bits, 1.0, out=bits_feat)
+        np.log10(bits_feat, out=bits_feat)
         rate_full = se_full * state.bandwidth_hz
         finish = feats[5]  # s at the whole band; inf in outage
-        finish.fill(np.inf)
-        np.divide(bits, rate_full, out=finish, where=rate_full > 0)
+        if np.minimum.reduce(rate_full) > 0:  # nobody in outage (NaN: not here)
+            np.divide(bits, rate_full, out=finish)
+        else:
+            finish.fill(np.inf)
+            np.divide(bits, rate_full, out=finish, where=rate_full > 0)
         slack = feats[6] = state.deadline_slack_s  # inf (no deadline) clips to 1 = T / T
         # slack - finish; no deadline: inf (-> 1); outage with a deadline: about -1e300
         # (-> -1, as -inf): finish is capped at 1e300 so that inf - inf never occurs
         margin = feats[7]
         np.minimum(finish, _FINISH_CAP_S, out=margin)
         np.subtract(slack, margin, out=margin)
-        # queued for delivery / at the GPUs (requests behind the current one), in place
+        # queued for delivery / at the GPUs: in system - queued - the current request
+        # (every user of idx has one), never below 0
         self._count_arrivals()
-        queued = feats[8]
-        queued[:] = list(map(len, map(sim.user_queue.__getitem__, idx.tolist())))
-        at_gpus = feats[9]  # in system - queued - the current request (all of idx have one)
-        self._behind_current.take(idx, out=at_gpus)
-        at_gpus -= queued
-        np.maximum(at_gpus, 0.0, out=at_gpus)
+        ids = idx.tolist()
+        queues, behind = sim.user_queue, self._behind_current
+        queued = [len(queues[u]) for u in ids]
+        feats[8] = queued
+        feats[9] = [
+            d if (d := behind[u] - q) > 0.0 else 0.0 for u, q in zip(ids, queued, strict=False)
+        ]
         feats[10] = max(self._duration_s - state.time_s, 0.0)
-        self._deadline_feat.take(idx, out=feats[11])
-        rows = sim.row[idx]
-        self._stream_feat.take(rows, out=feats[12])
         feats[13] = state.quality_gain_next
-        if self.encoder_column:
-            self._encoder_feat.take(rows, out=feats[ENCODER])
         if self.subband_columns:
             subband_se = state.subband_spectral_efficiency_bps_hz  # [n, N]
             if subband_se is None or subband_se.shape != (n, self.subband_columns):

@@ -21,6 +21,7 @@ per-subband spectral efficiency (:func:`subband_feature_names`); see
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -156,14 +157,24 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
     Values outside ``[-1, 1]`` are clipped (SB3 clips Gaussian actions the same way).
     The result is always a new array: the caller's action is never modified.
     """
-    bad_type = ValueError(
-        f"action must be a float array of shape {shape}, got {type(action).__name__}"
-    )
+    if (
+        type(action) is np.ndarray
+        and action.shape == shape
+        and action.dtype.kind == "f"
+        and action.size
+    ):  # the usual case: a float array of the right shape, decided by its extremes
+        # (NaN propagates to both; ufunc reduce, without ndarray.min's wrapper)
+        low = np.minimum.reduce(action, axis=None)
+        high = np.maximum.reduce(action, axis=None)
+        if -1.0 <= low and high <= 1.0:  # nothing to clip
+            return action.astype(np.float64)
+        if math.isfinite(low) and math.isfinite(high):
+            return _clip(action)
     try:
         a = np.asarray(action)  # no copy for an array: the clip below writes a new one
         finite = np.isfinite(a)
     except (TypeError, ValueError):
-        raise bad_type from None
+        raise _bad_action_type(action, shape) from None
     if a.shape != shape:
         raise ValueError(f"action has shape {a.shape}, expected {shape}")
     if not np.logical_and.reduce(finite, axis=None):  # ndarray.all() without its wrapper
@@ -173,11 +184,20 @@ def check_action(action: object, shape: tuple[int, ...]) -> np.ndarray:
             f"action has {int(bad.sum())} non-finite entries (NaN or inf) at {where}; "
             f"every entry must be a finite number in [-1, 1]"
         )
-    try:  # the clip (same values as np.clip) casts to float64 into a new array
-        clipped = np.maximum(a, -1.0, dtype=np.float64)
+    try:
+        return _clip(a)
     except TypeError:  # e.g. complex entries
-        raise bad_type from None
+        raise _bad_action_type(action, shape) from None
+
+
+def _clip(a: np.ndarray) -> np.ndarray:
+    """``a`` clipped to ``[-1, 1]`` (the values of ``np.clip``) as a new float64 array."""
+    clipped = np.maximum(a, -1.0, dtype=np.float64)
     return np.minimum(clipped, 1.0, out=clipped)
+
+
+def _bad_action_type(action: object, shape: tuple[int, ...]) -> ValueError:
+    return ValueError(f"action must be a float array of shape {shape}, got {type(action).__name__}")
 
 
 def logits_to_shares(

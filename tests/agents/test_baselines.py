@@ -317,3 +317,56 @@ def test_deadline_aware_counts_receiver_decode_time(make_state):
     assert build("deadline-aware").allocate(tight).tolist() == pytest.approx([0.3, 0.7])
     s = build("deadline-aware", {"drop_infeasible": False}).allocate(tight)
     assert s.tolist() == pytest.approx([1.0, 0.0])
+
+
+def _pf_both_paths(state, params=None):
+    """Proportional fair's shares with and without its every-user-served fast path."""
+    pf = build("proportional-fair", params)
+    fast = pf.allocate(state)
+    pf._every_user_served = lambda _state: None  # the allocator as before the fast path
+    return fast, pf.allocate(state)
+
+
+@settings(max_examples=300, deadline=None)
+@given(state=states(max_users=40, outage=True), alpha=st.sampled_from([1.0, 0.5]))
+def test_proportional_fair_fast_path_same_bits(state, alpha):
+    """The every-user-served path of proportional fair gives the bits of the checks it
+    skips, including SE 0, huge bit counts and infinite average throughputs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # both paths warn alike
+        fast, general = _pf_both_paths(state, {"alpha": alpha})
+    assert fast.tobytes() == general.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("se", "thr"),
+    [
+        ([1.0, 2.0, 3.0], [1e3, 5e4, 2e6]),  # the usual case
+        ([1.0, np.nan, 3.0], [1e3, 5e4, 2e6]),  # NaN SE: not every user served
+        ([1.0, np.inf, 3.0], [1e3, 5e4, 2e6]),  # inf SE: read as the largest float
+        ([1.0, 0.0, 3.0], [1e3, 5e4, 2e6]),  # outage
+        ([1.0, 2.0, 3.0], [1e3, np.inf, 2e6]),  # inf throughput: the log-domain path
+        ([1.0, 2.0, 3.0], [1e3, np.nan, 2e6]),
+        ([1e-300, 2.0, 3.0], [1e300, 1.0, 1.0]),  # a weight that underflows
+        ([1e-320, 1e-320], [1e3, 1e3]),  # capacity 0: infinite demand
+    ],
+)
+def test_proportional_fair_fast_path_edge_cases(se, thr):
+    n = len(se)
+    state = AllocatorState(
+        user_ids=np.arange(n),
+        snr_db=np.zeros(n),
+        spectral_efficiency_bps_hz=np.array(se),
+        bits_left_unit=np.full(n, 1e4),
+        bits_left_total=np.array([1e4, 5e5, 1e9][:n]),
+        quality_gain_next=np.zeros(n),
+        deadline_slack_s=np.full(n, np.inf),
+        avg_throughput_bps=np.array(thr),
+        bandwidth_hz=1e6,
+        interval_s=0.01,
+        time_s=0.0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fast, general = _pf_both_paths(state)
+    assert fast.tobytes() == general.tobytes()

@@ -162,3 +162,26 @@ def test_waterfill_large_tied_inputs_same_bits(n):
     c[rng.random(n) < 0.02] = 1e-5  # saturated users: the full level search
     for caps in (c, c * 1e3):
         _same_bits(w, caps, 1.0)
+
+
+@pytest.mark.parametrize("prefix", [1, 2, 5, 64])
+@pytest.mark.parametrize("seed", range(4))
+def test_level_search_prefix_then_all_same_bits(monkeypatch, prefix, seed):
+    """The level search tries the first ``_LEVEL_PREFIX`` levels, then all: inputs where
+    many users saturate (the answer beyond the prefix) and none fits, with ties."""
+    monkeypatch.setattr(shares_mod, "_LEVEL_PREFIX", prefix)
+    rng = np.random.default_rng(seed)
+    n = 300
+    w = rng.exponential(1.0, n)
+    w /= w.max()
+    for frac_tiny in (0.02, 0.3, 0.9):
+        c = rng.exponential(3.0, n)
+        tiny = rng.random(n) < frac_tiny
+        c[tiny] = rng.exponential(1e-3, int(tiny.sum()))  # many saturate
+        c[: n // 10] = c[n // 10]  # ties
+        got = _same_bits(w, c, 1.0)
+        saturated = int(np.count_nonzero(got == c))
+        if frac_tiny == 0.9:
+            assert saturated > 64  # the answer lies beyond the first prefix
+        _same_bits(w, c, 0.05)
+        _same_bits(w, np.full(n, 1.0 / n) * (1 + 1e-9 * rng.random(n)), 1.0)  # all nearly fit

@@ -107,3 +107,48 @@ def test_table_matches_the_per_user_reference(power_mode, encoder_column):
     assert checked > 100
     if encoder_column:  # both groups' encoders were seen: the column takes 0 and 1
         assert seen_codes == {0.0, 1.0}
+
+
+def _fresh_table(env: BandwidthAllocationEnv) -> np.ndarray:
+    """The table of the current state with the kept static columns forgotten (every
+    column filled anew)."""
+    observer = env._observer
+    assert observer is not None
+    observer._feats_key = None
+    return observer.table(env._state)
+
+
+@pytest.mark.parametrize("joint", [False, True])
+@pytest.mark.parametrize("subbands", [1, 4])
+def test_kept_static_columns_give_the_freshly_filled_table(joint, subbands):
+    """Consecutive observations of the same users and requests reuse the static
+    columns (active, deadline, stream_bits, encoder); the table is byte for byte the
+    one filled from scratch, also when the joint env switches a request's encoder."""
+    from aigcsim.agents.envs.joint_env import JointEncodingAllocationEnv
+
+    over = {"duration_s": 3.0, "cell.subbands": subbands}
+    kwargs = {"act_per_subband": subbands > 1, "decision_intervals": 1}
+    if joint:
+        env: BandwidthAllocationEnv = JointEncodingAllocationEnv(
+            "rl-headroom",
+            encoder_levels=["jpeg/q=10", "jpeg/q=40", "jpeg/q=80"],
+            max_users=MAX_USERS,
+            overrides=over,
+            **kwargs,
+        )
+    else:
+        env = BandwidthAllocationEnv("rl-headroom", max_users=MAX_USERS, overrides=over, **kwargs)
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(3)
+    reused = 0
+    done = False
+    while not done:
+        assert _fresh_table(env).tobytes() == obs["users"].tobytes()
+        observer = env._observer
+        assert observer is not None
+        observer.table(env._state)  # keeps this state's static columns again
+        key = observer._feats_key
+        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        obs, _, done, _, _ = env.step(action)
+        reused += env._state is not None and observer._feats_key == key  # kept ones used
+    assert reused > 50
