@@ -77,13 +77,17 @@ class CellChannel:
         self.time_s = 0.0
         self._step_s = 0.0
         self._fading_time_s = np.zeros(n)  # when each user's fading was last advanced
-        self._one_step = OneStepFastPath.of(self.fading)  # small flat jakes cells
+        # flat jakes cells: every user asked and one step on, at any size (_whole); some
+        # of them, in small cells (_one_step, the same object)
+        self._whole = OneStepFastPath.of(self.fading, small_only=False)
+        self._one_step = OneStepFastPath.of(self.fading) and self._whole
         self._gain_all_db = np.empty(n)  # [U] scratch of the fast path's gains
         # the users of the fast path's last call (indices as bytes, their dtype) and the
         # time they were evaluated at, not yet written to _fading_time_s
         self._memo_key: bytes | None = None
         self._memo_dtype: np.dtype | None = None
         self._memo_time_s = 0.0
+        self._memo_all = False  # the last fast call was _all_users_gain_db's (all users)
 
     @property
     def distance_m(self) -> np.ndarray:
@@ -145,6 +149,10 @@ class CellChannel:
 
         ``all_users``: the caller knows ``users`` is ``0, 1, ..., U - 1``; the per-user
         arrays are then read whole instead of gathered (the same numbers)."""
+        if all_users and self._whole is not None and users.shape[0]:
+            fast = self._all_users_gain_db()
+            if fast is not None:
+                return fast
         if self._one_step is not None and users.shape[0]:
             fast = self._one_step_gain_db(users)
             if fast is not None:
@@ -181,6 +189,41 @@ class CellChannel:
             assert self._memo_dtype is not None
             self._fading_time_s[np.frombuffer(key, self._memo_dtype)] = self._memo_time_s
             self._memo_key = None
+        elif self._memo_all:
+            self._fading_time_s.fill(self._memo_time_s)
+            self._memo_all = False
+
+    def _all_users_gain_db(self) -> np.ndarray | None:
+        """:meth:`gain_db` of every user (``all_users``) when each is one step on, at any
+        cell size (:meth:`OneStepFastPath.advance_all`: the operations the general path
+        runs for all users, without its copies, gathers and checks per user); ``None``
+        (nothing changed) otherwise. When the last fast call was this one, one step
+        before, every user was evaluated at its time (``_memo_time_s``, written to
+        ``_fading_time_s`` only when needed: :meth:`_settle_fading_times`); else the
+        extremes of ``_fading_time_s`` decide (as in :meth:`_one_step_gain_db`)."""
+        dt_s = self._step_s
+        if not dt_s > 0:
+            return None
+        t = self.time_s
+        tol = 1e-9 * dt_s
+        elapsed_s = t - self._memo_time_s
+        if not (self._memo_all and elapsed_s > 0 and abs(elapsed_s - dt_s) <= tol):
+            self._settle_fading_times()
+            last = self._fading_time_s
+            low, high = t - np.maximum.reduce(last), t - np.minimum.reduce(last)
+            if not (low > 0 and abs(low - dt_s) <= tol and abs(high - dt_s) <= tol):
+                return None  # someone not one step on: the general paths
+        assert self._whole is not None
+        if not self._whole.advance_all(dt_s, self._doppler, self.fading_gain):
+            self._settle_fading_times()
+            return None
+        self._memo_all, self._memo_time_s = True, t
+        db = self._gain_all_db  # large_scale + 10 log10(max(|h|^2, 1e-30))
+        np.maximum(self.fading_gain, 1e-30, out=db)
+        np.log10(db, out=db)
+        db *= 10.0
+        db += self.large_scale_db
+        return db.copy()
 
     def _one_step_gain_db(self, users: np.ndarray) -> np.ndarray | None:
         """The small-cell fast path of :meth:`gain_db` (:class:`OneStepFastPath`): when
@@ -229,6 +272,7 @@ class CellChannel:
             self._settle_fading_times()
             return None
         self._memo_key, self._memo_dtype, self._memo_time_s = key, users.dtype, t
+        self._memo_all = False
         db = self._gain_all_db  # large_scale + 10 log10(max(|h|^2, 1e-30)), every user
         np.maximum(power, 1e-30, out=db)
         np.log10(db, out=db)

@@ -490,6 +490,13 @@ class JakesProcess:
         assert self._rot is not None
         np.multiply(self._z, self._rot, out=self._z, where=served)
 
+    def rotate_all_one_step(self) -> None:
+        """Advance every user by one cached step in place (as :meth:`advance_users` does
+        for all users; their sums are not updated: :meth:`resum_all`). Only while
+        :meth:`rotations_cached_for` holds (the caller checks)."""
+        assert self._rot is not None
+        self._z *= self._rot
+
     def rotate_phasors(self, users: np.ndarray, cycles: np.ndarray) -> None:
         """Rotate the phasors of ``users: [n]`` by ``exp(j 2 pi nu_n c)`` for Doppler
         cycles ``c: [n]`` (a jump of any length, as :meth:`advance_users` makes it;
@@ -682,15 +689,17 @@ class OneStepFastPath:
         self._re = self._im = self._im2
 
     @classmethod
-    def of(cls, fading: object) -> OneStepFastPath | None:
+    def of(cls, fading: object, small_only: bool = True) -> OneStepFastPath | None:
         """The fast path of ``fading`` when it applies (flat Rayleigh ``jakes``, one tap,
-        rotations cached, at most :data:`SMALL_CELL_MAX_ELEMENTS` phasors), else ``None``."""
+        rotations cached, at most :data:`SMALL_CELL_MAX_ELEMENTS` phasors unless
+        ``small_only`` is false: then for :meth:`advance_all` only), else ``None``."""
         if not isinstance(fading, StochasticFading) or fading._has_los:
             return None
         diffuse = fading._diffuse
         if not isinstance(diffuse, JakesProcess) or diffuse.taps != 1:
             return None
-        if fading.num_users * diffuse.num_sinusoids > SMALL_CELL_MAX_ELEMENTS:
+        too_big = fading.num_users * diffuse.num_sinusoids > SMALL_CELL_MAX_ELEMENTS
+        if small_only and too_big:
             return None
         if not diffuse.caches_rotations or fading.num_users == 0:
             return None
@@ -717,13 +726,9 @@ class OneStepFastPath:
         changed nothing, when the rotations are not cached for this step and Doppler:
         the caller then takes the general path (:meth:`StochasticFading.advance_users`)."""
         diffuse = self.diffuse
-        if doppler_hz is not self._doppler_seen:  # a new array: the general path first
-            self._doppler_seen = doppler_hz
-            self._fd_hz = np.maximum(doppler_hz, self.fading.min_doppler_hz)
+        fd_hz = self._rates_for(dt_s, doppler_hz)
+        if fd_hz is None:
             return False
-        fd_hz = self._fd_hz
-        if diffuse._rot_all_for is not fd_hz or dt_s != diffuse._rot_dt_s:
-            diffuse.cache_all_rotations(dt_s, fd_hz)  # the same array a second time
         served = self._served_flat
         if not same_users:
             served.fill(False)
@@ -734,14 +739,47 @@ class OneStepFastPath:
             diffuse.rotate_phasors(jumped, fd_hz[jumped] * elapsed_s)
             served[jumped] = True  # the mask of every user of this call, for the next
         diffuse.resum_all()
-        h = diffuse.values
+        self._power_into(power_out)
+        return True
+
+    def advance_all(self, dt_s: float, doppler_hz: np.ndarray, power_out: np.ndarray) -> bool:
+        """Advance every user (each last evaluated one ``dt_s`` step ago) by that step at
+        Doppler ``doppler_hz: [U]`` (Hz) and write every user's ``|h|^2`` into
+        ``power_out: [U]``: an unmasked in-place multiply by the cached rotations and
+        whole-array sums, exactly the operations of
+        :meth:`JakesProcess.advance_users` for all users (any cell size). Returns
+        ``False``, having changed nothing, as :meth:`advance` does."""
+        diffuse = self.diffuse
+        if self._rates_for(dt_s, doppler_hz) is None:
+            return False
+        diffuse.rotate_all_one_step()
+        diffuse.resum_all()
+        self._power_into(power_out)
+        return True
+
+    def _rates_for(self, dt_s: float, doppler_hz: np.ndarray) -> np.ndarray | None:
+        """``max(Doppler, floor): [U]`` with every rotation cached for it and ``dt_s``;
+        ``None`` when ``doppler_hz`` is an array not seen last time (then the general
+        path runs first: a Doppler array kept for two calls is the cue to cache)."""
+        diffuse = self.diffuse
+        if doppler_hz is not self._doppler_seen:  # a new array: the general path first
+            self._doppler_seen = doppler_hz
+            self._fd_hz = np.maximum(doppler_hz, self.fading.min_doppler_hz)
+            return None
+        fd_hz = self._fd_hz
+        if diffuse._rot_all_for is not fd_hz or dt_s != diffuse._rot_dt_s:
+            diffuse.cache_all_rotations(dt_s, fd_hz)  # the same array a second time
+        return fd_hz
+
+    def _power_into(self, power_out: np.ndarray) -> None:
+        """Every user's ``|h|^2`` of the current diffuse sums into ``power_out: [U]``."""
+        h = self.diffuse.values
         if h is not self._h_seen:  # views of the current sums (rebound only by step())
             self._h_seen, self._re, self._im = h, h.real, h.imag
             self.fading._h = h  # no LOS term: the gains are the diffuse sums
         np.multiply(self._re, self._re, out=power_out)  # |h|^2 as _power computes it
         np.multiply(self._im, self._im, out=self._im2)
         power_out += self._im2
-        return True
 
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)

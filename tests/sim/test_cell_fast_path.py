@@ -32,6 +32,8 @@ def _fading_times(ch: CellChannel) -> np.ndarray:
     times = ch._fading_time_s.copy()
     if ch._memo_key is not None:
         times[np.frombuffer(ch._memo_key, ch._memo_dtype)] = ch._memo_time_s
+    elif ch._memo_all:
+        times.fill(ch._memo_time_s)
     return times
 
 
@@ -46,14 +48,17 @@ def _same_state(fast: CellChannel, ref: CellChannel) -> None:
 
 
 def _drive(
-    users: int, fading: dict, seed: int, intervals: int, moving: bool
+    users: int, fading: dict, seed: int, intervals: int, moving: bool, whole: bool = False
 ) -> tuple[int, int, int]:
-    """Run both channels through one random sequence; return how often the fast path
-    served a call, how often with the users of its last call, and how often some users
-    jumped (not one step on)."""
+    """Run both channels through one random sequence; return how often the small-cell
+    fast path served a call, how often with the users of its last call, and how often
+    some users jumped (not one step on). ``whole``: the all-users path may serve the
+    calls with every user too (else it is off, so those calls are the small path's)."""
     fast, ref = _channel(users, fading, seed), _channel(users, fading, seed)
     assert fast._one_step is not None
-    ref._one_step = None  # the general path only
+    if not whole:
+        fast._whole = None
+    ref._one_step = ref._whole = None  # the general path only
     taken = [0, 0, 0]
     advance = fast._one_step.advance
 
@@ -122,6 +127,13 @@ def test_fast_path_with_moving_users_and_doppler_changes():
     assert taken > 100 and same > 30 and jumped > 5
 
 
+@pytest.mark.parametrize("users", [1, 3, 10])
+def test_small_and_all_users_paths_together(users):
+    """Both fast paths in one small cell, taking turns as users come and go."""
+    taken, _, _ = _drive(users, {"name": "rayleigh"}, users, 600, True, whole=True)
+    assert taken > (0 if users == 1 else 50)
+
+
 def test_a_new_doppler_array_every_interval_takes_the_general_path():
     fast = _channel(4, {"name": "rayleigh"}, 0)
     assert fast._one_step is not None
@@ -165,3 +177,73 @@ def test_no_fast_path_with_subbands():
     positions = np.full((5, 2), 50.0)
     rngs = np.random.default_rng(0), np.random.default_rng(1)
     assert CellChannel(config, positions, *rngs)._one_step is None
+
+
+def _drive_all_users(
+    users: int, sinusoids: int, min_doppler_hz: float, seed: int, intervals: int
+) -> tuple[int, int]:
+    """Full buffer: every user asked in most intervals (``all_users``), sometimes only
+    some (so others fall behind and jump), sometimes twice in one tick, with new speed
+    arrays and step lengths now and then. Returns how often the all-users path served a
+    call and how often the general path (or the small-cell path) did."""
+    params = {"num_sinusoids": sinusoids, "min_doppler_hz": min_doppler_hz}
+    fading = {"name": "rayleigh", "params": params}
+    fast, ref = _channel(users, fading, seed), _channel(users, fading, seed)
+    assert fast._whole is not None
+    ref._one_step = ref._whole = None
+    counts = [0, 0]
+    advance_all = fast._whole.advance_all
+
+    def counted(*args: object) -> bool:
+        ok = advance_all(*args)  # type: ignore[arg-type]
+        counts[0] += ok
+        return ok
+
+    fast._whole.advance_all = counted  # type: ignore[method-assign]
+    rng = np.random.default_rng(seed + 7)
+    speed = rng.uniform(0.0, 3.0, users)
+    dt_s = 0.01
+    everyone = np.arange(users)
+    for _ in range(intervals):
+        r = rng.random()
+        if r < 0.02:
+            speed = speed.copy()
+        elif r < 0.04:
+            speed = rng.uniform(0.0, 3.0, users)
+        elif r < 0.05:
+            dt_s = float(rng.choice([0.005, 0.01, 0.02]))
+        fast.advance(dt_s, speed)
+        ref.advance(dt_s, speed)
+        if rng.random() < 0.1:  # only some users this interval
+            idx = (rng.random(users) < 0.5).nonzero()[0]
+            if idx.size == 0:
+                continue
+        else:
+            idx = everyone.copy()
+        whole = idx.size == users
+        for _ in range(1 + int(rng.random() < 0.1)):
+            before = counts[0]
+            got = fast.gain_db(idx, all_users=whole)
+            want = ref.gain_db(idx, all_users=whole)
+            assert got.tobytes() == want.tobytes()
+            _same_state(fast, ref)
+            counts[1] += counts[0] == before
+    return counts[0], counts[1]
+
+
+@pytest.mark.parametrize("users", [1, 10, 129, 300])
+@pytest.mark.parametrize("sinusoids", [2, 64])
+@pytest.mark.parametrize("min_doppler_hz", [0.0, 5.0])
+def test_all_users_path_gives_the_general_paths_bits(users, sinusoids, min_doppler_hz):
+    """The all-users path (any cell size) against the general path, bit for bit."""
+    fast_calls, other_calls = _drive_all_users(users, sinusoids, min_doppler_hz, users, 300)
+    assert fast_calls > 150  # most intervals ...
+    assert other_calls > 20  # ... but not all (jumps, a second call in a tick, new Doppler)
+
+
+def test_all_users_path_at_any_size_small_path_only_in_small_cells():
+    users = SMALL_CELL_MAX_ELEMENTS // 64 + 1
+    ch = _channel(users, {"name": "rayleigh"}, 0)
+    assert ch._one_step is None and ch._whole is not None
+    small = _channel(10, {"name": "rayleigh"}, 0)
+    assert small._one_step is small._whole is not None
