@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aigcsim.models.optable import EncoderInfo, OperatingPointTable
+from aigcsim.sim import delivery
 from aigcsim.sim import scenario as sl
 from aigcsim.sim.delivery import DeliveryState, StreamTable
 from aigcsim.sim.engine import Request, Simulation
@@ -94,8 +95,53 @@ def test_group_plans_units_for_other_encoders_is_cached():
     np.testing.assert_array_equal(first, target_units(sim.table, other, own.qos))
 
 
+def _many_units_table(units: int = 12) -> OperatingPointTable:
+    """2 images x 2 encoders of up to ``units`` units of random sizes (some 0)."""
+    rng = np.random.default_rng(11)
+    bits = np.floor(rng.uniform(0.0, 400.0, (2, 2, units)) * 4) / 4
+    bits[rng.random((2, 2, units)) < 0.1] = 0.0
+    num_units = np.array([[units, units - 3], [units - 1, units]])
+    for i in range(2):
+        for e in range(2):
+            bits[i, e, num_units[i, e] :] = 0.0
+    q = np.sort(rng.random((2, 2, units + 1)), axis=2)[:, :, ::-1].copy()
+    return OperatingPointTable(
+        image_ids=("a", "b"),
+        encoders=(
+            EncoderInfo("enc/x", "enc", False, "test"),
+            EncoderInfo("enc/y", "enc", True, "test"),
+        ),
+        num_units=num_units,
+        unit_bits=bits,
+        quality={"lpips": q},
+        decode_time_s=np.zeros((2, 2, units + 1)),
+        synthetic=np.ones((2, 2), dtype=bool),
+    )
+
+
+@pytest.mark.parametrize("steps", [0, 1, 4, 6, 50])
+@pytest.mark.parametrize("seed", range(3))
+def test_units_from_many_units_equals_full_search(seed, steps, monkeypatch):
+    """Streams of up to 12 units, bits growing by 0-10 units' worth: every number of
+    unit steps before the search (:data:`delivery._STEPS`) gives the full search's."""
+    monkeypatch.setattr(delivery, "_STEPS", steps)
+    st = StreamTable(_many_units_table(), "lpips")
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, 4, 400)
+    total = st.total_bits_flat[rows]
+    old = np.minimum(np.floor(rng.uniform(0, 1.1, 400) * total), total)
+    new = np.minimum(old + np.floor(rng.uniform(0, 10, 400) * 200.0), total)
+    base = rows * st.row_len
+    known = st.units(rows, old)
+    got = st.units_from(rows, base, new, known)
+    np.testing.assert_array_equal(got, st.units(rows, new))
+    assert (got - known).max() > 6  # some cross more units than the steps take
+
+
+@pytest.mark.parametrize("steps", [0, 1, 6, 50])  # units stepped before a search
 @pytest.mark.parametrize("seed", range(5))
-def test_units_from_equals_full_search(seed):
+def test_units_from_equals_full_search(seed, steps, monkeypatch):
+    monkeypatch.setattr(delivery, "_STEPS", steps)
     st = StreamTable(_table(), "lpips")
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, 4, 200)
