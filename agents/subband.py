@@ -8,7 +8,9 @@ user, who gets at most the fraction that carries its remaining bits
 Computed in rounds over all subbands at once: each open subband goes to its best user
 with data left, who spends its bits on the subbands it won, best metric first; what is
 left stays open for the next round. Each round fills a subband or runs a user out of
-data (usually one or two rounds); every step is vectorised over users and subbands.
+data (usually three or four rounds at 16 subbands); the search for each subband's best
+user is vectorised over users and subbands, and a round's at most ``N`` (winner, subband)
+pairs are settled on Python floats (the same operations as the vectorised form).
 
 Returns ``[n, N]`` fractions of each subband (columns sum to at most 1). On a flat cell
 (no per-subband SE) it schedules the whole band as one subband and returns ``[n]``.
@@ -50,46 +52,103 @@ class SubbandProportionalFair:
         metric = se * np.power(avg, -self.params.alpha)[:, None]
         need_bits = np.maximum(np.asarray(state.bits_left_total, dtype=np.float64), 0.0)
         shares = np.zeros(se.shape)
-        free = np.ones(num_subbands)  # fraction of each subband not yet given
-        subbands = np.arange(num_subbands)
-        # Who may win which subband, transposed ([N, n]: the argmax over users runs along
-        # contiguous rows) and kept up to date instead of rebuilt every round: users only
-        # run out of bits and subbands only fill up, so eligibility only ever shrinks.
+        # The metric of who may win which subband, -inf elsewhere, transposed ([N, n]: the
+        # argmax over users runs along contiguous rows) and kept up to date instead of
+        # rebuilt every round: users only run out of bits and subbands only fill up, so
+        # eligibility only ever shrinks (a filled subband's row is cleared). An eligible
+        # user has capacity > 0, so SE > 0 and a metric >= 0 (or NaN): -inf marks exactly
+        # the ineligible.
         eligible = (capacity_bits > 0).T & (need_bits > 0)[None, :]  # [N, n]
         masked = np.where(eligible, metric.T, -np.inf)  # [N, n]
-        open_sb = free > 1e-12
+        # A round touches at most N (winner, subband) pairs: its bookkeeping runs on
+        # Python floats, the same IEEE operations in the same order as the vectorised
+        # form (tests/agents/test_subband_fast.py compares bytes with it).
+        need = need_bits.tolist()  # bits each user still needs
+        free = [1.0] * num_subbands  # fraction of each subband not yet given
+        given: dict[tuple[int, int], float] = {}  # (user, subband) -> share
+        subbands = np.arange(num_subbands)
         for _ in range(num_subbands + se.shape[0]):  # each round fills a subband or a user
-            winner = np.argmax(masked, axis=1)  # [N], the first best user of each subband
-            live = open_sb & eligible[subbands, winner]
-            if not live.any():
+            winner = masked.argmax(axis=1)  # [N], the first best user of each subband
+            s_live = (masked[subbands, winner] != -np.inf).nonzero()[0]
+            if s_live.size == 0:
                 break
-            s_live, w_live = subbands[live], winner[live]
-            # each winner spends its remaining bits on its subbands, best metric first
-            order = np.lexsort((-metric[w_live, s_live], w_live))
-            s_live, w_live = s_live[order], w_live[order]
-            cap = capacity_bits[w_live, s_live]
-            avail = free[s_live] * cap
-            cum = np.cumsum(avail)
-            first = np.empty(w_live.size, dtype=bool)
-            first[0] = True
-            np.not_equal(w_live[1:], w_live[:-1], out=first[1:])
-            group_start = np.maximum.accumulate(np.where(first, np.arange(w_live.size), 0))
-            before = cum - avail - (cum - avail)[group_start]  # bits given earlier to w
-            take = np.clip(need_bits[w_live] - before, 0.0, avail)
-            fraction = take / cap
-            shares[w_live, s_live] += fraction
-            free[s_live] -= fraction
-            need_bits -= np.bincount(w_live, weights=take, minlength=need_bits.size)
-            np.maximum(need_bits, 0.0, out=need_bits)
+            w_live = winner[s_live]
+            filled, done = self._round(
+                w_live.tolist(),
+                s_live.tolist(),
+                metric[w_live, s_live].tolist(),
+                capacity_bits[w_live, s_live].tolist(),
+                need,
+                free,
+                given,
+            )
             # only this round's winners and subbands can have become ineligible
-            open_sb = free > 1e-12
-            filled = s_live[~open_sb[s_live]]
-            eligible[filled] = False
-            masked[filled] = -np.inf
-            done = w_live[~(need_bits[w_live] > 0)]  # repeats are harmless
-            eligible[:, done] = False
-            masked[:, done] = -np.inf
+            if filled:
+                masked[filled] = -np.inf
+            if done:
+                masked[:, done] = -np.inf
+        if given:
+            shares[tuple(np.array(list(given)).T)] = list(given.values())
         return shares if subband_se is not None else shares[:, 0]
+
+    @staticmethod
+    def _round(
+        winners: list[int],
+        subbands: list[int],
+        metric: list[float],
+        capacity_bits: list[float],
+        need: list[float],
+        free: list[float],
+        given: dict[tuple[int, int], float],
+    ) -> tuple[list[int], list[int]]:
+        """One round: each winner (``winners[i]`` of open ``subbands[i]``, with its
+        ``metric[i]`` and ``capacity_bits[i]`` there) spends its remaining bits ``need``
+        on the subbands it won, best metric first, taking fractions of ``free``;
+        ``need``, ``free`` and ``given`` are updated in place. Returns the subbands
+        filled and the winners with no bits left.
+
+        The arithmetic is that of the vectorised round (winners' pairs sorted by user,
+        then by falling metric, stable; a running ``cumsum`` of the available bits; bits
+        before a pair = ``(cum - avail) - (cum - avail)`` at the user's first pair;
+        ``take = clip(need - before, 0, avail)``; each user's takes summed from ``0.0``
+        in order, as ``bincount`` does, then subtracted and floored at 0)."""
+        order = sorted(range(len(winners)), key=lambda i: (winners[i], -metric[i]))
+        filled: list[int] = []
+        done: list[int] = []
+        cum = 0.0
+        group_base = 0.0
+        spent = 0.0
+        user = -1
+        for position, i in enumerate(order):
+            w, s, cap = winners[i], subbands[i], capacity_bits[i]
+            avail = free[s] * cap
+            cum = avail if position == 0 else cum + avail
+            before = cum - avail
+            if w != user:
+                if user >= 0:
+                    _settle(user, spent, need, done)
+                user, group_base, spent = w, before, 0.0
+            before -= group_base
+            take = need[w] - before
+            take = take if take > 0.0 else 0.0  # np.clip: max(., 0), then min(., avail)
+            take = take if take < avail else avail
+            fraction = take / cap
+            given[w, s] = given.get((w, s), 0.0) + fraction
+            free[s] -= fraction
+            spent += take
+            if not free[s] > 1e-12:
+                filled.append(s)
+        _settle(user, spent, need, done)
+        return filled, done
+
+
+def _settle(user: int, spent: float, need: list[float], done: list[int]) -> None:
+    """Subtract ``user``'s bits ``spent`` this round from ``need`` (floored at 0) and
+    note the user in ``done`` when none are left."""
+    left = need[user] - spent
+    need[user] = left if left > 0.0 else 0.0
+    if not need[user] > 0.0:
+        done.append(user)
 
 
 @ALLOCATORS.register(

@@ -2,7 +2,11 @@
 rebuilding it; its shares must be the same bits as the round-by-round rebuild.
 
 ``reference_allocate`` is the previous implementation verbatim (every round recomputes
-``eligible`` and the masked metric over all ``[n, N]``); every case compares bytes.
+``eligible`` and the masked metric over all ``[n, N]``, and settles each round with
+vectorised ``lexsort``/``cumsum``/``clip``/``bincount``, where the allocator now settles
+a round's pairs on Python floats); every case compares bytes. Seen failing with the
+sort order's metric sign flipped and with the bits-before taken from the previous
+running sum instead of ``cum - avail``.
 """
 
 from __future__ import annotations
