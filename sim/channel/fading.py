@@ -260,7 +260,7 @@ break-even: about 15 % served for flat 64-sinusoid users, below that for TDL use
 masked is 1.3x faster at half the users served and 1.3-1.4x at 98 %."""
 
 
-def pairwise_sum_axis1(z: np.ndarray) -> np.ndarray:
+def pairwise_sum_axis1(z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """``z.sum(axis=1)`` of complex ``z: [n, M, K]`` bit for bit as numpy computes a sum
     over a contiguous last axis (``z.transpose(0, 2, 1).sum(axis=2)``), ``[n, K]``.
 
@@ -272,36 +272,48 @@ def pairwise_sum_axis1(z: np.ndarray) -> np.ndarray:
     one vectorised operation over ``[n, ., K]``, so a tap-major layout can be summed
     over its sinusoids without a transpose (``tests/sim/test_jakes_layout.py`` checks it
     against ``np.sum`` for ``M = 1..300``).
+
+    ``rows: [r]`` (indices into axis 0): the sums of ``z[rows]``, ``[r, K]``, the same
+    numbers, with the rows gathered by each step's slices instead of copied whole first
+    (one pass less over the gathered phasors).
     """
-    total = _pairwise(z, 0, z.shape[1])
+    total = _pairwise(z, rows, 0, z.shape[1])
     total += 0.0  # numpy adds the pairwise sum to the reduction's initial 0
     return total
 
 
-def _pairwise(z: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """numpy's pairwise sum of ``z[:, lo:hi]`` over axis 1 (``hi > lo``), ``[n, K]``."""
+def _pairwise(z: np.ndarray, rows: np.ndarray | None, lo: int, hi: int) -> np.ndarray:
+    """numpy's pairwise sum of ``z[rows, lo:hi]`` over axis 1 (``hi > lo``; ``rows``
+    ``None``: every row), ``[r, K]``, a new array."""
+
+    def part(a: int, b: int) -> np.ndarray:  # z[rows, a:b]: a view without rows
+        return z[:, a:b] if rows is None else z[rows, a:b]
+
+    def term(j: int) -> np.ndarray:  # z[rows, j]: a view without rows
+        return z[:, j] if rows is None else z[rows, j]
+
     m = hi - lo
     if m < 4:
-        total = z[:, lo].copy()
+        total = term(lo) if rows is not None else z[:, lo].copy()
         for j in range(lo + 1, hi):
-            total += z[:, j]
+            total += term(j)
         return total
     if m <= 64:
         blocks_end = hi - m % 4
         if blocks_end - lo >= 8:  # the first two blocks in one pass
-            acc = np.add(z[:, lo : lo + 4], z[:, lo + 4 : lo + 8])
+            acc = np.add(part(lo, lo + 4), part(lo + 4, lo + 8))
         else:
-            acc = z[:, lo : lo + 4].copy()
+            acc = part(lo, lo + 4) if rows is not None else z[:, lo : lo + 4].copy()
         for j in range(lo + 8, blocks_end, 4):
-            acc += z[:, j : j + 4]
+            acc += part(j, j + 4)
         total = acc[:, 0] + acc[:, 1]
         total += acc[:, 2] + acc[:, 3]
         for j in range(blocks_end, hi):
-            total += z[:, j]
+            total += term(j)
         return total
     half = (m - m % 8) // 2  # numpy splits 2m scalars at m - m % 8 of them
-    total = _pairwise(z, lo, lo + half)
-    total += _pairwise(z, lo + half, hi)
+    total = _pairwise(z, rows, lo, lo + half)
+    total += _pairwise(z, rows, lo + half, hi)
     return total
 
 
@@ -443,7 +455,10 @@ class JakesProcess:
         served = np.zeros((self.num_users, 1, 1), dtype=bool)
         served[users] = True
         np.multiply(self._z, self._rot, out=self._z, where=served)
-        self.values2d[users] = self._tap_sums(self._z[users])
+        if self.taps == 1:
+            self.values2d[users] = self._tap_sums(self._z[users])
+        else:  # gathered by the sum's own slices
+            self.values2d[users] = pairwise_sum_axis1(self._z, users)
 
     def _rotate(self, users: np.ndarray, rot: np.ndarray) -> None:
         """Multiply the phasors of ``users: [n]`` by ``rot: [n, M, K]`` and re-sum them."""

@@ -262,3 +262,20 @@ def test_pairwise_sum_is_numpys_sum(m):
     z[1, 0, 0] = np.inf
     ref = np.ascontiguousarray(z.transpose(0, 2, 1)).sum(axis=2)
     assert pairwise_sum_axis1(z).tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 23, 64, 65, 70, 129, 200])
+def test_pairwise_sum_of_gathered_rows_is_numpys_sum(m):
+    """``pairwise_sum_axis1(z, rows)`` (rows gathered by the sum's slices) against
+    ``np.sum`` of ``z[rows]``, repeated and unsorted rows included; ``z`` is unchanged."""
+    rng = np.random.default_rng(100 + m)
+    z = (rng.standard_normal((9, m, 4)) + 1j * rng.standard_normal((9, m, 4))) * rng.choice(
+        [1e-8, 1.0, 1e8], (9, m, 4)
+    )
+    z[2] = -0.0
+    before = z.copy()
+    for rows in (np.array([0, 2, 3, 8]), np.array([7, 1, 1, 4, 0]), np.arange(9), np.array([5])):
+        ref = np.ascontiguousarray(z[rows].transpose(0, 2, 1)).sum(axis=2)
+        got = pairwise_sum_axis1(z, rows)
+        assert got.shape == ref.shape and got.tobytes() == ref.tobytes()
+    assert z.tobytes() == before.tobytes()
