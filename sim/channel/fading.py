@@ -437,24 +437,40 @@ class JakesProcess:
                 return
             self._rotate_cached(users)
             return
+        jump = ~one_step
+        moved = users[jump]
+        if self.taps > 1:  # both groups' phasors first, then one sum over all their rows
+            if one_step.any():
+                steady = users[one_step]
+                self._refresh(steady, doppler_hz[one_step], dt_s)
+                self._rotate_cached(steady, resum=False)
+            self.rotate_phasors(moved, doppler_hz[jump] * elapsed_s[jump])
+            self.values2d[users] = pairwise_sum_axis1(self._z, users)
+            return
         if one_step.any():
             steady = users[one_step]
             self._refresh(steady, doppler_hz[one_step], dt_s)
             self._rotate_cached(steady)
-        jump = ~one_step
-        moved = users[jump]
         self._rotate(moved, self._rotation(moved, doppler_hz[jump] * elapsed_s[jump]))
 
-    def _rotate_cached(self, users: np.ndarray) -> None:
+    def _rotate_cached(self, users: np.ndarray, resum: bool = True) -> None:
         """Rotate ``users: [n]`` (distinct) by their cached one-step rotation: in place
-        under a mask when many are served, else gathered and scattered back."""
+        under a mask when many are served, else gathered and scattered back. Their sums
+        in :attr:`values` are updated only with ``resum``."""
         assert self._rot is not None
         if users.shape[0] < MASKED_ROTATION_MIN_FRACTION * self.num_users:
-            self._rotate(users, self._rot[users])
+            if resum:
+                self._rotate(users, self._rot[users])
+            else:
+                z = self._z[users]
+                z *= self._rot[users]
+                self._z[users] = z
             return
         served = np.zeros((self.num_users, 1, 1), dtype=bool)
         served[users] = True
         np.multiply(self._z, self._rot, out=self._z, where=served)
+        if not resum:
+            return
         if self.taps == 1:
             self.values2d[users] = self._tap_sums(self._z[users])
         else:  # gathered by the sum's own slices
