@@ -69,15 +69,16 @@ class SubbandProportionalFair:
         subbands = np.arange(num_subbands)
         for _ in range(num_subbands + se.shape[0]):  # each round fills a subband or a user
             winner = masked.argmax(axis=1)  # [N], the first best user of each subband
-            s_live = (masked[subbands, winner] != -np.inf).nonzero()[0]
-            if s_live.size == 0:
+            # the winners' masked metric: their metric where eligible, else -inf
+            best = masked[subbands, winner].tolist()
+            live = [s for s, m in enumerate(best) if m != -np.inf]  # NaN: eligible
+            if not live:
                 break
-            w_live = winner[s_live]
             filled, done = self._round(
-                w_live.tolist(),
-                s_live.tolist(),
-                metric[w_live, s_live].tolist(),
-                capacity_bits[w_live, s_live].tolist(),
+                live,
+                winner.tolist(),
+                best,
+                capacity_bits[winner, subbands].tolist(),
                 need,
                 free,
                 given,
@@ -93,34 +94,38 @@ class SubbandProportionalFair:
 
     @staticmethod
     def _round(
-        winners: list[int],
-        subbands: list[int],
-        metric: list[float],
+        live: list[int],
+        winner: list[int],
+        best: list[float],
         capacity_bits: list[float],
         need: list[float],
         free: list[float],
         given: dict[tuple[int, int], float],
     ) -> tuple[list[int], list[int]]:
-        """One round: each winner (``winners[i]`` of open ``subbands[i]``, with its
-        ``metric[i]`` and ``capacity_bits[i]`` there) spends its remaining bits ``need``
-        on the subbands it won, best metric first, taking fractions of ``free``;
-        ``need``, ``free`` and ``given`` are updated in place. Returns the subbands
-        filled and the winners with no bits left.
+        """One round: the winner of each ``live`` subband ``s`` (``winner[s]``, with its
+        metric ``best[s]`` and its ``capacity_bits[s]`` there) spends its remaining bits
+        ``need`` on the subbands it won, best metric first, taking fractions of ``free``;
+        ``need``, ``free`` and ``given`` are updated in place. Returns the subbands filled
+        and the winners with no bits left.
 
         The arithmetic is that of the vectorised round (winners' pairs sorted by user,
         then by falling metric, stable; a running ``cumsum`` of the available bits; bits
         before a pair = ``(cum - avail) - (cum - avail)`` at the user's first pair;
         ``take = clip(need - before, 0, avail)``; each user's takes summed from ``0.0``
-        in order, as ``bincount`` does, then subtracted and floored at 0)."""
-        order = sorted(range(len(winners)), key=lambda i: (winners[i], -metric[i]))
+        in order, as ``bincount`` does, then subtracted and floored at 0). A NaN metric
+        (an infinite SE times a zero weight) sorts after every number, as in ``lexsort``."""
+        order = sorted(
+            live,
+            key=lambda s: (winner[s], 0, -best[s]) if best[s] == best[s] else (winner[s], 1, 0),
+        )
         filled: list[int] = []
         done: list[int] = []
         cum = 0.0
         group_base = 0.0
         spent = 0.0
         user = -1
-        for position, i in enumerate(order):
-            w, s, cap = winners[i], subbands[i], capacity_bits[i]
+        for position, s in enumerate(order):
+            w, cap = winner[s], capacity_bits[s]
             avail = free[s] * cap
             cum = avail if position == 0 else cum + avail
             before = cum - avail
@@ -130,8 +135,9 @@ class SubbandProportionalFair:
                 user, group_base, spent = w, before, 0.0
             before -= group_base
             take = need[w] - before
-            take = take if take > 0.0 else 0.0  # np.clip: max(., 0), then min(., avail)
-            take = take if take < avail else avail
+            # np.clip: max(., 0), then min(., avail), a NaN kept (as from an infinite SE)
+            take = take if take > 0.0 or take != take else 0.0
+            take = take if take < avail or take != take else avail
             fraction = take / cap
             given[w, s] = given.get((w, s), 0.0) + fraction
             free[s] -= fraction
@@ -146,7 +152,7 @@ def _settle(user: int, spent: float, need: list[float], done: list[int]) -> None
     """Subtract ``user``'s bits ``spent`` this round from ``need`` (floored at 0) and
     note the user in ``done`` when none are left."""
     left = need[user] - spent
-    need[user] = left if left > 0.0 else 0.0
+    need[user] = left if left > 0.0 or left != left else 0.0  # np.maximum keeps a NaN
     if not need[user] > 0.0:
         done.append(user)
 

@@ -128,3 +128,31 @@ def test_same_bits_hypothesis(case, alpha):
     bits = np.array([r[1] for r in rows], dtype=np.float64)
     avg = np.array([r[2] for r in rows], dtype=np.float64)
     _same_bits(_state(se, bits, avg), SubbandPFParams(alpha=alpha))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_same_bits_with_infinite_se_and_nan_metrics(seed):
+    """Degenerate inputs the Python round must treat as the vectorised one does: an
+    infinite SE (infinite capacity) and, with a huge average throughput and a large
+    ``alpha``, a NaN metric (``inf * 0``), which ``argmax`` picks and ``lexsort`` puts
+    after every number."""
+    rng = np.random.default_rng(1000 + seed)
+    n, n_sb = int(rng.integers(2, 40)), int(rng.choice([2, 5, 16]))
+    se = rng.exponential(2.0, (n, n_sb))
+    se[rng.random((n, n_sb)) < 0.15] = np.inf
+    bits = rng.exponential(3e3, n) * rng.choice([0.0, 1.0, 100.0], n)
+    avg = rng.exponential(1e5, n)
+    avg[rng.random(n) < 0.3] = 1e308  # avg ** -8 underflows to 0: inf * 0 = NaN
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        for alpha in (1.0, 8.0):
+            _same_bits(_state(se, bits, avg), SubbandPFParams(alpha=alpha))
+
+
+def test_nan_metric_sorts_after_numbers():
+    """One user wins both subbands, with a NaN metric on subband 0 (infinite SE times a
+    zero weight) and 0 on subband 1: ``lexsort`` settles subband 1 first, so it gets a
+    finite share and only subband 0 a NaN one."""
+    state = _state(np.array([[np.inf, 1.0]]), [1e3], [1e308])
+    with np.errstate(invalid="ignore", over="ignore"):
+        shares = _same_bits(state, SubbandPFParams(alpha=8.0))
+    assert np.isnan(shares[0, 0]) and np.isfinite(shares[0, 1])
