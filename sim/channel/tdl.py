@@ -239,21 +239,29 @@ def effective_snr_db(snr_db: np.ndarray, weights: np.ndarray | None = None) -> n
     subband SNRs in dB: ``10 log10(2^(sum_s w_s log2(1 + snr_s) / sum_s w_s) - 1)``, ``[n]``.
 
     The single SNR whose Shannon rate equals the mean rate over the subbands a user
-    occupies (``weights: [n, N]``, e.g. its share of each subband; ``None``: all alike),
-    so a flat link model (BLER, CQI) can be applied to a frequency-selective channel.
-    Users with zero total weight get ``-inf``.
+    occupies (``weights: [n, N]``, e.g. its share of each; ``None``: all alike), so a
+    flat link model (BLER, CQI) can be applied to a frequency-selective channel.
+    Users with zero total weight get ``-inf``; their rates are not computed (a
+    frequency-aware scheduler serves a few users per subband), the others' are the same
+    numbers as over the whole array.
     """
-    rate = np.divide(snr_db, 10.0)  # the same numbers as log2(1 + 10 ** (snr / 10)), in place
-    np.power(10.0, rate, out=rate)
-    rate += 1.0
-    np.log2(rate, out=rate)
     if weights is None:
-        mean_rate = rate.mean(axis=-1)
+        mean_rate = _shannon_rate(snr_db).mean(axis=-1)
     else:
         total = weights.sum(axis=-1)
-        rate *= weights
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_rate = np.where(total > 0, rate.sum(axis=-1) / total, 0.0)
+        served = total > 0
+        if np.ndim(snr_db) < 2 or np.shape(weights) != np.shape(snr_db) or served.all():
+            rate = _shannon_rate(snr_db)
+            rate *= weights
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean_rate = np.where(served, rate.sum(axis=-1) / total, 0.0)
+        else:  # only the served rows (boolean rows of any leading shape)
+            rate = _shannon_rate(snr_db[served])
+            rate *= weights[served]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                part = rate.sum(axis=-1) / total[served]
+            mean_rate = np.zeros(served.shape, dtype=part.dtype)  # np.where's +0.0
+            mean_rate[served] = part
     with np.errstate(divide="ignore"):
         if np.ndim(mean_rate) == 0:  # one user's [N] SNRs: a scalar, as before
             return np.asarray(10.0 * np.log10(np.expm1(mean_rate * np.log(2.0))))[()]
@@ -262,3 +270,12 @@ def effective_snr_db(snr_db: np.ndarray, weights: np.ndarray | None = None) -> n
         np.log10(mean_rate, out=mean_rate)
     mean_rate *= 10.0
     return mean_rate
+
+
+def _shannon_rate(snr_db: np.ndarray) -> np.ndarray:
+    """``log2(1 + 10 ** (snr_db / 10))``, a new array of ``snr_db``'s shape (in place)."""
+    rate = np.divide(snr_db, 10.0)
+    np.power(10.0, rate, out=rate)
+    rate += 1.0
+    np.log2(rate, out=rate)
+    return rate

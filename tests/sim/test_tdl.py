@@ -156,3 +156,55 @@ def test_single_thread_blas_keeps_the_product_and_falls_back(monkeypatch):
     monkeypatch.setattr(tdl_mod, "_BLAS_LIMIT", None)
     monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
     assert isinstance(tdl_mod.single_thread_blas(), contextlib.nullcontext)
+
+
+def _effective_snr_whole_array(snr_db, weights=None):
+    """The in-place version that computes every row's rates (before the served-rows
+    path), verbatim: the same bits expected, float32 input included (its weighted
+    rates stay float32, unlike the direct expression's)."""
+    rate = np.divide(snr_db, 10.0)
+    np.power(10.0, rate, out=rate)
+    rate += 1.0
+    np.log2(rate, out=rate)
+    if weights is None:
+        mean_rate = rate.mean(axis=-1)
+    else:
+        total = weights.sum(axis=-1)
+        rate *= weights
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_rate = np.where(total > 0, rate.sum(axis=-1) / total, 0.0)
+    with np.errstate(divide="ignore"):
+        if np.ndim(mean_rate) == 0:
+            return np.asarray(10.0 * np.log10(np.expm1(mean_rate * np.log(2.0))))[()]
+        mean_rate = mean_rate * np.log(2.0)
+        np.expm1(mean_rate, out=mean_rate)
+        np.log10(mean_rate, out=mean_rate)
+    mean_rate *= 10.0
+    return mean_rate
+
+
+@pytest.mark.parametrize("shape", [(40, 16), (7, 3), (4, 5, 6), (1, 16), (16,)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_effective_snr_with_few_users_weighted_same_bits(shape, dtype):
+    """Weights with most rows all zero (a frequency-aware scheduler's shares: only the
+    served rows' rates are computed) give the whole-array version's bits (and, in
+    float64, the direct expression's), -inf elsewhere; NaN and infinite SNRs in served
+    and unserved rows included."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.normal(5.0, 20.0, shape).astype(dtype)
+    x.flat[0], x.flat[-1] = np.nan, np.inf
+    w = rng.random(shape) * (rng.random(shape) > 0.5)
+    if len(shape) > 1:
+        w[rng.random(shape[:-1]) < 0.8] = 0.0
+    w.flat[-1] = 0.3  # the last row served
+    w = w.astype(dtype)  # float32 weights keep float32 mean rates
+    with np.errstate(invalid="ignore"):
+        got = effective_snr_db(x, w)
+        whole = _effective_snr_whole_array(x, w)
+        direct = _effective_snr_reference(x, w)
+    assert np.asarray(got).dtype == np.asarray(whole).dtype and np.shape(got) == np.shape(whole)
+    assert np.asarray(got).tobytes() == np.asarray(whole).tobytes()
+    if dtype is np.float64:
+        assert np.asarray(got).tobytes() == np.asarray(direct).tobytes()
+    if len(shape) > 1:
+        assert np.all(got[w.sum(axis=-1) == 0] == -np.inf)
