@@ -65,7 +65,7 @@ class SubbandProportionalFair:
         # form (tests/agents/test_subband_fast.py compares bytes with it).
         need = need_bits.tolist()  # bits each user still needs
         free = [1.0] * num_subbands  # fraction of each subband not yet given
-        given: dict[tuple[int, int], float] = {}  # (user, subband) -> share
+        given: dict[int, float] = {}  # user * N + subband -> share
         subbands = np.arange(num_subbands)
         for _ in range(num_subbands + se.shape[0]):  # each round fills a subband or a user
             winner = masked.argmax(axis=1)  # [N], the first best user of each subband
@@ -89,7 +89,7 @@ class SubbandProportionalFair:
             if done:
                 masked[:, done] = -np.inf
         if given:
-            shares[tuple(np.array(list(given)).T)] = list(given.values())
+            np.put(shares, list(given), list(given.values()))
         return shares if subband_se is not None else shares[:, 0]
 
     @staticmethod
@@ -100,13 +100,13 @@ class SubbandProportionalFair:
         capacity_bits: list[float],
         need: list[float],
         free: list[float],
-        given: dict[tuple[int, int], float],
+        given: dict[int, float],
     ) -> tuple[list[int], list[int]]:
         """One round: the winner of each ``live`` subband ``s`` (``winner[s]``, with its
         metric ``best[s]`` and its ``capacity_bits[s]`` there) spends its remaining bits
         ``need`` on the subbands it won, best metric first, taking fractions of ``free``;
-        ``need``, ``free`` and ``given`` are updated in place. Returns the subbands filled
-        and the winners with no bits left.
+        ``need``, ``free`` and ``given`` (keyed ``user * N + subband``) are updated in
+        place. Returns the subbands filled and the winners with no bits left.
 
         The arithmetic is that of the vectorised round (winners' pairs sorted by user,
         then by falling metric, stable; a running ``cumsum`` of the available bits; bits
@@ -120,6 +120,7 @@ class SubbandProportionalFair:
         )
         filled: list[int] = []
         done: list[int] = []
+        num_subbands = len(free)
         cum = 0.0
         group_base = 0.0
         spent = 0.0
@@ -139,7 +140,8 @@ class SubbandProportionalFair:
             take = take if take > 0.0 or take != take else 0.0
             take = take if take < avail or take != take else avail
             fraction = take / cap
-            given[w, s] = given.get((w, s), 0.0) + fraction
+            key = w * num_subbands + s
+            given[key] = given.get(key, 0.0) + fraction
             free[s] -= fraction
             spent += take
             if not free[s] > 1e-12:
