@@ -112,6 +112,8 @@ CASES: dict[str, Case] = {
     "encoder-comparison": _shipped("encoder-comparison", {"duration_s": 8}),
     "dense-cell": _shipped("dense-cell", {"duration_s": 4}),
     "full-buffer-200": _full_buffer(200, 3.0),
+    "full-buffer-500": _full_buffer(500, 3.0),
+    "full-buffer-5000": _full_buffer(5000, 0.5),
 }
 """Case name -> a function returning its fingerprint (:func:`fingerprint`)."""
 
