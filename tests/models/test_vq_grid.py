@@ -11,6 +11,7 @@ from aigcsim.models.build import encoder_entry_key
 from aigcsim.models.cache import Cache, entry_key
 from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
 from aigcsim.models.encoders.vq_mask import VQMaskEncoder, VQMaskParams
+from tests.models.vq_fixtures import TINY_VQ_PARAMS, MSEBackend, gradient_image_and_codebook
 
 
 @pytest.mark.parametrize("n_packets", [9, 30, 44, 200])
@@ -77,31 +78,15 @@ def test_linear_keeps_the_key_it_had_as_the_default_and_it_differs_from_the_new_
         assert _key(image, VQMaskEncoder(VQMaskParams(**one))) not in (old_key, _key(image, new))
 
 
-class _MSE:
-    name = "test-mse"
-
-    def model_ids(self) -> dict[str, str]:
-        return {"lpips": "mse (test proxy)"}
-
-    def lpips(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
-        err = images.astype(np.float64) - reference.astype(np.float64)[None]
-        return (err**2).reshape(len(images), -1).mean(axis=1) / 255.0**2
-
-
 def test_geometric_curve_is_measured_on_its_grid_and_stored_apart():
     pytest.importorskip("sklearn")
-    from aigcsim.models.vq import fit_codebook
-
-    y, x = np.mgrid[0:72, 0:96]
-    px = np.clip(np.stack([x * 2.5, y * 3.0, (x + y) * 1.5], axis=2), 0, 255).astype(np.uint8)
-    image = ImageRecord("test/gradient", "9a" * 32, px, "", "test")
-    cb = fit_codebook([px], patch_px=4, codebook_size=16, image_px=64)
-    base = {"patch_px": 4, "codebook_size": 16, "image_px": 64, "packet_indices": 10}
+    image, cb = gradient_image_and_codebook()
+    base = dict(TINY_VQ_PARAMS)
     lin = VQMaskEncoder(VQMaskParams(**base, quality_grid=4, grid_spacing="linear"), codebook=cb)
     geo = VQMaskEncoder(VQMaskParams(**base, quality_grid=4), codebook=cb)  # default spacing
     store = InMemoryStore()
-    a = lin.encode(image, "prm/p=0.25", _MSE(), store)
-    b = geo.encode(image, "prm/p=0.25", _MSE(), store)
+    a = lin.encode(image, "prm/p=0.25", MSEBackend(), store)
+    b = geo.encode(image, "prm/p=0.25", MSEBackend(), store)
     n = a.unit_bits.size - 1
     assert a.provenance["quality_grid"] == lin.packet_grid(n).tolist()
     assert b.provenance["quality_grid"] == geo.packet_grid(n).tolist()
@@ -117,16 +102,12 @@ def test_an_entry_built_with_the_old_default_is_recomputed_for_the_new_one(tmp_p
     default lists it as missing (stale), an explicit linear, 4-pattern build reuses it."""
     pytest.importorskip("sklearn")
     from aigcsim.models.build import missing_entries
-    from aigcsim.models.vq import fit_codebook
 
-    y, x = np.mgrid[0:72, 0:96]
-    px = np.clip(np.stack([x * 2.5, y * 3.0, (x + y) * 1.5], axis=2), 0, 255).astype(np.uint8)
-    image = ImageRecord("test/gradient", "9a" * 32, px, "", "test")
-    cb = fit_codebook([px], patch_px=4, codebook_size=16, image_px=64)
-    base = {"patch_px": 4, "codebook_size": 16, "image_px": 64, "packet_indices": 10}
+    image, cb = gradient_image_and_codebook()
+    base = dict(TINY_VQ_PARAMS)
     old = VQMaskEncoder(VQMaskParams(**base, grid_spacing="linear", loss_patterns=4), codebook=cb)
     new = VQMaskEncoder(VQMaskParams(**base), codebook=cb)
-    backend = _MSE()
+    backend = MSEBackend()
     specs = [("vq-mask", "pdm")]
     with Cache(tmp_path / "c.sqlite") as cache:
         stream = old.encode(image, "pdm", backend, cache)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aigcsim.models.encoders.base import ImageRecord, InMemoryStore
+from aigcsim.models.encoders.base import InMemoryStore
 from aigcsim.models.encoders.vq_mask import VQMaskEncoder, VQMaskParams
 from benchmarks.bench_vq_grid import (
     CONFIGS,
@@ -21,6 +21,7 @@ from benchmarks.bench_vq_grid import (
     packet_grid,
     save_curves,
 )
+from tests.models.vq_fixtures import TINY_VQ_PARAMS, MSEBackend, gradient_image_and_codebook
 
 
 def _dense(values: np.ndarray, patterns: int = 4, noise: float = 0.0) -> DenseCurve:
@@ -95,34 +96,18 @@ def test_curves_survive_a_save_and_load(tmp_path) -> None:
         np.testing.assert_array_equal(a.metrics, b.metrics)
 
 
-class _MSE:
-    name = "test-mse"
-
-    def model_ids(self) -> dict[str, str]:
-        return {"lpips": "mse (test proxy)"}
-
-    def lpips(self, reference: np.ndarray, images: np.ndarray) -> np.ndarray:
-        err = images.astype(np.float64) - reference.astype(np.float64)[None]
-        return (err**2).reshape(len(images), -1).mean(axis=1) / 255.0**2
-
-
 def test_the_dense_curve_read_at_a_grid_is_what_a_build_with_that_grid_measures() -> None:
     pytest.importorskip("sklearn")
-    from aigcsim.models.vq import fit_codebook
-
-    y, x = np.mgrid[0:72, 0:96]
-    px = np.clip(np.stack([x * 2.5, y * 3.0, (x + y) * 1.5], axis=2), 0, 255).astype(np.uint8)
-    image = ImageRecord("test/gradient", "9a" * 32, px, "", "test")
-    cb = fit_codebook([px], patch_px=4, codebook_size=16, image_px=64)
-    base = {"patch_px": 4, "codebook_size": 16, "image_px": 64, "packet_indices": 10}
+    image, cb = gradient_image_and_codebook()
+    base = dict(TINY_VQ_PARAMS)
     store = InMemoryStore()
-    (dense,) = measure_dense(image, ["prm/p=0.25"], _MSE(), store, 3, cb, base)
+    (dense,) = measure_dense(image, ["prm/p=0.25"], MSEBackend(), store, 3, cb, base)
     n = dense.num_packets
     assert n > 8 and set(dense.pattern[(dense.counts > 0) & (dense.counts < n)]) == {0, 1, 2}
     for cfg in (GridConfig("geometric", 4, 2), GridConfig("linear", 4, 3)):
         params = {**base, "quality_grid": cfg.quality_grid, "loss_patterns": cfg.loss_patterns}
         enc = VQMaskEncoder(VQMaskParams(**params, grid_spacing=cfg.spacing), codebook=cb)
-        stream = enc.encode(image, "prm/p=0.25", _MSE(), store)
+        stream = enc.encode(image, "prm/p=0.25", MSEBackend(), store)
         grid = packet_grid(cfg, n)
         want = np.interp(np.arange(n + 1), grid, dense.curve(0, cfg.loss_patterns)[grid])
         np.testing.assert_allclose(stream.quality["lpips"][1:], want, rtol=1e-12, atol=1e-15)
