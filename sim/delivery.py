@@ -271,7 +271,26 @@ class DeliveryState:
     ) -> None:
         """Make ``user`` deliver stream ``row`` from its first bit (HARQ, counters and
         the partial-packet carry reset; the throughput average is kept)."""
-        u = user
+        self._reset_request(
+            user, row, target_units, loss_tolerant, lower_better, q_target, deadline_s,
+            analog_uses,
+        )  # fmt: skip
+        self._stream_facts(user, int(row), int(target_units), 0, 0)
+
+    def _reset_request(
+        self,
+        u: int | np.ndarray,
+        row: int | np.ndarray,
+        target_units: int | np.ndarray,
+        loss_tolerant: bool | np.ndarray,
+        lower_better: bool | np.ndarray,
+        q_target: float | np.ndarray,
+        deadline_s: float | np.ndarray,
+        analog_uses: float | np.ndarray,
+    ) -> None:
+        """The per-request state of user ``u`` (one index, or distinct users ``[m]`` with
+        every other argument ``[m]``) set for a new request at its first bit: HARQ,
+        counters and the partial-packet carry reset, the throughput average kept."""
         self.active[u] = True
         self.row[u] = row
         self.bits_done[u] = self.erased_bits[u] = self.carry_bits[u] = 0.0
@@ -286,7 +305,6 @@ class DeliveryState:
         self.packets_tx[u] = self.packets_dropped[u] = 0
         self.analog_left[u] = analog_uses
         self.analog_sent[u] = self.analog_mse[u] = 0.0
-        self._stream_facts(u, int(row), int(target_units), 0, 0)
 
     def start_many(
         self,
@@ -302,25 +320,10 @@ class DeliveryState:
         """:meth:`start` for distinct ``users: [m]``, every other argument ``[m]`` (the
         same state as ``m`` calls; with a table, the stream facts of each at unit 0)."""
         u = users
-        self.active[u] = True
-        self.row[u] = rows
-        self.bits_done[u] = 0.0
-        self.erased_bits[u] = 0.0
-        self.carry_bits[u] = 0.0
-        self.k_sent[u] = 0
-        self.k_rx[u] = 0
-        self.target_units[u] = target_units
-        self.loss_tolerant[u] = loss_tolerant
-        self.lower_better[u] = lower_better
-        self.q_target[u] = q_target
-        self.deadline[u] = deadline_s
-        self.harq[u] = 0
-        self.in_flight[u] = 0
-        self.packets_tx[u] = 0
-        self.packets_dropped[u] = 0
-        self.analog_left[u] = analog_uses
-        self.analog_sent[u] = 0.0
-        self.analog_mse[u] = 0.0
+        self._reset_request(
+            u, rows, target_units, loss_tolerant, lower_better, q_target, deadline_s,
+            analog_uses,
+        )  # fmt: skip
         st = self.table
         if st is None:
             return
