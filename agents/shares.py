@@ -62,10 +62,11 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
     chosen so that ``budget`` is used up, or every user at its cap if the caps sum to
     less than ``budget``.
 
-    Users saturate in increasing order of ``cap / weight``; after a sort by that ratio
-    the level for "the first ``j`` users saturated" is
-    ``(budget - sum caps[:j]) / sum weights[j:]`` for every ``j`` at once (cumsums),
-    and the answer is the first ``j`` whose level does not saturate user ``j``.
+    The level is found by saturating users in rounds (:func:`_fill_level`): start from
+    ``budget / sum(w)``, give every user whose share would pass its cap exactly its cap,
+    recompute the level for the rest, and repeat until nobody new saturates -- usually
+    one or two rounds of ``O(n)`` work, with the sort-based search as a fallback after
+    :data:`FILL_ROUNDS` rounds, so ``O(n log n)`` at worst.
 
     Weights are split into tiers by magnitude so the level stays finite: the users
     within ``1e-12`` of the largest weight are water-filled first, and only if they all
@@ -74,10 +75,9 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
     the top tier and share it equally. So the whole budget is used whenever the users
     with positive weight have room for it.
 
-    Fast path (the same bits as :func:`waterfill_general`, tested): when every user has
-    a finite positive weight within ``1e-12`` of the largest and a positive cap there is
-    one tier holding everyone, so the tier bookkeeping (masks, gathers, scatter) is
-    skipped; see :func:`_fill_level` for the no-saturation shortcut inside the tier.
+    Fast path (the same bits as the tier loop, tested): when every user has a finite
+    positive weight within ``1e-12`` of the largest and a positive cap there is one
+    tier holding everyone, so the tier bookkeeping (masks, gathers, scatter) is skipped.
 
     Args:
         weights: ``[n]`` non-negative weights (0, NaN or negative: the user gets 0).
@@ -86,7 +86,7 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
 
     Returns:
         ``[n]`` float64 shares, ``0 <= shares <= caps``,
-        ``sum == min(budget, sum of caps over users with weight > 0)``.
+        ``sum == min(budget, sum of caps over users with weight > 0)`` (up to rounding).
     """
     w: np.ndarray = np.asarray(weights, dtype=np.float64)
     c: np.ndarray = np.asarray(caps, dtype=np.float64)
@@ -94,7 +94,7 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
         return np.zeros(w.shape[0])
     top, least = w.max(), w.min()
     # One tier holding every user: least >= 1e-12 * top is exactly "every w passes the
-    # tier test" of the general path (finite, no NaN), and w > 0, c > 0 is its "room".
+    # tier test" of the tier loop (finite, no NaN), and w > 0, c > 0 is its "room".
     # Those comparisons are False with a NaN (min and max propagate it) and c.min() > 0
     # rules out NaN and -inf in c, so nan_to_num would change nothing here: skipped.
     if top < np.inf and least >= 1e-12 * top and least > 0 and c.min() > 0:
@@ -107,14 +107,19 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
 
 
 def waterfill_general(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.ndarray:
-    """:func:`waterfill` without its fast paths: the tier loop and the full sort-based
-    level search for every input. Same arguments and results (bit for bit); kept as the
-    reference the fast paths are tested against."""
+    """:func:`waterfill` by the sort-based level search in every tier: users saturate
+    in increasing order of ``cap / weight``, so after a stable sort by that ratio the
+    level for "the first ``j`` users saturated" is
+    ``(budget - sum caps[:j]) / sum weights[j:]`` for every ``j`` at once (cumsums), and
+    the answer is the first ``j`` whose level does not saturate user ``j``.
+
+    The same shares as :func:`waterfill` up to rounding (its sums run in another
+    order; tested to ``1e-12`` relative); kept as the independent reference."""
     w = nan_to_num(weights, nan=0.0, neginf=0.0, posinf=np.inf)
     c = nan_to_num(caps, nan=0.0, neginf=0.0, posinf=np.inf)
     if not budget > 0:
         return np.zeros(w.shape[0])
-    return _waterfill_tiers(w, c, budget, fill=_fill_level_general)
+    return _waterfill_tiers(w, c, budget, fill=_fill_level_sorted)
 
 
 def _waterfill_tiers(
@@ -188,79 +193,63 @@ def stable_argsort(values: np.ndarray) -> np.ndarray:
     return order
 
 
+FILL_ROUNDS = 16
+"""Saturation rounds :func:`_fill_level` runs before it falls back to the sort."""
+
+
 def _fill_level(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np.ndarray, bool]:
     """Water-fill one tier: ``w`` ``[m]`` in ``[1e-12, 1]``, caps ``c`` ``[m]`` > 0.
 
-    Returns ``([m]`` shares, whether every user is at its cap``)``; the same bits as
-    :func:`_fill_level_general`, whose sums it reproduces in the same order. Shortcut:
-    the level with nobody saturated, ``budget / sum(w)`` (summed from the largest
-    ``cap / w`` down, as the general path does), is the answer when it does not reach
-    the smallest ratio; only otherwise are the levels for every ``j`` formed.
+    Returns ``([m]`` shares, whether every user is at its cap``)``. Rounds: with the set
+    ``F`` of saturated users (empty at first) the level is
+    ``lam = (budget - sum c[F]) / sum w[not F]``; every user with ``lam * w > c`` joins
+    ``F``; when nobody joins, ``min(lam * w, c)`` is the answer. The level never passes
+    the true one (so ``F`` only ever holds users the exact answer saturates) and every
+    round but the last saturates someone new, so it ends at the exact level. After
+    :data:`FILL_ROUNDS` rounds (inputs with long saturation chains) the sort-based
+    :func:`_fill_level_sorted` finishes the job.
     """
     if c.sum() <= budget:
         return c.copy(), True
-    with np.errstate(over="ignore"):
-        ratio = c / w
-    order = stable_argsort(ratio)
-    w_after_rev = w[order[::-1]].cumsum()  # the general path's w_after, reversed
-    level = (budget - 0.0) / w_after_rev[-1]
-    if level <= ratio[order[0]]:  # the general path's ok[0]: j = 0
-        return np.minimum(max(float(level), 0.0) * w, c), False
-    return _level_search(w, c, budget, ratio, order, w_after_rev[::-1])
+    level = budget / w.sum()
+    shares = level * w
+    over = shares > c
+    count = int(np.count_nonzero(over))
+    if not count:  # the usual case: nobody saturates
+        return shares, False
+    for _ in range(FILL_ROUNDS):
+        free = ~over
+        left = budget - c[over].sum()
+        w_free = w[free].sum()
+        if not (left > 0 and w_free > 0):  # only by rounding: let the sort decide
+            break
+        level = left / w_free
+        shares = level * w
+        grown = shares > c
+        grown |= over  # saturated users stay saturated
+        grown_count = int(np.count_nonzero(grown))
+        if grown_count == count:
+            np.minimum(shares, c, out=shares)
+            return shares, False
+        over, count = grown, grown_count
+    return _fill_level_sorted(w, c, budget)
 
 
-def _fill_level_general(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np.ndarray, bool]:
-    """:func:`_fill_level` by the full level search for every input (the reference)."""
+def _fill_level_sorted(w: np.ndarray, c: np.ndarray, budget: float) -> tuple[np.ndarray, bool]:
+    """:func:`_fill_level` by the sort-based level search (see :func:`waterfill_general`)."""
     if np.sum(c) <= budget:
         return c.copy(), True
     with np.errstate(over="ignore"):
         ratio = c / w
-    return _level_search_reference(w, c, budget, ratio, np.argsort(ratio, kind="stable"))
-
-
-_LEVEL_PREFIX = 64
-"""Levels :func:`_level_search` forms before it forms all of them."""
+    return _level_search(w, c, budget, ratio, np.argsort(ratio, kind="stable"))
 
 
 def _level_search(
-    w: np.ndarray,
-    c: np.ndarray,
-    budget: float,
-    ratio: np.ndarray,
-    order: np.ndarray,
-    w_after: np.ndarray,
+    w: np.ndarray, c: np.ndarray, budget: float, ratio: np.ndarray, order: np.ndarray
 ) -> tuple[np.ndarray, bool]:
     """Levels for every number ``j`` of saturated users at once, and the first that
     saturates nobody else. ``order``: the stable sort of ``ratio = c / w`` (all
-    ``[m]``); ``w_after``: ``[m]`` sums of ``w[order][j:]`` from the end. The numbers of
-    :func:`_level_search_reference` with fewer temporaries."""
-    m = order.shape[0]
-    # usually only a few users saturate: the first _LEVEL_PREFIX levels are tried first
-    # (prefix sums of a prefix are the same numbers), all of them only if none fits
-    for size in (min(m, _LEVEL_PREFIX), m):
-        at = order[:size]
-        cs, rs = c[at], ratio[at]
-        with np.errstate(over="ignore", invalid="ignore"):
-            cap_before = np.empty(size)  # [0, cumsum(cs)[:-1]] (the same bits)
-            cap_before[0] = 0.0
-            np.cumsum(cs[:-1], out=cap_before[1:])
-            level = budget - cap_before
-            level /= w_after[:size]
-        ok = level <= rs
-        j = int(ok.argmax())  # the first True; 0 when there is none
-        if ok[j] or size == m:
-            break
-    if not ok[j]:
-        j = m - 1
-    lam = max(float(level[j]), 0.0)
-    return np.minimum(lam * w, c), False
-
-
-def _level_search_reference(
-    w: np.ndarray, c: np.ndarray, budget: float, ratio: np.ndarray, order: np.ndarray
-) -> tuple[np.ndarray, bool]:
-    """:func:`_level_search` as first written (concatenate, ``any`` then ``argmax``): the
-    reference of :func:`waterfill_general`, kept verbatim."""
+    ``[m]``)."""
     cs, rs = c[order], ratio[order]
     with np.errstate(over="ignore", invalid="ignore"):
         cap_before = np.concatenate([[0.0], np.cumsum(cs)[:-1]])

@@ -1,9 +1,9 @@
-"""``waterfill``'s fast paths give the same bits as the general sort-based algorithm.
+"""``waterfill``'s one-tier fast path gives the same bits as its tier loop, and its
+saturation rounds give the shares of the sort-based reference ``waterfill_general``.
 
-``waterfill`` skips the tier loop when one tier holds every user and skips the
-all-prefix level search when nobody saturates; ``waterfill_general`` always runs both.
-Every case compares the two byte for byte (``tobytes``), including ties, ``inf``,
-zeros, NaN and caps summing below the budget.
+Every case compares the fast path with the tier loop byte for byte (``tobytes``) and
+with the sort-based search up to rounding (the two sum in different orders),
+including ties, ``inf``, zeros, NaN and caps summing below the budget.
 """
 
 from __future__ import annotations
@@ -17,11 +17,28 @@ import aigcsim.agents.shares as shares_mod
 from aigcsim.agents.shares import waterfill, waterfill_general
 
 
+def _tier_loop(w: np.ndarray, c: np.ndarray, budget: float) -> np.ndarray:
+    """``waterfill`` without its one-tier fast path."""
+    w = shares_mod.nan_to_num(w, nan=0.0, neginf=0.0, posinf=np.inf)
+    c = shares_mod.nan_to_num(c, nan=0.0, neginf=0.0, posinf=np.inf)
+    if w.shape[0] == 0 or not budget > 0:
+        return np.zeros(w.shape[0])
+    return shares_mod._waterfill_tiers(w, c, budget)
+
+
 def _same_bits(w: np.ndarray, c: np.ndarray, budget: float) -> np.ndarray:
+    """The fast path equals the tier loop bit for bit, and the sort-based reference to
+    ``1e-12`` relative or ``1e-15 * n * budget`` absolute (what is left of the budget
+    after the caps is a difference, so its rounding is absolute)."""
     got = waterfill(w, c, budget)
+    loop = _tier_loop(w, c, budget)
+    assert got.dtype == loop.dtype == np.float64 and got.shape == loop.shape
+    assert got.tobytes() == loop.tobytes(), (w, c, budget, got, loop)
     ref = waterfill_general(w, c, budget)
-    assert got.dtype == ref.dtype == np.float64 and got.shape == ref.shape
-    assert got.tobytes() == ref.tobytes(), (w, c, budget, got, ref)
+    assert got.shape == ref.shape
+    # each sum is off by at most a few ulps of the budget per term, in either order
+    atol = 1e-15 * max(w.shape[0], 1) * max(budget, 0.0)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=atol, err_msg=str((w, c, budget)))
     return got
 
 
@@ -164,24 +181,62 @@ def test_waterfill_large_tied_inputs_same_bits(n):
         _same_bits(w, caps, 1.0)
 
 
-@pytest.mark.parametrize("prefix", [1, 2, 5, 64])
+def _sorted_fill_calls(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    sorted_fill = shares_mod._fill_level_sorted
+
+    def counting(w, c, budget):
+        calls.append(w.shape[0])
+        return sorted_fill(w, c, budget)
+
+    monkeypatch.setattr(shares_mod, "_fill_level_sorted", counting)
+    return calls
+
+
 @pytest.mark.parametrize("seed", range(4))
-def test_level_search_prefix_then_all_same_bits(monkeypatch, prefix, seed):
-    """The level search tries the first ``_LEVEL_PREFIX`` levels, then all: inputs where
-    many users saturate (the answer beyond the prefix) and none fits, with ties."""
-    monkeypatch.setattr(shares_mod, "_LEVEL_PREFIX", prefix)
+def test_rounds_end_without_the_sort_on_proportional_fair_inputs(monkeypatch, seed):
+    """A few saturated users (full-buffer proportional fair): the rounds settle it, the
+    sort is never called, and the shares satisfy the water-filling conditions."""
+    calls = _sorted_fill_calls(monkeypatch)
     rng = np.random.default_rng(seed)
-    n = 300
+    n = 500
     w = rng.exponential(1.0, n)
     w /= w.max()
-    for frac_tiny in (0.02, 0.3, 0.9):
-        c = rng.exponential(3.0, n)
-        tiny = rng.random(n) < frac_tiny
-        c[tiny] = rng.exponential(1e-3, int(tiny.sum()))  # many saturate
-        c[: n // 10] = c[n // 10]  # ties
-        got = _same_bits(w, c, 1.0)
-        saturated = int(np.count_nonzero(got == c))
-        if frac_tiny == 0.9:
-            assert saturated > 64  # the answer lies beyond the first prefix
-        _same_bits(w, c, 0.05)
-        _same_bits(w, np.full(n, 1.0 / n) * (1 + 1e-9 * rng.random(n)), 1.0)  # all nearly fit
+    c = rng.exponential(0.3, n)
+    c[:5] = 1e-6  # saturate in round one
+    got = waterfill(w, c, 1.0)
+    assert calls == []
+    assert got.tobytes() == _same_bits(w, c, 1.0).tobytes()
+    saturated = got >= c * (1 - 1e-12)  # (the rounding guard may scale by 1 - 1 ulp)
+    assert 5 <= int(saturated.sum()) < n
+    level = got[~saturated] / w[~saturated]  # one level for every unsaturated user
+    np.testing.assert_allclose(level, level[0], rtol=1e-12)
+    assert np.all(c[saturated] / w[saturated] <= level[0] * (1 + 1e-12))
+    assert got.sum() == pytest.approx(1.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("rounds", [0, 1, 20])
+def test_long_saturation_chains_fall_back_to_the_sort(monkeypatch, rounds):
+    """Caps that saturate one more user per round (user ``k``'s cap lies between the
+    levels of rounds ``k - 1`` and ``k``; halving weights keep the levels apart): after
+    ``FILL_ROUNDS`` rounds the sort finishes, with the sorted search's very bits; with
+    40 rounds the sort is not needed."""
+    monkeypatch.setattr(shares_mod, "FILL_ROUNDS", rounds)
+    calls = _sorted_fill_calls(monkeypatch)
+    n, chain = 40, 30
+    w = np.concatenate([0.5 ** np.arange(chain), np.full(n - chain, 0.5**chain)])
+    c = np.full(n, np.inf)
+    before = 0.0  # the level of the round before
+    for k in range(chain):  # round k's level, once users 0..k-1 are at their caps
+        level = (1.0 - c[:k].sum()) / w[k:].sum()
+        c[k] = w[k] * (0.5 * level if k == 0 else 0.5 * (before + level))
+        before = level
+    got = waterfill(w, c, 1.0)
+    assert calls == [n]
+    assert got.tobytes() == waterfill_general(w, c, 1.0).tobytes()
+    assert int(np.count_nonzero(got >= c * (1 - 1e-12))) >= 25
+    monkeypatch.setattr(shares_mod, "FILL_ROUNDS", 40)
+    calls.clear()
+    again = waterfill(w, c, 1.0)  # enough rounds: no sort, same shares up to rounding
+    assert calls == []
+    assert again.tobytes() == _same_bits(w, c, 1.0).tobytes()
