@@ -185,7 +185,6 @@ class DeliveryState:
     k_rx: np.ndarray  # int: units received (< k_sent after erasures)
     target_units: np.ndarray  # int: units that reach the target
     loss_tolerant: np.ndarray  # bool
-    lower_better: np.ndarray  # bool
     q_target: np.ndarray
     deadline: np.ndarray  # s, inf: none
     carry_bits: np.ndarray  # capacity carried into the next interval (partial packet)
@@ -231,7 +230,6 @@ class DeliveryState:
             k_rx=np.zeros(n, dtype=np.int64),
             target_units=np.zeros(n, dtype=np.int64),
             loss_tolerant=np.zeros(n, dtype=bool),
-            lower_better=np.zeros(n, dtype=bool),
             q_target=np.zeros(n),
             deadline=np.full(n, np.inf),
             carry_bits=np.zeros(n),
@@ -264,7 +262,6 @@ class DeliveryState:
         row: int,
         target_units: int,
         loss_tolerant: bool,
-        lower_better: bool,
         q_target: float,
         deadline_s: float,
         analog_uses: float,
@@ -272,9 +269,8 @@ class DeliveryState:
         """Make ``user`` deliver stream ``row`` from its first bit (HARQ, counters and
         the partial-packet carry reset; the throughput average is kept)."""
         self._reset_request(
-            user, row, target_units, loss_tolerant, lower_better, q_target, deadline_s,
-            analog_uses,
-        )  # fmt: skip
+            user, row, target_units, loss_tolerant, q_target, deadline_s, analog_uses
+        )
         self._stream_facts(user, int(row), int(target_units), 0, 0)
 
     def _reset_request(
@@ -283,7 +279,6 @@ class DeliveryState:
         row: int | np.ndarray,
         target_units: int | np.ndarray,
         loss_tolerant: bool | np.ndarray,
-        lower_better: bool | np.ndarray,
         q_target: float | np.ndarray,
         deadline_s: float | np.ndarray,
         analog_uses: float | np.ndarray,
@@ -297,7 +292,6 @@ class DeliveryState:
         self.k_sent[u] = self.k_rx[u] = 0
         self.target_units[u] = target_units
         self.loss_tolerant[u] = loss_tolerant
-        self.lower_better[u] = lower_better
         self.q_target[u] = q_target
         self.deadline[u] = deadline_s
         self.harq[u] = 0
@@ -312,7 +306,6 @@ class DeliveryState:
         rows: np.ndarray,
         target_units: np.ndarray,
         loss_tolerant: np.ndarray,
-        lower_better: np.ndarray,
         q_target: np.ndarray,
         deadline_s: np.ndarray,
         analog_uses: np.ndarray,
@@ -320,10 +313,7 @@ class DeliveryState:
         """:meth:`start` for distinct ``users: [m]``, every other argument ``[m]`` (the
         same state as ``m`` calls; with a table, the stream facts of each at unit 0)."""
         u = users
-        self._reset_request(
-            u, rows, target_units, loss_tolerant, lower_better, q_target, deadline_s,
-            analog_uses,
-        )  # fmt: skip
+        self._reset_request(u, rows, target_units, loss_tolerant, q_target, deadline_s, analog_uses)
         st = self.table
         if st is None:
             return

@@ -180,18 +180,17 @@ def test_start_many_equals_start(tmp_path):
     rows = rng.integers(0, st.num_images * st.num_encoders, 25)
     target = np.minimum(rng.integers(0, 5, 25), st.num_units_flat[rows])
     lt = rng.random(25) < 0.5
-    lower = rng.random(25) < 0.5
     q = rng.random(25)
     deadline = np.where(rng.random(25) < 0.5, np.inf, rng.random(25))
     uses = np.zeros(25)
     for arr in (a, b):  # some stale state to overwrite
         arr.bits_done[:] = 7.0
         arr.harq[:] = 2
-    a.start_many(users, rows, target, lt, lower, q, deadline, uses)
+    a.start_many(users, rows, target, lt, q, deadline, uses)
     for i, u in enumerate(users.tolist()):
-        b.start(u, int(rows[i]), target[i], lt[i], bool(lower[i]), float(q[i]), deadline[i], 0.0)
+        b.start(u, int(rows[i]), target[i], lt[i], float(q[i]), deadline[i], 0.0)
     arrays = [name for name, value in vars(a).items() if isinstance(value, np.ndarray)]
-    assert len(arrays) == 28
+    assert len(arrays) == 27
     for name in arrays:
         assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
 
@@ -206,7 +205,7 @@ def test_kept_facts_of_a_new_request_equal_fresh_ones():
     for u, row in enumerate(rows.tolist()[: d.num_users]):
         target = min(2, st.num_units_list[row])
         for state in (d, d, fresh):  # the second start of d reads the kept facts
-            state.start(u, row, target, False, True, 0.3, np.inf, 0.0)
+            state.start(u, row, target, False, 0.3, np.inf, 0.0)
         fresh._first_facts.clear()
     arrays = [name for name, value in vars(d).items() if isinstance(value, np.ndarray)]
     for name in arrays:
@@ -214,5 +213,5 @@ def test_kept_facts_of_a_new_request_equal_fresh_ones():
     assert d._first_facts
     other = copy.copy(st)
     d.table = other
-    d.start(0, 0, 1, False, True, 0.3, np.inf, 0.0)
+    d.start(0, 0, 1, False, 0.3, np.inf, 0.0)
     assert d._facts_table is other and len(d._first_facts) == 1

@@ -172,7 +172,7 @@ def test_units_brute_force_small_table():
 def test_delivery_state_start_retarget_has_sent():
     d = DeliveryState.empty(3, 2)
     d.avg_throughput[1] = 5.0
-    d.start(1, 7, 2, True, True, 0.4, 9.0, 0.0)
+    d.start(1, 7, 2, True, 0.4, 9.0, 0.0)
     assert d.active.tolist() == [False, True, False]
     assert (d.row[1], d.target_units[1], d.deadline[1]) == (7, 2, 9.0)
     assert d.avg_throughput[1] == 5.0  # kept across requests
@@ -186,7 +186,7 @@ def test_delivery_state_start_retarget_has_sent():
     )
     d.harq[1, 0] = 1
     assert d.has_sent(1)
-    d.start(1, 2, 1, False, True, 0.4, 9.0, 0.0)
+    d.start(1, 2, 1, False, 0.4, 9.0, 0.0)
     assert not d.has_sent(1) and d.harq[1].sum() == 0
     d.stop(1)
     assert not d.active.any()
