@@ -340,6 +340,50 @@ def _pairwise_block_of_rows(z: np.ndarray, rows: np.ndarray, lo: int, hi: int) -
     return total
 
 
+
+def pairwise_sum_axis0(z: np.ndarray) -> np.ndarray:
+    """``z.sum(axis=0)`` of complex ``z: [M, n, K]`` with numpy's pairwise order over a
+    contiguous axis (the numbers :func:`pairwise_sum_axis1` gives for
+    ``z.transpose(1, 0, 2)``), ``[n, K]``, a new array. For a sinusoid-major layout,
+    where each term ``z[j]`` is one block and every step is a whole-block operation."""
+    total = _pairwise_leading(z, 0, z.shape[0])
+    total += 0.0  # numpy adds the pairwise sum to the reduction's initial 0
+    return total
+
+
+def _pairwise_leading(z: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """numpy's pairwise sum of ``z[lo:hi]`` over axis 0 (``hi > lo``), ``[n, K]``, a new
+    array (the steps of :func:`_pairwise`, each term a block ``z[j]``)."""
+    m = hi - lo
+    if m < 4:
+        total = z[lo].copy()
+        for j in range(lo + 1, hi):
+            total += z[j]
+        return total
+    if m <= 64:
+        blocks_end = hi - m % 4
+        if blocks_end - lo >= 8:  # the running sums start from the first two blocks
+            acc = [np.add(z[lo + j], z[lo + 4 + j]) for j in range(4)]
+            first = lo + 8
+        else:
+            acc = [z[lo + j].copy() for j in range(4)]
+            first = lo + 4
+        for start in range(first, blocks_end, 4):
+            for j in range(4):
+                acc[j] += z[start + j]
+        total, other = acc[0], acc[2]
+        total += acc[1]
+        other += acc[3]
+        total += other
+        for j in range(blocks_end, hi):
+            total += z[j]
+        return total
+    half = (m - m % 8) // 2  # numpy splits 2m scalars at m - m % 8 of them
+    total = _pairwise_leading(z, lo, lo + half)
+    total += _pairwise_leading(z, lo + half, hi)
+    return total
+
+
 class JakesProcess:
     """Random-frequency sum of ``M`` complex sinusoids with Gaussian weights (module doc).
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from aigcsim.sim.channel.fading import JakesProcess
+from aigcsim.sim.channel.fading import JakesProcess, one_step_of, pairwise_sum_axis0
 
 _TWO_PI = 2.0 * np.pi
 
@@ -169,12 +169,157 @@ class TdlParams(BaseModel):
     )
 
 
+class SlotTaps:
+    """The Rayleigh taps of a TDL channel: a :class:`JakesProcess` with ``taps = K``,
+    the same numbers, stored sinusoid-major with the users in movable slots.
+
+    State: phasors ``[M, U, K]`` indexed by slot (slot ``_slot[u]`` holds user ``u``),
+    with each slot's frequency offsets, cached one-step rotation (``[M, U, K]``) and the
+    Doppler it is for. Each call first moves the users that advance by one step into
+    the front slots ``0..s-1`` (swapping slots with users not among them: a few per
+    interval when the same users are served), so their rotation is one multiply over
+    the contiguous block ``[:, :s]`` and their sums over the sinusoids are whole-block
+    additions (:func:`pairwise_sum_axis0`), with no mask, gather or scatter of phasors.
+    Every phasor gets the same IEEE operations in the same order as in
+    :meth:`JakesProcess.advance_users` (rotations, products, numpy's pairwise sums), so
+    :attr:`values2d` holds the same bits (``tests/sim/test_tdl_slots.py``).
+    """
+
+    def __init__(self, process: JakesProcess) -> None:
+        """Take over the state of ``process`` (just drawn; ``taps = K``)."""
+        u = process.num_users
+        self.num_users, self.taps = u, process.taps
+        self.num_sinusoids = process.num_sinusoids
+        self._z = np.ascontiguousarray(process._z.transpose(1, 0, 2))  # [M, U, K]
+        self._cos_offset = process._cos_offset.copy()  # [U, K] by slot
+        self._sin_offset = process._sin_offset.copy()
+        self._cos_base = process._cos_base[:, :, None]  # [M, 1, 1]
+        self._sin_base = process._sin_base[:, :, None]
+        self.values2d = process.values2d.copy()
+        """Current tap gains, complex ``[U, K]`` by user."""
+        self.caches_rotations = process.caches_rotations
+        self._rot: np.ndarray | None = None  # [M, U, K] by slot, allocated on first use
+        self._rot_doppler_hz = np.full(u, np.nan)  # by slot
+        self._rot_dt_s: float | None = None
+        self._slot = np.arange(u)  # user -> slot
+        self._user = np.arange(u)  # slot -> user
+
+    @property
+    def values(self) -> np.ndarray:
+        """:attr:`values2d` as ``[U * K]`` (user ``u``'s tap ``k`` at ``u * K + k``)."""
+        return self.values2d.reshape(-1)
+
+    def slot_of(self, users: np.ndarray) -> np.ndarray:
+        """The slots ``[n]`` now holding ``users: [n]``."""
+        return self._slot[users]
+
+    def _rotation(self, slots: np.ndarray | slice, cycles: np.ndarray) -> np.ndarray:
+        """``exp(j 2 pi nu_n c)`` for the users in ``slots`` and Doppler cycles
+        ``c: [n]``, complex ``[M, n, K]`` (:meth:`JakesProcess._rotation`'s operations)."""
+        c = (_TWO_PI * cycles)[:, None]
+        phase = (c * self._cos_offset[slots]) * self._cos_base
+        phase -= (c * self._sin_offset[slots]) * self._sin_base
+        rot = np.empty(phase.shape, dtype=np.complex128)
+        np.cos(phase, out=rot.real)
+        np.sin(phase, out=rot.imag)
+        return rot
+
+    def advance_users(
+        self, users: np.ndarray, elapsed_s: np.ndarray, dt_s: float, doppler_hz: np.ndarray
+    ) -> np.ndarray:
+        """Advance ``users: [n]`` (distinct) by ``elapsed_s: [n]`` s at Doppler
+        ``doppler_hz: [n]`` as :meth:`JakesProcess.advance_users` does (one ``dt_s``
+        step: the cached rotation; any other jump: ``exp(j 2 pi nu_n f_d elapsed_s)``);
+        returns their tap gains ``[n, K]`` (also written to :attr:`values2d`)."""
+        n = users.shape[0]
+        out = np.empty((n, self.taps), dtype=np.complex128)
+        if n == 0:
+            return out
+        one_step = one_step_of(elapsed_s, dt_s)
+        everyone_steps = bool(one_step.all())
+        steady = users if everyone_steps else users[one_step]
+        s = steady.shape[0]
+        if s:
+            slots = self._to_front(steady)
+            fd_hz = np.empty(s)
+            fd_hz[slots] = doppler_hz if everyone_steps else doppler_hz[one_step]
+            front = self._z[:, :s]
+            front *= self._front_rotation(fd_hz, dt_s)
+            sums = pairwise_sum_axis0(front)  # [s, K] by slot
+            if everyone_steps:
+                out[...] = sums[slots]
+            else:
+                out[one_step] = sums[slots]
+        if not everyone_steps:
+            jump = ~one_step
+            jumped = self._slot[users[jump]]
+            z = self._z[:, jumped]
+            z *= self._rotation(jumped, doppler_hz[jump] * elapsed_s[jump])
+            self._z[:, jumped] = z
+            out[jump] = pairwise_sum_axis0(z)
+        self.values2d[users] = out
+        return out
+
+    def _front_rotation(self, fd_hz: np.ndarray, dt_s: float) -> np.ndarray:
+        """The one-step rotations ``[M, s, K]`` of the front slots ``0..s-1`` at Doppler
+        ``fd_hz: [s]`` (by slot): the cached ones, refreshed where the Doppler or the
+        step changed (computed afresh when nothing is cached)."""
+        s = fd_hz.shape[0]
+        if not self.caches_rotations:
+            return self._rotation(slice(0, s), fd_hz * dt_s)
+        if self._rot is None:
+            self._rot = np.ones(self._z.shape, dtype=np.complex128)
+        if dt_s != self._rot_dt_s:
+            self._rot_doppler_hz.fill(np.nan)
+            self._rot_dt_s = dt_s
+        stale = self._rot_doppler_hz[:s] != fd_hz
+        if stale.any():
+            moved = stale.nonzero()[0]
+            self._rot[:, moved] = self._rotation(moved, fd_hz[moved] * dt_s)
+            self._rot_doppler_hz[moved] = fd_hz[moved]
+        return self._rot[:, :s]
+
+    def _to_front(self, users: np.ndarray) -> np.ndarray:
+        """Move ``users: [s]`` (distinct) into the slots ``0..s-1`` (exchanging slots
+        with the users there that are not among them); returns their slots ``[s]``."""
+        s = users.shape[0]
+        slots = self._slot[users]
+        outside = slots >= s
+        if not outside.any():
+            return slots
+        taken = np.zeros(s, dtype=bool)
+        taken[slots[~outside]] = True
+        vacant = (~taken).nonzero()[0]  # front slots of users not moving in
+        incoming = slots[outside]
+        if vacant.shape[0] != incoming.shape[0]:
+            raise ValueError("users must be distinct")
+        self._swap(incoming, vacant)
+        slots[outside] = vacant
+        return slots
+
+    def _swap(self, a: np.ndarray, b: np.ndarray) -> None:
+        """Exchange the contents of slots ``a: [q]`` and ``b: [q]`` (disjoint)."""
+        for per_slot in (self._z, self._rot):
+            if per_slot is not None:
+                held = per_slot[:, a]
+                per_slot[:, a] = per_slot[:, b]
+                per_slot[:, b] = held
+        for per_slot in (self._cos_offset, self._sin_offset, self._rot_doppler_hz):
+            held = per_slot[a]
+            per_slot[a] = per_slot[b]
+            per_slot[b] = held
+        user_a, user_b = self._user[a], self._user[b]
+        self._user[a], self._user[b] = user_b, user_a
+        self._slot[user_a], self._slot[user_b] = b, a
+
+
 class TdlFading:
     """Subband gains ``H: [U, N]`` of ``num_users`` users (module doc).
 
     State: one :class:`JakesProcess` with ``K`` taps per user (tap ``k`` of user ``u``
-    is process ``u * K + k``; a user's taps are advanced together) and, for LOS
-    profiles, a unit LOS phasor per user. The tap-to-subband map is the fixed
+    is process ``u * K + k``; a user's taps are advanced together), held as
+    :class:`SlotTaps` (the same numbers, laid out for the users served each interval)
+    and, for LOS profiles, a unit LOS phasor per user. The tap-to-subband map is the fixed
     ``[K, N]`` matrix ``sqrt(p_k) exp(-j 2 pi f_s tau_k)``.
     """
 
@@ -198,16 +343,18 @@ class TdlFading:
         self._los_steer = steer[0] if self.profile.los else None
         self._steer = np.ascontiguousarray(steer[first:])  # Rayleigh taps, [K, N]
         self.num_taps = self._steer.shape[0]
-        self._taps = JakesProcess(self.num_users, params.num_sinusoids, rng, taps=self.num_taps)
+        self._taps = SlotTaps(
+            JakesProcess(self.num_users, params.num_sinusoids, rng, taps=self.num_taps)
+        )
         if self.profile.los:
             self._los_cos_aoa = np.cos(rng.uniform(-np.pi, np.pi, self.num_users))
             self._los = np.exp(1j * rng.uniform(-np.pi, np.pi, self.num_users))
-        self._h = self._subbands(np.arange(self.num_users))
+        self._h = self._subbands(np.arange(self.num_users), self._taps.values2d.copy())
 
-    def _subbands(self, users: np.ndarray) -> np.ndarray:
-        """``[n, N]`` subband gains of ``users: [n]`` from their current tap gains."""
+    def _subbands(self, users: np.ndarray, taps: np.ndarray) -> np.ndarray:
+        """``[n, N]`` subband gains of ``users: [n]`` from their tap gains ``taps: [n, K]``."""
         with single_thread_blas():
-            h = self._taps.values2d[users] @ self._steer
+            h = taps @ self._steer
         if self._los_steer is not None:
             h += np.multiply.outer(self._los[users], self._los_steer)
         return h
@@ -226,10 +373,10 @@ class TdlFading:
         """Advance ``users: [n]`` by ``elapsed_s: [n]`` s at ``doppler_hz: [n]`` (lazy, exact
         jumps as for the flat ``jakes`` process); returns their ``|H|^2: [n, N]``."""
         fd_hz = np.maximum(doppler_hz, self.min_doppler_hz)
-        self._taps.advance_users(users, elapsed_s, dt_s, fd_hz)
+        taps = self._taps.advance_users(users, elapsed_s, dt_s, fd_hz)
         if self._los_steer is not None:
             self._los[users] *= np.exp(1j * _TWO_PI * fd_hz * self._los_cos_aoa[users] * elapsed_s)
-        h = self._subbands(users)
+        h = self._subbands(users, taps)
         self._h[users] = h
         return np.abs(h) ** 2
 

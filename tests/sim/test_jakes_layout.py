@@ -20,6 +20,7 @@ from aigcsim.sim.channel.fading import (
     _complex_normal,
     is_all_users,
     one_step_of,
+    pairwise_sum_axis0,
     pairwise_sum_axis1,
 )
 from aigcsim.sim.channel.tdl import TdlFading, TdlParams
@@ -278,4 +279,22 @@ def test_pairwise_sum_of_gathered_rows_is_numpys_sum(m):
         ref = np.ascontiguousarray(z[rows].transpose(0, 2, 1)).sum(axis=2)
         got = pairwise_sum_axis1(z, rows)
         assert got.shape == ref.shape and got.tobytes() == ref.tobytes()
+    assert z.tobytes() == before.tobytes()
+
+
+@pytest.mark.parametrize("m", [*range(1, 80), 127, 128, 129, 200, 300])
+def test_pairwise_sum_axis0_is_numpys_sum(m):
+    """The sinusoid-major sum against ``np.sum`` over a contiguous axis, on a
+    non-contiguous ``[M, n, K]`` view (as the TDL slots' front block is)."""
+    rng = np.random.default_rng(200 + m)
+    z = (rng.standard_normal((m, 7, 3)) + 1j * rng.standard_normal((m, 7, 3))) * rng.choice(
+        [1e-8, 1.0, 1e8], (m, 7, 3)
+    )
+    z[:, 2] = -0.0  # signed zeros: numpy's sum starts from +0
+    z[0, 1, 0] = np.inf
+    before = z.copy()
+    view = z[:, 1:6]
+    ref = np.ascontiguousarray(view.transpose(1, 2, 0)).sum(axis=2)
+    got = pairwise_sum_axis0(view)
+    assert got.shape == ref.shape and got.tobytes() == ref.tobytes()
     assert z.tobytes() == before.tobytes()
