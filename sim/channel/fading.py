@@ -43,6 +43,7 @@ array passed to :meth:`step` keep the same values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 import numpy as np
@@ -340,47 +341,63 @@ def _pairwise_block_of_rows(z: np.ndarray, rows: np.ndarray, lo: int, hi: int) -
     return total
 
 
-
-def pairwise_sum_axis0(z: np.ndarray) -> np.ndarray:
+def pairwise_sum_axis0(z: np.ndarray, rotation: np.ndarray | None = None) -> np.ndarray:
     """``z.sum(axis=0)`` of complex ``z: [M, n, K]`` with numpy's pairwise order over a
     contiguous axis (the numbers :func:`pairwise_sum_axis1` gives for
     ``z.transpose(1, 0, 2)``), ``[n, K]``, a new array. For a sinusoid-major layout,
-    where each term ``z[j]`` is one block and every step is a whole-block operation."""
-    total = _pairwise_leading(z, 0, z.shape[0])
+    where each term ``z[j]`` is one block and every step is a whole-block operation.
+
+    ``rotation: [M, n, K]``: first ``z *= rotation`` in place, each block ``z[j]`` just
+    before the sum reads it (while it is in cache; the same products). Blocks of one
+    element are multiplied as a whole array first: numpy multiplies a lone complex in
+    place by another loop (its reduction loop, a stride of 0), whose last bits differ."""
+    by_block = rotation is not None and z[0].size > 1
+    if rotation is not None and not by_block:
+        z *= rotation
+
+    def term(j: int) -> np.ndarray:
+        block = z[j]
+        if by_block:
+            assert rotation is not None
+            block *= rotation[j]
+        return block
+
+    total = _pairwise_leading(term, 0, z.shape[0])
     total += 0.0  # numpy adds the pairwise sum to the reduction's initial 0
     return total
 
 
-def _pairwise_leading(z: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """numpy's pairwise sum of ``z[lo:hi]`` over axis 0 (``hi > lo``), ``[n, K]``, a new
-    array (the steps of :func:`_pairwise`, each term a block ``z[j]``)."""
+def _pairwise_leading(term: Callable[[int], np.ndarray], lo: int, hi: int) -> np.ndarray:
+    """numpy's pairwise sum of the blocks ``term(lo), ..., term(hi - 1)`` (each read
+    once, in order within each running sum), ``[n, K]``, a new array (the steps of
+    :func:`_pairwise`, each term a block)."""
     m = hi - lo
     if m < 4:
-        total = z[lo].copy()
+        total = term(lo).copy()
         for j in range(lo + 1, hi):
-            total += z[j]
+            total += term(j)
         return total
     if m <= 64:
         blocks_end = hi - m % 4
         if blocks_end - lo >= 8:  # the running sums start from the first two blocks
-            acc = [np.add(z[lo + j], z[lo + 4 + j]) for j in range(4)]
+            acc = [np.add(term(lo + j), term(lo + 4 + j)) for j in range(4)]
             first = lo + 8
         else:
-            acc = [z[lo + j].copy() for j in range(4)]
+            acc = [term(lo + j).copy() for j in range(4)]
             first = lo + 4
         for start in range(first, blocks_end, 4):
             for j in range(4):
-                acc[j] += z[start + j]
+                acc[j] += term(start + j)
         total, other = acc[0], acc[2]
         total += acc[1]
         other += acc[3]
         total += other
         for j in range(blocks_end, hi):
-            total += z[j]
+            total += term(j)
         return total
     half = (m - m % 8) // 2  # numpy splits 2m scalars at m - m % 8 of them
-    total = _pairwise_leading(z, lo, lo + half)
-    total += _pairwise_leading(z, lo + half, hi)
+    total = _pairwise_leading(term, lo, lo + half)
+    total += _pairwise_leading(term, lo + half, hi)
     return total
 
 

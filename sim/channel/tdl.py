@@ -243,9 +243,8 @@ class SlotTaps:
             slots = self._to_front(steady)
             fd_hz = np.empty(s)
             fd_hz[slots] = doppler_hz if everyone_steps else doppler_hz[one_step]
-            front = self._z[:, :s]
-            front *= self._front_rotation(fd_hz, dt_s)
-            sums = pairwise_sum_axis0(front)  # [s, K] by slot
+            rotation = self._front_rotation(fd_hz, dt_s)
+            sums = pairwise_sum_axis0(self._z[:, :s], rotation)  # rotated; [s, K] by slot
             if everyone_steps:
                 out[...] = sums[slots]
             else:
@@ -254,9 +253,10 @@ class SlotTaps:
             jump = ~one_step
             jumped = self._slot[users[jump]]
             z = self._z[:, jumped]
-            z *= self._rotation(jumped, doppler_hz[jump] * elapsed_s[jump])
+            out[jump] = pairwise_sum_axis0(
+                z, self._rotation(jumped, doppler_hz[jump] * elapsed_s[jump])
+            )
             self._z[:, jumped] = z
-            out[jump] = pairwise_sum_axis0(z)
         self.values2d[users] = out
         return out
 
@@ -299,18 +299,14 @@ class SlotTaps:
 
     def _swap(self, a: np.ndarray, b: np.ndarray) -> None:
         """Exchange the contents of slots ``a: [q]`` and ``b: [q]`` (disjoint)."""
+        to = np.concatenate((a, b))
+        source = np.concatenate((b, a))  # the right-hand gathers copy before writing
         for per_slot in (self._z, self._rot):
             if per_slot is not None:
-                held = per_slot[:, a]
-                per_slot[:, a] = per_slot[:, b]
-                per_slot[:, b] = held
-        for per_slot in (self._cos_offset, self._sin_offset, self._rot_doppler_hz):
-            held = per_slot[a]
-            per_slot[a] = per_slot[b]
-            per_slot[b] = held
-        user_a, user_b = self._user[a], self._user[b]
-        self._user[a], self._user[b] = user_b, user_a
-        self._slot[user_a], self._slot[user_b] = b, a
+                per_slot[:, to] = per_slot[:, source]
+        for per_slot in (self._cos_offset, self._sin_offset, self._rot_doppler_hz, self._user):
+            per_slot[to] = per_slot[source]
+        self._slot[self._user[to]] = to
 
 
 class TdlFading:

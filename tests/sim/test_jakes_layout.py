@@ -298,3 +298,21 @@ def test_pairwise_sum_axis0_is_numpys_sum(m):
     got = pairwise_sum_axis0(view)
     assert got.shape == ref.shape and got.tobytes() == ref.tobytes()
     assert z.tobytes() == before.tobytes()
+
+
+@pytest.mark.parametrize(
+    "shape", [(8, 5, 3), (8, 1, 23), (8, 1, 1), (5, 1, 1), (3, 4, 1), (70, 2, 2)]
+)
+def test_pairwise_sum_axis0_with_rotation_is_multiply_then_sum(shape):
+    """``pairwise_sum_axis0(z, rotation)`` (each block rotated just before it is read)
+    leaves ``z * rotation`` in ``z`` and sums it, the same bits as a whole-array
+    multiply followed by the sum, one-element blocks included."""
+    rng = np.random.default_rng(sum(shape))
+    z = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    rotation = np.exp(1j * rng.uniform(-np.pi, np.pi, shape))
+    whole = z.copy()
+    whole *= rotation
+    ref = pairwise_sum_axis0(whole)
+    got = pairwise_sum_axis0(z, rotation)
+    assert got.tobytes() == ref.tobytes()
+    assert z.tobytes() == whole.tobytes()
