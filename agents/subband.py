@@ -47,7 +47,13 @@ class SubbandProportionalFair:
         num_subbands = se.shape[1]
         if se.shape[0] == 0:
             return np.zeros(se.shape if subband_se is not None else 0)
-        capacity_bits = se * (state.bandwidth_hz / num_subbands * state.interval_s)  # [n, N]
+        bits_per_se = state.bandwidth_hz / num_subbands * state.interval_s
+        capacity_bits: np.ndarray | None = None  # [n, N], only where a product may underflow
+        if bits_per_se >= 1.0:  # se * bits_per_se > 0 exactly where se > 0
+            has_capacity = se > 0
+        else:
+            capacity_bits = se * bits_per_se
+            has_capacity = capacity_bits > 0
         avg = np.maximum(state.avg_throughput_bps, self.params.throughput_floor_bps)
         metric = se * np.power(avg, -self.params.alpha)[:, None]
         need_bits = np.maximum(np.asarray(state.bits_left_total, dtype=np.float64), 0.0)
@@ -58,7 +64,7 @@ class SubbandProportionalFair:
         # eligibility only ever shrinks (a filled subband's row is cleared). An eligible
         # user has capacity > 0, so SE > 0 and a metric >= 0 (or NaN): -inf marks exactly
         # the ineligible.
-        eligible = (capacity_bits > 0).T & (need_bits > 0)[None, :]  # [N, n]
+        eligible = has_capacity.T & (need_bits > 0)[None, :]  # [N, n]
         masked = np.where(eligible, metric.T, -np.inf)  # [N, n]
         # A round touches at most N (winner, subband) pairs: its bookkeeping runs on
         # Python floats, the same IEEE operations in the same order as the vectorised
@@ -67,6 +73,7 @@ class SubbandProportionalFair:
         free = [1.0] * num_subbands  # fraction of each subband not yet given
         given: dict[int, float] = {}  # user * N + subband -> share
         subbands = np.arange(num_subbands)
+        unfilled = num_subbands
         for _ in range(num_subbands + se.shape[0]):  # each round fills a subband or a user
             winner = masked.argmax(axis=1)  # [N], the first best user of each subband
             # the winners' masked metric: their metric where eligible, else -inf
@@ -74,17 +81,18 @@ class SubbandProportionalFair:
             live = [s for s, m in enumerate(best) if m != -np.inf]  # NaN: eligible
             if not live:
                 break
+            if capacity_bits is None:  # the same products as se * bits_per_se
+                winner_bits = se[winner, subbands] * bits_per_se
+            else:
+                winner_bits = capacity_bits[winner, subbands]
             filled, done = self._round(
-                live,
-                winner.tolist(),
-                best,
-                capacity_bits[winner, subbands].tolist(),
-                need,
-                free,
-                given,
+                live, winner.tolist(), best, winner_bits.tolist(), need, free, given
             )
             # only this round's winners and subbands can have become ineligible
             if filled:
+                unfilled -= len(filled)
+                if not unfilled:  # nothing left to give: the next round would find no one
+                    break
                 masked[filled] = -np.inf
             if done:
                 masked[:, done] = -np.inf

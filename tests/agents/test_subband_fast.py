@@ -156,3 +156,23 @@ def test_nan_metric_sorts_after_numbers():
     with np.errstate(invalid="ignore", over="ignore"):
         shares = _same_bits(state, SubbandPFParams(alpha=8.0))
     assert np.isnan(shares[0, 0]) and np.isfinite(shares[0, 1])
+
+
+@pytest.mark.parametrize("bandwidth_hz", [8e5, 1600.0, 50.0, 1e-3])
+def test_same_bits_when_capacity_underflows(bandwidth_hz):
+    """Fewer than one bit per unit of SE (``bandwidth / N * interval < 1``): an SE so
+    small that its capacity underflows to 0 makes the user ineligible there, as in the
+    vectorised form (above one bit per unit the allocator tests ``se > 0`` instead)."""
+    rng = np.random.default_rng(int(bandwidth_hz))
+    n, n_sb = 30, 16
+    se = rng.exponential(2.0, (n, n_sb))
+    se[rng.random((n, n_sb)) < 0.3] = 5e-324  # the smallest subnormal: underflows below 1
+    se[rng.random((n, n_sb)) < 0.1] = 0.0
+    bits = rng.exponential(30.0, n) * rng.choice([0.0, 1.0, 100.0], n)
+    avg = rng.exponential(1e5, n)
+    _same_bits(_state(se, bits, avg, bandwidth_hz=bandwidth_hz))
+    _same_bits(
+        _state(
+            np.full((3, n_sb), 5e-324), [1.0, 2.0, 3.0], [1.0, 1.0, 1.0], bandwidth_hz=bandwidth_hz
+        )
+    )
