@@ -16,7 +16,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from aigcsim.agents.shares import fill_in_order, nan_to_num, stable_argsort, waterfill
+from aigcsim.agents.shares import (
+    fill_in_order,
+    nan_to_num,
+    stable_argsort,
+    waterfill,
+    waterfill_one_tier,
+)
 from aigcsim.sim.allocation import ALLOCATORS, AllocatorState
 
 __all__ = [
@@ -168,21 +174,27 @@ class ProportionalFair:
         return waterfill(weight, _demand(state, se))
 
     def _every_user_served(self, state: AllocatorState) -> np.ndarray | None:
-        """The shares of the common case (``alpha = 1``, every SE finite and > 0, every
-        average throughput finite), computed as :meth:`allocate`'s direct path does but
-        with its checks read from three reductions (``min``/``max`` propagate NaN, so
-        the comparisons fail on one); ``None`` otherwise. With every SE finite and
-        positive, :func:`_se` and the ``se > 0`` mask of :func:`_demand` change nothing."""
+        """The shares of the common case (``alpha = 1``, every weight ``SE / max(avg
+        throughput, floor)`` finite and > 0), computed as :meth:`allocate`'s direct path
+        does, with its checks read from the extremes of the weights (``min``/``max``
+        propagate NaN, so the comparisons fail on one); ``None`` otherwise. A finite
+        positive weight needs a finite positive SE and a finite throughput, and then
+        :func:`_se` and the ``se > 0`` mask of :func:`_demand` change nothing. The
+        extremes also decide :func:`waterfill`'s one-tier test (``fl(w / top)`` is
+        monotone in ``w``, so the smallest scaled weight is ``least / top``)."""
         se = state.spectral_efficiency_bps_hz
         if not (isinstance(se, np.ndarray) and se.dtype == np.float64 and se.ndim == 1):
             return None
-        if not (se.min() > 0.0 and se.max() < np.inf):
-            return None
         thr = np.maximum(state.avg_throughput_bps, self.p.throughput_floor_bps)
-        if not thr.max() < np.inf:
-            return None
         weight = se / thr
-        return waterfill(weight / weight.max(), state.demand_share())
+        top, least = weight.max(), weight.min()
+        if not (least > 0.0 and top < np.inf):
+            return None
+        scaled = weight / top
+        demand = state.demand_share()
+        if least / top >= 1e-12 and demand.min() > 0.0:  # waterfill's one-tier test
+            return waterfill_one_tier(scaled, demand)
+        return waterfill(scaled, demand)
 
 
 class SemanticGreedy:

@@ -26,7 +26,13 @@ def nan_to_num(
     return np.nan_to_num(a, nan=nan, posinf=posinf, neginf=neginf)
 
 
-__all__ = ["fill_in_order", "stable_argsort", "waterfill", "waterfill_general"]
+__all__ = [
+    "fill_in_order",
+    "stable_argsort",
+    "waterfill",
+    "waterfill_general",
+    "waterfill_one_tier",
+]
 
 
 def fill_in_order(order: np.ndarray, need: np.ndarray, budget: float = 1.0) -> np.ndarray:
@@ -99,11 +105,20 @@ def waterfill(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.
     # rules out NaN and -inf in c, so nan_to_num would change nothing here: skipped.
     if top < np.inf and least >= 1e-12 * top and least > 0 and c.min() > 0:
         # w / 1.0 == w bit for bit, so the common pre-normalised input is not copied
-        shares, _ = _fill_level(w if top == 1.0 else w / top, c, float(budget))
-        return _rounding_guard(shares, budget)
+        return waterfill_one_tier(w if top == 1.0 else w / top, c, float(budget))
     w = nan_to_num(w, nan=0.0, neginf=0.0, posinf=np.inf)
     c = nan_to_num(c, nan=0.0, neginf=0.0, posinf=np.inf)
     return _waterfill_tiers(w, c, budget)
+
+
+def waterfill_one_tier(w: np.ndarray, c: np.ndarray, budget: float = 1.0) -> np.ndarray:
+    """:func:`waterfill` when the caller knows there is one tier: ``w: [n]`` (n > 0)
+    scaled so that its largest weight is exactly 1 and its smallest at least ``1e-12``,
+    caps ``c: [n]`` all ``> 0`` (may be ``inf``), ``budget > 0``. The same bits as
+    :func:`waterfill` on such input (its fast path), without re-deriving the extremes.
+    Nothing is checked: other input gives wrong shares."""
+    shares, _ = _fill_level(w, c, budget)
+    return _rounding_guard(shares, budget)
 
 
 def waterfill_general(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0) -> np.ndarray:

@@ -79,6 +79,11 @@ class AllocatorState:
         """``[n]`` share of the cell bandwidth each user needs to finish ``bits_left_total``
         this interval at its reference spectral efficiency (``inf`` in outage)."""
         capacity_bits = self.spectral_efficiency_bps_hz * self.bandwidth_hz * self.interval_s
+        if capacity_bits.size and capacity_bits.min() >= 1.0 and capacity_bits.max() < np.inf:
+            # the usual case: every user can carry a bit, so the mask below keeps every
+            # quotient, and none can overflow (|quotient| <= |bits|) or warn (no inf / inf)
+            need: np.ndarray = self.bits_left_total / capacity_bits
+            return need
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             need = np.where(capacity_bits > 0, self.bits_left_total / capacity_bits, np.inf)
         return need

@@ -349,16 +349,20 @@ def test_proportional_fair_fast_path_same_bits(state, alpha):
         ([1.0, 2.0, 3.0], [1e3, np.nan, 2e6]),
         ([1e-300, 2.0, 3.0], [1e300, 1.0, 1.0]),  # a weight that underflows
         ([1e-320, 1e-320], [1e3, 1e3]),  # capacity 0: infinite demand
+        ([1.0, 2.0, 3.0], [1e3, 1e16, 1e3]),  # weights 1e-13 apart: two water-fill tiers
+        ([1.0, 2.0, 3.0], [1e3, 1e15, 1e3]),  # 1e-12 apart, just: one tier
+        ([1e-3, 2.0, 3.0], [1e3, 5e4, 2e6]),  # capacity 0.1 bit: the masked demand
     ],
 )
-def test_proportional_fair_fast_path_edge_cases(se, thr):
+@pytest.mark.parametrize("bits_first", [1e4, 0.0])  # 0: a zero demand, not one tier
+def test_proportional_fair_fast_path_edge_cases(se, thr, bits_first):
     n = len(se)
     state = AllocatorState(
         user_ids=np.arange(n),
         snr_db=np.zeros(n),
         spectral_efficiency_bps_hz=np.array(se),
         bits_left_unit=np.full(n, 1e4),
-        bits_left_total=np.array([1e4, 5e5, 1e9][:n]),
+        bits_left_total=np.array([bits_first, 5e5, 1e9][:n]),
         quality_gain_next=np.zeros(n),
         deadline_slack_s=np.full(n, np.inf),
         avg_throughput_bps=np.array(thr),
