@@ -16,11 +16,11 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+# re-exported: UserInputError is imported from here everywhere
+from aigcsim.kernel.errors import UserInputError as UserInputError
+from aigcsim.kernel.safe_io import shorten
+
 T = TypeVar("T")
-
-
-class UserInputError(ValueError):
-    """A mistake in user input (scenario, CLI flag, file). Shown without a traceback."""
 
 
 class NoParams(BaseModel):
@@ -155,12 +155,6 @@ def _model_in_annotation(annotation: Any) -> Any:
     return None
 
 
-def _shorten(value: Any) -> str:
-    from aigcsim.kernel.safe_io import shorten
-
-    return shorten(value)
-
-
 def format_validation_error(
     exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
 ) -> str:
@@ -175,7 +169,7 @@ def format_validation_error(
         dotted = ".".join(str(p) for p in (prefix, *loc) if p != "")
         msg = err["msg"]
         got = err.get("input")
-        shown = "" if err["type"] == "missing" else f" (got {_shorten(got)})"
+        shown = "" if err["type"] == "missing" else f" (got {shorten(got)})"
         if err["type"] == "extra_forbidden":
             valid = _fields_at(model, loc[:-1])
             msg = f"unknown key '{loc[-1]}'.{suggest(str(loc[-1]), valid)}"

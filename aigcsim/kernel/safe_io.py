@@ -2,7 +2,7 @@
 
 Every file a user hands the tool (a scenario, a sweep, a backend config, a
 ``captions.json``) goes through here, so a hostile or odd file either loads or
-raises :class:`~aigcsim.kernel.registry.UserInputError` with a one-line reason that
+raises :class:`~aigcsim.kernel.errors.UserInputError` with a one-line reason that
 names the file (and the line where there is one):
 
 * :func:`read_bytes` reads at most ``limit_bytes`` (a larger file is refused, not
@@ -30,7 +30,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from aigcsim.kernel.registry import UserInputError
+from aigcsim.kernel.errors import UserInputError
 
 MIB = 1024 * 1024
 SCENARIO_LIMIT_BYTES = 1 * MIB
