@@ -195,14 +195,18 @@ class SlotTaps:
         self._sin_offset = process._sin_offset.copy()
         self._cos_base = process._cos_base[:, :, None]  # [M, 1, 1]
         self._sin_base = process._sin_base[:, :, None]
-        self.values2d = process.values2d.copy()
-        """Current tap gains, complex ``[U, K]`` by user."""
         self.caches_rotations = process.caches_rotations
         self._rot: np.ndarray | None = None  # [M, U, K] by slot, allocated on first use
         self._rot_doppler_hz = np.full(u, np.nan)  # by slot
         self._rot_dt_s: float | None = None
         self._slot = np.arange(u)  # user -> slot
         self._user = np.arange(u)  # slot -> user
+
+    @property
+    def values2d(self) -> np.ndarray:
+        """Current tap gains, complex ``[U, K]`` by user (summed afresh from the
+        phasors: the numbers :meth:`advance_users` returned for each user last)."""
+        return pairwise_sum_axis0(self._z)[self._slot]
 
     @property
     def values(self) -> np.ndarray:
@@ -230,34 +234,36 @@ class SlotTaps:
         """Advance ``users: [n]`` (distinct) by ``elapsed_s: [n]`` s at Doppler
         ``doppler_hz: [n]`` as :meth:`JakesProcess.advance_users` does (one ``dt_s``
         step: the cached rotation; any other jump: ``exp(j 2 pi nu_n f_d elapsed_s)``);
-        returns their tap gains ``[n, K]`` (also written to :attr:`values2d`)."""
+        returns their tap gains ``[n, K]``.
+
+        The ``s`` users advancing one step are moved into the slots ``0..s-1`` and
+        rotated and summed as one contiguous block; the others (jumps: a few) are
+        gathered, rotated and scattered back."""
         n = users.shape[0]
-        out = np.empty((n, self.taps), dtype=np.complex128)
         if n == 0:
-            return out
+            return np.empty((0, self.taps), dtype=np.complex128)
         one_step = one_step_of(elapsed_s, dt_s)
-        everyone_steps = bool(one_step.all())
-        steady = users if everyone_steps else users[one_step]
+        if one_step.all():
+            slots = self._move_into(users, 0)
+            fd_hz = np.empty(n)
+            fd_hz[slots] = doppler_hz
+            sums = pairwise_sum_axis0(self._z[:, :n], self._front_rotation(fd_hz, dt_s))
+            return sums[slots]
+        out = np.empty((n, self.taps), dtype=np.complex128)
+        steady = users[one_step]
         s = steady.shape[0]
         if s:
-            slots = self._to_front(steady)
+            slots = self._move_into(steady, 0)
             fd_hz = np.empty(s)
-            fd_hz[slots] = doppler_hz if everyone_steps else doppler_hz[one_step]
-            rotation = self._front_rotation(fd_hz, dt_s)
-            sums = pairwise_sum_axis0(self._z[:, :s], rotation)  # rotated; [s, K] by slot
-            if everyone_steps:
-                out[...] = sums[slots]
-            else:
-                out[one_step] = sums[slots]
-        if not everyone_steps:
-            jump = ~one_step
-            jumped = self._slot[users[jump]]
-            z = self._z[:, jumped]
-            out[jump] = pairwise_sum_axis0(
-                z, self._rotation(jumped, doppler_hz[jump] * elapsed_s[jump])
-            )
-            self._z[:, jumped] = z
-        self.values2d[users] = out
+            fd_hz[slots] = doppler_hz[one_step]
+            sums = pairwise_sum_axis0(self._z[:, :s], self._front_rotation(fd_hz, dt_s))
+            out[one_step] = sums[slots]
+        jump = ~one_step
+        jumped = self._slot[users[jump]]
+        z = self._z[:, jumped]
+        rotation = self._rotation(jumped, doppler_hz[jump] * elapsed_s[jump])
+        out[jump] = pairwise_sum_axis0(z, rotation)
+        self._z[:, jumped] = z
         return out
 
     def _front_rotation(self, fd_hz: np.ndarray, dt_s: float) -> np.ndarray:
@@ -279,17 +285,18 @@ class SlotTaps:
             self._rot_doppler_hz[moved] = fd_hz[moved]
         return self._rot[:, :s]
 
-    def _to_front(self, users: np.ndarray) -> np.ndarray:
-        """Move ``users: [s]`` (distinct) into the slots ``0..s-1`` (exchanging slots
-        with the users there that are not among them); returns their slots ``[s]``."""
-        s = users.shape[0]
+    def _move_into(self, users: np.ndarray, lo: int) -> np.ndarray:
+        """Move ``users: [m]`` (distinct, none in a slot below ``lo``) into the slots
+        ``lo..lo+m-1`` (exchanging slots with the users there that are not among them);
+        returns their slots ``[m]``."""
+        hi = lo + users.shape[0]
         slots = self._slot[users]
-        outside = slots >= s
+        outside = slots >= hi
         if not outside.any():
             return slots
-        taken = np.zeros(s, dtype=bool)
-        taken[slots[~outside]] = True
-        vacant = (~taken).nonzero()[0]  # front slots of users not moving in
+        taken = np.zeros(hi - lo, dtype=bool)
+        taken[slots[~outside] - lo] = True
+        vacant = (~taken).nonzero()[0] + lo  # slots of users not moving in
         incoming = slots[outside]
         if vacant.shape[0] != incoming.shape[0]:
             raise ValueError("users must be distinct")
@@ -345,7 +352,7 @@ class TdlFading:
         if self.profile.los:
             self._los_cos_aoa = np.cos(rng.uniform(-np.pi, np.pi, self.num_users))
             self._los = np.exp(1j * rng.uniform(-np.pi, np.pi, self.num_users))
-        self._h = self._subbands(np.arange(self.num_users), self._taps.values2d.copy())
+        self._h = self._subbands(np.arange(self.num_users), self._taps.values2d)
 
     def _subbands(self, users: np.ndarray, taps: np.ndarray) -> np.ndarray:
         """``[n, N]`` subband gains of ``users: [n]`` from their tap gains ``taps: [n, K]``."""

@@ -85,10 +85,13 @@ def test_one_step_users_are_moved_into_the_front_slots():
     users = np.array([9, 2, 11, 5])
     new.advance_users(users, np.full(4, 0.5), dt, np.full(4, 30.0))  # jumps: no move
     assert (new.slot_of(np.arange(12)) == np.arange(12)).all()
-    new.advance_users(users, np.full(4, dt), dt, np.full(4, 30.0))  # one step each
-    assert sorted(new.slot_of(users).tolist()) == [0, 1, 2, 3]
-    assert sorted(new._user[:4].tolist()) == [2, 5, 9, 11]
+    users = np.array([7, 2, 0, 11, 9])  # 2, 11, 9: one step; 7, 0: jumps
+    elapsed = np.array([0.2, dt, 0.3, dt, dt])
+    new.advance_users(users, elapsed, dt, np.full(5, 30.0))
+    assert sorted(new.slot_of(np.array([2, 11, 9])).tolist()) == [0, 1, 2]
     assert (new._user[new.slot_of(np.arange(12))] == np.arange(12)).all()
+    new.advance_users(users[:1], np.full(1, dt), dt, np.full(1, 30.0))  # 7 one step
+    assert new.slot_of(users[:1]).tolist() == [0]
 
 
 def test_repeated_users_in_the_front_are_rejected():
