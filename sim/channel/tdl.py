@@ -244,7 +244,7 @@ class SlotTaps:
             return np.empty((0, self.taps), dtype=np.complex128)
         one_step = one_step_of(elapsed_s, dt_s)
         if one_step.all():
-            slots = self._move_into(users, 0)
+            slots = self._to_front(users)
             fd_hz = np.empty(n)
             fd_hz[slots] = doppler_hz
             sums = pairwise_sum_axis0(self._z[:, :n], self._front_rotation(fd_hz, dt_s))
@@ -253,7 +253,7 @@ class SlotTaps:
         steady = users[one_step]
         s = steady.shape[0]
         if s:
-            slots = self._move_into(steady, 0)
+            slots = self._to_front(steady)
             fd_hz = np.empty(s)
             fd_hz[slots] = doppler_hz[one_step]
             sums = pairwise_sum_axis0(self._z[:, :s], self._front_rotation(fd_hz, dt_s))
@@ -285,18 +285,17 @@ class SlotTaps:
             self._rot_doppler_hz[moved] = fd_hz[moved]
         return self._rot[:, :s]
 
-    def _move_into(self, users: np.ndarray, lo: int) -> np.ndarray:
-        """Move ``users: [m]`` (distinct, none in a slot below ``lo``) into the slots
-        ``lo..lo+m-1`` (exchanging slots with the users there that are not among them);
-        returns their slots ``[m]``."""
-        hi = lo + users.shape[0]
+    def _to_front(self, users: np.ndarray) -> np.ndarray:
+        """Move ``users: [s]`` (distinct) into the slots ``0..s-1`` (exchanging slots
+        with the users there that are not among them); returns their slots ``[s]``."""
+        s = users.shape[0]
         slots = self._slot[users]
-        outside = slots >= hi
+        outside = slots >= s
         if not outside.any():
             return slots
-        taken = np.zeros(hi - lo, dtype=bool)
-        taken[slots[~outside] - lo] = True
-        vacant = (~taken).nonzero()[0] + lo  # slots of users not moving in
+        taken = np.zeros(s, dtype=bool)
+        taken[slots[~outside]] = True
+        vacant = (~taken).nonzero()[0]  # front slots of users not moving in
         incoming = slots[outside]
         if vacant.shape[0] != incoming.shape[0]:
             raise ValueError("users must be distinct")
