@@ -397,7 +397,13 @@ def effective_snr_db(snr_db: np.ndarray, weights: np.ndarray | None = None) -> n
     numbers as over the whole array.
     """
     if weights is None:
-        mean_rate = _shannon_rate(snr_db).mean(axis=-1)
+        rate = _shannon_rate(snr_db)
+        if rate.ndim > 1 and rate.dtype == np.float64 and rate.shape[-1]:
+            # np.mean's own steps without its wrapper: the sum, then / the count
+            mean_rate = np.add.reduce(rate, axis=-1)
+            mean_rate /= rate.shape[-1]
+        else:
+            mean_rate = rate.mean(axis=-1)
     else:
         total = weights.sum(axis=-1)
         served = total > 0
@@ -411,8 +417,15 @@ def effective_snr_db(snr_db: np.ndarray, weights: np.ndarray | None = None) -> n
             rate *= weights[served]
             with np.errstate(invalid="ignore", divide="ignore"):
                 part = rate.sum(axis=-1) / total[served]
-            mean_rate = np.zeros(served.shape, dtype=part.dtype)  # np.where's +0.0
-            mean_rate[served] = part
+            with np.errstate(divide="ignore"):
+                part = part * np.log(2.0)  # a new [m]: float32 input promotes here
+                np.expm1(part, out=part)
+                np.log10(part, out=part)
+            part *= 10.0
+            # the others' mean rate is np.where's +0.0, and 10 log10(expm1(0)) = -inf
+            out = np.full(served.shape, -np.inf)
+            out[served] = part
+            return out
     with np.errstate(divide="ignore"):
         if np.ndim(mean_rate) == 0:  # one user's [N] SNRs: a scalar, as before
             return np.asarray(10.0 * np.log10(np.expm1(mean_rate * np.log(2.0))))[()]
