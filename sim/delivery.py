@@ -424,6 +424,8 @@ class TickDelivery:
         snr_ref_db: ``[n]`` SNR at the reference equal share, dB.
         rows / base: stream row and ``row * row_len``.
         loss_tolerant, done, erased, total: per user, bits.
+        any_erased: whether any entry of ``erased`` is not 0 (only loss-tolerant
+            streams erase bits).
         harq: pending retransmissions; new_packets: new packets to reach the target.
         snr_db / se_bps_hz: ``[n]`` SNR (dB) and spectral efficiency at any share, when
             they do not depend on the share (flat channel, fixed PSD); else ``None``.
@@ -438,6 +440,7 @@ class TickDelivery:
     loss_tolerant: np.ndarray
     done: np.ndarray
     erased: np.ndarray
+    any_erased: bool
     total: np.ndarray
     harq: np.ndarray
     new_packets: np.ndarray

@@ -689,9 +689,11 @@ class Simulation:
         done = d.bits_done[sel]
         erased = d.erased_bits[sel]
         total = d.total_bits[sel]
-        if st.any_loss_tolerant:  # erased bits move the target out
+        # erased bits (loss-tolerant streams only) move the target out
+        any_erased = st.any_loss_tolerant and bool(np.count_nonzero(erased))
+        if any_erased:
             target_bits = np.minimum(d.target_cum[sel] + erased, total)
-        else:  # no erasures: the fixed min(cum[target], total)
+        else:  # no erasures: the fixed min(cum[target], total), the same numbers
             target_bits = d.target_bits[sel]
         gain = d.quality_gain[sel]  # kept as units arrive (DeliveryState.units_changed)
         L = self.packet_bits
@@ -744,6 +746,7 @@ class Simulation:
             loss_tolerant=d.loss_tolerant[sel],
             done=done,
             erased=erased,
+            any_erased=any_erased,
             total=total,
             harq=harq,
             new_packets=new_packets.astype(np.int64),
@@ -823,13 +826,14 @@ class Simulation:
         carry_after[tx.transmissions != budget] = 0.0  # capacity left unused is not banked
         d.carry_bits[sel] = carry_after
         good_bits = tx.delivered * float(L)
-        erased = tick.erased
+        erased, any_erased = tick.erased, tick.any_erased
         done = tick.done + good_bits
         if st.any_loss_tolerant and tx.any_dropped:  # (nothing dropped: nothing erased)
             lost_lt = np.where(lt, tx.dropped * float(L), 0.0)
             done += lost_lt
             erased = erased + lost_lt
             d.erased_bits[sel] = erased
+            any_erased = True
         np.minimum(done, total, out=done)
         d.bits_done[sel] = done
         d.packets_tx[sel] += tx.transmissions
@@ -855,7 +859,8 @@ class Simulation:
             k_cap = d.num_units[sel] - 1
             k_sent = np.where(analog_pending, np.minimum(k_sent, k_cap), k_sent)
         k_rx = k_sent
-        if st.any_loss_tolerant and np.count_nonzero(lt):
+        # (without erasures and analog units every user receives the units it sent)
+        if (any_erased or analog_pending is not None) and np.count_nonzero(lt):
             k_rx = self._units_received(sel, lt, rows, base, done, erased, k_sent, analog_pending)
         changed = k_sent != d.k_sent[sel]
         if k_rx is not k_sent:

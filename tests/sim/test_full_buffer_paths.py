@@ -18,7 +18,7 @@ import pytest
 
 from aigcsim.sim import engine
 from aigcsim.sim import scenario as sl
-from aigcsim.sim.delivery import Index
+from aigcsim.sim.delivery import Index, TickDelivery
 from aigcsim.sim.engine import Simulation
 from tests.scenario_data import SMALL
 
@@ -215,3 +215,33 @@ def test_kept_facts_of_a_new_request_equal_fresh_ones():
     d.table = other
     d.start(0, 0, 1, False, 0.3, np.inf, 0.0)
     assert d._facts_table is other and len(d._first_facts) == 1
+
+
+@pytest.mark.parametrize("data", [_lossy(3.0), _busy(0.5)], ids=["lossy", "busy"])
+def test_tick_without_erasures_equals_the_general_code(tmp_path, monkeypatch, data):
+    """Without erased bits the tick reads the kept target bits and skips the received-
+    unit search; the general code (the target moved out by the erasures, every loss-
+    tolerant user's units received looked at) gives the same run."""
+    fast = _run(data, tmp_path / "fast", None)
+
+    def every_tick_erased(**fields: Any) -> TickDelivery:
+        return TickDelivery(**{**fields, "any_erased": True})
+
+    monkeypatch.setattr(engine, "TickDelivery", every_tick_erased)
+    general = _run(data, tmp_path / "general", None)
+    assert fast[:3] == general[:3]
+    # and the new packets observed equal the general target's, erasures or not
+    monkeypatch.undo()
+    sim = Simulation(sl.validate(copy.deepcopy(data)))
+    seen = {False: 0, True: 0}
+    while not sim.done():
+        state = sim.observe()
+        tick = sim._tick
+        if tick is not None:
+            d, sel, L = sim.delivery, tick.sel, sim.packet_bits
+            target = np.minimum(d.target_cum[sel] + d.erased_bits[sel], d.total_bits[sel])
+            want = np.ceil(np.maximum(target - tick.done - d.in_flight[sel] * L, 0.0) / L)
+            assert tick.new_packets.tobytes() == want.astype(np.int64).tobytes()
+            seen[tick.any_erased] += 1
+        sim.apply(None if state is None else sim.allocator.allocate(state))
+    assert seen[False] > 20 and seen[True] > 20
