@@ -245,3 +245,32 @@ def test_tick_without_erasures_equals_the_general_code(tmp_path, monkeypatch, da
             seen[tick.any_erased] += 1
         sim.apply(None if state is None else sim.allocator.allocate(state))
     assert seen[False] > 20 and seen[True] > 20
+
+
+def _band_used_general(
+    fresh: np.ndarray, before: np.ndarray, after: np.ndarray, sent: np.ndarray
+) -> np.ndarray:
+    """``Simulation._band_used``'s general code (the floor and the mask always)."""
+    consumed = (sent + after - before) / np.maximum(fresh, 1e-9)
+    consumed = np.minimum(np.maximum(consumed, 0.0), 1.0)
+    return np.where(fresh > 0, consumed, 0.0)
+
+
+@pytest.mark.parametrize("special", [None, 0.0, 1e-10, 1e-9, 2e-9, np.nan, np.inf])
+def test_band_used_fast_path_equals_the_general_code(special):
+    """Every user with at least 1e-9 bits of capacity: no floor and no mask."""
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 500):
+        fresh = rng.uniform(0.0, 5000.0, n) * (rng.random(n) < 0.9)
+        fresh[rng.random(n) < 0.5] += 1e-9  # most users above the floor
+        if special is None:
+            fresh = np.maximum(fresh, 1e-9)  # every user: the fast path
+        else:
+            fresh[n // 2] = special
+        before = rng.uniform(0.0, 1024.0, n)
+        after = rng.uniform(0.0, 1024.0, n)
+        sent = np.floor(rng.uniform(0.0, 6.0, n)) * 1024.0
+        with np.errstate(invalid="ignore"):
+            got = Simulation._band_used(fresh, before, after, sent, None)
+            want = _band_used_general(fresh, before, after, sent)
+        assert got.tobytes() == want.tobytes()

@@ -123,3 +123,21 @@ def test_pending_per_user_is_the_row_sum():
         p = rng.integers(0, 9, (13, r))
         np.testing.assert_array_equal(pending_per_user(p), p.sum(axis=1))
         assert pending_per_user(p).dtype == np.int64
+
+
+def test_draws_skipped_when_nothing_can_fail_leave_the_stream_alone():
+    """p_ok all >= 1 (or NaN): no draw at all, every packet sent gets through; one entry
+    below 1 draws for exactly the entries that can fail."""
+    from aigcsim.sim.harq import _draw_ok
+
+    sent = np.array([3, 0, 5, 2], dtype=np.int64)
+    for p_ok in (np.ones(4), np.array([1.0, np.nan, 1.0, 1.0])):
+        rng = np.random.default_rng(4)
+        ok = _draw_ok(sent, p_ok, rng)
+        assert ok.tobytes() == sent.tobytes() and ok is not sent
+        assert rng.random() == np.random.default_rng(4).random()
+    p_ok = np.array([1.0, 0.5, 0.5, 1.0])  # only user 2 sends and can fail
+    rng, ref = np.random.default_rng(4), np.random.default_rng(4)
+    ok = _draw_ok(sent, p_ok, rng)
+    assert ok.tolist() == [3, 0, int(ref.binomial(5, 0.5)), 2]
+    assert rng.random() == ref.random()
