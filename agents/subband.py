@@ -65,7 +65,14 @@ class SubbandProportionalFair:
         # user has capacity > 0, so SE > 0 and a metric >= 0 (or NaN): -inf marks exactly
         # the ineligible.
         eligible = has_capacity.T & (need_bits > 0)[None, :]  # [N, n]
-        masked = np.where(eligible, metric.T, -np.inf)  # [N, n]
+        # masked beside the SE ([2, N, n]): one gather reads a round's winners' metric
+        # and SE
+        both = np.empty((2, num_subbands, se.shape[0]))
+        masked = both[0]
+        np.copyto(masked, metric.T)
+        np.copyto(masked, -np.inf, where=~eligible)
+        both[1] = se.T if capacity_bits is None else capacity_bits.T
+        python_products = se.dtype == np.float64
         # A round touches at most N (winner, subband) pairs: its bookkeeping runs on
         # Python floats, the same IEEE operations in the same order as the vectorised
         # form (tests/agents/test_subband_fast.py compares bytes with it).
@@ -76,18 +83,18 @@ class SubbandProportionalFair:
         unfilled = num_subbands
         for _ in range(num_subbands + se.shape[0]):  # each round fills a subband or a user
             winner = masked.argmax(axis=1)  # [N], the first best user of each subband
-            # the winners' masked metric: their metric where eligible, else -inf
-            best = masked[subbands, winner].tolist()
+            # the winners' masked metric (their metric where eligible, else -inf) and SE
+            best, winner_se = both[:, subbands, winner].tolist()
             live = [s for s, m in enumerate(best) if m != -np.inf]  # NaN: eligible
             if not live:
                 break
-            if capacity_bits is None:  # the same products as se * bits_per_se
-                winner_bits = se[winner, subbands] * bits_per_se
-            else:
-                winner_bits = capacity_bits[winner, subbands]
-            filled, done = self._round(
-                live, winner.tolist(), best, winner_bits.tolist(), need, free, given
-            )
+            if capacity_bits is not None:  # the capacities themselves
+                winner_bits = winner_se
+            elif python_products:  # the same products as se * bits_per_se in float64
+                winner_bits = [x * bits_per_se for x in winner_se]
+            else:  # another float type: its own products
+                winner_bits = (se[winner, subbands] * bits_per_se).tolist()
+            filled, done = self._round(live, winner.tolist(), best, winner_bits, need, free, given)
             # only this round's winners and subbands can have become ineligible
             if filled:
                 unfilled -= len(filled)
