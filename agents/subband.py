@@ -48,30 +48,32 @@ class SubbandProportionalFair:
         if se.shape[0] == 0:
             return np.zeros(se.shape if subband_se is not None else 0)
         bits_per_se = state.bandwidth_hz / num_subbands * state.interval_s
-        capacity_bits: np.ndarray | None = None  # [n, N], only where a product may underflow
-        if bits_per_se >= 1.0:  # se * bits_per_se > 0 exactly where se > 0
-            has_capacity = se > 0
+        # [N, n] (transposed: the argmax over users runs along contiguous rows): the SE,
+        # or the capacity where a product may underflow (below one bit per unit of SE;
+        # at or above it se * bits_per_se > 0 exactly where se > 0), beside the masked
+        # metric, so that one gather reads a round's winners' metric and SE
+        both = np.empty((2, num_subbands, se.shape[0]))
+        capacity_bits: np.ndarray | None = None  # [n, N]
+        if bits_per_se >= 1.0:
+            both[1] = se.T
         else:
             capacity_bits = se * bits_per_se
-            has_capacity = capacity_bits > 0
+            both[1] = capacity_bits.T
         avg = np.maximum(state.avg_throughput_bps, self.params.throughput_floor_bps)
-        metric = se * np.power(avg, -self.params.alpha)[:, None]
+        masked = both[0]  # the metric se * avg ** -alpha, the same products
+        np.multiply(se.T, np.power(avg, -self.params.alpha), out=masked)
         need_bits = np.maximum(np.asarray(state.bits_left_total, dtype=np.float64), 0.0)
         shares = np.zeros(se.shape)
-        # The metric of who may win which subband, -inf elsewhere, transposed ([N, n]: the
-        # argmax over users runs along contiguous rows) and kept up to date instead of
-        # rebuilt every round: users only run out of bits and subbands only fill up, so
-        # eligibility only ever shrinks (a filled subband's row is cleared). An eligible
-        # user has capacity > 0, so SE > 0 and a metric >= 0 (or NaN): -inf marks exactly
-        # the ineligible.
-        eligible = has_capacity.T & (need_bits > 0)[None, :]  # [N, n]
-        # masked beside the SE ([2, N, n]): one gather reads a round's winners' metric
-        # and SE
-        both = np.empty((2, num_subbands, se.shape[0]))
-        masked = both[0]
-        np.copyto(masked, metric.T)
+        # The metric of who may win which subband, -inf elsewhere, kept up to date instead
+        # of rebuilt every round: users only run out of bits and subbands only fill up,
+        # so eligibility only ever shrinks (a filled subband's row is cleared). An
+        # eligible user has capacity > 0, so SE > 0 and a metric >= 0 (or NaN): -inf
+        # marks exactly the ineligible.
+        eligible = both[1] > 0  # [N, n]
+        wanting = need_bits > 0
+        if not wanting.all():
+            eligible &= wanting
         np.copyto(masked, -np.inf, where=~eligible)
-        both[1] = se.T if capacity_bits is None else capacity_bits.T
         python_products = se.dtype == np.float64
         # A round touches at most N (winner, subband) pairs: its bookkeeping runs on
         # Python floats, the same IEEE operations in the same order as the vectorised
