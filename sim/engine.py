@@ -57,7 +57,7 @@ from aigcsim.sim.channel.tdl import effective_snr_db
 from aigcsim.sim.delivery import DeliveryState, Index, StreamTable, TickDelivery
 from aigcsim.sim.groups import GroupPlan, GroupPlans, group_sizes
 from aigcsim.sim.harq import pending_per_user, transmit
-from aigcsim.sim.link import LINK
+from aigcsim.sim.link import LINK, ShannonLink
 from aigcsim.sim.provider import STEP_TIME
 from aigcsim.sim.reasons import (
     DEADLINE,
@@ -169,6 +169,8 @@ class Simulation:
             sc.cell, self.positions_m, self.streams["shadowing"], self.streams["fading"]
         )
         self.link = LINK.build(sc.link.model.name, sc.link.model.params)
+        self._sure_db: tuple[float, float] | None = None  # (_sure_success_db)
+        self._sure_asked = False
         self._uniform_psd = sc.cell.power_mode != "per-user"  # total-power: a fixed PSD
         self._snr_offset_db = _snr_offset_db(sc, self._uniform_psd)
         self.allocator = allocator or ALLOCATORS.build(
@@ -814,8 +816,15 @@ class Simulation:
         per = self.scenario.link.packet_error_rate
         if per is not None:
             bler = np.full(n, per)
-        elif everyone:
-            bler = self.link.block_error_rate(snr, se, L)
+        elif everyone:  # here se = SE(snr) for every user
+            sure = self._sure_success_db()
+            lo_db, hi_db = sure if sure is not None else (math.inf, -math.inf)
+            if lo_db <= np.minimum.reduce(snr) and np.maximum.reduce(snr) <= hi_db:
+                # every 1 - BLER would round to 1.0 (ShannonLink.sure_success_db): the
+                # transmission draws nothing either way
+                bler = np.zeros(n)
+            else:
+                bler = self.link.block_error_rate(snr, se, L)
         else:
             bler = np.where(served, self.link.block_error_rate(snr, se, L), 1.0)
         tx = transmit(budget, tick.new_packets, tick.harq, bler, self._err_rng)
@@ -914,6 +923,18 @@ class Simulation:
             float(np.mean(tick.snr_ref_db)) if self.intervals_out is not None else None,
         )
         self.tick_index += 1
+
+    def _sure_success_db(self) -> tuple[float, float] | None:
+        """The SNR range (dB) where the link sends every packet of this run's size
+        without error in float64 (:meth:`ShannonLink.sure_success_db`; ``None``: none
+        known), asked once, on the first interval that serves every user."""
+        if self._sure_asked:
+            return self._sure_db
+        self._sure_asked = True
+        link = self.link
+        if isinstance(link, ShannonLink) and isinstance(self.packet_bits, int):
+            self._sure_db = link.sure_success_db(self.packet_bits)
+        return self._sure_db
 
     def _units_received(
         self,

@@ -16,6 +16,7 @@ broadcast. SNRs are in dB, spectral efficiencies in bits/s/Hz.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal, Protocol
 
 import numpy as np
@@ -105,6 +106,45 @@ def _bler(snr: np.ndarray, se: np.ndarray, info_bits: int | np.ndarray) -> np.nd
     return np.asarray(ndtr(minus_z))
 
 
+_SURE_GRID_DB = (-60.0, 200.0, 0.001)
+"""SNR grid (first, last, step; dB) on which :func:`_sure_success_range` checks the BLER."""
+
+_SURE_BLER = 2.0**-54
+"""The largest BLER with ``1.0 - bler == 1.0`` in float64 (round to nearest, ties to even)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _sure_success_range(
+    gap_db: float, max_se: float | None, packet_bits: int
+) -> tuple[float, float] | None:
+    """``(lo, hi)`` dB when every SNR in ``[lo, hi]`` gives a packet of ``packet_bits``
+    sent at ``SE(snr)`` a BLER whose success probability ``1.0 - bler`` is exactly 1.0;
+    ``None`` when some SNR there can fail.
+
+    A numerical certificate, computed with the :class:`ShannonLink` code itself on the
+    :data:`_SURE_GRID_DB` grid: the largest grid BLER times the largest ratio of two
+    adjacent grid BLERs (where either is above ``2**-60``; a zero next to a value is an
+    infinite ratio) is at most ``_SURE_BLER``, so no SNR between two grid points, the SE
+    cap's kink included, reaches it (the BLER changes by at most that ratio over a
+    step). Outside ``[lo, hi]`` nothing is claimed. At 1,024-bit packets, a 3 dB gap and
+    the NR cap: largest BLER 5.315e-17 at 25.27 dB (the kink), largest ratio 1.0243,
+    bound 5.44e-17 against 2**-54 = 5.55e-17; at 512 bits the BLER reaches 1.2e-9."""
+    link = ShannonLink(gap_db, max_se)
+    lo, hi, step = _SURE_GRID_DB
+    grid = lo + step * np.arange(round((hi - lo) / step) + 1)
+    with np.errstate(all="ignore"):
+        bler = link.block_error_rate(grid, link.spectral_efficiency(grid), packet_bits)
+        top = float(np.max(bler))
+        if not top <= _SURE_BLER:  # (NaN: not <=)
+            return None
+        a, b = bler[:-1], bler[1:]
+        near = np.maximum(a, b) > 2.0**-60
+        ratio = np.maximum(a[near] / b[near], b[near] / a[near])
+    if ratio.size and not top * float(np.max(ratio)) <= _SURE_BLER:
+        return None
+    return lo, float(grid[-1])
+
+
 class ShannonLink:
     """Gap-to-capacity spectral efficiency (capped at ``max_spectral_efficiency_bps_hz``
     unless ``None``) with normal-approximation BLER."""
@@ -130,6 +170,16 @@ class ShannonLink:
         if self.max_spectral_efficiency_bps_hz is not None:
             np.minimum(se, self.max_spectral_efficiency_bps_hz, out=se)
         return se
+
+    def sure_success_db(self, packet_bits: int) -> tuple[float, float] | None:
+        """``(lo, hi)`` dB such that a packet of ``packet_bits`` sent at
+        ``spectral_efficiency(snr_db)`` with any ``snr_db`` in ``[lo, hi]`` has a BLER
+        whose success probability ``1.0 - bler`` is exactly 1.0 in float64: no packet
+        can fail, so no error needs drawing; ``None`` when that does not hold (e.g. short
+        packets, no gap, no SE cap). Computed once per parameters (about 30 ms)."""
+        if self.bler != "normal-approx" or not isinstance(packet_bits, int) or packet_bits <= 0:
+            return None
+        return _sure_success_range(self.gap_db, self.max_spectral_efficiency_bps_hz, packet_bits)
 
     def block_error_rate(
         self, snr_db: np.ndarray, spectral_efficiency_bps_hz: np.ndarray, packet_bits: int

@@ -274,3 +274,30 @@ def test_band_used_fast_path_equals_the_general_code(special):
             got = Simulation._band_used(fresh, before, after, sent, None)
             want = _band_used_general(fresh, before, after, sent)
         assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("packet_bits", [1024, 512])
+def test_sure_success_skips_the_bler_with_the_same_results(tmp_path, monkeypatch, packet_bits):
+    """Every user served at SNRs where the link sends every packet (1 - BLER == 1.0):
+    apply() passes a zero BLER instead of computing it; the run equals one that always
+    computes it (at 512 bits there is no certificate and both compute)."""
+    data = _busy(3.0)
+    data["link"] = {
+        "model": {"name": "shannon", "params": {"gap_db": 3.0}},
+        "harq_max_retx": 2,
+        "packet_bits": packet_bits,
+    }
+    zero = []
+    computed = Simulation.__dict__["_sure_success_db"]
+
+    def counted(self: Simulation) -> tuple[float, float] | None:
+        sure = computed(self)
+        zero.append(sure is not None)
+        return sure
+
+    monkeypatch.setattr(Simulation, "_sure_success_db", counted)
+    sure = _run(data, tmp_path / "sure", None)
+    monkeypatch.setattr(Simulation, "_sure_success_db", lambda self: None)
+    general = _run(data, tmp_path / "general", None)
+    assert sum(zero) > 100 if packet_bits == 1024 else not any(zero)
+    assert sure[:3] == general[:3]

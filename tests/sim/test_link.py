@@ -177,3 +177,44 @@ def test_params_validation():
         LINK.build("cqi-table", {"table": "1024qam"})
     with pytest.raises(UserInputError, match="bler"):
         LINK.build("shannon", {"bler": "exact"})
+
+
+@pytest.mark.parametrize("packet_bits", [1024, 2048, 12_000])
+def test_sure_success_range_sends_every_packet(packet_bits):
+    """Where the link certifies an SNR range, 1 - BLER is exactly 1.0 at SNRs off the
+    certificate's grid: random ones, and a fine sweep over the SE cap's kink where the
+    BLER peaks (25.27 dB at a 3 dB gap)."""
+    link = LINK.build("shannon", {"gap_db": 3.0})
+    sure = link.sure_success_db(packet_bits)
+    assert sure is not None
+    lo, hi = sure
+    rng = np.random.default_rng(0)
+    snr_db = np.concatenate(
+        [
+            rng.uniform(lo, hi, 400_000),
+            25.2695 + np.linspace(-0.02, 0.02, 400_001),  # around the kink
+            [lo, hi],
+        ]
+    )
+    bler = link.block_error_rate(snr_db, link.spectral_efficiency(snr_db), packet_bits)
+    assert np.all(1.0 - bler == 1.0)
+    if packet_bits == 1024:
+        assert bler.max() > 2.0**-55  # close to the limit: the check is not vacuous
+
+
+@pytest.mark.parametrize(
+    ("params", "packet_bits"),
+    [
+        ({"gap_db": 3.0}, 512),  # short packets fail now and then (BLER up to 1.2e-9)
+        ({"gap_db": 0.0}, 1024),  # no gap: SE at capacity
+        ({"gap_db": 3.0, "max_spectral_efficiency_bps_hz": None}, 1024),  # no cap
+        ({"gap_db": 3.0, "bler": "none"}, 1024),
+    ],
+)
+def test_sure_success_range_none_where_packets_can_fail(params, packet_bits):
+    link = LINK.build("shannon", params)
+    assert link.sure_success_db(packet_bits) is None
+    if params.get("bler") != "none":  # the certificate is right to refuse: a failure
+        snr_db = np.linspace(-60.0, 200.0, 2_600_001)
+        bler = link.block_error_rate(snr_db, link.spectral_efficiency(snr_db), packet_bits)
+        assert np.any(1.0 - bler < 1.0)
