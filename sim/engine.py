@@ -814,15 +814,16 @@ class Simulation:
         np.floor(budget_f, out=budget_f)
         budget = budget_f.astype(np.int64)
         per = self.scenario.link.packet_error_rate
+        bler: np.ndarray | None
         if per is not None:
             bler = np.full(n, per)
         elif everyone:  # here se = SE(snr) for every user
             sure = self._sure_success_db()
             lo_db, hi_db = sure if sure is not None else (math.inf, -math.inf)
             if lo_db <= np.minimum.reduce(snr) and np.maximum.reduce(snr) <= hi_db:
-                # every 1 - BLER would round to 1.0 (ShannonLink.sure_success_db): the
-                # transmission draws nothing either way
-                bler = np.zeros(n)
+                # every 1 - BLER would round to 1.0 (ShannonLink.sure_success_db): no
+                # transmission can fail, and none draws either way
+                bler = None
             else:
                 bler = self.link.block_error_rate(snr, se, L)
         else:

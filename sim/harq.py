@@ -49,12 +49,12 @@ def _success_probability(bler: np.ndarray) -> np.ndarray:
     return p_ok
 
 
-def _draw_ok(sent: np.ndarray, p_ok: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _draw_ok(sent: np.ndarray, p_ok: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
     """``[m]`` packets of ``sent: [m]`` that get through at success probabilities
     ``p_ok`` (same shape); entries that send nothing or cannot fail draw no random
     number (so the stream's position depends only on the entries that can fail)."""
-    if sent.size and not np.minimum.reduce(p_ok, axis=None) < 1.0:
-        return sent.copy()  # nothing can fail (p_ok all >= 1 or NaN): no draw
+    if p_ok is None or (sent.size and not np.minimum.reduce(p_ok, axis=None) < 1.0):
+        return sent.copy()  # nothing can fail (p_ok all >= 1 or NaN, or None): no draw
     draw = sent > 0
     draw &= p_ok < 1.0
     drawn = int(np.count_nonzero(draw))
@@ -70,7 +70,7 @@ def transmit(
     budget: np.ndarray,
     new_packets: np.ndarray,
     pending: np.ndarray,
-    bler: np.ndarray,
+    bler: np.ndarray | None,
     rng: np.random.Generator,
 ) -> TxResult:
     """Send up to ``budget`` packets per user.
@@ -79,12 +79,13 @@ def transmit(
         budget: ``[n]`` int transmissions available this interval.
         new_packets: ``[n]`` int new packets waiting to be sent.
         pending: ``[n, R]`` int packets awaiting retransmission (``R = max_retx``).
-        bler: ``[n]`` block-error probability of each transmission.
+        bler: ``[n]`` block-error probability of each transmission; ``None``: no
+            transmission can fail (the outcome of a BLER of 0, without its arrays).
         rng: the packet-error stream.
     """
     n, max_retx = pending.shape
     budget = np.asarray(budget, dtype=np.int64)
-    p_ok = _success_probability(bler)
+    p_ok = None if bler is None else _success_probability(bler)
     out = np.zeros((n, max_retx), dtype=np.int64)
     if max_retx == 0 or not np.count_nonzero(pending):
         # nothing pending: new packets only (the common case), one draw
@@ -117,7 +118,7 @@ def transmit(
     # would draw them (stage by stage, users in index order). Entries that send nothing
     # or cannot fail draw no random number either way, so they are left out.
     sent_all = np.stack([s for _, s in stages])  # [stages, n]
-    oks = _draw_ok(sent_all, np.broadcast_to(p_ok, sent_all.shape), rng)
+    oks = _draw_ok(sent_all, None if p_ok is None else np.broadcast_to(p_ok, sent_all.shape), rng)
     delivered = np.zeros(n, dtype=np.int64)
     dropped = np.zeros(n, dtype=np.int64)
     for (a, s), ok in zip(stages, oks, strict=True):  # a row of ``oks`` per stage

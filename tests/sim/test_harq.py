@@ -141,3 +141,21 @@ def test_draws_skipped_when_nothing_can_fail_leave_the_stream_alone():
     ok = _draw_ok(sent, p_ok, rng)
     assert ok.tolist() == [3, 0, int(ref.binomial(5, 0.5)), 2]
     assert rng.random() == ref.random()
+
+
+def test_no_bler_equals_a_zero_bler():
+    """``bler=None`` (no transmission can fail) gives the outcome of a BLER of 0 and
+    draws nothing, with and without packets pending."""
+    gen = np.random.default_rng(12)
+    for trial in range(100):
+        n = int(gen.integers(1, 30))
+        r = int(gen.integers(0, 4))
+        budget = gen.integers(0, 12, n)
+        new = gen.integers(0, 15, n)
+        pending = gen.integers(0, 4, (n, r)) * (gen.random((n, r)) < 0.5)
+        rng_a, rng_b = np.random.default_rng(trial), np.random.default_rng(trial)
+        a = transmit(budget, new, pending, None, rng_a)
+        b = transmit(budget, new, pending, np.zeros(n), rng_b)
+        for x, y in zip(a, b, strict=True):
+            assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+        assert rng_a.random() == rng_b.random() == np.random.default_rng(trial).random()
