@@ -412,19 +412,20 @@ def effective_snr_db(snr_db: np.ndarray, weights: np.ndarray | None = None) -> n
             rate *= weights
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean_rate = np.where(served, rate.sum(axis=-1) / total, 0.0)
-        else:  # only the served rows (boolean rows of any leading shape)
-            rate = _shannon_rate(snr_db[served])
-            rate *= weights[served]
+        else:  # only the served rows (boolean rows of any leading shape), by index
+            rows = served.nonzero()
+            rate = _shannon_rate(snr_db[rows])
+            rate *= weights[rows]
+            # (no invalid value can arise after the division: the mean rates are >= 0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                part = rate.sum(axis=-1) / total[served]
-            with np.errstate(divide="ignore"):
+                part = rate.sum(axis=-1) / total[rows]
                 part = part * np.log(2.0)  # a new [m]: float32 input promotes here
                 np.expm1(part, out=part)
                 np.log10(part, out=part)
             part *= 10.0
             # the others' mean rate is np.where's +0.0, and 10 log10(expm1(0)) = -inf
             out = np.full(served.shape, -np.inf)
-            out[served] = part
+            out[rows] = part
             return out
     with np.errstate(divide="ignore"):
         if np.ndim(mean_rate) == 0:  # one user's [N] SNRs: a scalar, as before
