@@ -170,7 +170,7 @@ class Simulation:
         )
         self.link = LINK.build(sc.link.model.name, sc.link.model.params)
         self._sure_db: tuple[float, float] | None = None  # (_sure_success_db)
-        self._sure_asked = False
+        self._sure_link: object = None  # the link _sure_db was asked of
         self._uniform_psd = sc.cell.power_mode != "per-user"  # total-power: a fixed PSD
         self._snr_offset_db = _snr_offset_db(sc, self._uniform_psd)
         self.allocator = allocator or ALLOCATORS.build(
@@ -928,11 +928,13 @@ class Simulation:
     def _sure_success_db(self) -> tuple[float, float] | None:
         """The SNR range (dB) where the link sends every packet of this run's size
         without error in float64 (:meth:`ShannonLink.sure_success_db`; ``None``: none
-        known), asked once, on the first interval that serves every user."""
-        if self._sure_asked:
-            return self._sure_db
-        self._sure_asked = True
+        known), asked on the first interval that serves every user (and again if
+        ``self.link`` is replaced; the link's parameters are not expected to change)."""
         link = self.link
+        if self._sure_link is link:
+            return self._sure_db
+        self._sure_link = link  # asked again if the link is replaced
+        self._sure_db = None
         if isinstance(link, ShannonLink) and isinstance(self.packet_bits, int):
             self._sure_db = link.sure_success_db(self.packet_bits)
         return self._sure_db

@@ -301,3 +301,14 @@ def test_sure_success_skips_the_bler_with_the_same_results(tmp_path, monkeypatch
     general = _run(data, tmp_path / "general", None)
     assert sum(zero) > 100 if packet_bits == 1024 else not any(zero)
     assert sure[:3] == general[:3]
+
+
+def test_sure_success_asked_again_for_a_new_link():
+    from aigcsim.sim.link import ShannonLink
+
+    data = _busy(3.0)
+    data["link"] = {"model": {"name": "shannon", "params": {"gap_db": 3.0}}, "packet_bits": 1024}
+    sim = Simulation(sl.validate(data))
+    assert sim._sure_success_db() is not None
+    sim.link = ShannonLink(0.0, 7.4063)  # at capacity: packets can fail
+    assert sim._sure_success_db() is None
