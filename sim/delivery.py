@@ -426,6 +426,7 @@ class TickDelivery:
         loss_tolerant, done, erased, total: per user, bits.
         any_erased: whether any entry of ``erased`` is not 0 (only loss-tolerant
             streams erase bits).
+        any_in_flight: whether any packet awaits retransmission (``harq`` not all 0).
         harq: pending retransmissions; new_packets: new packets to reach the target.
         snr_db / se_bps_hz: ``[n]`` SNR (dB) and spectral efficiency at any share, when
             they do not depend on the share (flat channel, fixed PSD); else ``None``.
@@ -441,6 +442,7 @@ class TickDelivery:
     done: np.ndarray
     erased: np.ndarray
     any_erased: bool
+    any_in_flight: bool
     total: np.ndarray
     harq: np.ndarray
     new_packets: np.ndarray

@@ -700,16 +700,22 @@ class Simulation:
         gain = d.quality_gain[sel]  # kept as units arrive (DeliveryState.units_changed)
         L = self.packet_bits
         harq = d.harq[sel]
-        in_flight = d.in_flight[sel] * L
+        in_flight_packets = d.in_flight[sel]
+        # (nothing pending: the in-flight terms below are +0.0, and x - 0.0 == x, while
+        # new packets are never -0.0, so x + 0.0 == x too: skipped)
+        any_in_flight = bool(np.count_nonzero(in_flight_packets))
+        in_flight = in_flight_packets * L if any_in_flight else None
         new_packets = target_bits - done
-        new_packets -= in_flight
+        if in_flight is not None:
+            new_packets -= in_flight
         np.maximum(new_packets, 0.0, out=new_packets)
         new_packets /= L
         np.ceil(new_packets, out=new_packets)
         bits_left_unit = d.next_unit_cum[sel] - done
         np.maximum(bits_left_unit, 0.0, out=bits_left_unit)
         bits_left_total = new_packets * L
-        bits_left_total += in_flight  # whole packets, pending retransmissions too
+        if in_flight is not None:
+            bits_left_total += in_flight  # whole packets, pending retransmissions too
         if st.any_analog:
             # an analog unit's demand, as the bits its channel uses would carry at the
             # reference spectral efficiency (same band-time), so allocators see it
@@ -749,6 +755,7 @@ class Simulation:
             done=done,
             erased=erased,
             any_erased=any_erased,
+            any_in_flight=any_in_flight,
             total=total,
             harq=harq,
             new_packets=new_packets.astype(np.int64),
@@ -829,8 +836,10 @@ class Simulation:
         else:
             bler = np.where(served, self.link.block_error_rate(snr, se, L), 1.0)
         tx = transmit(budget, tick.new_packets, tick.harq, bler, self._err_rng)
-        d.harq[sel] = tx.pending
-        d.in_flight[sel] = tx.in_flight
+        harq_moved = tick.any_in_flight or bler is not None
+        if harq_moved:  # else nothing was pending and nothing can fail: all stay 0
+            d.harq[sel] = tx.pending
+            d.in_flight[sel] = tx.in_flight
         sent_bits = tx.transmissions * L
         carry_after = capacity - budget * L
         carry_after[tx.transmissions != budget] = 0.0  # capacity left unused is not banked
@@ -894,7 +903,8 @@ class Simulation:
             q_target = d.q_target[sel]
             met = q <= q_target if st.lower_is_better else q >= q_target
             finished = all_in  # all sent: every bit, nothing awaiting retransmission
-            finished &= tx.in_flight == 0
+            if harq_moved:
+                finished &= tx.in_flight == 0
             if analog_pending is not None:
                 finished &= ~analog_pending
             at_target &= met

@@ -312,3 +312,40 @@ def test_sure_success_asked_again_for_a_new_link():
     assert sim._sure_success_db() is not None
     sim.link = ShannonLink(0.0, 7.4063)  # at capacity: packets can fail
     assert sim._sure_success_db() is None
+
+
+@pytest.mark.parametrize("fixed_per", [None, 0.1])  # no packet fails / some fail
+def test_tick_without_packets_in_flight_equals_the_general_code(tmp_path, monkeypatch, fixed_per):
+    """Nothing awaiting retransmission: observe() skips the in-flight terms and apply()
+    leaves the all-zero HARQ state alone when nothing can fail; the general code (the
+    terms and writes always) gives the same run, and the state's demands match."""
+    data = _busy(3.0)
+    data["link"] = {
+        "model": {"name": "shannon", "params": {"gap_db": 3.0}},
+        "harq_max_retx": 2,
+        "packet_bits": 1024,
+        "packet_error_rate": fixed_per,
+    }
+    sim = Simulation(sl.validate(copy.deepcopy(data)))
+    seen = {False: 0, True: 0}
+    while not sim.done():
+        state = sim.observe()
+        tick = sim._tick
+        if state is not None and tick is not None:
+            d, sel, L = sim.delivery, tick.sel, sim.packet_bits
+            in_flight = d.in_flight[sel] * L
+            want = tick.new_packets * float(L) + in_flight
+            assert state.bits_left_total.tobytes() == want.tobytes()
+            seen[tick.any_in_flight] += 1
+        sim.apply(None if state is None else sim.allocator.allocate(state))
+    assert seen[False] > (20 if fixed_per is None else 0)
+    if fixed_per is not None:
+        assert seen[True] > 20
+    fast = _run(data, tmp_path / "fast", None)
+
+    def always_in_flight(**fields: Any) -> TickDelivery:
+        return TickDelivery(**{**fields, "any_in_flight": True})
+
+    monkeypatch.setattr(engine, "TickDelivery", always_in_flight)
+    general = _run(data, tmp_path / "general", None)
+    assert fast[:3] == general[:3]
