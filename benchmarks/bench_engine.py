@@ -371,7 +371,11 @@ def full_buffer_rows(users: list[int], intervals: int, repeats: int) -> None:
     allocator's time taken out) and of the bare step, and the cost ratios engine / bare
     and tick / bare from the same runs; then the engine and the bare step per CPU-second
     of this process and their ratio (steadier than wall time on a shared machine)."""
-    print("full buffer: every user backlogged (jakes, proportional fair, Shannon + HARQ)")
+    print(
+        "full buffer: every user backlogged (jakes, proportional fair, Shannon link with a "
+        "3 dB gap and HARQ; at 1,024-bit packets no packet can fail, so the engine skips "
+        "the BLER (ShannonLink.sure_success_db) while the bare step computes it)"
+    )
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(
         f"{'users':>7} {'mean active':>12} {'engine/s':>10} {'tick/s':>10} {'bare/s':>10} "
