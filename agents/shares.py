@@ -129,7 +129,8 @@ def waterfill_general(weights: np.ndarray, caps: np.ndarray, budget: float = 1.0
     the answer is the first ``j`` whose level does not saturate user ``j``.
 
     The same shares as :func:`waterfill` up to rounding (its sums run in another
-    order; tested to ``1e-12`` relative); kept as the independent reference."""
+    order; tested to ``1e-12`` relative or ``1e-15 * n * budget`` absolute); kept as the
+    independent reference."""
     w = nan_to_num(weights, nan=0.0, neginf=0.0, posinf=np.inf)
     c = nan_to_num(caps, nan=0.0, neginf=0.0, posinf=np.inf)
     if not budget > 0:
