@@ -992,17 +992,12 @@ class Simulation:
         when a user runs out of data is unused. Analog symbols add their fraction."""
         consumed = sent_bits + carry_after
         consumed -= carry_before
-        if fresh_bits.size and np.minimum.reduce(fresh_bits) >= 1e-9:
-            # the usual case: every user has capacity, the floor and the mask keep all
-            consumed /= fresh_bits
-            np.maximum(consumed, 0.0, out=consumed)  # clip to [0, 1]
-            np.minimum(consumed, 1.0, out=consumed)
-            used = consumed
-        else:
-            consumed /= np.maximum(fresh_bits, 1e-9)
-            np.maximum(consumed, 0.0, out=consumed)
-            np.minimum(consumed, 1.0, out=consumed)
-            used = np.where(fresh_bits > 0, consumed, 0.0)
+        # the usual case: every user has capacity, so the floor and the mask keep all
+        usual = bool(fresh_bits.size) and np.minimum.reduce(fresh_bits) >= 1e-9
+        consumed /= fresh_bits if usual else np.maximum(fresh_bits, 1e-9)
+        np.maximum(consumed, 0.0, out=consumed)  # clip to [0, 1]
+        np.minimum(consumed, 1.0, out=consumed)
+        used = consumed if usual else np.where(fresh_bits > 0, consumed, 0.0)
         if analog_frac is not None:
             used = np.minimum(used + analog_frac, 1.0)
         return used

@@ -53,8 +53,9 @@ def _draw_ok(sent: np.ndarray, p_ok: np.ndarray | None, rng: np.random.Generator
     """``[m]`` packets of ``sent: [m]`` that get through at success probabilities
     ``p_ok`` (same shape); entries that send nothing or cannot fail draw no random
     number (so the stream's position depends only on the entries that can fail)."""
-    if p_ok is None or (sent.size and not np.minimum.reduce(p_ok, axis=None) < 1.0):
-        return sent.copy()  # nothing can fail (p_ok all >= 1 or NaN, or None): no draw
+    # nothing can fail (None, or no p_ok below 1: fmin skips NaN, which never draws)
+    if p_ok is None or (sent.size and not np.fmin.reduce(p_ok, axis=None) < 1.0):
+        return sent.copy()
     draw = sent > 0
     draw &= p_ok < 1.0
     drawn = int(np.count_nonzero(draw))

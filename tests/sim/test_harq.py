@@ -136,11 +136,12 @@ def test_draws_skipped_when_nothing_can_fail_leave_the_stream_alone():
         ok = _draw_ok(sent, p_ok, rng)
         assert ok.tobytes() == sent.tobytes() and ok is not sent
         assert rng.random() == np.random.default_rng(4).random()
-    p_ok = np.array([1.0, 0.5, 0.5, 1.0])  # only user 2 sends and can fail
-    rng, ref = np.random.default_rng(4), np.random.default_rng(4)
-    ok = _draw_ok(sent, p_ok, rng)
-    assert ok.tolist() == [3, 0, int(ref.binomial(5, 0.5)), 2]
-    assert rng.random() == ref.random()
+    for p_ok in (np.array([1.0, 0.5, 0.5, 1.0]), np.array([np.nan, 0.5, 0.5, 1.0])):
+        # only user 2 sends and can fail (a NaN elsewhere must not hide it)
+        rng, ref = np.random.default_rng(4), np.random.default_rng(4)
+        ok = _draw_ok(sent, p_ok, rng)
+        assert ok.tolist() == [3, 0, int(ref.binomial(5, 0.5)), 2]
+        assert rng.random() == ref.random()
 
 
 def test_no_bler_equals_a_zero_bler():
